@@ -1,0 +1,1 @@
+"""Kopf glue only: decorators, parse kwargs into models, call one service, map errors."""

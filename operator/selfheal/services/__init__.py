@@ -1,0 +1,1 @@
+"""Gather (adapters) -> decide (domain) -> act (adapters). No kopf here."""
