@@ -9,6 +9,7 @@ import pytest
 
 from selfheal.testing.controlplane import ControlPlane
 from selfheal.testing.kubelet import TestKubelet
+from selfheal.testing.operator import OperatorProcess
 
 
 @pytest.fixture(scope="session")
@@ -35,3 +36,11 @@ def namespace(control_plane: ControlPlane) -> Iterator[str]:
     yield name
     assert control_plane.admin is not None
     control_plane.admin.delete(f"/api/v1/namespaces/{name}")
+
+
+@pytest.fixture(scope="session")
+def operator(control_plane: ControlPlane, kubelet: TestKubelet) -> Iterator[OperatorProcess]:
+    """The real operator (`selfheal run --all-namespaces`) in a subprocess, with exactly the chart's RBAC."""
+    with OperatorProcess.with_chart_rbac(control_plane) as proc:
+        yield proc
+    print(f"operator output kept in {proc.log_path}")

@@ -1,0 +1,90 @@
+"""The `selfheal` command: run the operator, analyze saved logs offline, print the version."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from selfheal import __version__
+
+LOG_FORMATS = ("plain", "full", "json")
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.namespaces and args.all_namespaces:
+        print("selfheal run: use either --namespace or --all-namespaces, not both", file=sys.stderr)
+        return 3
+    if not args.namespaces and not args.all_namespaces:
+        print("selfheal run: say which namespaces to watch: --namespace NS (repeatable) or --all-namespaces",
+              file=sys.stderr)
+        return 3
+    from selfheal.handlers.runner import run_operator
+
+    run_operator(namespaces=args.namespaces, all_namespaces=args.all_namespaces, standalone=args.standalone,
+                 peering=args.peering, priority=args.priority, liveness=args.liveness,
+                 log_level=args.log_level, log_format=args.log_format)
+    return 0
+
+
+def _version(_: argparse.Namespace) -> int:
+    print(f"selfheal {__version__}")
+    return 0
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    from selfheal.services.offline import run_analyze_command
+
+    return run_analyze_command(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="selfheal", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run the operator (through Kopf)")
+    run.add_argument("-n", "--namespace", dest="namespaces", action="append", default=[],
+                     help="namespace to watch (repeatable)")
+    run.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace")
+    mode = run.add_mutually_exclusive_group()
+    mode.add_argument("--standalone", action="store_true",
+                      help="run without peering (a single replica; no coordination with others)")
+    mode.add_argument("--peering", default="selfheal",
+                      help="the Kopf peering object used to coordinate replicas (default: %(default)s)")
+    run.add_argument("--priority", type=int, default=None, help="peering priority of this replica")
+    run.add_argument("--liveness", default=None, metavar="URL",
+                     help="serve a liveness probe, e.g. http://0.0.0.0:8080/healthz")
+    run.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    run.add_argument("--log-format", default="full", choices=LOG_FORMATS)
+    run.set_defaults(func=_run)
+
+    version = commands.add_parser("version", help="print the version")
+    version.set_defaults(func=_version)
+
+    analyze = commands.add_parser(
+        "analyze", help="run the verdict pipeline on saved logs (exit 0 healthy, 1 unhealthy, 2 inconclusive, 3 error)")
+    analyze.add_argument("--canary-log", required=True, metavar="FILE")
+    analyze.add_argument("--stable-log", required=True, metavar="FILE")
+    analyze.add_argument("--policy", metavar="FILE", help="a SelfHealingPolicy YAML (its analysis and decision)")
+    analyze.add_argument("--extra-prompt", default=None, metavar="TEXT")
+    analyze.add_argument("--llm-base-url", default=None, metavar="URL")
+    analyze.add_argument("--llm-model", default=None, metavar="MODEL")
+    analyze.add_argument("--llm-api-key-env", default="OPENAI_API_KEY", metavar="VAR",
+                         help="environment variable holding the LLM API key (default: %(default)s)")
+    analyze.add_argument("--json", action="store_true", help="print one JSON object")
+    analyze.add_argument("--print-prompt", action="store_true", help="print the redacted messages for the LLM")
+    analyze.set_defaults(func=_analyze)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse exits 2 on usage errors; our usage errors are 3
+        return 3 if e.code not in (0, None) else 0
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

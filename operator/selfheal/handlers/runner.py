@@ -1,0 +1,27 @@
+"""Start Kopf with the operator's handlers: what `selfheal run` does."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import kopf
+
+
+def run_operator(*, namespaces: Sequence[str], all_namespaces: bool, standalone: bool, peering: str | None,
+                 priority: int | None, liveness: str | None, log_level: str, log_format: str) -> None:
+    kopf.configure(
+        debug=log_level == "debug",
+        verbose=log_level in ("debug", "info"),
+        quiet=log_level in ("warning", "error"),
+        log_format=kopf.LogFormat[log_format.upper()],
+    )
+    import selfheal.main  # noqa: F401  (registers the handlers)
+
+    kopf.run(
+        standalone=standalone,
+        peering_name=None if standalone else peering,
+        priority=priority,
+        namespaces=list(namespaces),
+        clusterwide=all_namespaces,
+        liveness_endpoint=liveness,
+    )

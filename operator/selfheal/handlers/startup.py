@@ -1,0 +1,31 @@
+"""Operator start-up and clean-up: Kopf settings, and the runtime built once into the memo."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from selfheal import GROUP
+from selfheal.services.runtime import build_runtime
+
+
+@kopf.on.startup(id="selfheal-startup")
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    # Kopf's bookkeeping on our own objects lives in annotations under our prefix.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP, key="last-handled")
+    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.networking.request_timeout = 60
+    memo.runtime = await build_runtime()
+
+
+@kopf.on.cleanup(id="selfheal-cleanup")
+async def close(memo: kopf.Memo, **_: Any) -> None:
+    runtime = getattr(memo, "runtime", None)
+    if runtime is not None:
+        await runtime.aclose()

@@ -1,0 +1,3 @@
+"""What `kopf run -m selfheal.main` loads: the handlers, nothing else."""
+
+from selfheal.handlers import policies, rollouts, startup  # noqa: F401

@@ -1,0 +1,209 @@
+"""Evidence gathering: bounded pod states, log tails, events and failed metrics of a canary and its stable side."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from selfheal.adapters.kube import KubeAdapter
+from selfheal.domain.argo import (
+    AnalysisRun,
+    Rollout,
+    canary_hash,
+    current_step_description,
+    stable_hash,
+)
+from selfheal.domain.evidence import (
+    ContainerState,
+    EventRecord,
+    Evidence,
+    FailedMetric,
+    PodEvidence,
+    PodLog,
+    Side,
+)
+from selfheal.errors import ConfigError, PermanentError
+
+if TYPE_CHECKING:
+    from selfheal.domain.policy import LogBounds
+
+log = logging.getLogger(__name__)
+
+# Concurrent log reads per gathering.
+MAX_CONCURRENT_LOG_READS = 8
+# Unsuccessful AnalysisRuns of the canary hash looked at when none is given.
+MAX_FAILED_RUNS = 3
+
+
+class LogsSpec(Protocol):
+    """The log bounds of a policy (``LogBounds`` in ``domain/policy.py``)."""
+
+    tail_lines: int
+    limit_bytes: int
+    since_canary_start: bool
+    pods_per_side: int
+    previous_container: bool
+    containers: Sequence[str]
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def container_states(pod: Mapping[str, Any]) -> list[ContainerState]:
+    """One ContainerState per container of the pod spec, filled from ``status.containerStatuses``."""
+    spec = pod.get("spec") or {}
+    statuses = {s.get("name"): s for s in (pod.get("status") or {}).get("containerStatuses") or []}
+    out = []
+    for container in spec.get("containers") or []:
+        name = container.get("name", "")
+        status = statuses.get(name) or {}
+        state = status.get("state") or {}
+        last = (status.get("lastState") or {}).get("terminated") or {}
+        terminated = state.get("terminated") or {}
+        finished = last or terminated
+        out.append(ContainerState(
+            name=name,
+            image=status.get("image") or container.get("image", ""),
+            ready=bool(status.get("ready")),
+            restart_count=int(status.get("restartCount") or 0),
+            waiting_reason=(state.get("waiting") or {}).get("reason") or "",
+            last_terminated_reason=finished.get("reason") or "",
+            last_exit_code=finished.get("exitCode"),
+        ))
+    return out
+
+
+def pod_is_ready(pod: Mapping[str, Any]) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def choose_pods(pods: Sequence[Mapping[str, Any]], limit: int) -> list[Mapping[str, Any]]:
+    """At most ``limit`` pods, restarted or unready ones first, then most restarts, then by name."""
+
+    def key(pod: Mapping[str, Any]) -> tuple[int, int, int, str]:
+        restarts = sum(c.restart_count for c in container_states(pod))
+        troubled = restarts > 0 or not pod_is_ready(pod)
+        deleting = bool((pod.get("metadata") or {}).get("deletionTimestamp"))
+        return (0 if troubled else 1, 1 if deleting else 0, -restarts, (pod.get("metadata") or {}).get("name", ""))
+
+    return sorted(pods, key=key)[: max(0, limit)]
+
+
+async def _canary_start(kube: KubeAdapter, ro: Rollout, pod_hash: str) -> datetime | None:
+    """When the canary ReplicaSet ``<rollout>-<hash>`` was created."""
+    rs = await kube.get_replicaset(ro.namespace, ro.replicaset_name(pod_hash))
+    if rs is None:
+        return None
+    return _parse_time((rs.get("metadata") or {}).get("creationTimestamp"))
+
+
+async def _read(kube: KubeAdapter, gate: asyncio.Semaphore, namespace: str, pod: str, container: str,
+                logs: LogsSpec, since_seconds: int | None, previous: bool) -> PodLog:
+    async with gate:
+        try:
+            text = await kube.read_log(namespace, pod, container, tail_lines=logs.tail_lines,
+                                       limit_bytes=logs.limit_bytes, since_seconds=since_seconds,
+                                       previous=previous)
+        except PermanentError as e:
+            log.warning("log of %s/%s container %s unreadable: %s", namespace, pod, container, e)
+            text = ""
+    truncated = len(text.encode()) >= logs.limit_bytes or text.count("\n") >= logs.tail_lines
+    return PodLog(pod=pod, container=container, previous=previous, text=text, truncated=truncated)
+
+
+async def _pod_evidence(kube: KubeAdapter, gate: asyncio.Semaphore, namespace: str, pod: Mapping[str, Any],
+                        side: Side, logs: LogsSpec, since_seconds: int | None) -> PodEvidence:
+    name = (pod.get("metadata") or {}).get("name", "")
+    states = container_states(pod)
+    wanted = [c for c in states if not logs.containers or c.name in logs.containers]
+    reads = []
+    for container in wanted:
+        reads.append(_read(kube, gate, namespace, name, container.name, logs, since_seconds, previous=False))
+        if logs.previous_container and container.restart_count > 0:
+            reads.append(_read(kube, gate, namespace, name, container.name, logs, since_seconds, previous=True))
+    pod_logs = await asyncio.gather(*reads)
+    return PodEvidence(
+        name=name,
+        side=side,
+        phase=(pod.get("status") or {}).get("phase") or "",
+        ready=pod_is_ready(pod),
+        containers=states,
+        logs=list(pod_logs),
+    )
+
+
+async def _failed_metrics(kube: KubeAdapter, ro: Rollout, pod_hash: str,
+                          analysis_run: AnalysisRun | None) -> tuple[list[FailedMetric], str]:
+    if analysis_run is not None:
+        return analysis_run.failed_metrics(), analysis_run.message
+    runs = await kube.list_analysis_runs(ro.namespace, ro.uid)
+    failed = [run for run in runs if run.pod_hash == pod_hash and run.unsuccessful][-MAX_FAILED_RUNS:]
+    metrics = [metric for run in reversed(failed) for metric in run.failed_metrics()]
+    return metrics, failed[-1].message if failed else ""
+
+
+async def _events(kube: KubeAdapter, namespace: str, names: set[str]) -> list[EventRecord]:
+    try:
+        return await kube.list_events(namespace, names)
+    except ConfigError as e:
+        # Events enrich the evidence; without the permission the analysis goes on without them.
+        log.warning("events not gathered: %s", e)
+        return []
+
+
+async def gather_evidence(kube: KubeAdapter, ro: Rollout, logs: LogsSpec | LogBounds, *, trigger: str,
+                          now: datetime, analysis_run: AnalysisRun | None = None) -> Evidence:
+    """Collect the evidence about the Rollout's canary, reading at most pods_per_side x containers x 2 logs."""
+    namespace = ro.namespace
+    new_hash = canary_hash(ro) or ro.status.current_pod_hash
+    old_hash = stable_hash(ro)
+    canary_since = await _canary_start(kube, ro, new_hash) if new_hash else None
+    since_seconds = None
+    if logs.since_canary_start and canary_since is not None:
+        since_seconds = max(1, math.ceil((now - canary_since).total_seconds()))
+
+    sides: list[tuple[Side, str]] = []
+    if new_hash:
+        sides.append((Side.CANARY, new_hash))
+    if old_hash and old_hash != new_hash:
+        sides.append((Side.STABLE, old_hash))
+    listed = await asyncio.gather(*(kube.list_pods(namespace, ro.selector, h) for _, h in sides))
+
+    gate = asyncio.Semaphore(MAX_CONCURRENT_LOG_READS)
+    work = [
+        _pod_evidence(kube, gate, namespace, pod, side, logs, since_seconds)
+        for (side, _), pods in zip(sides, listed, strict=True)
+        for pod in choose_pods(pods, logs.pods_per_side)
+    ]
+    pods = list(await asyncio.gather(*work))
+    names = {p.name for p in pods} | {ro.name}
+    events, (metrics, analysis_message) = await asyncio.gather(
+        _events(kube, namespace, names),
+        _failed_metrics(kube, ro, new_hash, analysis_run),
+    )
+    return Evidence(
+        namespace=namespace,
+        rollout=ro.name,
+        canary_hash=new_hash,
+        stable_hash=old_hash or "",
+        revision=ro.revision,
+        step=current_step_description(ro),
+        images=list(ro.images),
+        trigger=trigger,
+        canary_since=canary_since,
+        pods=pods,
+        events=events,
+        failed_metrics=metrics,
+        analysis_message=analysis_message,
+    )

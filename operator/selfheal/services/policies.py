@@ -1,0 +1,112 @@
+"""Policy readiness and matching: which Rollouts a policy governs and whether it can work."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from selfheal.adapters.kube import KubeAdapter
+from selfheal.domain.policy import LLMProvider, PolicySpec, selector_matches
+from selfheal.domain.ticket import ConditionType, Reason, set_condition
+from selfheal.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class PolicyRef:
+    """What the policy index keeps of one policy: enough to match and to act."""
+
+    namespace: str
+    name: str
+    spec: PolicySpec
+
+
+@dataclass
+class Readiness:
+    ready: bool
+    reason: str
+    message: str
+    problems: list[str] = field(default_factory=list)
+
+
+def parse_spec(spec: Mapping[str, Any]) -> PolicySpec:
+    """The policy spec as a model; a ConfigError names every invalid field."""
+    try:
+        return PolicySpec.model_validate(dict(spec))
+    except ValidationError as e:
+        fields = "; ".join(f"spec.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors())
+        raise ConfigError(f"invalid policy: {fields}") from e
+
+
+def choose_policy(candidates: Iterable[PolicyRef]) -> PolicyRef | None:
+    """Several policies selecting one Rollout: the one whose name sorts first wins, always."""
+    ordered = sorted(candidates, key=lambda p: p.name)
+    return ordered[0] if ordered else None
+
+
+def policies_for(rollout_labels: Mapping[str, str], policies: Iterable[PolicyRef]) -> list[PolicyRef]:
+    return sorted((p for p in policies if selector_matches(p.spec.selector, rollout_labels)), key=lambda p: p.name)
+
+
+def matching(policy: PolicyRef, rollouts: Iterable[Mapping[str, Any]],
+             policies: Iterable[PolicyRef]) -> tuple[list[str], list[dict[str, Any]]]:
+    """The Rollouts this policy selects, and the conflicts among them (with the winner)."""
+    others = list(policies)
+    matched: list[str] = []
+    conflicts: list[dict[str, Any]] = []
+    for ro in rollouts:
+        labels = ro.get("labels") or {}
+        if not selector_matches(policy.spec.selector, labels):
+            continue
+        matched.append(ro["name"])
+        rivals = policies_for(labels, others)
+        if len(rivals) > 1:
+            winner = choose_policy(rivals)
+            conflicts.append({"rollout": ro["name"], "policies": [p.name for p in rivals],
+                              "chosen": winner.name if winner else ""})
+    return sorted(matched), sorted(conflicts, key=lambda c: c["rollout"])
+
+
+async def check_readiness(kube: KubeAdapter, namespace: str, spec: PolicySpec) -> Readiness:
+    """Whether every Secret the policy names exists with its key; the message names what is missing."""
+    problems: list[str] = []
+    reason = Reason.VALID
+    llm = spec.analysis.llm
+    if llm.provider == LLMProvider.OPENAI and not llm.model:
+        problems.append("analysis.llm.model is required when provider is openai")
+        reason = Reason.INVALID_SPEC
+    refs: list[tuple[str, Any]] = []
+    if llm.provider != LLMProvider.NONE and llm.api_key_secret_ref is not None:
+        refs.append(("LLM API key", llm.api_key_secret_ref))
+    if spec.remediation.github is not None:
+        refs.append(("GitHub token", spec.remediation.github.token_secret_ref))
+    for what, ref in refs:
+        try:
+            await kube.read_secret_key(namespace, ref.name, ref.key)
+        except ConfigError as e:
+            problems.append(f"{what}: {e}")
+            reason = Reason.SECRET_NOT_FOUND if "not found" in str(e).lower() else Reason.SECRET_KEY_MISSING
+    if problems:
+        return Readiness(False, reason, "; ".join(problems), problems)
+    return Readiness(True, Reason.VALID, "policy is valid and its Secrets are present")
+
+
+def status_patch(readiness: Readiness, conditions: Any, generation: int, now: datetime,
+                 matched: list[str], conflicts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The policy's status: Ready condition, phase derived from it, matched Rollouts and conflicts."""
+    reason, message = readiness.reason, readiness.message
+    if readiness.ready and conflicts:
+        message += "; " + "; ".join(
+            f"Rollout {c['rollout']} is selected by {', '.join(c['policies'])} (using {c['chosen']})" for c in conflicts)
+    conds = set_condition(conditions, ConditionType.READY, readiness.ready, reason, message, now, generation)
+    return {
+        "observedGeneration": generation,
+        "phase": "Ready" if readiness.ready else "NotReady",
+        "conditions": [c.model_dump(mode="json", by_alias=True, exclude_none=True) for c in conds],
+        "matchedRollouts": matched,
+        "matchedCount": len(matched),
+        "conflicts": conflicts,
+    }
