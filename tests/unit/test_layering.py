@@ -55,7 +55,7 @@ def test_services_and_adapters_do_not_import_handlers(layer: str) -> None:
 
 def test_services_reach_the_outside_only_through_adapters() -> None:
     for path in modules("services"):
-        outside = {top(m) for m in imported_roots(path)} & (OUTSIDE - {"kubernetes_asyncio"})
+        outside = {top(m) for m in imported_roots(path)} & OUTSIDE
         assert not outside, f"services/{path.name} imports {sorted(outside)}"
 
 

@@ -135,10 +135,14 @@ class Reason(StrEnum):
     ISSUE_CLOSED = "IssueClosed"
     GITHUB_DISABLED = "GitHubDisabled"
     GITHUB_UNAVAILABLE = "GitHubUnavailable"
+    POLICY_NOT_FOUND = "PolicyNotFound"
     RATE_LIMITED = "RateLimited"
     # FixProposed / FixMerged (ticket)
     AGENT_ASSIGNED = "AgentAssigned"
     AGENT_STALLED = "AgentStalled"
+    AGENT_NOT_STARTED = "AgentNotStarted"
+    AGENT_ASKED_AGAIN = "AgentAskedAgain"
+    NO_AGENT = "NoAgent"
     PULL_REQUEST_OPENED = "PullRequestOpened"
     PULL_REQUEST_CLOSED = "PullRequestClosed"
     PULL_REQUEST_MERGED = "PullRequestMerged"
@@ -147,6 +151,7 @@ class Reason(StrEnum):
     REVISION_VERIFYING = "RevisionVerifying"
     REVISION_VERIFIED = "RevisionVerified"
     REVISION_REGRESSED = "RevisionRegressed"
+    FIX_REGRESSED = "FixRegressed"
 
 
 class Condition(BaseModel):
@@ -464,6 +469,12 @@ class IssueStatus(BaseModel):
     agent_assigned: bool = False
     last_comment_at: datetime | None = None
     etag: str = ""
+    # the occurrence count the last occurrence comment reported
+    commented_occurrences: int = Field(0, ge=0)
+    # the stalled agent was escalated to a human (done once)
+    escalated: bool = False
+    # pod-template hash of the regressed revision the issue was reopened for (done once per regression)
+    reopened_for: str = Field("", max_length=63)
 
 
 class PullRequestStatus(BaseModel):
@@ -491,6 +502,8 @@ class VerificationStatus(BaseModel):
     started_at: datetime | None = None
     verified_at: datetime | None = None
     message: str = ""
+    # the outcome was reported on the issue (verified comment and close, or regression)
+    reported: bool = False
 
 
 class LastAction(BaseModel):
@@ -512,6 +525,8 @@ class TicketStatus(BaseModel):
     phase: TicketPhase | None = None
     conditions: list[Condition] = Field(default_factory=list)
     occurrences: int = Field(1, ge=1)
+    # what each counted occurrence was (newest last), so a repeated event is not counted twice
+    occurrence_keys: list[Annotated[str, Field(max_length=253)]] = Field(default_factory=list, max_length=20)
     first_seen: datetime | None = None
     last_seen: datetime | None = None
     issue: IssueStatus | None = None

@@ -1,4 +1,4 @@
-"""Kopf glue for SelfHealingPolicy: the policy index and the policy status (readiness, matches)."""
+"""Kopf glue for SelfHealingPolicy: the policy index, its status, and its periodic work."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from typing import Any
 import kopf
 
 from selfheal import GROUP, VERSION
-from selfheal.errors import ConfigError
+from selfheal.config import CONFIG
+from selfheal.errors import ConfigError, SelfHealError, TransientError
 from selfheal.services import policies as service
+from selfheal.services import triggers
 
 PLURAL = "selfhealingpolicies"
 
@@ -23,20 +25,25 @@ def policies_index(namespace: str, name: str, spec: kopf.Spec, **_: Any) -> dict
 
 @kopf.on.create(GROUP, VERSION, PLURAL, id="policy-created")
 @kopf.on.update(GROUP, VERSION, PLURAL, id="policy-updated", field="spec")
-@kopf.timer(GROUP, VERSION, PLURAL, id="policy-refresh", interval=15, initial_delay=5)
-async def reconcile_policy(namespace: str, name: str, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta,
-                           patch: kopf.Patch, memo: kopf.Memo, policies: kopf.Index,
-                           rollouts: kopf.Index, **_: Any) -> None:
-    runtime = memo.runtime
-    generation = meta.get("generation", 0)
-    try:
-        ref = service.PolicyRef(namespace, name, service.parse_spec(spec))
-    except ConfigError as e:
-        readiness = service.Readiness(False, "InvalidSpec", str(e))
-        patch.status.update(service.status_patch(readiness, status.get("conditions"), generation,
-                                                 runtime.clock(), [], []))
-        return
-    readiness = await service.check_readiness(runtime.kube, namespace, ref.spec)
-    matched, conflicts = service.matching(ref, rollouts.get(namespace, []), policies.get(namespace, []))
-    patch.status.update(service.status_patch(readiness, status.get("conditions"), generation, runtime.clock(),
-                                             matched, conflicts))
+async def policy_changed(namespace: str, name: str, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta,
+                         patch: kopf.Patch, memo: kopf.Memo, policies: kopf.Index, rollouts: kopf.Index,
+                         **_: Any) -> None:
+    patch.status.update(await service.reconcile(memo.runtime, namespace, name, spec, status, meta,
+                                                rollouts.get(namespace, []), policies.get(namespace, [])))
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, id="policy-tick", interval=CONFIG.policy_tick_seconds, initial_delay=1)
+async def policy_tick(namespace: str, name: str, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta,
+                      patch: kopf.Patch, memo: kopf.Memo, policies: kopf.Index, rollouts: kopf.Index,
+                      failed_runs: kopf.Index, logger: kopf.Logger, **_: Any) -> None:
+    runtime, governed, rivals = memo.runtime, rollouts.get(namespace, []), policies.get(namespace, [])
+    ref = next((p for p in rivals if p.name == name), None)
+    if ref is not None:
+        try:
+            await triggers.sweep(runtime, ref, governed, failed_runs, rivals)
+            await triggers.watch_logs(runtime, ref, governed, rivals)
+        except TransientError as e:
+            logger.warning("periodic analysis deferred: %s", e)
+        except SelfHealError as e:
+            logger.error("periodic analysis failed: %s", e)
+    patch.status.update(await service.reconcile(runtime, namespace, name, spec, status, meta, governed, rivals))

@@ -6,9 +6,24 @@ from typing import Any
 
 import kopf
 
-ARGO_GROUP, ARGO_VERSION = "argoproj.io", "v1alpha1"
+from selfheal.domain.argo import ARGO_GROUP, ARGO_VERSION, Rollout
+from selfheal.errors import SelfHealError, TransientError
+from selfheal.services import triggers
 
 
 @kopf.index(ARGO_GROUP, ARGO_VERSION, "rollouts", id="rollouts")
 def rollouts_index(namespace: str, name: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, Any]:
     return {namespace: {"name": name, "labels": dict(labels), "body": dict(body)}}
+
+
+@kopf.on.event(ARGO_GROUP, ARGO_VERSION, "rollouts", id="rollout-triggers")
+async def rollout_changed(type: str, body: kopf.Body, namespace: str, memo: kopf.Memo, policies: kopf.Index,
+                          logger: kopf.Logger, **_: Any) -> None:
+    if type == "DELETED":
+        return
+    try:
+        await triggers.on_rollout(memo.runtime, Rollout.from_obj(body), policies.get(namespace, []))
+    except TransientError as e:
+        logger.warning("analysis deferred: %s", e)
+    except SelfHealError as e:
+        logger.error("analysis failed: %s", e)

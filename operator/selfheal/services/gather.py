@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 MAX_CONCURRENT_LOG_READS = 8
 # Unsuccessful AnalysisRuns of the canary hash looked at when none is given.
 MAX_FAILED_RUNS = 3
+# Added to "since the canary started" so that clock skew between us and the nodes loses no lines.
+SINCE_MARGIN_SECONDS = 30
 
 
 class LogsSpec(Protocol):
@@ -171,7 +173,7 @@ async def gather_evidence(kube: KubeAdapter, ro: Rollout, logs: LogsSpec | LogBo
     canary_since = await _canary_start(kube, ro, new_hash) if new_hash else None
     since_seconds = None
     if logs.since_canary_start and canary_since is not None:
-        since_seconds = max(1, math.ceil((now - canary_since).total_seconds()))
+        since_seconds = max(0, math.ceil((now - canary_since).total_seconds())) + SINCE_MARGIN_SECONDS
 
     sides: list[tuple[Side, str]] = []
     if new_hash:

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from selfheal.adapters.kube import KubeAdapter
 from selfheal.domain.policy import LLMProvider, PolicySpec, selector_matches
-from selfheal.domain.ticket import ConditionType, Reason, set_condition
+from selfheal.domain.ticket import ConditionType, Reason, set_condition, to_wire
 from selfheal.errors import ConfigError
 
 
@@ -102,11 +102,60 @@ def status_patch(readiness: Readiness, conditions: Any, generation: int, now: da
         message += "; " + "; ".join(
             f"Rollout {c['rollout']} is selected by {', '.join(c['policies'])} (using {c['chosen']})" for c in conflicts)
     conds = set_condition(conditions, ConditionType.READY, readiness.ready, reason, message, now, generation)
-    return {
+    return to_wire({
         "observedGeneration": generation,
         "phase": "Ready" if readiness.ready else "NotReady",
-        "conditions": [c.model_dump(mode="json", by_alias=True, exclude_none=True) for c in conds],
+        "conditions": conds,
         "matchedRollouts": matched,
         "matchedCount": len(matched),
         "conflicts": conflicts,
-    }
+    })
+
+
+def usage_status(usage: Any) -> dict[str, Any]:
+    """The policy's spend, as its status shows it."""
+    def stamp(value: datetime | None) -> str | None:
+        return value.isoformat().replace("+00:00", "Z") if value else None
+
+    return to_wire({
+        "analyses": {"hourStart": stamp(usage.hour_start), "thisHour": usage.this_hour, "total": usage.analyses_total},
+        "tokens": {"day": usage.day or None, "today": usage.tokens_today, "total": usage.tokens_total},
+        "lastAnalysisTime": stamp(usage.last_analysis),
+    })
+
+
+def load_usage(usage: Any, status: Mapping[str, Any]) -> None:
+    """After a restart, continue counting from what the status recorded."""
+    if usage.loaded:
+        return
+    usage.loaded = True
+    analyses, tokens = status.get("analyses") or {}, status.get("tokens") or {}
+    if analyses.get("hourStart"):
+        usage.hour_start = datetime.fromisoformat(analyses["hourStart"].replace("Z", "+00:00"))
+        usage.this_hour = int(analyses.get("thisHour") or 0)
+    usage.analyses_total = int(analyses.get("total") or 0)
+    usage.day = tokens.get("day") or ""
+    usage.tokens_today = int(tokens.get("today") or 0)
+    usage.tokens_total = int(tokens.get("total") or 0)
+    if status.get("lastAnalysisTime"):
+        usage.last_analysis = datetime.fromisoformat(status["lastAnalysisTime"].replace("Z", "+00:00"))
+
+
+async def reconcile(runtime: Any, namespace: str, name: str, spec: Mapping[str, Any], status: Mapping[str, Any],
+                    meta: Mapping[str, Any], rollouts: Iterable[Mapping[str, Any]],
+                    policies: Iterable[PolicyRef]) -> dict[str, Any]:
+    """The whole status of one policy: readiness, matches, conflicts and spend."""
+    generation = meta.get("generation", 0)
+    now = runtime.clock()
+    try:
+        ref = PolicyRef(namespace, name, parse_spec(spec))
+    except ConfigError as e:
+        return status_patch(Readiness(False, Reason.INVALID_SPEC, str(e)), status.get("conditions"), generation,
+                            now, [], [])
+    readiness = await check_readiness(runtime.kube, namespace, ref.spec)
+    matched, conflicts = matching(ref, rollouts, policies)
+    usage = runtime.usage_of(namespace, name)
+    load_usage(usage, status)
+    usage.roll(now)
+    return {**status_patch(readiness, status.get("conditions"), generation, now, matched, conflicts),
+            **usage_status(usage)}

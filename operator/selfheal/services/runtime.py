@@ -3,20 +3,52 @@
 from __future__ import annotations
 
 import asyncio
-import os
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from kubernetes_asyncio import client as k8s_client
-from kubernetes_asyncio import config as k8s_config
+from selfheal.adapters.kube import KubeAdapter, connect
+from selfheal.config import CONFIG, OperatorConfig
+from selfheal.domain.evidence import Evidence
 
-from selfheal.adapters.kube import KubeAdapter
+MAX_SNAPSHOTS = 256
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass
+class Usage:
+    """Analyses and tokens one policy spent, for its budget and its status."""
+
+    hour_start: datetime | None = None
+    this_hour: int = 0
+    analyses_total: int = 0
+    day: str = ""
+    tokens_today: int = 0
+    tokens_total: int = 0
+    last_analysis: datetime | None = None
+    loaded: bool = False
+
+    def roll(self, now: datetime) -> None:
+        if self.hour_start is None or (now - self.hour_start).total_seconds() >= 3600:
+            self.hour_start, self.this_hour = now.replace(minute=0, second=0, microsecond=0), 0
+        if self.day != now.date().isoformat():
+            self.day, self.tokens_today = now.date().isoformat(), 0
+
+    def count_analysis(self, now: datetime) -> None:
+        self.roll(now)
+        self.this_hour += 1
+        self.analyses_total += 1
+        self.last_analysis = now
+
+    def count_tokens(self, tokens: int, now: datetime) -> None:
+        self.roll(now)
+        self.tokens_today += tokens
+        self.tokens_total += tokens
 
 
 @dataclass
@@ -25,16 +57,37 @@ class Runtime:
 
     api_client: Any
     kube: KubeAdapter
+    config: OperatorConfig = CONFIG
     clock: Callable[[], datetime] = utcnow
     # Keys of analyses running right now: (namespace, rollout, pod hash, trigger).
-    in_flight: set[tuple[str, str, str, str]] = field(default_factory=set)
-    # Per-key locks so that one ticket is written by one task at a time.
-    locks: dict[str, asyncio.Lock] = field(default_factory=dict)
-    # Clients built on first use and reused: keyed by (kind, endpoint, secret ref).
+    in_flight: set[tuple[str, ...]] = field(default_factory=set)
+    # Actions already taken: (namespace, rollout, pod hash, action, step) -- at most once each.
+    acted: set[tuple[str, ...]] = field(default_factory=set)
+    # Clients built on first use and reused: keyed by (kind, endpoint, credential digest, ...).
     clients: dict[tuple[str, ...], Any] = field(default_factory=dict)
+    # Per policy (namespace, name): analyses and tokens spent.
+    usage: dict[tuple[str, str], Usage] = field(default_factory=dict)
+    # When each (namespace, policy, rollout) canary's logs were last looked at.
+    last_look: dict[tuple[str, str, str], datetime] = field(default_factory=dict)
+    # The latest evidence per (namespace, rollout, canary hash), kept while the canary lives: a
+    # basic canary's pods are gone right after an abort, its logs with them.
+    snapshots: OrderedDict[tuple[str, str, str], Evidence] = field(default_factory=OrderedDict)
+    # Failed AnalysisRuns already analyzed: (namespace, name, uid).
+    handled_runs: set[tuple[str, str, str]] = field(default_factory=set)
+    locks: dict[str, asyncio.Lock] = field(default_factory=dict)
 
     def lock(self, key: str) -> asyncio.Lock:
         return self.locks.setdefault(key, asyncio.Lock())
+
+    def usage_of(self, namespace: str, policy: str) -> Usage:
+        return self.usage.setdefault((namespace, policy), Usage())
+
+    def keep_snapshot(self, evidence: Evidence) -> None:
+        key = (evidence.namespace, evidence.rollout, evidence.canary_hash)
+        self.snapshots[key] = evidence
+        self.snapshots.move_to_end(key)
+        while len(self.snapshots) > MAX_SNAPSHOTS:
+            self.snapshots.popitem(last=False)
 
     async def aclose(self) -> None:
         for client in self.clients.values():
@@ -46,12 +99,5 @@ class Runtime:
 
 
 async def build_runtime() -> Runtime:
-    """Load in-cluster credentials when running in a pod, the kubeconfig otherwise."""
-    configuration = k8s_client.Configuration()
-    if os.environ.get("KUBERNETES_SERVICE_HOST"):
-        k8s_config.load_incluster_config(client_configuration=configuration)
-    else:
-        await k8s_config.load_kube_config(config_file=os.environ.get("KUBECONFIG"),
-                                          client_configuration=configuration)
-    api_client = k8s_client.ApiClient(configuration)
+    api_client = await connect()
     return Runtime(api_client=api_client, kube=KubeAdapter(api_client))

@@ -291,7 +291,7 @@ class ControlPlane:
         def all_established() -> bool:
             crds = self.admin.items("/apis/apiextensions.k8s.io/v1/customresourcedefinitions")
             return all(
-                any(c["type"] == "Established" and c["status"] == "True" for c in crd.get("status", {}).get("conditions", []))
+                any(c["type"] == "Established" and c["status"] == "True" for c in (crd.get("status") or {}).get("conditions") or [])
                 for crd in crds
             )
 

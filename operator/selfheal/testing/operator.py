@@ -65,7 +65,10 @@ class OperatorProcess:
 
     def start(self) -> OperatorProcess:
         scope = [f"--namespace={ns}" for ns in self.namespaces] or ["--all-namespaces"]
-        env = {**os.environ, "KUBECONFIG": self.kubeconfig, "PYTHONUNBUFFERED": "1", **self.env}
+        source_root = str(REPO_ROOT / "operator")
+        python_path = os.pathsep.join(p for p in (source_root, os.environ.get("PYTHONPATH", "")) if p)
+        env = {**os.environ, "KUBECONFIG": self.kubeconfig, "PYTHONUNBUFFERED": "1", "PYTHONPATH": python_path,
+               **self.env}
         env.pop("KUBERNETES_SERVICE_HOST", None)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(

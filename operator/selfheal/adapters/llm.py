@@ -1,0 +1,271 @@
+"""The LLM analyzer adapter: one OpenAI-compatible chat completions client, asked for a schema-valid verdict."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import openai
+from pydantic import BaseModel, ValidationError
+
+from selfheal.domain.prompt import LLMVerdict, PromptBundle, answer_json_schema, estimate_tokens
+from selfheal.errors import AnalyzerUnavailable
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["json_schema", "json_object"]
+
+SCHEMA_NAME = "canary_verdict"
+# How many times malformed or schema-invalid output is asked for again. This is a validation
+# retry, separate from the SDK's transport retries (connection errors, 408/409/429/5xx).
+DEFAULT_VALIDATION_RETRIES = 2
+# How much of an invalid answer is quoted back when asking again.
+_ECHO_MAX = 1500
+_FENCE = re.compile(r"^\s*```(?:json|JSON)?\s*\n?(.*?)\n?\s*```\s*$", re.DOTALL)
+
+
+class LLMResult(BaseModel):
+    """A validated verdict and what it cost. ``attempts`` counts completions asked for (1 = first answer valid)."""
+
+    verdict: LLMVerdict
+    prompt_tokens: int
+    completion_tokens: int
+    mode: Mode
+    attempts: int
+    model: str = ""
+    # True when the endpoint reported no usage and the token counts are estimates.
+    usage_estimated: bool = False
+
+
+@dataclass
+class TokenUsage:
+    """Tokens spent through one client since it was built, failed attempts included."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    completions: int = 0
+    by_model: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+class _Invalid(Exception):
+    """One answer that was not a schema-valid verdict; ``reason`` is safe to send back to the model."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _mentions_response_format(err: openai.APIStatusError) -> bool:
+    text = " ".join(str(x) for x in (err.message, err.param, err.code, err.body) if x).lower()
+    return any(word in text for word in ("response_format", "json_schema", "structured output", "response format"))
+
+
+def _mentions_temperature(err: openai.APIStatusError) -> bool:
+    text = " ".join(str(x) for x in (err.message, err.param, err.body) if x).lower()
+    return "temperature" in text
+
+
+def parse_answer(content: str | None) -> LLMVerdict:
+    """Validate one answer's content; raises `_Invalid` with a short reason."""
+    if content is None or not content.strip():
+        raise _Invalid("the answer was empty")
+    text = content.strip()
+    fenced = _FENCE.match(text)
+    if fenced:
+        text = fenced.group(1).strip()
+    try:
+        data = json.loads(text)
+    except ValueError as e:
+        raise _Invalid(f"the answer was not JSON ({e.msg} at position {e.pos})") from e
+    if not isinstance(data, dict):
+        raise _Invalid("the answer was JSON but not an object")
+    try:
+        return LLMVerdict.model_validate(data)
+    except ValidationError as e:
+        # Only field paths and messages go back, never the offending input.
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}" for err in e.errors()[:8]
+        )
+        raise _Invalid(f"the answer did not match the schema ({problems})") from e
+
+
+class LLMClient:
+    """One OpenAI-compatible endpoint, built once at startup and closed at cleanup.
+
+    The SDK's own retries (``max_retries``) are the only retry layer for transport failures,
+    408/409/429 and 5xx. Answers that are not a valid `LLMVerdict` are asked for again at most
+    ``validation_retries`` times. Every failure leaves as `AnalyzerUnavailable`.
+    """
+
+    def __init__(
+        self,
+        base_url: str | None,
+        api_key: str,
+        model: str,
+        *,
+        timeout: float,
+        max_retries: int,
+        temperature: float | None = 0,
+        validation_retries: int = DEFAULT_VALIDATION_RETRIES,
+        max_completion_tokens: int | None = None,
+    ) -> None:
+        self.model = model
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.temperature = temperature
+        self.validation_retries = max(0, validation_retries)
+        self.max_completion_tokens = max_completion_tokens
+        self.usage = TokenUsage()
+        # Switches to "json_object" for good once the endpoint rejects json_schema.
+        self.mode: Mode = "json_schema"
+        self._send_temperature = temperature is not None
+        self._client = openai.AsyncOpenAI(
+            base_url=base_url, api_key=api_key, timeout=timeout, max_retries=max_retries
+        )
+        self._endpoint = self._describe(base_url)
+
+    @staticmethod
+    def _describe(base_url: str | None) -> str:
+        if not base_url:
+            return "the OpenAI API"
+        parts = urlsplit(base_url)
+        return f"{parts.scheme}://{parts.netloc}" if parts.netloc else base_url
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    async def __aenter__(self) -> LLMClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def _response_format(self) -> dict[str, Any]:
+        if self.mode == "json_schema":
+            return {
+                "type": "json_schema",
+                "json_schema": {"name": SCHEMA_NAME, "strict": True, "schema": answer_json_schema()},
+            }
+        return {"type": "json_object"}
+
+    async def _complete(self, messages: list[dict[str, str]]) -> Any:
+        """One chat completion (SDK retries included), adapting once to what the endpoint supports."""
+        adapted: set[str] = set()
+        while True:
+            kwargs: dict[str, Any] = {
+                "model": self.model,
+                "messages": messages,
+                "response_format": self._response_format(),
+            }
+            if self._send_temperature:
+                kwargs["temperature"] = self.temperature
+            if self.max_completion_tokens:
+                kwargs["max_completion_tokens"] = self.max_completion_tokens
+            try:
+                return await self._client.chat.completions.create(**kwargs)
+            except (openai.BadRequestError, openai.UnprocessableEntityError) as e:
+                if self.mode == "json_schema" and "format" not in adapted and _mentions_response_format(e):
+                    log.warning("%s rejected json_schema output (%s); using json_object from now on",
+                                self._endpoint, e.message)
+                    self.mode = "json_object"
+                    adapted.add("format")
+                    continue
+                if self._send_temperature and "temperature" not in adapted and _mentions_temperature(e):
+                    log.warning("%s rejected the temperature setting; sending none from now on", self._endpoint)
+                    self._send_temperature = False
+                    adapted.add("temperature")
+                    continue
+                raise self._unavailable(e) from e
+            except openai.OpenAIError as e:
+                raise self._unavailable(e) from e
+
+    def _unavailable(self, e: openai.OpenAIError) -> AnalyzerUnavailable:
+        where = self._endpoint
+        retries = f"after {self.max_retries} retries" if self.max_retries else "with retries disabled"
+        if isinstance(e, openai.APITimeoutError):
+            return AnalyzerUnavailable(f"LLM at {where} did not answer within {self.timeout:g}s ({retries})")
+        if isinstance(e, openai.APIConnectionError):
+            return AnalyzerUnavailable(f"cannot connect to the LLM at {where} ({retries}): {e.message}")
+        if isinstance(e, openai.AuthenticationError):
+            return AnalyzerUnavailable(
+                f"LLM at {where} rejected the API key (401): check the apiKey Secret of the policy"
+            )
+        if isinstance(e, openai.PermissionDeniedError):
+            return AnalyzerUnavailable(f"LLM at {where} refused access (403) for model {self.model!r}: {e.message}")
+        if isinstance(e, openai.NotFoundError):
+            return AnalyzerUnavailable(f"LLM at {where} has no model {self.model!r} or no chat completions (404)")
+        if isinstance(e, openai.RateLimitError):
+            return AnalyzerUnavailable(f"LLM at {where} is rate limiting us (429, {retries}): {e.message}")
+        if isinstance(e, openai.APIStatusError):
+            return AnalyzerUnavailable(f"LLM at {where} answered HTTP {e.status_code} ({retries}): {e.message}")
+        return AnalyzerUnavailable(f"LLM at {where} failed: {type(e).__name__}: {e}")
+
+    async def judge(self, bundle: PromptBundle) -> LLMResult:
+        """Ask for a verdict on ``bundle``; a valid `LLMResult` or `AnalyzerUnavailable`."""
+        messages = list(bundle.messages)
+        prompt_tokens = completion_tokens = 0
+        estimated = False
+        reasons: list[str] = []
+        for attempt in range(1, self.validation_retries + 2):
+            response = await self._complete(messages)
+            content, refusal, finish = None, None, None
+            if response.choices:
+                choice = response.choices[0]
+                content = choice.message.content
+                refusal = getattr(choice.message, "refusal", None)
+                finish = choice.finish_reason
+            usage = response.usage
+            if usage is not None:
+                p, c = usage.prompt_tokens or 0, usage.completion_tokens or 0
+            else:
+                estimated = True
+                p = estimate_tokens("".join(m.get("content", "") for m in messages))
+                c = estimate_tokens(content or "")
+            prompt_tokens += p
+            completion_tokens += c
+            self._record(p, c, response.model or self.model)
+            try:
+                if refusal:
+                    raise _Invalid("the model refused to answer")
+                if finish == "length":
+                    raise _Invalid("the answer was cut off at the length limit; keep it short")
+                verdict = parse_answer(content)
+            except _Invalid as invalid:
+                reasons.append(invalid.reason)
+                log.info("LLM answer %d/%d invalid: %s", attempt, self.validation_retries + 1, invalid.reason)
+                messages = [
+                    *bundle.messages,
+                    {"role": "assistant", "content": (content or "")[:_ECHO_MAX]},
+                    {"role": "user", "content": (
+                        f"That answer was invalid: {invalid.reason}. Respond again with only one JSON object "
+                        "with exactly the fields verdict, confidence, summary, root_cause, evidence_refs and "
+                        "suggested_fix, as the system message describes."
+                    )},
+                ]
+                continue
+            return LLMResult(
+                verdict=verdict,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                mode=self.mode,
+                attempts=attempt,
+                model=response.model or self.model,
+                usage_estimated=estimated,
+            )
+        raise AnalyzerUnavailable(
+            f"LLM at {self._endpoint} gave no valid verdict in {len(reasons)} attempts; last: {reasons[-1]}"
+        )
+
+    def _record(self, prompt_tokens: int, completion_tokens: int, model: str) -> None:
+        self.usage.prompt_tokens += prompt_tokens
+        self.usage.completion_tokens += completion_tokens
+        self.usage.completions += 1
+        self.usage.by_model[model] = self.usage.by_model.get(model, 0) + prompt_tokens + completion_tokens

@@ -1,0 +1,41 @@
+"""Operator-wide settings, read once from the environment (`SELFHEAL_*`), with production defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+def _seconds(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as e:
+        raise ValueError(f"{name} must be a number of seconds, got {raw!r}") from e
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, got {raw!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    # How often each RemediationTicket is reconciled against GitHub and the Rollout.
+    ticket_poll_seconds: float = 30.0
+    # How often policies are re-checked (Secrets appearing, matched Rollouts) and the log watch ticks;
+    # each policy's own logWatch.intervalSeconds decides when its canaries are actually looked at.
+    policy_tick_seconds: float = 10.0
+    # Scales every policy's logWatch interval (tests use a small factor to look often).
+    log_watch_scale: float = 1.0
+
+    @classmethod
+    def from_env(cls) -> OperatorConfig:
+        return cls(
+            ticket_poll_seconds=_seconds("SELFHEAL_TICKET_POLL_SECONDS", cls.ticket_poll_seconds),
+            policy_tick_seconds=_seconds("SELFHEAL_POLICY_TICK_SECONDS", cls.policy_tick_seconds),
+            log_watch_scale=_seconds("SELFHEAL_LOG_WATCH_SCALE", cls.log_watch_scale),
+        )
+
+
+CONFIG = OperatorConfig.from_env()

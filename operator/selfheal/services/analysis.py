@@ -1,0 +1,221 @@
+"""One analysis of one canary: gather evidence, judge it, act on the Rollout, explain, and record a ticket."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from enum import StrEnum
+
+from selfheal.domain.argo import (
+    ABORT_STATUS_PATCH,
+    PAUSE_SPEC_PATCH,
+    AnalysisRun,
+    Rollout,
+    canary_hash,
+    current_step_index,
+    is_aborted,
+    is_canary_in_progress,
+    is_inconclusive_pause,
+    is_paused_at_indefinite_step,
+    promote_patches,
+)
+from selfheal.domain.decision import Action
+from selfheal.domain.evidence import Evidence, Side
+from selfheal.domain.verdict import VerdictKind
+from selfheal.errors import SelfHealError
+from selfheal.services import tickets
+from selfheal.services.analyzers import analyzer_for
+from selfheal.services.gather import gather_evidence
+from selfheal.services.judge import Judgement, judge, prepare
+from selfheal.services.policies import PolicyRef
+from selfheal.services.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+class Trigger(StrEnum):
+    ANALYSIS_FAILED = "analysisFailed"
+    ANALYSIS_INCONCLUSIVE = "analysisInconclusive"
+    INDEFINITE_PAUSE = "indefinitePause"
+    LOG_WATCH = "logWatch"
+
+
+# Event reasons on the Rollout, one per verdict kind.
+EVENT_REASONS = {
+    VerdictKind.UNHEALTHY: "CanaryUnhealthy",
+    VerdictKind.HEALTHY: "CanaryHealthy",
+    VerdictKind.INCONCLUSIVE: "CanaryInconclusive",
+}
+BUDGET_EXHAUSTED = "AnalysisBudgetExhausted"
+ACTION_FAILED = "SelfHealActionFailed"
+
+
+@dataclass
+class Outcome:
+    judgement: Judgement
+    action_taken: str
+    ticket: str | None = None
+
+
+async def analyze(rt: Runtime, policy: PolicyRef, ro: Rollout, trigger: Trigger, *,
+                  analysis_run: AnalysisRun | None = None, occurrence_key: str = "") -> Outcome | None:
+    """Analyze the Rollout's current canary once for this trigger; None when skipped (already running,
+    over budget). Safe to call on every event: repeats neither repeat actions nor count twice."""
+    pod_hash = canary_hash(ro) or ro.status.current_pod_hash
+    step = str(current_step_index(ro) if current_step_index(ro) is not None else "")
+    key = (ro.namespace, ro.name, pod_hash, trigger.value, step)
+    if not pod_hash or key in rt.in_flight:
+        return None
+    rt.in_flight.add(key)
+    try:
+        return await _analyze(rt, policy, ro, trigger, pod_hash, step, analysis_run,
+                              occurrence_key or f"{trigger.value}:{pod_hash}:{step}")
+    finally:
+        rt.in_flight.discard(key)
+
+
+async def _analyze(rt: Runtime, policy: PolicyRef, ro: Rollout, trigger: Trigger, pod_hash: str, step: str,
+                   analysis_run: AnalysisRun | None, occurrence_key: str) -> Outcome | None:
+    spec = policy.spec
+    now = rt.clock()
+    usage = rt.usage_of(policy.namespace, policy.name)
+    usage.roll(now)
+    if usage.this_hour >= spec.budget.analyses_per_hour:
+        await _event(rt, ro, BUDGET_EXHAUSTED, "Warning",
+                     f"policy {policy.name} spent its {spec.budget.analyses_per_hour} analyses this hour; "
+                     f"{trigger.value} on revision {ro.revision} not analyzed")
+        return None
+    evidence = await gather_evidence(rt.kube, ro, spec.analysis.logs, trigger=trigger.value, now=now,
+                                     analysis_run=analysis_run)
+    evidence = _with_snapshot(rt, evidence)
+    analyzer, analyzer_error = await analyzer_for(rt.kube, rt.clients, policy.namespace, spec.analysis.llm)
+    tokens_left = max(0, spec.budget.tokens_per_day - usage.tokens_today)
+    j = await judge(evidence, spec.analysis, spec.decision, analyzer, analyzer_error=analyzer_error,
+                    token_budget_left=tokens_left)
+    usage.count_analysis(now)
+    usage.count_tokens(j.tokens, now)
+
+    fresh = await rt.kube.get_rollout(ro.namespace, ro.name) or ro
+    taken = await _act(rt, fresh, j, pod_hash, step)
+    await _explain(rt, fresh, j, trigger, taken)
+
+    ticket = None
+    aborted = taken == Action.ABORT.value or is_aborted(fresh) or trigger == Trigger.ANALYSIS_FAILED
+    if j.verdict.verdict == VerdictKind.UNHEALTHY and aborted:
+        ticket = await _ticket(rt, policy, fresh, j, trigger, occurrence_key)
+    return Outcome(judgement=j, action_taken=taken, ticket=ticket)
+
+
+async def look_at_logs(rt: Runtime, policy: PolicyRef, ro: Rollout) -> Outcome | None:
+    """The periodic look while a canary progresses: cheap statistics first; the full analysis (LLM,
+    action) only when the statistics find the canary unhealthy. The evidence is kept as a snapshot."""
+    if not is_canary_in_progress(ro):
+        return None
+    now = rt.clock()
+    evidence = await gather_evidence(rt.kube, ro, policy.spec.analysis.logs, trigger=Trigger.LOG_WATCH.value,
+                                     now=now)
+    if any(log.text for pod in evidence.side(Side.CANARY) for log in pod.logs):
+        rt.keep_snapshot(evidence)
+    _, _, statistical, _ = prepare(evidence, policy.spec.analysis)
+    if statistical.verdict != VerdictKind.UNHEALTHY:
+        return None
+    return await analyze(rt, policy, ro, Trigger.LOG_WATCH)
+
+
+def _with_snapshot(rt: Runtime, evidence: Evidence) -> Evidence:
+    """When the canary pods are gone (scaled down by an abort), use the canary side of the latest snapshot."""
+    has_canary_logs = any(log.text for pod in evidence.side(Side.CANARY) for log in pod.logs)
+    snapshot = rt.snapshots.get((evidence.namespace, evidence.rollout, evidence.canary_hash))
+    if has_canary_logs:
+        rt.keep_snapshot(evidence)
+        return evidence
+    if snapshot is None:
+        return evidence
+    stable = evidence.side(Side.STABLE) or snapshot.side(Side.STABLE)
+    return evidence.model_copy(update={"pods": snapshot.side(Side.CANARY) + stable,
+                                       "events": evidence.events or snapshot.events})
+
+
+async def _act(rt: Runtime, ro: Rollout, j: Judgement, pod_hash: str, step: str) -> str:
+    """Apply the decision with the patches `kubectl argo rollouts` sends, at most once per revision
+    (promote: once per step), and only if the Rollout still shows what was analyzed."""
+    action = j.decision.action
+    if action == Action.NONE:
+        return "none"
+    if j.decision.dry_run:
+        return f"dry-run:{action.value}"
+    if (canary_hash(ro) or ro.status.current_pod_hash) != pod_hash:
+        return "skipped:revision-changed"
+    once = (ro.namespace, ro.name, pod_hash, action.value, step if action == Action.PROMOTE else "")
+    if once in rt.acted:
+        return "skipped:already-done"
+    try:
+        if action == Action.ABORT:
+            if is_aborted(ro):
+                rt.acted.add(once)
+                return "skipped:already-aborted"
+            await rt.kube.patch_rollout_status(ro.namespace, ro.name, ABORT_STATUS_PATCH)
+        elif action == Action.PAUSE:
+            if ro.paused or is_aborted(ro):
+                return "skipped:already-paused"
+            await rt.kube.patch_rollout(ro.namespace, ro.name, PAUSE_SPEC_PATCH)
+        elif action == Action.PROMOTE:
+            if is_aborted(ro) or not (is_paused_at_indefinite_step(ro) or is_inconclusive_pause(ro)):
+                return "skipped:not-paused"
+            status_patch, spec_patch = promote_patches(ro)
+            if status_patch:
+                await rt.kube.patch_rollout_status(ro.namespace, ro.name, status_patch)
+            if spec_patch:
+                await rt.kube.patch_rollout(ro.namespace, ro.name, spec_patch)
+    except SelfHealError as e:
+        await _event(rt, ro, ACTION_FAILED, "Warning", f"could not {action.value} revision {ro.revision}: {e}")
+        raise
+    rt.acted.add(once)
+    return action.value
+
+
+async def _explain(rt: Runtime, ro: Rollout, j: Judgement, trigger: Trigger, taken: str) -> None:
+    """Every verdict is an Event on the Rollout: `kubectl describe rollout` answers "why"."""
+    v = j.verdict
+    summary = " ".join(v.summary.split())[:300]
+    message = (f"{v.verdict} (confidence {v.confidence}, analyzer {v.analyzer}, trigger {trigger.value}, "
+               f"revision {ro.revision}): {summary} Action: {taken}. {j.decision.reason}")
+    if j.llm_error:
+        message += f" Analyzer unavailable: {j.llm_error[:200]}"
+    kind = "Warning" if v.verdict == VerdictKind.UNHEALTHY else "Normal"
+    await _event(rt, ro, EVENT_REASONS[v.verdict], kind, message)
+
+
+async def _event(rt: Runtime, ro: Rollout, reason: str, kind: str, message: str) -> None:
+    involved = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+                "metadata": {"name": ro.name, "namespace": ro.namespace, "uid": ro.uid}}
+    try:
+        await rt.kube.create_event(involved, reason=reason, message=message, type=kind, now=rt.clock())
+    except SelfHealError as e:  # an Event is an explanation; losing one must not stop the work
+        log.warning("could not post Event %s on %s/%s: %s", reason, ro.namespace, ro.name, e)
+
+
+async def _ticket(rt: Runtime, policy: PolicyRef, ro: Rollout, j: Judgement, trigger: Trigger,
+                  occurrence_key: str) -> str:
+    async with rt.lock(f"ticket:{ro.namespace}/{ro.name}/{j.evidence.canary_hash}"):
+        regressed = await _record_regression(rt, ro, j)
+        if regressed:
+            return regressed
+        name, created, counted = await tickets.record(rt.kube, j, ro, policy=policy.name, trigger=trigger.value,
+                                                      key=occurrence_key, now=rt.clock())
+    if created:
+        await _event(rt, ro, "RemediationTicketOpened", "Warning",
+                     f"ticket {name} opened for revision {ro.revision} (fingerprint {j.fingerprint[:12]})")
+    elif counted:
+        log.info("ticket %s/%s: one more occurrence (%s)", ro.namespace, name, occurrence_key)
+    return name
+
+
+async def _record_regression(rt: Runtime, ro: Rollout, j: Judgement) -> str | None:
+    """A fixed-and-merged failure seen again on the revision meant to verify it reopens its ticket."""
+    try:
+        from selfheal.services.remediation import record_failure
+    except ImportError:  # the remediation service is optional in stripped-down builds
+        return None
+    return await record_failure(rt, ro.namespace, ro.name, j.evidence.canary_hash, ro.revision, j.fingerprint,
+                                rt.clock())

@@ -1,0 +1,110 @@
+"""RemediationTickets from judgements: one per (rollout, failing pod-template hash); repeats are counted."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from selfheal.adapters.kube import KubeAdapter
+from selfheal.domain.argo import ARGO_GROUP, ARGO_VERSION, Rollout, current_step_description
+from selfheal.domain.evidence import Side
+from selfheal.domain.ticket import (
+    API_VERSION,
+    MAX_FAILED_METRICS,
+    MAX_PODS,
+    MAX_TEMPLATE_EXAMPLES,
+    MAX_TEMPLATE_LENGTH,
+    MAX_TEMPLATES,
+    TICKET_KIND,
+    FailedMetricRecord,
+    PodRecord,
+    TemplateRecord,
+    TicketEvidence,
+    TicketPhase,
+    TicketSpec,
+    TicketVerdict,
+    ticket_name,
+    to_wire,
+)
+from selfheal.services.judge import Judgement
+
+MAX_OCCURRENCE_KEYS = 20
+ROLLOUT_LABEL = "selfheal.dev/rollout"
+FINGERPRINT_LABEL = "selfheal.dev/fingerprint"
+
+
+def ticket_spec(j: Judgement, ro: Rollout, policy: str, trigger: str) -> TicketSpec:
+    """Identity, verdict and redacted evidence, bounded so the object stays small."""
+    templates = [t for t in j.diff.templates if t.status in ("new", "increased")] or j.diff.templates
+    return TicketSpec(
+        rollout=ro.name,
+        policy=policy,
+        pod_template_hash=j.evidence.canary_hash,
+        revision=ro.revision,
+        fingerprint=j.fingerprint,
+        images=ro.images[:50],
+        step=current_step_description(ro)[:63],
+        trigger=trigger,
+        verdict=TicketVerdict.from_verdict(j.verdict),
+        evidence=TicketEvidence(
+            templates=[
+                TemplateRecord(
+                    id=t.id, template=t.template[:MAX_TEMPLATE_LENGTH], severity=t.severity, status=t.status,
+                    canary_count=t.canary_count, stable_count=t.stable_count,
+                    canary_rate=t.canary_rate, stable_rate=t.stable_rate,
+                    examples=[e[:MAX_TEMPLATE_LENGTH] for e in t.examples[:MAX_TEMPLATE_EXAMPLES]],
+                )
+                for t in templates[:MAX_TEMPLATES]
+            ],
+            failed_metrics=[FailedMetricRecord.from_failed_metric(m) for m in j.evidence.failed_metrics[:MAX_FAILED_METRICS]],
+            pods=[PodRecord.from_pod(p) for p in j.evidence.pods[:MAX_PODS]],
+            redactions=dict(j.redactions),
+        ),
+    )
+
+
+def ticket_body(spec: TicketSpec, ro: Rollout) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": TICKET_KIND,
+        "metadata": {
+            "name": ticket_name(ro.name, spec.pod_template_hash),
+            "namespace": ro.namespace,
+            "labels": {ROLLOUT_LABEL: ro.name[:63], FINGERPRINT_LABEL: spec.fingerprint[:63]},
+            "ownerReferences": [{
+                "apiVersion": f"{ARGO_GROUP}/{ARGO_VERSION}", "kind": "Rollout", "name": ro.name, "uid": ro.uid,
+                "controller": True, "blockOwnerDeletion": False,
+            }],
+        },
+        "spec": to_wire(spec),
+    }
+
+
+def occurrence_patch(status: dict[str, Any] | None, key: str, now: datetime) -> dict[str, Any] | None:
+    """The status change for one more sighting of the failure; None when ``key`` was already counted."""
+    status = status or {}
+    keys = list(status.get("occurrenceKeys") or [])
+    stamp = now.isoformat().replace("+00:00", "Z")
+    if not status.get("occurrences"):  # a ticket whose first status write was lost
+        return {"occurrences": 1, "occurrenceKeys": [key], "firstSeen": stamp, "lastSeen": stamp,
+                "phase": TicketPhase.OPEN.value}
+    if key in keys:
+        return None
+    return {"occurrences": int(status["occurrences"]) + 1,
+            "occurrenceKeys": (keys + [key])[-MAX_OCCURRENCE_KEYS:], "lastSeen": stamp}
+
+
+async def record(kube: KubeAdapter, j: Judgement, ro: Rollout, *, policy: str, trigger: str, key: str,
+                 now: datetime) -> tuple[str, bool, bool]:
+    """Create the ticket or count the repeat: ``(name, created, counted)``. Idempotent per ``key``."""
+    spec = ticket_spec(j, ro, policy, trigger)
+    obj, created = await kube.create_ticket(ro.namespace, ticket_body(spec, ro))
+    name = obj["metadata"]["name"]
+    patch = occurrence_patch(None if created else obj.get("status"), key, now)
+    if patch is not None:
+        await kube.patch_ticket_status(ro.namespace, name, {"status": patch})
+    return name, created, patch is not None
+
+
+def canary_has_logs(j: Judgement) -> bool:
+    return any(log.text for pod in j.evidence.side(Side.CANARY) for log in pod.logs)

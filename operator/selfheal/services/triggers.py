@@ -1,0 +1,103 @@
+"""Which trigger an observed Rollout or AnalysisRun fires, and under which policy."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from selfheal.domain.argo import (
+    AR_ERROR,
+    AR_FAILED,
+    AnalysisRun,
+    Rollout,
+    canary_hash,
+    is_inconclusive_pause,
+    is_paused_at_indefinite_step,
+)
+from selfheal.domain.ticket import ticket_name
+from selfheal.services.analysis import Outcome, Trigger, analyze, look_at_logs
+from selfheal.services.policies import PolicyRef, choose_policy, policies_for
+from selfheal.services.runtime import Runtime
+
+
+def governing_policy(ro: Rollout, policies: Iterable[PolicyRef]) -> PolicyRef | None:
+    return choose_policy(policies_for(ro.labels, policies))
+
+
+async def on_rollout(rt: Runtime, ro: Rollout, policies: Iterable[PolicyRef]) -> Outcome | None:
+    """A Rollout changed: decide at an indefinite pause or an inconclusive-analysis pause."""
+    policy = governing_policy(ro, policies)
+    if policy is None:
+        return None
+    triggers = policy.spec.triggers
+    if triggers.indefinite_pause and is_paused_at_indefinite_step(ro):
+        return await analyze(rt, policy, ro, Trigger.INDEFINITE_PAUSE)
+    if triggers.analysis_inconclusive and is_inconclusive_pause(ro):
+        return await analyze(rt, policy, ro, Trigger.ANALYSIS_INCONCLUSIVE)
+    return None
+
+
+async def on_analysis_run(rt: Runtime, run: AnalysisRun, rollout_obj: Mapping[str, Any] | None,
+                          policies: Iterable[PolicyRef]) -> Outcome | None:
+    """An AnalysisRun of a Rollout ended Failed or Error: analyze that revision once per run."""
+    if run.phase not in (AR_FAILED, AR_ERROR) or rollout_obj is None:
+        return None
+    ro = Rollout.from_obj(rollout_obj)
+    if run.owner is None or run.owner.uid != ro.uid:
+        return None
+    # Only the revision being rolled out now: old failed runs (e.g. replayed at start-up) are history.
+    if not run.pod_hash or run.pod_hash != (canary_hash(ro) or ro.status.current_pod_hash):
+        return None
+    policy = governing_policy(ro, policies)
+    if policy is None or not policy.spec.triggers.analysis_failed:
+        return None
+    handled = (ro.namespace, run.name, run.uid)
+    if handled in rt.handled_runs:
+        return None
+    ticket = await rt.kube.get_ticket(ro.namespace, ticket_name(ro.name, run.pod_hash))
+    if ticket and run.name in ((ticket.get("status") or {}).get("occurrenceKeys") or []):
+        rt.handled_runs.add(handled)
+        return None
+    outcome = await analyze(rt, policy, ro, Trigger.ANALYSIS_FAILED, analysis_run=run, occurrence_key=run.name)
+    if outcome is not None:
+        rt.handled_runs.add(handled)
+    return outcome
+
+
+async def sweep(rt: Runtime, policy: PolicyRef, rollouts: Iterable[Mapping[str, Any]],
+                runs: Mapping[Any, Iterable[Mapping[str, Any]]], policies: Iterable[PolicyRef]) -> None:
+    """Catch up on failed runs whose event was missed or whose analysis failed for a passing reason."""
+    all_policies = list(policies)
+    for entry in rollouts:
+        ro = Rollout.from_obj(entry["body"])
+        chosen = governing_policy(ro, all_policies)
+        if chosen is None or chosen.name != policy.name:
+            continue
+        for run_obj in runs.get((ro.namespace, ro.uid), []):
+            await on_analysis_run(rt, AnalysisRun.from_obj(run_obj), entry["body"], all_policies)
+
+
+async def watch_logs(rt: Runtime, policy: PolicyRef, rollouts: Iterable[Mapping[str, Any]],
+                     policies: Iterable[PolicyRef]) -> list[Outcome]:
+    """The policy's periodic log look at each canary it governs, when its interval has passed."""
+    watch = policy.spec.triggers.log_watch
+    if not watch.enabled:
+        return []
+    interval = watch.interval_seconds * rt.config.log_watch_scale
+    outcomes = []
+    all_policies = list(policies)
+    for entry in rollouts:
+        ro = Rollout.from_obj(entry["body"])
+        chosen = governing_policy(ro, all_policies)
+        if chosen is None or chosen.name != policy.name:
+            continue
+        key = (policy.namespace, policy.name, ro.name)
+        last = rt.last_look.get(key)
+        now = rt.clock()
+        if last is not None and (now - last).total_seconds() < interval:
+            continue
+        rt.last_look[key] = now
+        outcome = await look_at_logs(rt, policy, ro)
+        if outcome is not None:
+            outcomes.append(outcome)
+    return outcomes

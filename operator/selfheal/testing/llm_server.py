@@ -1,0 +1,396 @@
+"""A scriptable OpenAI chat completions stand-in: a real HTTP server on loopback, in its own thread."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+DEFAULT_MODEL = "stand-in-model"
+
+_ERROR_TYPES = {
+    400: ("invalid_request_error", None),
+    401: ("invalid_request_error", "invalid_api_key"),
+    403: ("permission_denied", None),
+    404: ("invalid_request_error", "model_not_found"),
+    408: ("timeout", None),
+    409: ("conflict", None),
+    422: ("invalid_request_error", None),
+    429: ("requests", "rate_limit_exceeded"),
+    500: ("server_error", None),
+    502: ("server_error", None),
+    503: ("server_error", "service_unavailable"),
+    504: ("server_error", None),
+}
+_DEFAULT_MESSAGES = {
+    400: "Invalid request.",
+    403: "You are not allowed to use this model.",
+    404: "The model does not exist or you do not have access to it.",
+    408: "Request timed out.",
+    409: "Conflict.",
+    422: "Unprocessable entity.",
+    429: "Rate limit reached for requests. Please try again later.",
+    500: "The server had an error while processing your request. Sorry about that!",
+    502: "Bad gateway.",
+    503: "The engine is currently overloaded, please try again later.",
+    504: "Gateway timeout.",
+}
+
+
+@dataclass
+class ErrorReply:
+    """An OpenAI-style error answer; a `respond_with` function may return one."""
+
+    status: int
+    message: str = ""
+    type: str | None = None
+    code: str | None = None
+    param: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def response(self) -> web.Response:
+        default_type, default_code = _ERROR_TYPES.get(
+            self.status, ("server_error" if self.status >= 500 else "invalid_request_error", None)
+        )
+        body = {"error": {
+            "message": self.message or _DEFAULT_MESSAGES.get(self.status, f"HTTP {self.status}"),
+            "type": self.type or default_type,
+            "param": self.param,
+            "code": self.code if self.code is not None else default_code,
+        }}
+        return web.json_response(body, status=self.status, headers=self.headers)
+
+
+@dataclass
+class _Fault:
+    kind: str  # "http_error" | "malformed"
+    times: int | None  # None: until cleared
+    reply: ErrorReply | None = None
+    malformed: str = "not_json"
+
+
+Responder = Callable[[dict[str, Any]], Any]
+
+
+def verdict_content(
+    verdict: str = "healthy",
+    confidence: int = 99,
+    summary: str = "The canary behaves like the stable.",
+    root_cause: str = "",
+    evidence_refs: list[str] | tuple[str, ...] = (),
+    suggested_fix: str = "",
+) -> dict[str, Any]:
+    return {
+        "verdict": verdict,
+        "confidence": confidence,
+        "summary": summary,
+        "root_cause": root_cause,
+        "evidence_refs": list(evidence_refs),
+        "suggested_fix": suggested_fix,
+    }
+
+
+def _estimate(text: str) -> int:
+    return max(1, (len(text) + 3) // 4)
+
+
+class OpenAIStandIn:
+    """``with OpenAIStandIn() as llm:`` serves ``POST {llm.base_url}/chat/completions``.
+
+    By default every request gets the same healthy verdict. Script it with `respond`,
+    `respond_with`, and the faults `down`, `slow`, `malformed`, `http_error`, `no_json_schema`.
+    Every parsed request body is kept in ``requests`` (headers in ``request_headers``).
+    Safe to use from tests and from an operator running in another process.
+    """
+
+    def __init__(self, *, api_key: str | None = None, model: str = DEFAULT_MODEL, host: str = "127.0.0.1",
+                 port: int = 0) -> None:
+        self.api_key = api_key
+        self.model = model
+        self.host = host
+        self.port = port
+        self.requests: list[dict[str, Any]] = []
+        self.request_headers: list[dict[str, str]] = []
+        self._lock = threading.Lock()
+        self._answer: Any = verdict_content()
+        self._responder: Responder | None = None
+        self._faults: list[_Fault] = []
+        self._delay = 0.0
+        self._delay_times: int | None = None
+        self._no_json_schema = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._stopping: asyncio.Event | None = None
+        self._up = False
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    def start(self) -> OpenAIStandIn:
+        if self._thread is not None:
+            return self
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="openai-stand-in", daemon=True)
+        self._thread.start()
+        self._call(self._init_loop_state())
+        self.up()
+        return self
+
+    def stop(self) -> None:
+        if self._thread is None or self._loop is None:
+            return
+        try:
+            self._call(self._shutdown())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+            self._loop.close()
+            self._thread = None
+            self._loop = None
+
+    def __enter__(self) -> OpenAIStandIn:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def up(self) -> None:
+        """Listen (again) on the same port."""
+        self._call(self._serve())
+
+    def down(self) -> None:
+        """Stop listening and drop open connections: clients get "connection refused"."""
+        self._call(self._unserve())
+
+    def _call(self, coro: Any) -> Any:
+        assert self._loop is not None, "the stand-in is not started"
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=30)
+
+    async def _init_loop_state(self) -> None:
+        self._stopping = asyncio.Event()
+
+    async def _serve(self) -> None:
+        if self._up:
+            return
+        assert self._stopping is not None
+        self._stopping.clear()
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_get("/v1/models", self._models)
+        app.router.add_route("*", "/{tail:.*}", self._not_found)
+        runner = web.AppRunner(app, shutdown_timeout=1.0, access_log=None)
+        await runner.setup()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self.port))
+        self.port = sock.getsockname()[1]
+        site = web.SockSite(runner, sock)
+        await site.start()
+        self._runner = runner
+        self._up = True
+
+    async def _unserve(self) -> None:
+        if not self._up or self._runner is None:
+            return
+        assert self._stopping is not None
+        self._stopping.set()
+        await self._runner.cleanup()
+        self._runner = None
+        self._up = False
+
+    async def _shutdown(self) -> None:
+        await self._unserve()
+
+    # --- scripting -----------------------------------------------------------------------------
+
+    def respond(self, verdict: str = "healthy", confidence: int = 99, summary: str = "The canary behaves like the stable.",
+                root_cause: str = "", evidence_refs: list[str] | tuple[str, ...] = (), suggested_fix: str = "") -> None:
+        """Answer every request with this verdict."""
+        with self._lock:
+            self._responder = None
+            self._answer = verdict_content(verdict, confidence, summary, root_cause, evidence_refs, suggested_fix)
+
+    def respond_with(self, fn: Responder) -> None:
+        """Answer with ``fn(request_body)``: a dict (sent as JSON content), a str (sent as is) or an `ErrorReply`."""
+        with self._lock:
+            self._responder = fn
+
+    def slow(self, seconds: float, times: int | None = None) -> None:
+        """Wait ``seconds`` before answering (the next ``times`` requests, or all)."""
+        with self._lock:
+            self._delay, self._delay_times = seconds, times
+
+    def malformed(self, times: int | None = None, kind: str = "not_json") -> None:
+        """Answer with unusable content: ``not_json`` (prose), ``wrong_schema`` (JSON, wrong fields) or ``empty``."""
+        if kind not in ("not_json", "wrong_schema", "empty"):
+            raise ValueError(f"unknown malformed kind {kind!r}")
+        with self._lock:
+            self._faults.append(_Fault("malformed", times, malformed=kind))
+
+    def http_error(self, status: int = 500, times: int | None = None, message: str = "",
+                   retry_after: float | None = None, code: str | None = None) -> None:
+        """Answer with an OpenAI-style error; ``retry_after`` (seconds) is sent as ``retry-after-ms``."""
+        headers = {"retry-after-ms": str(int(retry_after * 1000))} if retry_after is not None else {}
+        with self._lock:
+            self._faults.append(_Fault("http_error", times, reply=ErrorReply(status, message, code=code, headers=headers)))
+
+    def no_json_schema(self, enabled: bool = True) -> None:
+        """Reject ``response_format`` of type ``json_schema`` with 400, like endpoints without structured output."""
+        with self._lock:
+            self._no_json_schema = enabled
+
+    def reset(self) -> None:
+        """Back to the default healthy answer, no faults, no recorded requests (stays up or down)."""
+        with self._lock:
+            self._answer = verdict_content()
+            self._responder = None
+            self._faults.clear()
+            self._delay, self._delay_times = 0.0, None
+            self._no_json_schema = False
+            self.requests.clear()
+            self.request_headers.clear()
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+            self._delay, self._delay_times = 0.0, None
+            self._no_json_schema = False
+
+    @property
+    def completions(self) -> int:
+        """Requests received on chat completions."""
+        return len(self.requests)
+
+    # --- serving -------------------------------------------------------------------------------
+
+    def _take_fault(self) -> _Fault | None:
+        with self._lock:
+            for fault in self._faults:
+                if fault.times is None:
+                    return fault
+                if fault.times > 0:
+                    fault.times -= 1
+                    return fault
+            return None
+
+    def _take_delay(self) -> float:
+        with self._lock:
+            if not self._delay:
+                return 0.0
+            if self._delay_times is None:
+                return self._delay
+            if self._delay_times > 0:
+                self._delay_times -= 1
+                return self._delay
+            return 0.0
+
+    def _check_auth(self, request: web.Request) -> ErrorReply | None:
+        if not self.api_key:
+            return None
+        header = request.headers.get("Authorization", "")
+        if not header.startswith("Bearer "):
+            return ErrorReply(401, "You didn't provide an API key. You need to provide your API key in an "
+                                   "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+                              code=None)
+        key = header[len("Bearer "):]
+        if key != self.api_key:
+            shown = (key[:3] + "*" * 4 + key[-4:]) if len(key) > 8 else "*" * len(key)
+            return ErrorReply(401, f"Incorrect API key provided: {shown}. You can find your API key in your "
+                                   "account settings.", code="invalid_api_key")
+        return None
+
+    async def _models(self, request: web.Request) -> web.Response:
+        denied = self._check_auth(request)
+        if denied:
+            return denied.response()
+        return web.json_response({"object": "list", "data": [
+            {"id": self.model, "object": "model", "created": 0, "owned_by": "selfheal-stand-in"}]})
+
+    async def _not_found(self, request: web.Request) -> web.Response:
+        return ErrorReply(404, f"Invalid URL ({request.method} {request.path})", code=None).response()
+
+    async def _chat(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return ErrorReply(400, "We could not parse the JSON body of your request.").response()
+        with self._lock:
+            self.requests.append(body)
+            self.request_headers.append(dict(request.headers))
+        denied = self._check_auth(request)
+        if denied:
+            return denied.response()
+        if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+            return ErrorReply(400, "you must provide a model parameter", param="model").response()
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            return ErrorReply(400, "'messages' must be a non-empty array", param="messages").response()
+        if body.get("stream"):
+            return ErrorReply(400, "streaming is not supported by the stand-in", param="stream").response()
+        delay = self._take_delay()
+        if delay:
+            assert self._stopping is not None
+            try:
+                await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+            except TimeoutError:
+                pass
+        response_format = body.get("response_format") or {}
+        with self._lock:
+            no_schema = self._no_json_schema
+        if no_schema and isinstance(response_format, dict) and response_format.get("type") == "json_schema":
+            return ErrorReply(400, "Invalid parameter: 'response_format' of type 'json_schema' is not supported "
+                                   "with this model.", param="response_format").response()
+        fault = self._take_fault()
+        if fault is not None and fault.kind == "http_error" and fault.reply is not None:
+            return fault.reply.response()
+        if fault is not None and fault.kind == "malformed":
+            content = {
+                "not_json": "I think the canary looks fine, promote it!",
+                "wrong_schema": json.dumps({"verdict": "promote", "confidence": "very", "why": "looks ok"}),
+                "empty": "",
+            }[fault.malformed]
+        else:
+            with self._lock:
+                responder, answer = self._responder, self._answer
+            reply = responder(body) if responder is not None else answer
+            if isinstance(reply, ErrorReply):
+                return reply.response()
+            if hasattr(reply, "model_dump_json"):
+                content = reply.model_dump_json()
+            elif isinstance(reply, str):
+                content = reply
+            else:
+                content = json.dumps(reply)
+        prompt_tokens = sum(_estimate(str(m.get("content", ""))) + 4 for m in messages if isinstance(m, dict)) + 3
+        completion_tokens = _estimate(content)
+        return web.json_response({
+            "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body["model"],
+            "choices": [{
+                "index": 0,
+                "message": {"role": "assistant", "content": content, "refusal": None},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+            "system_fingerprint": "fp_selfheal_stand_in",
+        }, headers={"x-request-id": f"req_{uuid.uuid4().hex[:16]}"})
