@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from kubernetes_asyncio import client, config
 
-from selfheal.adapters.kube import KubeAdapter
+from selfheal.adapters.kube import MERGE_PATCH, KubeAdapter, connect, translate
 from selfheal.domain.argo import ABORT_STATUS_PATCH, PAUSE_SPEC_PATCH, Rollout, promote_patches
 from selfheal.domain.evidence import Side
 from selfheal.domain.policy import LogBounds
-from selfheal.errors import ConfigError, PermanentError, TransientError
+from selfheal.errors import ConfigError, PermanentError, RateLimitedError, TransientError
 from selfheal.services.gather import gather_evidence
 from selfheal.testing.controlplane import ControlPlane, free_port
 from selfheal.testing.kubelet import NODE_NAME, TestKubelet
@@ -49,6 +49,16 @@ async def adapter(kubeconfig: str) -> AsyncIterator[KubeAdapter]:
     await config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
     async with client.ApiClient(configuration) as api:
         yield KubeAdapter(api, request_timeout=20)
+
+
+async def test_connect_with_a_kubeconfig(control_plane: ControlPlane, namespace: str) -> None:
+    api = await connect(control_plane.kubeconfig)
+    try:
+        assert await KubeAdapter(api).get_rollout(namespace, "none") is None
+    finally:
+        await api.close()
+    with pytest.raises(ConfigError, match="kubeconfig"):
+        await connect("/nonexistent/kubeconfig")
 
 
 @pytest.fixture
@@ -321,6 +331,9 @@ async def test_abort_patch_lands_on_the_status_subresource(control_plane: Contro
 async def test_promote_patches_are_merge_patches(control_plane: ControlPlane, namespace: str,
                                                  kube: KubeAdapter) -> None:
     """``null`` deletes a field only under JSON merge patch; a CRD refuses strategic merge outright."""
+    # Left to itself the generated client would label a dict body as a JSON Patch (its first choice).
+    assert kube.api_client.select_header_content_type(
+        ["application/json-patch+json", MERGE_PATCH, "application/apply-patch+yaml"], "PATCH", {}) != MERGE_PATCH
     create_rollout(control_plane, namespace, "web")
     await kube.patch_rollout(namespace, "web", PAUSE_SPEC_PATCH)
     ro = await kube.get_rollout(namespace, "web")
@@ -343,6 +356,25 @@ async def test_patch_errors_are_translated(control_plane: ControlPlane, namespac
         await kube.patch_rollout_status(namespace, "web", {"status": {"observedGeneration": 5}})
     with pytest.raises(PermanentError, match="404"):
         await kube.patch_rollout_status(namespace, "missing", ABORT_STATUS_PATCH)
+
+
+@pytest.mark.parametrize(("status", "headers", "error", "delay"), [
+    (429, {"Retry-After": "7"}, RateLimitedError, 7.0),
+    (503, {}, TransientError, 10.0),
+    (504, {"Retry-After": "2"}, TransientError, 2.0),
+    (500, {}, TransientError, 10.0),
+])
+def test_retryable_statuses_carry_a_delay(status: int, headers: dict[str, str], error: type, delay: float) -> None:
+    translated = translate(status, "busy", verb="get", resource="pods", target="ns/p", headers=headers)
+    assert type(translated) is error and translated.delay == delay
+    assert "get pods ns/p" in str(translated)
+
+
+def test_other_statuses_are_permanent() -> None:
+    assert type(translate(401, "x", verb="get", resource="pods", target="")) is PermanentError
+    assert type(translate(422, "x", verb="patch", resource="rollouts/status", target="")) is PermanentError
+    forbidden = translate(403, "nope", verb="list", resource="events", target="in namespace a")
+    assert type(forbidden) is ConfigError and "list" in str(forbidden) and "events" in str(forbidden)
 
 
 async def test_unreachable_apiserver_is_transient(control_plane: ControlPlane) -> None:

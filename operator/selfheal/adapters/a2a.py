@@ -1,0 +1,569 @@
+"""The A2A analyzer adapter: an Agent2Agent (JSON-RPC 2.0, protocol 0.3) client asked for a schema-valid verdict."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+import uuid
+from typing import Any, Literal
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from selfheal.adapters.llm import TokenUsage
+from selfheal.domain.prompt import LLMVerdict, PromptBundle, answer_json_schema, estimate_tokens
+from selfheal.errors import AnalyzerUnavailable
+
+log = logging.getLogger(__name__)
+
+CARD_PATHS = ("/.well-known/agent-card.json", "/.well-known/agent.json")
+PROTOCOL_VERSION = "0.3.0"
+JSONRPC = "JSONRPC"
+# Metadata keys this client puts on the parts it sends, so an agent can tell them apart.
+ROLE_KEY = "selfheal.dev/role"
+PURPOSE_KEY = "selfheal.dev/purpose"
+SCHEMA_PURPOSE = "answer-schema"
+SCHEMA_NAME = "canary_verdict"
+DEFAULT_VALIDATION_RETRIES = 2
+# Upper bound on tasks/get calls for one answer; the timeout bounds them as well.
+DEFAULT_POLL_ATTEMPTS = 40
+_POLL_FIRST = 0.05
+_POLL_MAX = 1.0
+_RETRY_FIRST = 0.2
+_RETRY_MAX = 1.0
+_FENCE = re.compile(r"^\s*```(?:json|JSON)?\s*\n?(.*?)\n?\s*```\s*$", re.DOTALL)
+
+PENDING_STATES = frozenset({"submitted", "working"})
+FAILED_STATES = frozenset({"failed", "rejected", "canceled", "cancelled"})
+INTERRUPTED_STATES = frozenset({"input-required", "auth-required"})
+
+RPC_ERRORS = {
+    -32700: "parse error",
+    -32600: "invalid request",
+    -32601: "method not found",
+    -32602: "invalid params",
+    -32603: "internal error",
+    -32001: "task not found",
+    -32002: "task not cancelable",
+    -32003: "push notifications not supported",
+    -32004: "unsupported operation",
+    -32005: "content type not supported",
+    -32006: "invalid agent response",
+    -32007: "authenticated extended card not configured",
+}
+
+
+class A2AResult(BaseModel):
+    """A validated verdict from an A2A agent; the same attributes as `LLMResult`, with ``mode`` "a2a".
+
+    A2A reports no token usage, so the counts are estimates unless the agent put a ``usage``
+    object in the answer's metadata. ``attempts`` counts messages sent (1 = first answer valid).
+    """
+
+    verdict: LLMVerdict
+    prompt_tokens: int
+    completion_tokens: int
+    mode: Literal["a2a"] = "a2a"
+    attempts: int
+    model: str = ""
+    usage_estimated: bool = True
+    task_id: str = ""
+    context_id: str = ""
+
+
+class AgentCard(BaseModel):
+    """What this client keeps of an agent card: who the agent is and where its JSON-RPC endpoint is."""
+
+    name: str
+    rpc_url: str
+    card_url: str
+    protocol_version: str = ""
+
+
+class _Invalid(Exception):
+    """One answer that held no schema-valid verdict; ``reason`` is safe to send back to the agent."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _describe(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.netloc else url
+
+
+def _validate_verdict(data: Any) -> LLMVerdict:
+    if not isinstance(data, dict):
+        raise _Invalid("the answer was JSON but not an object")
+    try:
+        return LLMVerdict.model_validate(data)
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}" for err in e.errors()[:8]
+        )
+        raise _Invalid(f"the answer did not match the schema ({problems})") from e
+
+
+def _verdict_from_text(text: str) -> LLMVerdict:
+    if not text.strip():
+        raise _Invalid("the answer was empty")
+    body = text.strip()
+    fenced = _FENCE.match(body)
+    if fenced:
+        body = fenced.group(1).strip()
+    try:
+        data = json.loads(body)
+    except ValueError as e:
+        raise _Invalid(f"the answer was not JSON ({e.msg} at position {e.pos})") from e
+    return _validate_verdict(data)
+
+
+def verdict_from_parts(parts: list[Any]) -> LLMVerdict:
+    """The first schema-valid verdict in ``parts``: data parts first, then text parts holding JSON."""
+    reasons: list[str] = []
+    data_parts = [p for p in parts if isinstance(p, dict) and p.get("kind", "data" if "data" in p else "") == "data"]
+    text_parts = [p for p in parts if isinstance(p, dict) and p.get("kind", "text" if "text" in p else "") == "text"]
+    for part in data_parts:
+        try:
+            return _validate_verdict(part.get("data"))
+        except _Invalid as invalid:
+            reasons.append(f"data part: {invalid.reason}")
+    for part in text_parts:
+        text = part.get("text")
+        try:
+            return _verdict_from_text(text if isinstance(text, str) else "")
+        except _Invalid as invalid:
+            reasons.append(f"text part: {invalid.reason}")
+    if not reasons:
+        raise _Invalid("the answer had no text or data part")
+    raise _Invalid("; ".join(reasons[:3]))
+
+
+def _parts_text(parts: list[Any]) -> str:
+    chunks = []
+    for p in parts:
+        if isinstance(p, dict):
+            if isinstance(p.get("text"), str):
+                chunks.append(p["text"])
+            elif "data" in p:
+                chunks.append(json.dumps(p["data"], default=str))
+    return "\n".join(chunks)
+
+
+def _is_task(result: dict[str, Any]) -> bool:
+    kind = result.get("kind")
+    if kind is not None:
+        return kind == "task"
+    return "status" in result and "id" in result
+
+
+def _is_message(result: dict[str, Any]) -> bool:
+    kind = result.get("kind")
+    if kind is not None:
+        return kind == "message"
+    return "parts" in result and "role" in result
+
+
+def _usage(obj: dict[str, Any]) -> tuple[int, int] | None:
+    meta = obj.get("metadata")
+    usage = meta.get("usage") if isinstance(meta, dict) else None
+    if not isinstance(usage, dict):
+        return None
+    p = usage.get("prompt_tokens", usage.get("inputTokens"))
+    c = usage.get("completion_tokens", usage.get("outputTokens"))
+    if isinstance(p, int) and isinstance(c, int) and p >= 0 and c >= 0:
+        return p, c
+    return None
+
+
+class _Answer:
+    """The agent's final answer to one message: its parts and where it came from."""
+
+    def __init__(self, parts: list[Any], source: dict[str, Any], task_id: str = "", context_id: str = "") -> None:
+        self.parts = parts
+        self.source = source
+        self.task_id = task_id
+        self.context_id = context_id
+
+
+class A2AClient:
+    """One A2A agent, built once at startup and closed at cleanup.
+
+    The agent card is fetched once (``/.well-known/agent-card.json``, then the older
+    ``agent.json``) and names the JSON-RPC endpoint. Each verdict is one ``message/send``;
+    a Task answer is polled with ``tasks/get`` until it completes, within ``timeout``.
+    Connection errors and 5xx are retried at most ``max_retries`` times (the only transport
+    retry layer); answers without a valid `LLMVerdict` are asked for again at most
+    ``validation_retries`` times. Every failure leaves as `AnalyzerUnavailable`.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str = "",
+        timeout: float,
+        max_retries: int,
+        validation_retries: int = DEFAULT_VALIDATION_RETRIES,
+        poll_attempts: int = DEFAULT_POLL_ATTEMPTS,
+    ) -> None:
+        if not base_url:
+            raise ValueError("an A2A agent needs a base URL")
+        self.base_url = base_url
+        self.timeout = timeout
+        self.max_retries = max(0, max_retries)
+        self.validation_retries = max(0, validation_retries)
+        self.poll_attempts = max(0, poll_attempts)
+        self.usage = TokenUsage()
+        self.card: AgentCard | None = None
+        self._card_lock = asyncio.Lock()
+        self._endpoint = _describe(base_url)
+        self._has_key = bool(api_key)
+        headers = {"Accept": "application/json", "User-Agent": "selfheal-a2a-client"}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        self._client = httpx.AsyncClient(timeout=httpx.Timeout(timeout), headers=headers, follow_redirects=False)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def __aenter__(self) -> A2AClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # --- transport ---------------------------------------------------------------------------
+
+    def _retries_text(self) -> str:
+        return f"after {self.max_retries} retries" if self.max_retries else "with retries disabled"
+
+    async def _request(self, method: str, url: str, *, deadline: float, json_body: Any = None,
+                       allow: frozenset[int] = frozenset()) -> httpx.Response:
+        """One HTTP exchange with the transport retries; statuses in ``allow`` are returned, not raised."""
+        attempt = 0
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AnalyzerUnavailable(f"A2A agent at {self._endpoint} did not answer within {self.timeout:g}s")
+            try:
+                response = await self._client.request(
+                    method, url, json=json_body, timeout=httpx.Timeout(min(self.timeout, left))
+                )
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError) as e:
+                if attempt < self.max_retries:
+                    attempt += 1
+                    await self._backoff(attempt, deadline)
+                    continue
+                raise AnalyzerUnavailable(
+                    f"cannot connect to the A2A agent at {self._endpoint} ({self._retries_text()}): "
+                    f"{type(e).__name__}: {e}"
+                ) from e
+            except httpx.TimeoutException as e:
+                raise AnalyzerUnavailable(
+                    f"A2A agent at {self._endpoint} did not answer within {self.timeout:g}s"
+                ) from e
+            except httpx.HTTPError as e:
+                raise AnalyzerUnavailable(f"A2A agent at {self._endpoint} failed: {type(e).__name__}: {e}") from e
+            if response.status_code >= 500 and attempt < self.max_retries:
+                attempt += 1
+                await self._backoff(attempt, deadline)
+                continue
+            if response.status_code not in allow:
+                self._check_status(response)
+            return response
+
+    async def _backoff(self, attempt: int, deadline: float) -> None:
+        pause = min(_RETRY_FIRST * 2 ** (attempt - 1), _RETRY_MAX, max(deadline - time.monotonic(), 0))
+        log.info("A2A agent at %s: transport retry %d/%d in %.2fs", self._endpoint, attempt, self.max_retries, pause)
+        await asyncio.sleep(pause)
+
+    def _check_status(self, response: httpx.Response) -> None:
+        status = response.status_code
+        if status < 400:
+            return
+        where = self._endpoint
+        if status == 401:
+            if self._has_key:
+                raise AnalyzerUnavailable(
+                    f"A2A agent at {where} rejected the API key (401): check the apiKey Secret of the policy"
+                )
+            raise AnalyzerUnavailable(f"A2A agent at {where} requires authentication (401) and no apiKey is set")
+        if status == 403:
+            raise AnalyzerUnavailable(
+                f"A2A agent at {where} refused access (403): check the apiKey Secret of the policy"
+            )
+        if status == 429:
+            raise AnalyzerUnavailable(f"A2A agent at {where} is rate limiting us (429)")
+        detail = response.text[:200].strip()
+        retries = f", {self._retries_text()}" if status >= 500 else ""
+        raise AnalyzerUnavailable(
+            f"A2A agent at {where} answered HTTP {status} for {response.request.method} "
+            f"{urlsplit(str(response.request.url)).path}{retries}" + (f": {detail}" if detail else "")
+        )
+
+    # --- the agent card ----------------------------------------------------------------------
+
+    def _card_urls(self) -> list[str]:
+        if urlsplit(self.base_url).path.endswith(".json"):
+            return [self.base_url]
+        base = self.base_url.rstrip("/")
+        return [base + path for path in CARD_PATHS]
+
+    async def agent_card(self) -> AgentCard:
+        """The agent card, fetched on first use and kept; a bad card is not kept, so a fix is picked up."""
+        if self.card is not None:
+            return self.card
+        async with self._card_lock:
+            if self.card is None:
+                self.card = await self._fetch_card(time.monotonic() + self.timeout)
+                log.info("A2A agent %r: JSON-RPC endpoint %s", self.card.name, self.card.rpc_url)
+        return self.card
+
+    async def _fetch_card(self, deadline: float) -> AgentCard:
+        urls = self._card_urls()
+        for url in urls:
+            try:
+                response = await self._request("GET", url, deadline=deadline, allow=frozenset({404}))
+            except AnalyzerUnavailable as e:
+                raise AnalyzerUnavailable(f"cannot read the agent card at {url}: {e}") from e
+            if response.status_code == 404:
+                continue
+            try:
+                card = response.json()
+            except ValueError as e:
+                raise AnalyzerUnavailable(f"the agent card at {url} is not JSON") from e
+            return self._parse_card(card, url)
+        raise AnalyzerUnavailable(f"no agent card at {' or '.join(urls)} (HTTP 404)")
+
+    @staticmethod
+    def _parse_card(card: Any, card_url: str) -> AgentCard:
+        if not isinstance(card, dict):
+            raise AnalyzerUnavailable(f"the agent card at {card_url} is not a JSON object")
+        name = card.get("name") if isinstance(card.get("name"), str) else ""
+        candidates: list[tuple[str, str]] = []
+        url = card.get("url")
+        preferred = card.get("preferredTransport") or JSONRPC
+        if isinstance(url, str) and url and str(preferred).upper() == JSONRPC:
+            candidates.append((url, str(card.get("protocolVersion") or "")))
+        for entry in card.get("additionalInterfaces") or []:
+            if isinstance(entry, dict) and str(entry.get("transport", "")).upper() == JSONRPC:
+                candidates.append((entry.get("url"), str(card.get("protocolVersion") or "")))
+        newer_only = False
+        for entry in card.get("supportedInterfaces") or []:
+            if isinstance(entry, dict) and str(entry.get("protocolBinding", "")).upper() == JSONRPC:
+                version = str(entry.get("protocolVersion") or "")
+                if version.startswith("0."):
+                    candidates.append((entry.get("url"), version))
+                else:
+                    newer_only = True
+        for candidate, version in candidates:
+            if not isinstance(candidate, str) or not candidate:
+                continue
+            resolved = urljoin(card_url, candidate)
+            if urlsplit(resolved).scheme not in ("http", "https") or not urlsplit(resolved).netloc:
+                continue
+            return AgentCard(name=name, rpc_url=resolved, card_url=card_url, protocol_version=version)
+        if newer_only:
+            raise AnalyzerUnavailable(
+                f"the agent card at {card_url} offers JSON-RPC only for A2A protocol versions this client "
+                f"does not speak (it speaks {PROTOCOL_VERSION}: message/send, tasks/get)"
+            )
+        raise AnalyzerUnavailable(
+            f"the agent card at {card_url} names no JSON-RPC endpoint (an http(s) 'url' with "
+            "preferredTransport JSONRPC, or a JSONRPC interface)"
+        )
+
+    # --- JSON-RPC ----------------------------------------------------------------------------
+
+    async def _rpc(self, card: AgentCard, method: str, params: dict[str, Any], *, deadline: float) -> dict[str, Any]:
+        """One JSON-RPC call; the ``result`` object, or `AnalyzerUnavailable` for any error envelope."""
+        rid = uuid.uuid4().hex
+        body = {"jsonrpc": "2.0", "id": rid, "method": method, "params": params}
+        response = await self._request("POST", card.rpc_url, deadline=deadline, json_body=body)
+        where = self._endpoint
+        try:
+            envelope = response.json()
+        except ValueError as e:
+            raise AnalyzerUnavailable(f"A2A agent at {where} answered {method} with a body that is not JSON") from e
+        if not isinstance(envelope, dict) or envelope.get("jsonrpc") != "2.0":
+            raise AnalyzerUnavailable(f"A2A agent at {where} answered {method} without a JSON-RPC 2.0 envelope")
+        error = envelope.get("error")
+        if error is not None:
+            code = error.get("code") if isinstance(error, dict) else None
+            message = error.get("message", "") if isinstance(error, dict) else str(error)
+            known = RPC_ERRORS.get(code, "server error" if isinstance(code, int) and -32099 <= code <= -32000 else "")
+            label = f"{code} ({known})" if known else f"{code}"
+            raise AnalyzerUnavailable(f"A2A agent at {where} answered {method} with JSON-RPC error {label}: {message}")
+        if envelope.get("id") != rid:
+            raise AnalyzerUnavailable(f"A2A agent at {where} answered {method} with a mismatched JSON-RPC id")
+        result = envelope.get("result")
+        if not isinstance(result, dict):
+            raise AnalyzerUnavailable(f"A2A agent at {where} answered {method} without a result object")
+        return result
+
+    def _message(self, bundle: PromptBundle, correction: str | None, context_id: str) -> dict[str, Any]:
+        """The user message: one text part per bundle message, in order, then the answer schema as data."""
+        parts: list[dict[str, Any]] = []
+        for m in bundle.messages:
+            parts.append({"kind": "text", "text": m.get("content", ""),
+                          "metadata": {ROLE_KEY: m.get("role", "user")}})
+        if correction:
+            parts.append({"kind": "text", "text": correction, "metadata": {ROLE_KEY: "user"}})
+        parts.append({
+            "kind": "data",
+            "data": answer_json_schema(),
+            "metadata": {PURPOSE_KEY: SCHEMA_PURPOSE, "name": SCHEMA_NAME, "mimeType": "application/schema+json"},
+        })
+        message: dict[str, Any] = {
+            "kind": "message",
+            "role": "user",
+            "messageId": uuid.uuid4().hex,
+            "parts": parts,
+            "metadata": {PURPOSE_KEY: SCHEMA_NAME},
+        }
+        if context_id:
+            message["contextId"] = context_id
+        return message
+
+    async def _ask(self, card: AgentCard, message: dict[str, Any]) -> _Answer:
+        """Send one message and wait, within the timeout, for its final answer."""
+        deadline = time.monotonic() + self.timeout
+        params = {
+            "message": message,
+            "configuration": {"acceptedOutputModes": ["application/json", "text/plain"], "blocking": True},
+        }
+        result = await self._rpc(card, "message/send", params, deadline=deadline)
+        if _is_message(result):
+            parts = result.get("parts")
+            return _Answer(parts if isinstance(parts, list) else [], result,
+                           str(result.get("taskId") or ""), str(result.get("contextId") or ""))
+        if not _is_task(result):
+            raise AnalyzerUnavailable(
+                f"A2A agent at {self._endpoint} answered message/send with neither a Message nor a Task"
+            )
+        task = result
+        polls = 0
+        delay = _POLL_FIRST
+        while True:
+            task_id, state = self._task_state(task)
+            if state == "completed":
+                return self._task_answer(task)
+            if state in FAILED_STATES:
+                raise AnalyzerUnavailable(
+                    f"A2A agent at {self._endpoint}: task {task_id} {state}{self._status_text(task)}"
+                )
+            if state in INTERRUPTED_STATES:
+                raise AnalyzerUnavailable(
+                    f"A2A agent at {self._endpoint}: task {task_id} stopped in state {state}, which an "
+                    f"operator cannot answer{self._status_text(task)}"
+                )
+            if state not in PENDING_STATES:
+                raise AnalyzerUnavailable(
+                    f"A2A agent at {self._endpoint}: task {task_id} in unexpected state {state!r}"
+                )
+            if polls >= self.poll_attempts:
+                raise AnalyzerUnavailable(
+                    f"A2A agent at {self._endpoint}: task {task_id} still {state} after {polls} polls"
+                )
+            if time.monotonic() + delay >= deadline:
+                raise AnalyzerUnavailable(
+                    f"A2A agent at {self._endpoint}: task {task_id} still {state} after {self.timeout:g}s"
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _POLL_MAX)
+            polls += 1
+            task = await self._rpc(card, "tasks/get", {"id": task_id}, deadline=deadline)
+            if not _is_task(task) or str(task.get("id")) != task_id:
+                raise AnalyzerUnavailable(f"A2A agent at {self._endpoint} answered tasks/get with another object")
+
+    def _task_state(self, task: dict[str, Any]) -> tuple[str, str]:
+        task_id = task.get("id")
+        status = task.get("status")
+        state = status.get("state") if isinstance(status, dict) else None
+        if not isinstance(task_id, str) or not task_id or not isinstance(state, str):
+            raise AnalyzerUnavailable(f"A2A agent at {self._endpoint} sent a Task without an id or a status.state")
+        return task_id, state.lower()
+
+    @staticmethod
+    def _status_text(task: dict[str, Any]) -> str:
+        message = (task.get("status") or {}).get("message")
+        parts = message.get("parts") if isinstance(message, dict) else None
+        text = _parts_text(parts)[:300].strip() if isinstance(parts, list) else ""
+        return f": {text}" if text else ""
+
+    @staticmethod
+    def _task_answer(task: dict[str, Any]) -> _Answer:
+        parts: list[Any] = []
+        for artifact in task.get("artifacts") or []:
+            if isinstance(artifact, dict) and isinstance(artifact.get("parts"), list):
+                parts.extend(artifact["parts"])
+        message = (task.get("status") or {}).get("message")
+        if isinstance(message, dict) and isinstance(message.get("parts"), list):
+            parts.extend(message["parts"])
+        for entry in reversed(task.get("history") or []):
+            if isinstance(entry, dict) and entry.get("role") == "agent" and isinstance(entry.get("parts"), list):
+                parts.extend(entry["parts"])
+                break
+        return _Answer(parts, task, str(task.get("id") or ""), str(task.get("contextId") or ""))
+
+    # --- the verdict -------------------------------------------------------------------------
+
+    async def judge(self, bundle: PromptBundle) -> A2AResult:
+        """Ask the agent for a verdict on ``bundle``; a valid `A2AResult` or `AnalyzerUnavailable`."""
+        card = await self.agent_card()
+        prompt_tokens = completion_tokens = 0
+        estimated = False
+        reasons: list[str] = []
+        correction: str | None = None
+        context_id = ""
+        for attempt in range(1, self.validation_retries + 2):
+            message = self._message(bundle, correction, context_id)
+            answer = await self._ask(card, message)
+            context_id = answer.context_id or context_id
+            usage = _usage(answer.source)
+            if usage is None:
+                estimated = True
+                p = estimate_tokens(_parts_text(message["parts"]))
+                c = estimate_tokens(_parts_text(answer.parts))
+            else:
+                p, c = usage
+            prompt_tokens += p
+            completion_tokens += c
+            self._record(p, c, card.name or self._endpoint)
+            try:
+                verdict = verdict_from_parts(answer.parts)
+            except _Invalid as invalid:
+                reasons.append(invalid.reason)
+                log.info("A2A answer %d/%d invalid: %s", attempt, self.validation_retries + 1, invalid.reason)
+                correction = (
+                    f"Your previous answer was invalid: {invalid.reason}. Respond again with only one JSON "
+                    "object (as a data part, or as the only content of a text part) with exactly the fields "
+                    "verdict, confidence, summary, root_cause, evidence_refs and suggested_fix, matching the "
+                    "attached schema."
+                )
+                continue
+            return A2AResult(
+                verdict=verdict,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                attempts=attempt,
+                model=card.name,
+                usage_estimated=estimated,
+                task_id=answer.task_id,
+                context_id=answer.context_id,
+            )
+        raise AnalyzerUnavailable(
+            f"A2A agent at {self._endpoint} gave no valid verdict in {len(reasons)} attempts; last: {reasons[-1]}"
+        )
+
+    def _record(self, prompt_tokens: int, completion_tokens: int, model: str) -> None:
+        self.usage.prompt_tokens += prompt_tokens
+        self.usage.completion_tokens += completion_tokens
+        self.usage.completions += 1
+        self.usage.by_model[model] = self.usage.by_model.get(model, 0) + prompt_tokens + completion_tokens
