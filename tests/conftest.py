@@ -8,8 +8,16 @@ from collections.abc import Iterator
 import pytest
 
 from selfheal.testing.controlplane import ControlPlane
+from selfheal.testing.argosim import ArgoSimulator
 from selfheal.testing.kubelet import TestKubelet
 from selfheal.testing.operator import OperatorProcess
+
+
+FAST_OPERATOR = {
+    "SELFHEAL_POLICY_TICK_SECONDS": "1",
+    "SELFHEAL_LOG_WATCH_SCALE": "0.1",
+    "SELFHEAL_TICKET_POLL_SECONDS": "1",
+}
 
 
 @pytest.fixture(scope="session")
@@ -40,7 +48,19 @@ def namespace(control_plane: ControlPlane) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def operator(control_plane: ControlPlane, kubelet: TestKubelet) -> Iterator[OperatorProcess]:
-    """The real operator (`selfheal run --all-namespaces`) in a subprocess, with exactly the chart's RBAC."""
-    with OperatorProcess.with_chart_rbac(control_plane) as proc:
+    """The real operator (`selfheal run --all-namespaces`) in a subprocess, with exactly the chart's RBAC.
+
+    Its clocks run fast: policies tick every second, a logWatch interval of 10 s becomes 1 s, and
+    tickets are reconciled every second.
+    """
+    with OperatorProcess.with_chart_rbac(control_plane, env=FAST_OPERATOR) as proc:
         yield proc
     print(f"operator output kept in {proc.log_path}")
+
+
+@pytest.fixture
+def argo(control_plane: ControlPlane, kubelet: TestKubelet, namespace: str) -> Iterator[ArgoSimulator]:
+    """The simulated Argo Rollouts controller, reconciling the test's namespace."""
+    with ArgoSimulator(control_plane, kubelet, namespaces=[namespace]) as sim:
+        yield sim
+    assert not [e for e in sim.errors if not isinstance(e, TimeoutError)], sim.errors

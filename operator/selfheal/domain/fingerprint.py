@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable
 
 from selfheal.domain.evidence import Evidence
@@ -10,6 +11,14 @@ from selfheal.domain.logdiff import LogDiff
 
 # How many of the top new/increased error templates identify a failure.
 TOP_TEMPLATES = 5
+_PLACEHOLDERS = re.compile(r"(?:<[A-Z*]+>[\s:/.,=-]*)+")
+
+
+def normalise_template(template: str) -> str:
+    """The first line of a template with every masked part (``<NUM>``, ``<IP>``, ``<*>``...) made one
+    placeholder: the same failure keeps its name whichever parts the miner happened to generalise."""
+    first = template.strip().splitlines()[0] if template.strip() else ""
+    return _PLACEHOLDERS.sub("<*> ", first).strip()
 
 
 def failure_signature(evidence: Evidence, diff: LogDiff) -> list[str]:
@@ -21,7 +30,7 @@ def failure_signature(evidence: Evidence, diff: LogDiff) -> list[str]:
     """
     parts: list[str] = []
     errors = [t for t in diff.significant() if t.severity == "error" or t.crash_signature]
-    parts += sorted(f"log:{t.template}" for t in errors[:TOP_TEMPLATES])
+    parts += sorted({f"log:{normalise_template(t.template)}" for t in errors[:TOP_TEMPLATES]})
     parts += sorted({f"metric:{m.name}:{m.phase}" for m in evidence.failed_metrics})
     reasons: set[str] = set()
     for pod in evidence.pods:

@@ -69,9 +69,22 @@ async def analyze(rt: Runtime, policy: PolicyRef, ro: Rollout, trigger: Trigger,
     rt.in_flight.add(key)
     try:
         return await _analyze(rt, policy, ro, trigger, pod_hash, step, analysis_run,
-                              occurrence_key or f"{trigger.value}:{pod_hash}:{step}")
+                              occurrence_key or cycle_key(ro, pod_hash, trigger, step))
     finally:
         rt.in_flight.discard(key)
+
+
+def cycle_key(ro: Rollout, pod_hash: str, trigger: Trigger, step: str) -> str:
+    """What one attempt at rolling out a revision is called, so each attempt counts once as an occurrence.
+
+    The AnalysisRun the attempt runs (a retry gets a new one, ``.1``, ``.2``...) names it, whichever
+    trigger noticed the failure; without analysis, the trigger and step do.
+    """
+    canary = ro.status.canary
+    for run in (canary.current_background_analysis_run_status, canary.current_step_analysis_run_status):
+        if run is not None and run.name:
+            return run.name
+    return f"{trigger.value}:{pod_hash}:{step}"
 
 
 async def _analyze(rt: Runtime, policy: PolicyRef, ro: Rollout, trigger: Trigger, pod_hash: str, step: str,

@@ -72,6 +72,8 @@ class Runtime:
     # The latest evidence per (namespace, rollout, canary hash), kept while the canary lives: a
     # basic canary's pods are gone right after an abort, its logs with them.
     snapshots: OrderedDict[tuple[str, str, str], Evidence] = field(default_factory=OrderedDict)
+    # The verdict at each pause, and when: (namespace, rollout, hash, step, trigger) -> (verdict, time).
+    pause_verdicts: dict[tuple[str, ...], tuple[Any, datetime]] = field(default_factory=dict)
     # Failed AnalysisRuns already analyzed: (namespace, name, uid).
     handled_runs: set[tuple[str, str, str]] = field(default_factory=set)
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)

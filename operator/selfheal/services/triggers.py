@@ -11,10 +11,12 @@ from selfheal.domain.argo import (
     AnalysisRun,
     Rollout,
     canary_hash,
+    current_step_index,
     is_inconclusive_pause,
     is_paused_at_indefinite_step,
 )
 from selfheal.domain.ticket import ticket_name
+from selfheal.domain.verdict import VerdictKind
 from selfheal.services.analysis import Outcome, Trigger, analyze, look_at_logs
 from selfheal.services.policies import PolicyRef, choose_policy, policies_for
 from selfheal.services.runtime import Runtime
@@ -25,16 +27,33 @@ def governing_policy(ro: Rollout, policies: Iterable[PolicyRef]) -> PolicyRef | 
 
 
 async def on_rollout(rt: Runtime, ro: Rollout, policies: Iterable[PolicyRef]) -> Outcome | None:
-    """A Rollout changed: decide at an indefinite pause or an inconclusive-analysis pause."""
+    """A Rollout changed (or the policy ticked): decide at an indefinite or inconclusive-analysis pause.
+
+    Each pause is judged once; an inconclusive judgement (too little evidence yet) is judged again
+    after the policy's log-watch interval, so a pause reached early gets its verdict when there is data.
+    """
     policy = governing_policy(ro, policies)
     if policy is None:
         return None
     triggers = policy.spec.triggers
     if triggers.indefinite_pause and is_paused_at_indefinite_step(ro):
-        return await analyze(rt, policy, ro, Trigger.INDEFINITE_PAUSE)
-    if triggers.analysis_inconclusive and is_inconclusive_pause(ro):
-        return await analyze(rt, policy, ro, Trigger.ANALYSIS_INCONCLUSIVE)
-    return None
+        trigger = Trigger.INDEFINITE_PAUSE
+    elif triggers.analysis_inconclusive and is_inconclusive_pause(ro):
+        trigger = Trigger.ANALYSIS_INCONCLUSIVE
+    else:
+        return None
+    key = (ro.namespace, ro.name, canary_hash(ro) or "", str(current_step_index(ro)), trigger.value)
+    now = rt.clock()
+    seen = rt.pause_verdicts.get(key)
+    if seen is not None:
+        verdict, at = seen
+        interval = policy.spec.triggers.log_watch.interval_seconds * rt.config.log_watch_scale
+        if verdict != VerdictKind.INCONCLUSIVE or (now - at).total_seconds() < interval:
+            return None
+    outcome = await analyze(rt, policy, ro, trigger)
+    if outcome is not None:
+        rt.pause_verdicts[key] = (outcome.judgement.verdict.verdict, now)
+    return outcome
 
 
 async def on_analysis_run(rt: Runtime, run: AnalysisRun, rollout_obj: Mapping[str, Any] | None,
@@ -75,6 +94,7 @@ async def sweep(rt: Runtime, policy: PolicyRef, rollouts: Iterable[Mapping[str, 
             continue
         for run_obj in runs.get((ro.namespace, ro.uid), []):
             await on_analysis_run(rt, AnalysisRun.from_obj(run_obj), entry["body"], all_policies)
+        await on_rollout(rt, ro, all_policies)
 
 
 async def watch_logs(rt: Runtime, policy: PolicyRef, rollouts: Iterable[Mapping[str, Any]],

@@ -1,0 +1,241 @@
+"""The statistical verdict on the demo scenarios and on pod and metric facts."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from selfheal.domain.evidence import ContainerState, EventRecord, Evidence, FailedMetric, PodEvidence, PodLog, Side
+from selfheal.domain.heuristic import statistical_verdict
+from selfheal.domain.logdiff import diff_logs
+from selfheal.domain.verdict import Analyzer, Verdict, VerdictKind
+
+COLORS = ["red", "orange", "yellow", "green", "blue", "purple"]
+
+PANIC = """{ts} http: panic serving 10.0.0.{a}:{port}: runtime error: index out of range [0] with length 0
+goroutine {g} [running]:
+net/http.(*conn).serve.func1()
+\t/usr/local/go/src/net/http/server.go:1868 +0xb0
+panic({{0x6c2b60?, 0xc000016150?}})
+\t/usr/local/go/src/runtime/panic.go:920 +0x270
+main.getColor(...)
+\t/go/src/app/main.go:93
+main.colorHandler({{0x7a1b40, 0xc0000a2000}}, 0xc0000b4000)
+\t/go/src/app/main.go:120 +0x3c5
+created by net/http.(*Server).Serve in goroutine 1
+\t/usr/local/go/src/net/http/server.go:3086 +0x4cc"""
+
+
+def demo_log(n: int, *, color: str | None = None, seed: int = 0, panic_on_red: bool = False,
+             error_rate: float = 0.0, latency: bool = False, extra: str = "", extra_rate: float = 0.0) -> str:
+    rnd = random.Random(seed)
+    out = []
+    for i in range(n):
+        t = f"2025/10/09 14:{i // 60 % 60:02d}:{i % 60:02d}"
+        c = color or rnd.choice(COLORS)
+        delay = " (2.000000s)" if latency else ""
+        if extra and rnd.random() < extra_rate:
+            out.append(f"{t} {extra}")
+        elif panic_on_red and c == "red":
+            out.append(PANIC.format(ts=t, a=rnd.randint(1, 250), port=rnd.randint(30000, 60000), g=rnd.randint(1, 999)))
+        elif rnd.random() < error_rate:
+            out.append(f"{t} 500 - {c}{delay}")
+        else:
+            out.append(f"{t} 200 - {c}{delay}")
+    return "\n".join(out)
+
+
+def pod(name: str, side: Side, log: str = "", restarts: int = 0, waiting: str = "", terminated: str = "") -> PodEvidence:
+    return PodEvidence(
+        name=name,
+        side=side,
+        phase="Running",
+        ready=not waiting,
+        containers=[ContainerState(name="app", restart_count=restarts, waiting_reason=waiting, last_terminated_reason=terminated)],
+        logs=[PodLog(pod=name, container="app", text=log)] if log else [],
+    )
+
+
+def judge(
+    canary_log: str,
+    stable_log: str,
+    *,
+    canary_pods: list[PodEvidence] | None = None,
+    stable_pods: list[PodEvidence] | None = None,
+    metrics: list[FailedMetric] | None = None,
+    events: list[EventRecord] | None = None,
+) -> Verdict:
+    pods = (
+        canary_pods if canary_pods is not None else [pod("demo-canary-1", Side.CANARY, canary_log)]
+    ) + (stable_pods if stable_pods is not None else [pod("demo-stable-1", Side.STABLE, stable_log)])
+    ev = Evidence(
+        namespace="demo", rollout="canary-demo", canary_hash="6b7c9d8f5", stable_hash="5f4d8c7b6",
+        pods=pods, failed_metrics=metrics or [], events=events or [],
+    )
+    return statistical_verdict(ev, diff_logs(ev.log_text(Side.CANARY), ev.log_text(Side.STABLE)))
+
+
+def assert_one_sentence(v: Verdict) -> None:
+    assert v.summary and "\n" not in v.summary and v.summary.endswith(".")
+
+
+# --- scenarios a-e of the demo --------------------------------------------------------------------------
+
+
+def test_panicking_canary_is_unhealthy_with_hard_evidence() -> None:
+    v = judge(demo_log(600, panic_on_red=True, seed=1), demo_log(600, color="blue", seed=2))
+    assert v.verdict == VerdictKind.UNHEALTHY
+    assert v.analyzer == Analyzer.STATISTICAL
+    assert v.hard_evidence
+    assert v.confidence >= 90
+    assert v.evidence_refs[0] == "T1"
+    assert "index out of range" in v.summary and "index out of range" in v.root_cause
+    assert_one_sentence(v)
+
+
+def test_panic_with_color_red_every_request_panics() -> None:
+    v = judge(demo_log(200, color="red", panic_on_red=True, seed=3), demo_log(200, color="blue", seed=4))
+    assert v.verdict == VerdictKind.UNHEALTHY and v.hard_evidence
+
+
+def test_bad_image_with_85_percent_500s_is_unhealthy() -> None:
+    v = judge(demo_log(800, color="green", error_rate=0.85, seed=5), demo_log(800, color="green", seed=6))
+    assert v.verdict == VerdictKind.UNHEALTHY
+    assert v.confidence >= 90
+    assert not v.hard_evidence  # log statistics, not a crash: an LLM may weigh in
+    assert v.evidence_refs and v.evidence_refs[0].startswith("T")
+    assert "500" in v.summary
+    assert_one_sentence(v)
+
+
+def test_slow_image_looks_clean_in_logs() -> None:
+    # Scenario c: a 2 s latency is invisible to a log-only judge; the metrics have to catch it.
+    v = judge(demo_log(500, color="green", latency=True, seed=7), demo_log(500, color="green", seed=8))
+    assert v.verdict == VerdictKind.HEALTHY
+
+
+def test_random_colours_against_one_colour_is_healthy() -> None:
+    v = judge(demo_log(1500, seed=9), demo_log(1500, color="blue", seed=10))
+    assert v.verdict == VerdictKind.HEALTHY
+    assert not v.hard_evidence
+    assert v.evidence_refs == []
+    assert_one_sentence(v)
+
+
+def test_missing_canary_pods_are_inconclusive_not_healthy() -> None:
+    v = judge("", demo_log(500, color="blue"), canary_pods=[])
+    assert v.verdict == VerdictKind.INCONCLUSIVE
+    assert "no canary pods" in v.summary
+    assert_one_sentence(v)
+
+
+# --- baselines and volume ---------------------------------------------------------------------------------
+
+
+def test_pre_existing_errors_at_the_stable_rate_are_healthy() -> None:
+    extra = "level=error msg=\"cache backend timeout\" after=500ms"
+    v = judge(
+        demo_log(3000, color="blue", extra=extra, extra_rate=0.05, error_rate=0.02, seed=11),
+        demo_log(3000, color="blue", extra=extra, extra_rate=0.05, error_rate=0.02, seed=12),
+    )
+    assert v.verdict == VerdictKind.HEALTHY
+    assert "error template" in v.summary
+
+
+def test_no_canary_logs_is_inconclusive() -> None:
+    v = judge("", demo_log(500, color="blue"))
+    assert v.verdict == VerdictKind.INCONCLUSIVE
+    assert "no logs" in v.summary
+
+
+def test_too_few_canary_events_is_inconclusive() -> None:
+    v = judge(demo_log(5, color="blue"), demo_log(500, color="blue"))
+    assert v.verdict == VerdictKind.INCONCLUSIVE
+    assert "5 events" in v.summary
+
+
+def test_healthy_confidence_grows_with_volume() -> None:
+    small = judge(demo_log(40, seed=13), demo_log(40, color="blue", seed=14))
+    large = judge(demo_log(3000, seed=15), demo_log(3000, color="blue", seed=16))
+    assert small.verdict == large.verdict == VerdictKind.HEALTHY
+    assert 50 <= small.confidence < large.confidence <= 95
+
+
+def test_without_a_stable_baseline_healthy_is_held_at_low_confidence() -> None:
+    v = judge(demo_log(3000, seed=17), "", stable_pods=[])
+    assert v.verdict == VerdictKind.HEALTHY and v.confidence <= 60
+    assert "baseline" in v.summary
+
+
+# --- pod and metric facts ---------------------------------------------------------------------------------
+
+
+def test_canary_restarts_are_hard_evidence() -> None:
+    clean = demo_log(500, color="blue", seed=18)
+    v = judge(clean, clean, canary_pods=[pod("demo-canary-1", Side.CANARY, clean, restarts=3, terminated="Error")])
+    assert v.verdict == VerdictKind.UNHEALTHY and v.hard_evidence
+    assert "restarts:demo-canary-1" in v.evidence_refs
+    assert_one_sentence(v)
+
+
+def test_restarts_no_worse_than_stable_are_not_a_regression() -> None:
+    clean = demo_log(500, color="blue", seed=19)
+    v = judge(
+        clean, clean,
+        canary_pods=[pod("demo-canary-1", Side.CANARY, clean, restarts=1)],
+        stable_pods=[pod("demo-stable-1", Side.STABLE, clean, restarts=2), pod("demo-stable-2", Side.STABLE, restarts=2)],
+    )
+    assert v.verdict == VerdictKind.HEALTHY
+
+
+@pytest.mark.parametrize(
+    ("waiting", "terminated", "ref"),
+    [
+        ("", "OOMKilled", "oomkilled:demo-canary-1"),
+        ("CrashLoopBackOff", "", "crashloop:demo-canary-1"),
+        ("ImagePullBackOff", "", "imagepull:demo-canary-1"),
+        ("ErrImagePull", "", "imagepull:demo-canary-1"),
+    ],
+)
+def test_container_failures_are_hard_evidence(waiting: str, terminated: str, ref: str) -> None:
+    v = judge("", demo_log(300, color="blue"), canary_pods=[pod("demo-canary-1", Side.CANARY, waiting=waiting, terminated=terminated)])
+    assert v.verdict == VerdictKind.UNHEALTHY and v.hard_evidence
+    assert ref in v.evidence_refs
+
+
+def test_back_off_event_on_a_canary_pod_is_hard_evidence() -> None:
+    clean = demo_log(300, color="blue")
+    events = [EventRecord(object_name="demo-canary-1", type="Warning", reason="BackOff", message="Back-off restarting failed container", count=4)]
+    v = judge(clean, clean, events=events)
+    assert v.verdict == VerdictKind.UNHEALTHY and v.hard_evidence
+
+
+def test_failed_metric_is_hard_evidence_even_with_clean_logs() -> None:
+    clean = demo_log(500, color="blue", seed=20)
+    metric = FailedMetric(analysis_run="canary-demo-6b7c9d8f5-2", name="error-rate", phase="Failed", values=["0.31", "0.42"])
+    v = judge(clean, clean, metrics=[metric])
+    assert v.verdict == VerdictKind.UNHEALTHY and v.hard_evidence
+    assert v.evidence_refs == ["metric:error-rate"]
+    assert "error-rate" in v.summary
+
+
+def test_failed_metric_decides_even_without_canary_pods() -> None:
+    metric = FailedMetric(analysis_run="r", name="success-rate", phase="Failed")
+    v = judge("", "", canary_pods=[], stable_pods=[], metrics=[metric])
+    assert v.verdict == VerdictKind.UNHEALTHY and "metric:success-rate" in v.evidence_refs
+
+
+def test_metric_provider_error_alone_does_not_make_it_unhealthy() -> None:
+    clean = demo_log(500, color="blue", seed=21)
+    v = judge(clean, clean, metrics=[FailedMetric(analysis_run="r", name="latency", phase="Error", message="prometheus unreachable")])
+    assert v.verdict == VerdictKind.HEALTHY
+    assert "latency" in v.summary
+
+
+def test_canary_logging_secrets_never_leaks_them_into_the_verdict() -> None:
+    canary = demo_log(300, color="blue", extra="level=error msg=\"auth failed\" password=hunter2 token=abc123xyz", extra_rate=0.3, seed=22)
+    v = judge(canary, demo_log(300, color="blue", seed=23))
+    assert v.verdict == VerdictKind.UNHEALTHY
+    text = v.summary + v.root_cause
+    assert "hunter2" not in text and "abc123xyz" not in text
