@@ -13,6 +13,7 @@ from selfheal.testing.argosim import ArgoSimulator
 from selfheal.testing.controlplane import ControlPlane
 from selfheal.testing.llm_server import OpenAIStandIn
 from selfheal.testing.operator import OperatorProcess
+from selfheal.testing.workloads import INJECTION_LINE, SECRET_LINE, Behaviour, register_behaviour
 
 POLICIES = "/apis/selfheal.dev/v1alpha1/namespaces/{ns}/selfhealingpolicies"
 TICKETS = "/apis/selfheal.dev/v1alpha1/namespaces/{ns}/remediationtickets"
@@ -36,11 +37,12 @@ def llm_spec(llm: OpenAIStandIn, **extra) -> dict:
             "maxRetries": 0, **extra}
 
 
-def deploy(cp: ControlPlane, ns: str, image: str, *, steps: list[dict], template: dict | None = None) -> dict:
+def deploy(cp: ControlPlane, ns: str, image: str, *, steps: list[dict], template: dict | None = None,
+           starting_step: int = 1) -> dict:
     """The stable revision first (initial deploy), then the canary image: returns the Rollout."""
     if template is not None:
         argo_cli.create(cp.admin, ns, template)
-    manifest = argo_cli.demo_rollout(APP, "blue", steps=steps, replicas=5,
+    manifest = argo_cli.demo_rollout(APP, "blue", steps=steps, replicas=5, starting_step=starting_step,
                                      background_analysis=template["metadata"]["name"] if template else None)
     argo_cli.create(cp.admin, ns, manifest)
     argo_cli.wait_phase(cp.admin, ns, APP, "Healthy", timeout=30)
@@ -73,7 +75,9 @@ PAUSE_STEPS = [{"setWeight": 40}, {"pause": {}}, {"setWeight": 80}, {"pause": {}
 def test_panic_canary_is_aborted_explained_and_ticketed_once(control_plane: ControlPlane, operator: OperatorProcess,
                                                              argo: ArgoSimulator, namespace: str) -> None:
     create_policy(control_plane, namespace, {})
-    ro = deploy(control_plane, namespace, "panic", steps=SLOW_STEPS, template=PANIC_TEMPLATE)
+    # The canary serves for a few seconds before the background analysis starts, as in the demo.
+    steps = [{"setWeight": 40}, {"pause": {"duration": "3s"}}, *SLOW_STEPS[1:]]
+    ro = deploy(control_plane, namespace, "panic", steps=steps, template=PANIC_TEMPLATE, starting_step=2)
     canary = ro["status"]["currentPodHash"]
 
     argo_cli.wait_phase(control_plane.admin, namespace, APP, "Degraded", timeout=45)
@@ -194,12 +198,14 @@ def test_injected_instructions_and_keys_in_canary_logs_change_nothing(
                 "evidence_refs": [], "suggested_fix": ""}
 
     llm.respond_with(obey_the_logs)
+    # Every tick of every canary pod prints the injection and a key, next to the demo's panics.
+    register_behaviour("injection-always", Behaviour(panic_on_red=True, extra=lambda rng: [INJECTION_LINE, SECRET_LINE]))
     create_policy(control_plane, namespace, {
         "triggers": {"logWatch": {"enabled": False}},
         "analysis": {"llm": llm_spec(llm)},
         "decision": {"onHealthy": "promote"},
     })
-    deploy(control_plane, namespace, "injection", steps=PAUSE_STEPS)
+    deploy(control_plane, namespace, "injection-always", steps=PAUSE_STEPS)
     event = wait_event(control_plane, namespace, "CanaryUnhealthy")
     assert "unhealthy" in event["message"]
     sent = json.dumps(llm.requests)

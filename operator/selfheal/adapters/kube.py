@@ -85,6 +85,8 @@ def translate(status: int, message: str, *, verb: str, resource: str, target: st
               headers: Mapping[str, str] | None = None) -> SelfHealError:
     """Map an apiserver answer to the selfheal error taxonomy, naming what was attempted."""
     what = f"{verb} {resource} {target}".strip()
+    if status == 403 and "being terminated" in message:
+        return PermanentError(f"{what}: the namespace is being deleted: {message}")
     if status == 403:
         return ConfigError(
             f"forbidden: the operator may not {verb} {resource} ({target}); grant the verb {verb!r} on "

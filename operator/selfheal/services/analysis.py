@@ -69,22 +69,23 @@ async def analyze(rt: Runtime, policy: PolicyRef, ro: Rollout, trigger: Trigger,
     rt.in_flight.add(key)
     try:
         return await _analyze(rt, policy, ro, trigger, pod_hash, step, analysis_run,
-                              occurrence_key or cycle_key(ro, pod_hash, trigger, step))
+                              occurrence_key or cycle_key(rt, ro, pod_hash, trigger, step))
     finally:
         rt.in_flight.discard(key)
 
 
-def cycle_key(ro: Rollout, pod_hash: str, trigger: Trigger, step: str) -> str:
+def cycle_key(rt: Runtime, ro: Rollout, pod_hash: str, trigger: Trigger, step: str) -> str:
     """What one attempt at rolling out a revision is called, so each attempt counts once as an occurrence.
 
-    The AnalysisRun the attempt runs (a retry gets a new one, ``.1``, ``.2``...) names it, whichever
-    trigger noticed the failure; without analysis, the trigger and step do.
+    The AnalysisRun of the attempt names it (a retry gets a new one: ``.1``, ``.2``...), whichever
+    trigger noticed the failure; without one, the trigger, the step and the attempt number do (an
+    attempt ends with an abort, the next starts with a retry).
     """
     canary = ro.status.canary
     for run in (canary.current_background_analysis_run_status, canary.current_step_analysis_run_status):
-        if run is not None and run.name:
+        if run is not None and run.name and run.status not in ("", "Successful"):
             return run.name
-    return f"{trigger.value}:{pod_hash}:{step}"
+    return f"{trigger.value}:{pod_hash}:{step}:attempt-{rt.attempt(ro.namespace, ro.name, pod_hash)}"
 
 
 async def _analyze(rt: Runtime, policy: PolicyRef, ro: Rollout, trigger: Trigger, pod_hash: str, step: str,
@@ -132,7 +133,16 @@ async def look_at_logs(rt: Runtime, policy: PolicyRef, ro: Rollout) -> Outcome |
     _, _, statistical, _ = prepare(evidence, policy.spec.analysis)
     if statistical.verdict != VerdictKind.UNHEALTHY:
         return None
-    return await analyze(rt, policy, ro, Trigger.LOG_WATCH)
+    pod_hash = canary_hash(ro) or ""
+    step = str(current_step_index(ro) if current_step_index(ro) is not None else "")
+    key = (ro.namespace, ro.name, pod_hash, Trigger.LOG_WATCH.value, cycle_key(rt, ro, pod_hash, Trigger.LOG_WATCH, step))
+    interval = policy.spec.triggers.log_watch.interval_seconds * rt.config.log_watch_scale
+    if not rt.due(key, interval, now):
+        return None  # this attempt was already judged; the finding is not news
+    outcome = await analyze(rt, policy, ro, Trigger.LOG_WATCH)
+    if outcome is not None:
+        rt.judged[key] = (outcome.judgement.verdict.verdict, now)
+    return outcome
 
 
 def _with_snapshot(rt: Runtime, evidence: Evidence) -> Evidence:

@@ -267,7 +267,7 @@ async def github_client(runtime: Runtime, namespace: str, gh: GitHubSpec) -> Git
     if client is None:
         for stale in [k for k in runtime.clients if k[:3] == key[:3]]:
             await runtime.clients.pop(stale).aclose()
-        client = GitHubClient(gh.api_url, token, gh.repository, conditional=True)
+        client = GitHubClient(gh.api_url, token, gh.repository, conditional=True, hold_off=True)
         runtime.clients[key] = client
     return client
 
@@ -474,9 +474,10 @@ async def _follow_issue_state(t: _Ticket, client: GitHubClient, now: datetime) -
                                             Reason.ISSUE_CLOSED,
                                             f"issue #{number} was closed ({current.state_reason or 'no reason'}) "
                                             "without a merged fix", now)
-    elif current.state == "open" and opened is not None and opened.reason == Reason.ISSUE_CLOSED:
+    elif opened is not None and opened.reason == Reason.ISSUE_CLOSED:
+        how = "was reopened" if current.state == "open" else "was closed by the merged fix"
         t.status.conditions = set_condition(t.status.conditions, ConditionType.ISSUE_OPENED, True, Reason.ISSUE_FOUND,
-                                            f"issue #{number} was reopened", now)
+                                            f"issue #{number} {how}", now)
 
 
 async def _escalate_if_stalled(t: _Ticket, client: GitHubClient, gh: GitHubSpec, now: datetime) -> None:
@@ -555,7 +556,7 @@ async def _verify(t: _Ticket, gh: GitHubSpec | None, now: datetime) -> None:
     current = st.verification
     if current is not None and current.state == VerificationState.PASSED:
         return
-    github = gh is not None and bool(t.issue.number)
+    github = gh is not None
     since = _verification_since(t, github=github)
     if since is None:
         return

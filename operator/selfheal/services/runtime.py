@@ -12,6 +12,7 @@ from typing import Any
 from selfheal.adapters.kube import KubeAdapter, connect
 from selfheal.config import CONFIG, OperatorConfig
 from selfheal.domain.evidence import Evidence
+from selfheal.domain.verdict import VerdictKind
 
 MAX_SNAPSHOTS = 256
 
@@ -72,8 +73,31 @@ class Runtime:
     # The latest evidence per (namespace, rollout, canary hash), kept while the canary lives: a
     # basic canary's pods are gone right after an abort, its logs with them.
     snapshots: OrderedDict[tuple[str, str, str], Evidence] = field(default_factory=OrderedDict)
-    # The verdict at each pause, and when: (namespace, rollout, hash, step, trigger) -> (verdict, time).
-    pause_verdicts: dict[tuple[str, ...], tuple[Any, datetime]] = field(default_factory=dict)
+    # The last verdict of each judged situation, and when: a pause (namespace, rollout, hash, step,
+    # trigger) or a log-watch finding (namespace, rollout, hash, attempt) -> (verdict, time). A situation
+    # is judged again only while its verdict is inconclusive.
+    judged: dict[tuple[str, ...], tuple[Any, datetime]] = field(default_factory=dict)
+
+    # Attempts at each revision: (namespace, rollout, hash) -> [attempt number, aborted now?].
+    attempts: dict[tuple[str, str, str], list[Any]] = field(default_factory=dict)
+
+    def attempt(self, namespace: str, rollout: str, pod_hash: str) -> int:
+        return self.attempts.get((namespace, rollout, pod_hash), [0, False])[0]
+
+    def observe_abort(self, namespace: str, rollout: str, pod_hash: str, aborted: bool) -> None:
+        """Count attempts: a revision that was aborted and is not any more was retried."""
+        state = self.attempts.setdefault((namespace, rollout, pod_hash), [0, False])
+        if state[1] and not aborted:
+            state[0] += 1
+        state[1] = aborted
+
+    def due(self, key: tuple[str, ...], interval: float, now: datetime) -> bool:
+        """Whether the situation ``key`` needs a (new) judgement."""
+        seen = self.judged.get(key)
+        if seen is None:
+            return True
+        verdict, at = seen
+        return verdict == VerdictKind.INCONCLUSIVE and (now - at).total_seconds() >= interval
     # Failed AnalysisRuns already analyzed: (namespace, name, uid).
     handled_runs: set[tuple[str, str, str]] = field(default_factory=set)
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)

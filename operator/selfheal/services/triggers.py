@@ -12,11 +12,11 @@ from selfheal.domain.argo import (
     Rollout,
     canary_hash,
     current_step_index,
+    is_aborted,
     is_inconclusive_pause,
     is_paused_at_indefinite_step,
 )
 from selfheal.domain.ticket import ticket_name
-from selfheal.domain.verdict import VerdictKind
 from selfheal.services.analysis import Outcome, Trigger, analyze, look_at_logs
 from selfheal.services.policies import PolicyRef, choose_policy, policies_for
 from selfheal.services.runtime import Runtime
@@ -32,6 +32,7 @@ async def on_rollout(rt: Runtime, ro: Rollout, policies: Iterable[PolicyRef]) ->
     Each pause is judged once; an inconclusive judgement (too little evidence yet) is judged again
     after the policy's log-watch interval, so a pause reached early gets its verdict when there is data.
     """
+    rt.observe_abort(ro.namespace, ro.name, canary_hash(ro) or "", is_aborted(ro))
     policy = governing_policy(ro, policies)
     if policy is None:
         return None
@@ -44,15 +45,11 @@ async def on_rollout(rt: Runtime, ro: Rollout, policies: Iterable[PolicyRef]) ->
         return None
     key = (ro.namespace, ro.name, canary_hash(ro) or "", str(current_step_index(ro)), trigger.value)
     now = rt.clock()
-    seen = rt.pause_verdicts.get(key)
-    if seen is not None:
-        verdict, at = seen
-        interval = policy.spec.triggers.log_watch.interval_seconds * rt.config.log_watch_scale
-        if verdict != VerdictKind.INCONCLUSIVE or (now - at).total_seconds() < interval:
-            return None
+    if not rt.due(key, policy.spec.triggers.log_watch.interval_seconds * rt.config.log_watch_scale, now):
+        return None
     outcome = await analyze(rt, policy, ro, trigger)
     if outcome is not None:
-        rt.pause_verdicts[key] = (outcome.judgement.verdict.verdict, now)
+        rt.judged[key] = (outcome.judgement.verdict.verdict, now)
     return outcome
 
 
