@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 
 import kopf
@@ -16,6 +17,10 @@ def run_operator(*, namespaces: Sequence[str], all_namespaces: bool, standalone:
         log_format=kopf.LogFormat[log_format.upper()],
     )
     import selfheal.main  # noqa: F401  (registers the handlers)
+
+    if not standalone and priority is None:
+        # Replicas of equal priority pause each other; a random one makes exactly one of them active.
+        priority = random.randint(1, 10_000)
 
     kopf.run(
         standalone=standalone,
