@@ -87,3 +87,37 @@ def test_analysisrun_has_no_status_subresource_and_requires_phase(control_plane:
     with pytest.raises(ApiError) as err:
         admin.get(f"{base}/ar/status")
     assert err.value.status == 404
+
+
+def test_teardown_leaves_no_process_or_port_behind() -> None:
+    import socket
+
+    cp = ControlPlane(install_crds=False)
+    cp.start()
+    pids = [p.pid for p in cp._procs]
+    ports = [cp.port, cp.etcd_port]
+    workdir = cp.workdir
+    cp.stop()
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            import os
+            os.kill(pid, 0)
+    for port in ports:  # nothing listens any more
+        with socket.socket() as s, pytest.raises(ConnectionRefusedError):
+            s.connect(("127.0.0.1", port))
+    assert not workdir.exists()
+
+
+def test_a_failed_start_cleans_up_too(tmp_path) -> None:
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    for name in ("etcd", "kube-apiserver"):
+        script = fake / name
+        script.write_text("#!/bin/sh\nexit 7\n")
+        script.chmod(0o755)
+    cp = ControlPlane(fake)
+    with pytest.raises(Exception) as err:
+        cp.start(timeout=10)
+    assert "exited with 7" in str(err.value)
+    assert not cp.workdir.exists()
+    assert cp._procs == []

@@ -66,3 +66,29 @@ def test_missing_secret_is_named_then_healed(control_plane: ControlPlane, operat
     control_plane.admin.wait_for(
         lambda: (ready_condition(control_plane, namespace, "needs-secrets") or {}).get("status") == "True",
         timeout=40, message="Ready=True once the Secrets exist")
+
+
+def test_two_policies_on_one_rollout_show_the_conflict_and_the_winner(
+        control_plane: ControlPlane, operator: OperatorProcess, namespace: str) -> None:
+    control_plane.admin.create(f"/apis/argoproj.io/v1alpha1/namespaces/{namespace}/rollouts", {
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+        "metadata": {"name": "web", "labels": {"app": "web", "tier": "front"}},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "web", "image": "demo:blue"}]}},
+                 "strategy": {"canary": {"steps": [{"setWeight": 50}]}}},
+    })
+    for name, labels in (("b-by-tier", {"tier": "front"}), ("a-by-app", {"app": "web"})):
+        control_plane.admin.create(POLICIES.format(ns=namespace), policy(name, {"selector": {"matchLabels": labels}}))
+
+    def conflicts(name: str) -> list:
+        status = control_plane.admin.get(f"{POLICIES.format(ns=namespace)}/{name}").get("status") or {}
+        return status.get("conflicts") or []
+
+    for name in ("a-by-app", "b-by-tier"):
+        found = control_plane.admin.wait_for(lambda n=name: conflicts(n), timeout=30, message=f"conflict on {name}")
+        assert found == [{"rollout": "web", "policies": ["a-by-app", "b-by-tier"], "chosen": "a-by-app"}]
+    status = control_plane.admin.get(f"{POLICIES.format(ns=namespace)}/b-by-tier")["status"]
+    assert status["matchedRollouts"] == ["web"]
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert "selected by a-by-app, b-by-tier (using a-by-app)" in ready["message"]

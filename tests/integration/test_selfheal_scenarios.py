@@ -119,6 +119,13 @@ def test_random_colours_with_extra_prompt_are_promoted_without_a_ticket(
     assert llm.requests, "the LLM was asked"
     assert "Ignore color changes." in llm.requests[0]["messages"][0]["content"]
     assert selfheal_events(control_plane, namespace, "CanaryHealthy")
+    # What the analyses cost shows on the policy.
+    spent = control_plane.admin.wait_for(
+        lambda: (control_plane.admin.get(f"{POLICIES.format(ns=namespace)}/heal").get("status") or {})
+        .get("tokens", {}).get("today"), timeout=20, message="tokens on the policy status")
+    assert spent > 0
+    status = control_plane.admin.get(f"{POLICIES.format(ns=namespace)}/heal")["status"]
+    assert status["analyses"]["total"] >= 1 and status["matchedRollouts"] == [APP]
 
 
 def test_http_500_canary_with_passing_metrics_is_caught_by_the_log_watch(
