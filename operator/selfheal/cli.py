@@ -38,6 +38,12 @@ def _analyze(args: argparse.Namespace) -> int:
     return run_analyze_command(args)
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from selfheal.testing.demo import run_demo
+
+    return run_demo(args.scenario, keep=args.keep, json_output=args.json)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="selfheal", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -74,6 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--json", action="store_true", help="print one JSON object")
     analyze.add_argument("--print-prompt", action="store_true", help="print the redacted messages for the LLM")
     analyze.set_defaults(func=_analyze)
+
+    demo = commands.add_parser(
+        "demo", help="watch selfheal heal a canary on a throwaway local control plane (exit 0 when it did)")
+    demo.add_argument("--scenario", default="panic", choices=("panic", "colors", "http500"))
+    demo.add_argument("--keep", action="store_true", help="keep everything running until Ctrl-C")
+    demo.add_argument("--json", action="store_true", help="print one JSON summary instead of the narration")
+    demo.set_defaults(func=_demo)
     return parser
 
 

@@ -129,7 +129,7 @@ class ControlPlane:
                     os.killpg(proc.pid, signal.SIGTERM)
         for proc in reversed(self._procs):
             try:
-                proc.wait(timeout=10)
+                proc.wait(timeout=3)
             except subprocess.TimeoutExpired:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
