@@ -126,6 +126,17 @@ def test_initial_deploy_creates_rs_and_pods_and_is_healthy(admin, sim: ArgoSimul
     assert {"NewReplicaSetCreated", "RolloutUpdated", "ScalingReplicaSet"} <= set(reasons(admin, namespace, "web"))
 
 
+def test_min_ready_seconds_delays_availability(admin, sim: ArgoSimulator, namespace: str) -> None:
+    rollout = sc.demo_rollout("web", "blue", replicas=1)
+    rollout["spec"]["minReadySeconds"] = 2
+    sc.create(admin, namespace, rollout)
+    ro = sc.wait_rollout(admin, namespace, "web", lambda o: o.get("status", {}).get("readyReplicas") == 1,
+                         message="ready pod")
+    assert "availableReplicas" not in ro["status"]
+    assert sc.rollout_phase(ro) == ("Progressing", "updated replicas are still becoming available")
+    sc.wait_phase(admin, namespace, "web", "Healthy", timeout=10)
+
+
 # -- §2.1, §6.5 canary steps, pause, promote ---------------------------------------------------------------
 
 
@@ -415,7 +426,8 @@ def test_abort_terminates_the_running_step_analysis(admin, sim: ArgoSimulator, n
         "currentStepAnalysisRunStatus") or {}).get("status") == "Running", message="step analysis running")
     name = ro["status"]["canary"]["currentStepAnalysisRunStatus"]["name"]
     sc.abort(admin, namespace, "web")
-    run = _wait_run(admin, namespace, name, lambda s: s.get("phase") == "Successful", "terminated by the abort")
+    run = sc.wait_analysis_run(admin, namespace, name, "Successful")
+    assert [r["metadata"]["name"] for r in sc.analysis_runs(admin, namespace, "web")] == [name]
     assert run["spec"]["terminate"] is True and run["status"]["message"] == "Run Terminated"
     ro = sc.wait_phase(admin, namespace, "web", "Degraded")
     # v1.9.1 keeps the run it aborted with in the status

@@ -223,12 +223,14 @@ class GitHubClient:
     Transport failures and 5xx are retried a few times with a short backoff (one tenacity policy);
     rate limits are never slept on: they raise :class:`RateLimitedError` with the wait GitHub asked for.
     With ``conditional``, every GET is sent with the ETag of its last answer and a 304 (free of rate
-    limit) is answered from memory, so polling something unchanged costs nothing.
+    limit) is answered from memory, so polling something unchanged costs nothing. With ``hold_off``,
+    after a rate limit or an outage every caller of this client gets the same error, without a request,
+    until the wait is over: the limit belongs to the token, not to one caller.
     """
 
     def __init__(self, api_url: str, token: str, repository: str, *, timeout: float = 10.0,
                  attempts: int = 3, backoff: float = 0.2, clock: Callable[[], float] = time.time,
-                 conditional: bool = False) -> None:
+                 conditional: bool = False, hold_off: bool = False) -> None:
         owner, _, name = repository.partition("/")
         if not owner or not name or "/" in name:
             raise ValueError(f"repository must be 'owner/name', got {repository!r}")
@@ -240,6 +242,8 @@ class GitHubClient:
         self._clock = clock
         self.rate_limit: RateLimit | None = None
         self._conditional = conditional
+        self._hold_off = hold_off
+        self._held: tuple[float, TransientError] | None = None
         self._etags: dict[tuple[str, str], tuple[str, list[tuple[str, str]], bytes]] = {}
         self._http = httpx.AsyncClient(
             base_url=self.api_url,
@@ -265,6 +269,21 @@ class GitHubClient:
 
     async def _request(self, method: str, url: str, *, params: dict[str, Any] | None = None,
                        json: Any = None, etag: str | None = None, idempotent: bool = True) -> httpx.Response:
+        if self._held is not None:
+            until, error = self._held
+            remaining = until - time.monotonic()
+            if remaining > 0:
+                raise type(error)(f"{error} (holding off {remaining:.0f}s more)", delay=remaining)
+            self._held = None
+        try:
+            return await self._exchange(method, url, params=params, json=json, etag=etag, idempotent=idempotent)
+        except TransientError as e:
+            if self._hold_off:
+                self._held = (time.monotonic() + e.delay, e)
+            raise
+
+    async def _exchange(self, method: str, url: str, *, params: dict[str, Any] | None, json: Any,
+                        etag: str | None, idempotent: bool) -> httpx.Response:
         cache_key, cached = None, None
         if self._conditional and method == "GET" and etag is None:
             cache_key = (url, urlencode(sorted((params or {}).items())))

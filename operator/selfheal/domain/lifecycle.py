@@ -267,7 +267,7 @@ def carries_sha(sha: str, images: Iterable[str], annotations: Mapping[str, str])
 
 def accepts_revision(rev: RevisionView, failing_hash: str, since: datetime, merge_sha: str,
                      require_sha: bool) -> bool:
-    """Whether ``rev`` is a revision that should contain the fix: new, created after ``since``, with the SHA if required."""
+    """Whether ``rev`` should contain the fix: a new hash, created after ``since``, with the SHA if required."""
     if not rev.pod_hash or rev.pod_hash == failing_hash or rev.created is None or rev.created <= since:
         return False
     return not require_sha or carries_sha(merge_sha, rev.images, rev.annotations)

@@ -23,7 +23,7 @@ from selfheal.domain.decision import Action
 from selfheal.domain.evidence import Evidence, Side
 from selfheal.domain.verdict import VerdictKind
 from selfheal.errors import SelfHealError
-from selfheal.services import tickets
+from selfheal.services import remediation, tickets
 from selfheal.services.analyzers import analyzer_for
 from selfheal.services.gather import gather_evidence
 from selfheal.services.judge import Judgement, judge, prepare
@@ -236,9 +236,5 @@ async def _ticket(rt: Runtime, policy: PolicyRef, ro: Rollout, j: Judgement, tri
 
 async def _record_regression(rt: Runtime, ro: Rollout, j: Judgement) -> str | None:
     """A fixed-and-merged failure seen again on the revision meant to verify it reopens its ticket."""
-    try:
-        from selfheal.services.remediation import record_failure
-    except ImportError:  # the remediation service is optional in stripped-down builds
-        return None
-    return await record_failure(rt, ro.namespace, ro.name, j.evidence.canary_hash, ro.revision, j.fingerprint,
-                                rt.clock())
+    return await remediation.record_failure(rt, ro.namespace, ro.name, j.evidence.canary_hash, ro.revision,
+                                            j.fingerprint, rt.clock())

@@ -45,7 +45,7 @@ from selfheal.domain.ticket import (
     set_condition,
     to_wire,
 )
-from selfheal.errors import ConfigError, RateLimitedError, TransientError
+from selfheal.errors import ConfigError, RateLimitedError, SelfHealError, TransientError
 from selfheal.services.policies import PolicyRef
 from selfheal.services.runtime import Runtime
 
@@ -138,13 +138,18 @@ class _Ticket:
                              "uid": owner.uid if owner else ""}}
 
     async def event(self, reason: str, message: str, now: datetime, type: str = "Normal") -> None:
+        """An Event on the ticket's Rollout (where users look), naming the ticket."""
         ref = self.rollout_ref()
-        if not ref["metadata"]["uid"]:
-            rollout = await self.kube.get_rollout(self.namespace, self.ticket.spec.rollout)
-            if rollout is None:
-                return
-            ref["metadata"]["uid"] = rollout.uid
-        await self.kube.create_event(ref, reason=reason, message=f"{self.name}: {message}"[:1024], type=type, now=now)
+        try:
+            if not ref["metadata"]["uid"]:
+                rollout = await self.kube.get_rollout(self.namespace, self.ticket.spec.rollout)
+                if rollout is None:
+                    return
+                ref["metadata"]["uid"] = rollout.uid
+            await self.kube.create_event(ref, reason=reason, message=f"{self.name}: {message}"[:1024], type=type,
+                                         now=now)
+        except SelfHealError as e:  # an Event explains; losing one must not stop the work
+            log.warning("could not post Event %s about ticket %s/%s: %s", reason, self.namespace, self.name, e)
 
     async def commit(self, now: datetime, extra: set[str] | frozenset[str] = frozenset()) -> None:
         """Writes the owned status fields when they changed; an Event on the Rollout when the phase changed."""
@@ -204,7 +209,8 @@ async def reconcile_ticket(runtime: Runtime, namespace: str, name: str, policy: 
                 failure = _record_failure(t, e, now)
         if gh is not None and client is not None:
             failure = await _guarded(t, _sync_github(t, client, gh, policy, now), now)
-        await _verify(t, gh, now)
+        if policy is not None:
+            await _verify(t, gh, now)
         if gh is not None and client is not None and failure is None:
             failure = await _guarded(t, _report(t, client, gh, policy, now), now)
         await t.commit(now)
@@ -219,7 +225,7 @@ async def record_failure(runtime: Runtime, namespace: str, rollout: str, pod_has
 
     When a ticket of ``rollout`` waits for or verifies this revision and has the same fingerprint, the
     ticket becomes Regressed, its occurrences grow, and its name is returned (no new ticket is needed).
-    Otherwise None.
+    The same regression reported again returns the name without counting it twice. Otherwise None.
     """
     rs_created: datetime | None = None
     rs_read = False
@@ -232,6 +238,10 @@ async def record_failure(runtime: Runtime, namespace: str, rollout: str, pod_has
                 continue
             t = _Ticket(runtime, namespace, fresh)
             st = t.status
+            v = st.verification
+            if v is not None and v.state == VerificationState.FAILED and v.pod_template_hash == pod_hash \
+                    and t.ticket.spec.fingerprint == fingerprint:
+                return name  # this regression is already recorded on the ticket
             phase = st.phase or lifecycle.derive_phase(st.conditions)
             since = _verification_since(t, github=bool(st.issue and st.issue.number))
             if not rs_read and (st.verification is None or st.verification.state != VerificationState.VERIFYING):
@@ -510,13 +520,12 @@ async def _follow_regression(t: _Ticket, client: GitHubClient, gh: GitHubSpec, p
     await client.update_issue(number, state="open")
     await client.comment(number, render_regressed_comment(_context(t, gh, policy), v.revision,
                                                           v.pod_template_hash, now))
+    await _hand_over(t, client, gh, now, again=True)
     t.issue.state = IssueState.OPEN
     t.issue.reopened_for = v.pod_template_hash
     t.issue.escalated = False
     # the regression comment reports this occurrence
     t.issue.commented_occurrences = max(t.issue.commented_occurrences, t.status.occurrences)
-    await t.commit(now)
-    await _hand_over(t, client, gh, now, again=True)
     await t.commit(now)
 
 

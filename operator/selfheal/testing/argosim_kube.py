@@ -8,7 +8,7 @@ import random
 from datetime import datetime
 from typing import Any
 
-from selfheal.testing.argosim_util import Recorder, controller_uid, merge_diff, now_utc, ts
+from selfheal.testing.argosim_util import Recorder, controller_uid, merge_diff, now_utc, parse_ts, ts
 from selfheal.testing.kubelet import NODE_NAME
 from selfheal.testing.rest import ApiError, KubeREST
 from selfheal.testing.workloads import Workloads
@@ -87,12 +87,16 @@ class NodeSimulator:
             self._delete_pod(pods.pop())
         while len(pods) < desired:
             pods.append(self._create_pod(rs))
-        ready = 0
+        ready = available = 0
+        min_ready = float(rs["spec"].get("minReadySeconds") or 0)
         for pod in pods:
-            if self._sync_pod_status(pod, now):
+            since = self._sync_pod_status(pod, now)
+            if since is not None:
                 ready += 1
+                if (now - since).total_seconds() >= min_ready:
+                    available += 1
         status = {"replicas": len(pods), "fullyLabeledReplicas": len(pods), "readyReplicas": ready,
-                  "availableReplicas": ready, "observedGeneration": rs["metadata"].get("generation", 1)}
+                  "availableReplicas": available, "observedGeneration": rs["metadata"].get("generation", 1)}
         old = rs.get("status") or {}
         diff = merge_diff({k: old.get(k, 0) for k in status}, status)
         if diff:
@@ -131,7 +135,8 @@ class NodeSimulator:
 
     # -- kubelet ---------------------------------------------------------------------------------
 
-    def _sync_pod_status(self, pod: dict, now: datetime) -> bool:
+    def _sync_pod_status(self, pod: dict, now: datetime) -> datetime | None:
+        """Report the pod's status; returns since when it is Ready, or None."""
         meta = pod["metadata"]
         namespace, name = meta["namespace"], meta["name"]
         statuses, all_ready = [], True
@@ -179,7 +184,10 @@ class NodeSimulator:
         if self._sent.get(meta["uid"]) != status:
             self.client.patch(f"/api/v1/namespaces/{namespace}/pods/{name}/status", {"status": status})
             self._sent[meta["uid"]] = status
-        return all_ready
+        if not all_ready:
+            return None
+        ready_since = next(c["lastTransitionTime"] for c in status["conditions"] if c["type"] == "Ready")
+        return parse_ts(ready_since)
 
     def _backoff_event(self, run: Any) -> None:
         try:

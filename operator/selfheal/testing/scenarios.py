@@ -233,6 +233,26 @@ def events(client: KubeREST, namespace: str, *, name: str | None = None, reason:
             and (reason is None or e["reason"] == reason)]
 
 
+def analysis_runs(client: KubeREST, namespace: str, rollout: str | None = None) -> list[dict]:
+    """AnalysisRuns in ``namespace``, those controlled by Rollout ``rollout`` when given, oldest first."""
+    runs = client.items(f"{GROUP}/namespaces/{namespace}/analysisruns")
+    if rollout is not None:
+        runs = [r for r in runs if any(o.get("kind") == "Rollout" and o.get("name") == rollout and o.get("controller")
+                                       for o in r["metadata"].get("ownerReferences") or [])]
+    return sorted(runs, key=lambda r: (r["metadata"].get("creationTimestamp", ""), r["metadata"]["name"]))
+
+
+def wait_analysis_run(client: KubeREST, namespace: str, name: str, phase: str, timeout: float = 20.0) -> dict:
+    """Wait until AnalysisRun ``name`` reports ``status.phase == phase``."""
+    path = f"{GROUP}/namespaces/{namespace}/analysisruns/{name}"
+
+    def check() -> dict | None:
+        run = client.get_or_none(path)
+        return run if run and (run.get("status") or {}).get("phase") == phase else None
+
+    return client.wait_for(check, timeout=timeout, interval=0.05, message=f"analysisrun {name} {phase}")
+
+
 def pods_of(client: KubeREST, namespace: str, pod_hash: str) -> list[dict]:
     return client.items(f"/api/v1/namespaces/{namespace}/pods", labelSelector=f"rollouts-pod-template-hash={pod_hash}")
 
