@@ -28,6 +28,9 @@ class OperatorConfig:
     policy_tick_seconds: float = 10.0
     # Scales every policy's logWatch interval (tests use a small factor to look often).
     log_watch_scale: float = 1.0
+    # After GitHub refused for good (bad token, unknown repository, invalid label), how long until
+    # the ticket and the policy's access check try again; a changed token is tried at once.
+    github_refused_retry_seconds: float = 600.0
 
     @classmethod
     def from_env(cls) -> OperatorConfig:
@@ -35,6 +38,8 @@ class OperatorConfig:
             ticket_poll_seconds=_seconds("SELFHEAL_TICKET_POLL_SECONDS", cls.ticket_poll_seconds),
             policy_tick_seconds=_seconds("SELFHEAL_POLICY_TICK_SECONDS", cls.policy_tick_seconds),
             log_watch_scale=_seconds("SELFHEAL_LOG_WATCH_SCALE", cls.log_watch_scale),
+            github_refused_retry_seconds=_seconds("SELFHEAL_GITHUB_REFUSED_RETRY_SECONDS",
+                                                  cls.github_refused_retry_seconds),
         )
 
 

@@ -92,3 +92,30 @@ def test_two_policies_on_one_rollout_show_the_conflict_and_the_winner(
     assert status["matchedRollouts"] == ["web"]
     ready = next(c for c in status["conditions"] if c["type"] == "Ready")
     assert "selected by a-by-app, b-by-tier (using a-by-app)" in ready["message"]
+
+
+def test_github_token_and_repository_are_checked_and_named(control_plane: ControlPlane, operator: OperatorProcess,
+                                                           namespace: str) -> None:
+    from selfheal.testing.github_server import GitHubStandIn
+
+    with GitHubStandIn(token="good-token", repos=["acme/shop"]) as gh:
+        control_plane.admin.create(f"/api/v1/namespaces/{namespace}/secrets",
+                                   {"metadata": {"name": "gh"}, "stringData": {"token": "stale-token"}})
+        github = {"repository": "acme/shop", "apiURL": gh.api_url, "tokenSecretRef": {"name": "gh"}}
+        control_plane.admin.create(POLICIES.format(ns=namespace),
+                                   policy("shop", {"remediation": {"github": github}}))
+        control_plane.admin.create(POLICIES.format(ns=namespace), policy("elsewhere", {
+            "remediation": {"github": {**github, "repository": "acme/unknown"}}}))
+
+        def reason(name: str) -> str | None:
+            return (ready_condition(control_plane, namespace, name) or {}).get("reason")
+
+        control_plane.admin.wait_for(lambda: reason("shop") == "BadCredentials", timeout=30, message="BadCredentials")
+        assert "acme/shop" in ready_condition(control_plane, namespace, "shop")["message"]
+
+        # A new token is tried at once: the bad one stays named on the other policy's repository.
+        control_plane.admin.patch(f"/api/v1/namespaces/{namespace}/secrets/gh", {"stringData": {"token": "good-token"}})
+        control_plane.admin.wait_for(lambda: reason("shop") == "Valid", timeout=30, message="Ready again")
+        control_plane.admin.wait_for(lambda: reason("elsewhere") == "RepositoryNotFound", timeout=30,
+                                     message="RepositoryNotFound")
+        assert "acme/unknown" in ready_condition(control_plane, namespace, "elsewhere")["message"]

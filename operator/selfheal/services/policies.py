@@ -9,10 +9,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from selfheal.adapters.kube import KubeAdapter
 from selfheal.domain.policy import LLMProvider, PolicySpec, selector_matches
 from selfheal.domain.ticket import ConditionType, Reason, set_condition, to_wire
 from selfheal.errors import ConfigError
+from selfheal.services import github
 
 
 @dataclass(frozen=True)
@@ -70,8 +70,9 @@ def matching(policy: PolicyRef, rollouts: Iterable[Mapping[str, Any]],
     return sorted(matched), sorted(conflicts, key=lambda c: c["rollout"])
 
 
-async def check_readiness(kube: KubeAdapter, namespace: str, spec: PolicySpec) -> Readiness:
-    """Whether every Secret the policy names exists with its key; the message names what is missing."""
+async def check_readiness(runtime: Any, namespace: str, spec: PolicySpec) -> Readiness:
+    """Whether every Secret the policy names exists with its key, and GitHub accepts the token for the
+    repository; the message names what is missing."""
     problems: list[str] = []
     reason = Reason.VALID
     llm = spec.analysis.llm
@@ -81,14 +82,20 @@ async def check_readiness(kube: KubeAdapter, namespace: str, spec: PolicySpec) -
     refs: list[tuple[str, Any]] = []
     if llm.provider != LLMProvider.NONE and llm.api_key_secret_ref is not None:
         refs.append(("LLM API key", llm.api_key_secret_ref))
-    if spec.remediation.github is not None:
-        refs.append(("GitHub token", spec.remediation.github.token_secret_ref))
+    gh = spec.remediation.github
+    if gh is not None:
+        refs.append(("GitHub token", gh.token_secret_ref))
     for what, ref in refs:
         try:
-            await kube.read_secret_key(namespace, ref.name, ref.key)
+            await runtime.kube.read_secret_key(namespace, ref.name, ref.key)
         except ConfigError as e:
             problems.append(f"{what}: {e}")
             reason = Reason.SECRET_NOT_FOUND if "not found" in str(e).lower() else Reason.SECRET_KEY_MISSING
+    if gh is not None and not problems and not spec.decision.dry_run:
+        access = await github.check_access(runtime, namespace, gh, runtime.clock())
+        if not access.ok:
+            problems.append(access.message)
+            reason = access.reason
     if problems:
         return Readiness(False, reason, "; ".join(problems), problems)
     return Readiness(True, Reason.VALID, "policy is valid and its Secrets are present")
@@ -152,7 +159,7 @@ async def reconcile(runtime: Any, namespace: str, name: str, spec: Mapping[str, 
     except ConfigError as e:
         return status_patch(Readiness(False, Reason.INVALID_SPEC, str(e)), status.get("conditions"), generation,
                             now, [], [])
-    readiness = await check_readiness(runtime.kube, namespace, ref.spec)
+    readiness = await check_readiness(runtime, namespace, ref.spec)
     matched, conflicts = matching(ref, rollouts, policies)
     usage = runtime.usage_of(namespace, name)
     load_usage(usage, status)

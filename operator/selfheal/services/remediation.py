@@ -46,6 +46,7 @@ from selfheal.domain.ticket import (
     to_wire,
 )
 from selfheal.errors import ConfigError, RateLimitedError, SelfHealError, TransientError
+from selfheal.services.github import github_client
 from selfheal.services.policies import PolicyRef
 from selfheal.services.runtime import Runtime
 
@@ -57,21 +58,12 @@ FAULT_INJECTION_ENV = "SELFHEAL_TEST_CRASH_AFTER"
 # How long to wait before trying again after GitHub refused for good (401, 404, 422, missing Secret):
 # slowly, so that a fixed token or label heals the ticket without hammering GitHub meanwhile.
 REFUSED_RETRY_ENV = "SELFHEAL_GITHUB_REFUSED_RETRY_SECONDS"
-REFUSED_RETRY_SECONDS = 600.0
 
 ROLLOUT_API_VERSION = f"{ARGO_GROUP}/{ARGO_VERSION}"
 JULES_LABEL = "jules"
 # Status fields this service writes; occurrences, firstSeen, lastSeen and lastAction belong to the pipeline.
 _OWNED = {"observed_generation", "phase", "conditions", "issue", "pull_request", "pull_requests", "verification"}
 _WARNING_PHASES = {TicketPhase.REGRESSED, TicketPhase.FAILED}
-
-
-def refused_retry_seconds() -> float:
-    raw = os.environ.get(REFUSED_RETRY_ENV, "")
-    try:
-        return max(float(raw), 1.0) if raw else REFUSED_RETRY_SECONDS
-    except ValueError:
-        return REFUSED_RETRY_SECONDS
 
 
 def _fault_point(name: str) -> None:
@@ -216,7 +208,7 @@ async def reconcile_ticket(runtime: Runtime, namespace: str, name: str, policy: 
         await t.commit(now)
         if isinstance(failure, TransientError):
             raise failure
-        return refused_retry_seconds() if failure is not None else None
+        return runtime.config.github_refused_retry_seconds if failure is not None else None
 
 
 async def record_failure(runtime: Runtime, namespace: str, rollout: str, pod_hash: str, revision: str,
@@ -265,21 +257,6 @@ async def record_failure(runtime: Runtime, namespace: str, rollout: str, pod_has
 
 
 # --- GitHub ---------------------------------------------------------------------------------------
-
-
-async def github_client(runtime: Runtime, namespace: str, gh: GitHubSpec) -> GitHubClient:
-    """The client for the policy's repository and current token, built once and kept in the runtime."""
-    ref = gh.token_secret_ref
-    token = await runtime.kube.read_secret_key(namespace, ref.name, ref.key)
-    digest = hashlib.sha256(token.encode()).hexdigest()[:16]
-    key = ("github", gh.api_url, gh.repository, digest)
-    client = runtime.clients.get(key)
-    if client is None:
-        for stale in [k for k in runtime.clients if k[:3] == key[:3]]:
-            await runtime.clients.pop(stale).aclose()
-        client = GitHubClient(gh.api_url, token, gh.repository, conditional=True, hold_off=True)
-        runtime.clients[key] = client
-    return client
 
 
 def _github_spec(t: _Ticket, policy: PolicyRef | None, now: datetime) -> GitHubSpec | None:

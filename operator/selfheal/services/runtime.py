@@ -66,6 +66,8 @@ class Runtime:
     acted: set[tuple[str, ...]] = field(default_factory=set)
     # Clients built on first use and reused: keyed by (kind, endpoint, credential digest, ...).
     clients: dict[tuple[str, ...], Any] = field(default_factory=dict)
+    # The last GitHub access check per (api URL, repository): the client asked and its answer.
+    github_access: dict[tuple[str, str], tuple[Any, Any]] = field(default_factory=dict)
     # Per policy (namespace, name): analyses and tokens spent.
     usage: dict[tuple[str, str], Usage] = field(default_factory=dict)
     # When each (namespace, policy, rollout) canary's logs were last looked at.

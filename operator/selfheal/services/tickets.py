@@ -20,7 +20,6 @@ from selfheal.domain.ticket import (
     PodRecord,
     TemplateRecord,
     TicketEvidence,
-    TicketPhase,
     TicketSpec,
     TicketVerdict,
     ticket_name,
@@ -86,8 +85,7 @@ def occurrence_patch(status: dict[str, Any] | None, key: str, now: datetime) -> 
     keys = list(status.get("occurrenceKeys") or [])
     stamp = now.isoformat().replace("+00:00", "Z")
     if not status.get("occurrences"):  # a ticket whose first status write was lost
-        return {"occurrences": 1, "occurrenceKeys": [key], "firstSeen": stamp, "lastSeen": stamp,
-                "phase": TicketPhase.OPEN.value}
+        return {"occurrences": 1, "occurrenceKeys": [key], "firstSeen": stamp, "lastSeen": stamp}
     if key in keys:
         return None
     return {"occurrences": int(status["occurrences"]) + 1,
