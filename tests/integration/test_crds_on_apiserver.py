@@ -37,7 +37,7 @@ def test_every_example_is_accepted_by_the_apiserver(control_plane: ControlPlane,
 
 @pytest.mark.parametrize("case", BAD_POLICIES, ids=lambda c: c[0])
 def test_bad_policies_are_refused_naming_the_field(control_plane: ControlPlane, namespace: str, case) -> None:
-    name, spec, field = case[0], case[1], case[2]
+    spec, field = case[1], case[2]
     body = {"apiVersion": "selfheal.dev/v1alpha1", "kind": "SelfHealingPolicy",
             "metadata": {"name": "bad"}, "spec": spec}
     with pytest.raises(ApiError) as err:

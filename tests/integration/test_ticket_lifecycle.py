@@ -402,10 +402,13 @@ def test_github_outage_rate_limit_and_bad_token(control_plane: ControlPlane, kub
     cp, ns = control_plane, namespace
     ro = setup_world(cp, gh, ns, repo, agent={"type": "none"})
     path = f"/repos/{repo}/"
-    gh.fail_next(3, 500)  # one call's worth: the client retries twice quickly, then gives up
-    gh.rate_limit_next(retry_after=4, status=429)
-    name = create_ticket(cp, ns, ro, FAILING, "3", fingerprint())
     with operator_process(kubeconfig, ns, **{REFUSED_RETRY_ENV: "3"}):
+        # The policy's own access check comes first, so the faults below all meet the ticket.
+        cp.admin.wait_for(lambda: (cp.admin.get(f"{POLICIES.format(ns=ns)}/web").get("status") or {})
+                          .get("phase") == "Ready", timeout=30, message="the policy Ready")
+        gh.fail_next(3, 500)  # one call's worth: the client retries twice quickly, then gives up
+        gh.rate_limit_next(retry_after=4, status=429)
+        name = create_ticket(cp, ns, ro, FAILING, "3", fingerprint())
         wait_status(cp, ns, name, lambda s: condition(s, "IssueOpened")[1] == "GitHubUnavailable", "outage shown")
         wait_status(cp, ns, name, lambda s: condition(s, "IssueOpened")[1] == "RateLimited", "rate limit shown",
                     timeout=20)

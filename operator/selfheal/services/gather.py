@@ -26,6 +26,7 @@ from selfheal.domain.evidence import (
     PodLog,
     Side,
 )
+from selfheal.domain.timestamps import parse_time
 from selfheal.errors import ConfigError, PermanentError
 
 if TYPE_CHECKING:
@@ -51,14 +52,6 @@ class LogsSpec(Protocol):
     previous_container: bool
     containers: Sequence[str]
 
-
-def _parse_time(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 def container_states(pod: Mapping[str, Any]) -> list[ContainerState]:
@@ -107,7 +100,7 @@ async def _canary_start(kube: KubeAdapter, ro: Rollout, pod_hash: str) -> dateti
     rs = await kube.get_replicaset(ro.namespace, ro.replicaset_name(pod_hash))
     if rs is None:
         return None
-    return _parse_time((rs.get("metadata") or {}).get("creationTimestamp"))
+    return parse_time((rs.get("metadata") or {}).get("creationTimestamp"))
 
 
 async def _read(kube: KubeAdapter, gate: asyncio.Semaphore, namespace: str, pod: str, container: str,

@@ -12,6 +12,9 @@ from selfheal.errors import SelfHealError, TransientError
 from selfheal.services.judge import secret_digest
 from selfheal.services.runtime import Runtime
 
+# A token and repository that worked are asked about again after this long.
+ACCESS_RECHECK_SECONDS = 300.0
+
 
 async def github_client(runtime: Runtime, namespace: str, gh: GitHubSpec) -> GitHubClient:
     """The client for the policy's repository and current token, built once and kept in the runtime."""
@@ -38,7 +41,7 @@ class Access:
 
 
 async def check_access(runtime: Runtime, namespace: str, gh: GitHubSpec, now: datetime) -> Access:
-    """Ask GitHub once per token and repository, and again after the refused-retry interval.
+    """Ask GitHub once per token and repository, and again after a while (sooner after a refusal).
 
     A bad token or an unknown repository is a readiness problem; GitHub being down or rate limited
     is not (the answer stays what it was, or unknown and fine).
@@ -48,9 +51,10 @@ async def check_access(runtime: Runtime, namespace: str, gh: GitHubSpec, now: da
     checked_with, known = runtime.github_access.get(key, (None, None))
     if checked_with is not client:  # a new token: what the old one was told does not count
         known = None
-    if known is not None and known.checked_at is not None and \
-            (now - known.checked_at).total_seconds() < runtime.config.github_refused_retry_seconds:
-        return known
+    if known is not None and known.checked_at is not None:
+        wait = ACCESS_RECHECK_SECONDS if known.ok else runtime.config.github_refused_retry_seconds
+        if (now - known.checked_at).total_seconds() < wait:
+            return known
     try:
         await client.check_access()
         access = Access(True, checked_at=now)

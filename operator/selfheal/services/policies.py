@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from selfheal.domain.policy import LLMProvider, PolicySpec, selector_matches
 from selfheal.domain.ticket import ConditionType, Reason, set_condition, to_wire
+from selfheal.domain.timestamps import parse_time, rfc3339
 from selfheal.errors import ConfigError
 from selfheal.services import github
 
@@ -121,13 +122,10 @@ def status_patch(readiness: Readiness, conditions: Any, generation: int, now: da
 
 def usage_status(usage: Any) -> dict[str, Any]:
     """The policy's spend, as its status shows it."""
-    def stamp(value: datetime | None) -> str | None:
-        return value.isoformat().replace("+00:00", "Z") if value else None
-
     return to_wire({
-        "analyses": {"hourStart": stamp(usage.hour_start), "thisHour": usage.this_hour, "total": usage.analyses_total},
+        "analyses": {"hourStart": rfc3339(usage.hour_start), "thisHour": usage.this_hour, "total": usage.analyses_total},
         "tokens": {"day": usage.day or None, "today": usage.tokens_today, "total": usage.tokens_total},
-        "lastAnalysisTime": stamp(usage.last_analysis),
+        "lastAnalysisTime": rfc3339(usage.last_analysis),
     })
 
 
@@ -138,14 +136,14 @@ def load_usage(usage: Any, status: Mapping[str, Any]) -> None:
     usage.loaded = True
     analyses, tokens = status.get("analyses") or {}, status.get("tokens") or {}
     if analyses.get("hourStart"):
-        usage.hour_start = datetime.fromisoformat(analyses["hourStart"].replace("Z", "+00:00"))
+        usage.hour_start = parse_time(analyses["hourStart"])
         usage.this_hour = int(analyses.get("thisHour") or 0)
     usage.analyses_total = int(analyses.get("total") or 0)
     usage.day = tokens.get("day") or ""
     usage.tokens_today = int(tokens.get("today") or 0)
     usage.tokens_total = int(tokens.get("total") or 0)
     if status.get("lastAnalysisTime"):
-        usage.last_analysis = datetime.fromisoformat(status["lastAnalysisTime"].replace("Z", "+00:00"))
+        usage.last_analysis = parse_time(status["lastAnalysisTime"])
 
 
 async def reconcile(runtime: Any, namespace: str, name: str, spec: Mapping[str, Any], status: Mapping[str, Any],

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Awaitable
@@ -45,6 +44,7 @@ from selfheal.domain.ticket import (
     set_condition,
     to_wire,
 )
+from selfheal.domain.timestamps import parse_time
 from selfheal.errors import ConfigError, RateLimitedError, SelfHealError, TransientError
 from selfheal.services.github import github_client
 from selfheal.services.policies import PolicyRef
@@ -86,14 +86,6 @@ def _owned(status: Any, extra: set[str] | frozenset[str] = frozenset()) -> dict[
     return _merge_patch(status.model_dump(mode="json", by_alias=True, include=_OWNED | set(extra)))
 
 
-def _parse_time(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
 
 def _lock_key(namespace: str, name: str) -> str:
     return f"ticket:{namespace}/{name}"
@@ -109,7 +101,7 @@ class _Ticket:
         self.obj = obj
         self.ticket = RemediationTicket.model_validate(obj)
         self.name = self.ticket.metadata.name
-        self.created = _parse_time((obj.get("metadata") or {}).get("creationTimestamp"))
+        self.created = parse_time((obj.get("metadata") or {}).get("creationTimestamp"))
         self.status = self.ticket.status.model_copy(deep=True)
         self.written = _owned(self.ticket.status)
         self.written_phase = self.ticket.status.phase
@@ -238,7 +230,7 @@ async def record_failure(runtime: Runtime, namespace: str, rollout: str, pod_has
             since = _verification_since(t, github=bool(st.issue and st.issue.number))
             if not rs_read and (st.verification is None or st.verification.state != VerificationState.VERIFYING):
                 rs = await runtime.kube.get_replicaset(namespace, f"{rollout}-{pod_hash}")
-                rs_created = _parse_time(((rs or {}).get("metadata") or {}).get("creationTimestamp"))
+                rs_created = parse_time(((rs or {}).get("metadata") or {}).get("creationTimestamp"))
                 rs_read = True
             if not lifecycle.is_regression(phase, t.ticket.spec.fingerprint, t.ticket.spec.pod_template_hash,
                                            st.verification, pod_hash, fingerprint, rs_created, since):
@@ -566,7 +558,7 @@ async def _verify(t: _Ticket, gh: GitHubSpec | None, now: datetime) -> None:
             template = (rs.get("spec") or {}).get("template") or {}
             rev = lifecycle.RevisionView(
                 pod_hash=pod_hash, revision=(meta.get("annotations") or {}).get(REVISION_ANNOTATION, ""),
-                created=_parse_time(meta.get("creationTimestamp")),
+                created=parse_time(meta.get("creationTimestamp")),
                 images=tuple(c.get("image", "") for c in ((template.get("spec") or {}).get("containers") or [])),
                 annotations=dict((template.get("metadata") or {}).get("annotations") or {}))
             if lifecycle.accepts_revision(rev, t.ticket.spec.pod_template_hash, since, sha, require_sha):

@@ -25,6 +25,7 @@ from selfheal.domain.ticket import (
     ticket_name,
     to_wire,
 )
+from selfheal.domain.timestamps import rfc3339
 from selfheal.services.judge import Judgement
 
 MAX_OCCURRENCE_KEYS = 20
@@ -83,7 +84,7 @@ def occurrence_patch(status: dict[str, Any] | None, key: str, now: datetime) -> 
     """The status change for one more sighting of the failure; None when ``key`` was already counted."""
     status = status or {}
     keys = list(status.get("occurrenceKeys") or [])
-    stamp = now.isoformat().replace("+00:00", "Z")
+    stamp = rfc3339(now)
     if not status.get("occurrences"):  # a ticket whose first status write was lost
         return {"occurrences": 1, "occurrenceKeys": [key], "firstSeen": stamp, "lastSeen": stamp}
     if key in keys:

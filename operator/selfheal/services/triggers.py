@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from selfheal.domain.argo import (
@@ -80,17 +80,25 @@ async def on_analysis_run(rt: Runtime, run: AnalysisRun, rollout_obj: Mapping[st
     return outcome
 
 
-async def sweep(rt: Runtime, policy: PolicyRef, rollouts: Iterable[Mapping[str, Any]],
-                runs: Mapping[Any, Iterable[Mapping[str, Any]]], policies: Iterable[PolicyRef]) -> None:
-    """Catch up on failed runs whose event was missed or whose analysis failed for a passing reason."""
+def governed(policy: PolicyRef, rollouts: Iterable[Mapping[str, Any]],
+             policies: Iterable[PolicyRef]) -> Iterator[tuple[Rollout, Mapping[str, Any]]]:
+    """The Rollouts (model and body) for which ``policy`` is the one that decides."""
     all_policies = list(policies)
     for entry in rollouts:
         ro = Rollout.from_obj(entry["body"])
         chosen = governing_policy(ro, all_policies)
-        if chosen is None or chosen.name != policy.name:
-            continue
+        if chosen is not None and chosen.name == policy.name:
+            yield ro, entry["body"]
+
+
+async def sweep(rt: Runtime, policy: PolicyRef, rollouts: Iterable[Mapping[str, Any]],
+                runs: Mapping[Any, Iterable[Mapping[str, Any]]], policies: Iterable[PolicyRef]) -> None:
+    """Catch up on failed runs whose event was missed or whose analysis failed for a passing reason,
+    and on pauses still waiting for a verdict."""
+    all_policies = list(policies)
+    for ro, body in governed(policy, rollouts, all_policies):
         for run_obj in runs.get((ro.namespace, ro.uid), []):
-            await on_analysis_run(rt, AnalysisRun.from_obj(run_obj), entry["body"], all_policies)
+            await on_analysis_run(rt, AnalysisRun.from_obj(run_obj), body, all_policies)
         await on_rollout(rt, ro, all_policies)
 
 
@@ -102,12 +110,7 @@ async def watch_logs(rt: Runtime, policy: PolicyRef, rollouts: Iterable[Mapping[
         return []
     interval = watch.interval_seconds * rt.config.log_watch_scale
     outcomes = []
-    all_policies = list(policies)
-    for entry in rollouts:
-        ro = Rollout.from_obj(entry["body"])
-        chosen = governing_policy(ro, all_policies)
-        if chosen is None or chosen.name != policy.name:
-            continue
+    for ro, _ in governed(policy, rollouts, policies):
         key = (policy.namespace, policy.name, ro.name)
         last = rt.last_look.get(key)
         now = rt.clock()

@@ -359,7 +359,8 @@ def _run(chosen: Scenario, n: Narrator, summary: dict[str, Any], stack: contextl
     def settled() -> bool:
         status = watcher.rollout.get("status") or {}
         if chosen.expect_abort:
-            if not (status.get("abort") and watcher.tickets):
+            # Aborted as Argo Rollouts shows it (phase Degraded), with its ticket.
+            if not (status.get("abort") and (watcher.phase or ("",))[0] == "Degraded" and watcher.tickets):
                 return False
             ticket = next(iter(watcher.tickets.values()))
             issue = ((ticket.get("status") or {}).get("issue") or {})
