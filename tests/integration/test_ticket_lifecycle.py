@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -487,3 +487,29 @@ def test_without_github_the_failure_and_the_verification_are_still_tracked(
         st = wait_phase(cp, ns, name, "Resolved")
         assert st["verification"]["revision"] == "4" and "number" not in st["issue"]
     assert gh.issues(repo) == []
+
+
+def test_an_agent_that_stalls_is_reported_and_a_human_called_once(control_plane: ControlPlane, kubeconfig: str,
+                                                                  gh: GitHubStandIn, namespace: str,
+                                                                  repo: str) -> None:
+    cp, ns = control_plane, namespace
+    ro = setup_world(cp, gh, ns, repo, patienceHours=2, escalation={"label": "needs-human", "mention": "@oncall"})
+    name = create_ticket(cp, ns, ro, FAILING, "3", fingerprint())
+    with operator_process(kubeconfig, ns):
+        st = wait_status(cp, ns, name, lambda s: (s.get("issue") or {}).get("agentAssigned"), "issue + agent")
+        # The agent was asked three hours ago (as the clock will see it) and no PR came.
+        conditions = st["conditions"]
+        for cond in conditions:
+            if cond["type"] == "FixProposed":
+                asked = datetime.fromisoformat(cond["lastTransitionTime"].replace("Z", "+00:00"))
+                cond["lastTransitionTime"] = (asked - timedelta(hours=3)).isoformat().replace("+00:00", "Z")
+        cp.admin.patch(f"{TICKETS.format(ns=ns)}/{name}/status", {"status": {"conditions": conditions}})
+        st = wait_status(cp, ns, name, lambda s: condition(s, "FixProposed")[1] == "AgentStalled", "agent stalled")
+        assert condition(st, "FixProposed")[0] == "False"
+        assert "after 2 hour(s)" in condition(st, "FixProposed")[2]
+        cp.admin.wait_for(lambda: "AgentStalled" in rollout_event_reasons(cp, ns), timeout=10,
+                          message="an AgentStalled Event on the Rollout")
+        cp.admin.wait_for(lambda: "needs-human" in {label["name"] for label in gh.issue(1, repo)["labels"]},
+                          timeout=10, message="the escalation label")
+        time.sleep(3)  # further passes do not call the human again
+        assert len([c for c in gh.comment_bodies(1, repo) if "@oncall" in c]) == 1
