@@ -144,3 +144,15 @@ def test_invalid_policy_exits_3_naming_the_field(tmp_path: Path) -> None:
     result = analyze("--canary-log", STABLE, "--stable-log", STABLE, "--policy", str(policy))
     assert result.returncode == 3
     assert "decision.confidenceThreshold" in result.stderr
+
+
+def test_http_500_canary_is_unhealthy_from_its_logs_alone() -> None:
+    result = analyze("--canary-log", str(LOGS / "canary-http-500.log"), "--stable-log", STABLE, "--json")
+    assert result.returncode == 1
+    out = as_json(result)
+    assert any(e["template"].endswith("500 - blue") and e["status"] == "new" for e in out["evidence"])
+
+
+def test_every_saved_log_in_examples_is_exercised() -> None:
+    used = {"stable.log", "canary-panic.log", "canary-random-colors.log", "canary-http-500.log"}
+    assert {p.name for p in LOGS.glob("*.log")} == used
