@@ -5,17 +5,24 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import time
 import uuid
 from typing import Any, Literal
 from urllib.parse import urljoin, urlsplit
 
 import httpx
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from selfheal.adapters.llm import TokenUsage
-from selfheal.domain.prompt import LLMVerdict, PromptBundle, answer_json_schema, estimate_tokens
+from selfheal.domain.prompt import (
+    InvalidAnswer,
+    LLMVerdict,
+    PromptBundle,
+    answer_json_schema,
+    estimate_tokens,
+    parse_answer,
+    validate_verdict,
+)
 from selfheal.errors import AnalyzerUnavailable
 
 log = logging.getLogger(__name__)
@@ -35,7 +42,6 @@ _POLL_FIRST = 0.05
 _POLL_MAX = 1.0
 _RETRY_FIRST = 0.2
 _RETRY_MAX = 1.0
-_FENCE = re.compile(r"^\s*```(?:json|JSON)?\s*\n?(.*?)\n?\s*```\s*$", re.DOTALL)
 
 PENDING_STATES = frozenset({"submitted", "working"})
 FAILED_STATES = frozenset({"failed", "rejected", "canceled", "cancelled"})
@@ -84,43 +90,9 @@ class AgentCard(BaseModel):
     protocol_version: str = ""
 
 
-class _Invalid(Exception):
-    """One answer that held no schema-valid verdict; ``reason`` is safe to send back to the agent."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
 def _describe(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}" if parts.netloc else url
-
-
-def _validate_verdict(data: Any) -> LLMVerdict:
-    if not isinstance(data, dict):
-        raise _Invalid("the answer was JSON but not an object")
-    try:
-        return LLMVerdict.model_validate(data)
-    except ValidationError as e:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}" for err in e.errors()[:8]
-        )
-        raise _Invalid(f"the answer did not match the schema ({problems})") from e
-
-
-def _verdict_from_text(text: str) -> LLMVerdict:
-    if not text.strip():
-        raise _Invalid("the answer was empty")
-    body = text.strip()
-    fenced = _FENCE.match(body)
-    if fenced:
-        body = fenced.group(1).strip()
-    try:
-        data = json.loads(body)
-    except ValueError as e:
-        raise _Invalid(f"the answer was not JSON ({e.msg} at position {e.pos})") from e
-    return _validate_verdict(data)
 
 
 def verdict_from_parts(parts: list[Any]) -> LLMVerdict:
@@ -130,18 +102,18 @@ def verdict_from_parts(parts: list[Any]) -> LLMVerdict:
     text_parts = [p for p in parts if isinstance(p, dict) and p.get("kind", "text" if "text" in p else "") == "text"]
     for part in data_parts:
         try:
-            return _validate_verdict(part.get("data"))
-        except _Invalid as invalid:
+            return validate_verdict(part.get("data"))
+        except InvalidAnswer as invalid:
             reasons.append(f"data part: {invalid.reason}")
     for part in text_parts:
         text = part.get("text")
         try:
-            return _verdict_from_text(text if isinstance(text, str) else "")
-        except _Invalid as invalid:
+            return parse_answer(text if isinstance(text, str) else "")
+        except InvalidAnswer as invalid:
             reasons.append(f"text part: {invalid.reason}")
     if not reasons:
-        raise _Invalid("the answer had no text or data part")
-    raise _Invalid("; ".join(reasons[:3]))
+        raise InvalidAnswer("the answer had no text or data part")
+    raise InvalidAnswer("; ".join(reasons[:3]))
 
 
 def _parts_text(parts: list[Any]) -> str:
@@ -535,10 +507,10 @@ class A2AClient:
                 p, c = usage
             prompt_tokens += p
             completion_tokens += c
-            self._record(p, c, card.name or self._endpoint)
+            self.usage.add(p, c, card.name or self._endpoint)
             try:
                 verdict = verdict_from_parts(answer.parts)
-            except _Invalid as invalid:
+            except InvalidAnswer as invalid:
                 reasons.append(invalid.reason)
                 log.info("A2A answer %d/%d invalid: %s", attempt, self.validation_retries + 1, invalid.reason)
                 correction = (
@@ -561,9 +533,3 @@ class A2AClient:
         raise AnalyzerUnavailable(
             f"A2A agent at {self._endpoint} gave no valid verdict in {len(reasons)} attempts; last: {reasons[-1]}"
         )
-
-    def _record(self, prompt_tokens: int, completion_tokens: int, model: str) -> None:
-        self.usage.prompt_tokens += prompt_tokens
-        self.usage.completion_tokens += completion_tokens
-        self.usage.completions += 1
-        self.usage.by_model[model] = self.usage.by_model.get(model, 0) + prompt_tokens + completion_tokens

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import openai
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from selfheal.domain.prompt import LLMVerdict, PromptBundle, answer_json_schema, estimate_tokens
+from selfheal.domain.prompt import (
+    InvalidAnswer,
+    LLMVerdict,
+    PromptBundle,
+    answer_json_schema,
+    estimate_tokens,
+    parse_answer,
+)
 from selfheal.errors import AnalyzerUnavailable
 
 log = logging.getLogger(__name__)
@@ -25,7 +30,6 @@ SCHEMA_NAME = "canary_verdict"
 DEFAULT_VALIDATION_RETRIES = 2
 # How much of an invalid answer is quoted back when asking again.
 _ECHO_MAX = 1500
-_FENCE = re.compile(r"^\s*```(?:json|JSON)?\s*\n?(.*?)\n?\s*```\s*$", re.DOTALL)
 
 
 class LLMResult(BaseModel):
@@ -54,13 +58,12 @@ class TokenUsage:
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
-
-class _Invalid(Exception):
-    """One answer that was not a schema-valid verdict; ``reason`` is safe to send back to the model."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+    def add(self, prompt_tokens: int, completion_tokens: int, model: str) -> None:
+        """Count one completion's tokens, in total and for ``model``."""
+        self.prompt_tokens += prompt_tokens
+        self.completion_tokens += completion_tokens
+        self.completions += 1
+        self.by_model[model] = self.by_model.get(model, 0) + prompt_tokens + completion_tokens
 
 
 def _mentions_response_format(err: openai.APIStatusError) -> bool:
@@ -71,30 +74,6 @@ def _mentions_response_format(err: openai.APIStatusError) -> bool:
 def _mentions_temperature(err: openai.APIStatusError) -> bool:
     text = " ".join(str(x) for x in (err.message, err.param, err.body) if x).lower()
     return "temperature" in text
-
-
-def parse_answer(content: str | None) -> LLMVerdict:
-    """Validate one answer's content; raises `_Invalid` with a short reason."""
-    if content is None or not content.strip():
-        raise _Invalid("the answer was empty")
-    text = content.strip()
-    fenced = _FENCE.match(text)
-    if fenced:
-        text = fenced.group(1).strip()
-    try:
-        data = json.loads(text)
-    except ValueError as e:
-        raise _Invalid(f"the answer was not JSON ({e.msg} at position {e.pos})") from e
-    if not isinstance(data, dict):
-        raise _Invalid("the answer was JSON but not an object")
-    try:
-        return LLMVerdict.model_validate(data)
-    except ValidationError as e:
-        # Only field paths and messages go back, never the offending input.
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}" for err in e.errors()[:8]
-        )
-        raise _Invalid(f"the answer did not match the schema ({problems})") from e
 
 
 class LLMClient:
@@ -231,14 +210,14 @@ class LLMClient:
                 c = estimate_tokens(content or "")
             prompt_tokens += p
             completion_tokens += c
-            self._record(p, c, response.model or self.model)
+            self.usage.add(p, c, response.model or self.model)
             try:
                 if refusal:
-                    raise _Invalid("the model refused to answer")
+                    raise InvalidAnswer("the model refused to answer")
                 if finish == "length":
-                    raise _Invalid("the answer was cut off at the length limit; keep it short")
+                    raise InvalidAnswer("the answer was cut off at the length limit; keep it short")
                 verdict = parse_answer(content)
-            except _Invalid as invalid:
+            except InvalidAnswer as invalid:
                 reasons.append(invalid.reason)
                 log.info("LLM answer %d/%d invalid: %s", attempt, self.validation_retries + 1, invalid.reason)
                 messages = [
@@ -263,9 +242,3 @@ class LLMClient:
         raise AnalyzerUnavailable(
             f"LLM at {self._endpoint} gave no valid verdict in {len(reasons)} attempts; last: {reasons[-1]}"
         )
-
-    def _record(self, prompt_tokens: int, completion_tokens: int, model: str) -> None:
-        self.usage.prompt_tokens += prompt_tokens
-        self.usage.completion_tokens += completion_tokens
-        self.usage.completions += 1
-        self.usage.by_model[model] = self.usage.by_model.get(model, 0) + prompt_tokens + completion_tokens

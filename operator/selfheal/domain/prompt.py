@@ -1,4 +1,4 @@
-"""The LLM prompt: the answer schema, the rubric, and the fenced, redacted, size-bounded evidence block."""
+"""The LLM prompt: the answer schema and parser, the rubric, and the fenced, redacted, size-bounded evidence block."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import secrets
 import unicodedata
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from selfheal.domain.evidence import Evidence, PodEvidence, Side
 from selfheal.domain.logdiff import LogDiff, TemplateStat
@@ -43,6 +43,8 @@ _EXAMPLE_LEVELS: tuple[tuple[tuple[int, int], tuple[int, int], tuple[int, int]],
 # Characters kept free for the closing note about omitted templates.
 _NOTE_RESERVE = 120
 _MESSAGE_OVERHEAD_TOKENS = 4
+# A Markdown code fence around a whole answer; what it wraps is read as the answer.
+_ANSWER_FENCE = re.compile(r"^\s*```(?:json|JSON)?\s*\n?(.*?)\n?\s*```\s*$", re.DOTALL)
 
 
 class LLMVerdict(BaseModel):
@@ -99,6 +101,43 @@ def answer_json_schema() -> dict[str, Any]:
         "required": ["verdict", "confidence", "summary", "root_cause", "evidence_refs", "suggested_fix"],
         "additionalProperties": False,
     }
+
+
+class InvalidAnswer(Exception):
+    """One answer that held no schema-valid verdict; ``reason`` is safe to send back to the model or agent."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def validate_verdict(data: Any) -> LLMVerdict:
+    """``data`` as an `LLMVerdict`; raises `InvalidAnswer` with a short reason."""
+    if not isinstance(data, dict):
+        raise InvalidAnswer("the answer was JSON but not an object")
+    try:
+        return LLMVerdict.model_validate(data)
+    except ValidationError as e:
+        # Only field paths and messages go back, never the offending input.
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}" for err in e.errors()[:8]
+        )
+        raise InvalidAnswer(f"the answer did not match the schema ({problems})") from e
+
+
+def parse_answer(content: str | None) -> LLMVerdict:
+    """Validate one answer's text (JSON, possibly in a code fence); raises `InvalidAnswer` with a short reason."""
+    if content is None or not content.strip():
+        raise InvalidAnswer("the answer was empty")
+    text = content.strip()
+    fenced = _ANSWER_FENCE.match(text)
+    if fenced:
+        text = fenced.group(1).strip()
+    try:
+        data = json.loads(text)
+    except ValueError as e:
+        raise InvalidAnswer(f"the answer was not JSON ({e.msg} at position {e.pos})") from e
+    return validate_verdict(data)
 
 
 class PromptBundle(BaseModel):

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import socket
-import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from selfheal.testing.llm_server import verdict_content
+from selfheal.testing.loopback import Fault, LoopbackServer
 
 PROTOCOL_VERSION = "0.3.0"
 RPC_PATH = "/a2a/v1"
@@ -49,13 +47,6 @@ TERMINAL_STATES = frozenset({"completed", "failed", "canceled", "rejected"})
 KNOWN_STATES = frozenset({"submitted", "working", "input-required", "auth-required", "unknown"}) | TERMINAL_STATES
 
 Responder = Callable[[dict[str, Any]], Any]
-
-
-@dataclass
-class _Fault:
-    kind: str  # "malformed" | "fail_task" | "rpc_error" | "http_error"
-    times: int | None  # None: until cleared
-    detail: Any = None
 
 
 @dataclass
@@ -109,7 +100,7 @@ def _rpc_error(rid: Any, code: int, message: str = "", data: Any = None) -> web.
     return web.json_response({"jsonrpc": "2.0", "id": rid, "error": error})
 
 
-class A2AAgentStandIn:
+class A2AAgentStandIn(LoopbackServer):
     """``with A2AAgentStandIn() as agent:`` serves an A2A 0.3 agent at ``agent.base_url``.
 
     ``GET /.well-known/agent-card.json`` (and the older ``agent.json``) returns the card, whose
@@ -120,32 +111,22 @@ class A2AAgentStandIn:
     (headers in ``request_headers``). Safe to use from tests and from an operator in another process.
     """
 
+    thread_name = "a2a-stand-in"
+
     def __init__(self, *, api_key: str | None = None, name: str = DEFAULT_NAME, host: str = "127.0.0.1",
                  port: int = 0) -> None:
+        super().__init__(host=host, port=port)
         self.api_key = api_key
         self.name = name
-        self.host = host
-        self.port = port
         self.requests: list[dict[str, Any]] = []
         self.request_headers: list[dict[str, str]] = []
         self.card_requests = 0
-        self._lock = threading.Lock()
         self._answer: dict[str, Any] = verdict_content()
         self._answer_as = "data"
         self._responder: Responder | None = None
         self._task_states: list[str] | None = None
         self._card_override: dict[str, Any] | None = None
-        self._faults: list[_Fault] = []
-        self._delay = 0.0
-        self._delay_times: int | None = None
         self._tasks: dict[str, _Task] = {}
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
-        self._stopping: asyncio.Event | None = None
-        self._up = False
-
-    # --- lifecycle ---------------------------------------------------------------------------
 
     @property
     def base_url(self) -> str:
@@ -155,78 +136,11 @@ class A2AAgentStandIn:
     def rpc_url(self) -> str:
         return f"{self.base_url}{RPC_PATH}"
 
-    def start(self) -> A2AAgentStandIn:
-        if self._thread is not None:
-            return self
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="a2a-stand-in", daemon=True)
-        self._thread.start()
-        self._call(self._init_loop_state())
-        self.up()
-        return self
-
-    def stop(self) -> None:
-        if self._thread is None or self._loop is None:
-            return
-        try:
-            self._call(self._unserve())
-        finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=10)
-            self._loop.close()
-            self._thread = None
-            self._loop = None
-
-    def __enter__(self) -> A2AAgentStandIn:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def up(self) -> None:
-        """Listen (again) on the same port."""
-        self._call(self._serve())
-
-    def down(self) -> None:
-        """Stop listening and drop open connections: clients get "connection refused"."""
-        self._call(self._unserve())
-
-    def _call(self, coro: Any) -> Any:
-        assert self._loop is not None, "the stand-in is not started"
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=30)
-
-    async def _init_loop_state(self) -> None:
-        self._stopping = asyncio.Event()
-
-    async def _serve(self) -> None:
-        if self._up:
-            return
-        assert self._stopping is not None
-        self._stopping.clear()
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_get("/.well-known/agent-card.json", self._card)
-        app.router.add_get("/.well-known/agent.json", self._card)
-        app.router.add_post(RPC_PATH, self._rpc)
-        app.router.add_route("*", "/{tail:.*}", self._not_found)
-        runner = web.AppRunner(app, shutdown_timeout=1.0, access_log=None)
-        await runner.setup()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
-        self.port = sock.getsockname()[1]
-        site = web.SockSite(runner, sock)
-        await site.start()
-        self._runner = runner
-        self._up = True
-
-    async def _unserve(self) -> None:
-        if not self._up or self._runner is None:
-            return
-        assert self._stopping is not None
-        self._stopping.set()
-        await self._runner.cleanup()
-        self._runner = None
-        self._up = False
+    def _add_routes(self, router: web.UrlDispatcher) -> None:
+        router.add_get("/.well-known/agent-card.json", self._card)
+        router.add_get("/.well-known/agent.json", self._card)
+        router.add_post(RPC_PATH, self._rpc)
+        router.add_route("*", "/{tail:.*}", self._not_found)
 
     # --- scripting -----------------------------------------------------------------------------
 
@@ -269,17 +183,12 @@ class A2AAgentStandIn:
         with self._lock:
             self.api_key = key
 
-    def slow(self, seconds: float, times: int | None = None) -> None:
-        """Wait ``seconds`` before answering message/send (the next ``times`` requests, or all)."""
-        with self._lock:
-            self._delay, self._delay_times = seconds, times
-
     def malformed(self, times: int | None = None, kind: str = "not_json") -> None:
         """Answer with unusable content: ``not_json`` (prose), ``wrong_schema`` (wrong fields) or ``empty``."""
         if kind not in ("not_json", "wrong_schema", "empty"):
             raise ValueError(f"unknown malformed kind {kind!r}")
         with self._lock:
-            self._faults.append(_Fault("malformed", times, kind))
+            self._faults.append(Fault("malformed", times, kind))
 
     def fail_task(self, times: int | None = None, state: str = "failed",
                   message: str = "the analysis model crashed") -> None:
@@ -287,17 +196,17 @@ class A2AAgentStandIn:
         if state not in KNOWN_STATES:
             raise ValueError(f"unknown task state {state!r}")
         with self._lock:
-            self._faults.append(_Fault("fail_task", times, (state, message)))
+            self._faults.append(Fault("fail_task", times, (state, message)))
 
     def rpc_error(self, code: int = INTERNAL_ERROR, times: int | None = None, message: str = "") -> None:
         """Answer message/send with a JSON-RPC error envelope carrying ``code``."""
         with self._lock:
-            self._faults.append(_Fault("rpc_error", times, (code, message)))
+            self._faults.append(Fault("rpc_error", times, (code, message)))
 
     def http_error(self, status: int = 503, times: int | None = None) -> None:
         """Answer the JSON-RPC endpoint with a bare HTTP error status (e.g. a proxy's 502/503)."""
         with self._lock:
-            self._faults.append(_Fault("http_error", times, status))
+            self._faults.append(Fault("http_error", times, status))
 
     def reset(self) -> None:
         """Back to the default healthy Message answer, no faults, no recorded requests (stays up or down)."""
@@ -307,17 +216,14 @@ class A2AAgentStandIn:
             self._responder = None
             self._task_states = None
             self._card_override = None
-            self._faults.clear()
-            self._delay, self._delay_times = 0.0, None
+            self._clear_faults()
             self._tasks.clear()
             self.requests.clear()
             self.request_headers.clear()
             self.card_requests = 0
 
     def clear_faults(self) -> None:
-        with self._lock:
-            self._faults.clear()
-            self._delay, self._delay_times = 0.0, None
+        self._clear_faults()
 
     @property
     def sends(self) -> list[dict[str, Any]]:
@@ -361,29 +267,6 @@ class A2AAgentStandIn:
             card["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
             card["security"] = [{"bearer": []}]
         return card
-
-    def _take_fault(self, kinds: tuple[str, ...]) -> _Fault | None:
-        with self._lock:
-            for fault in self._faults:
-                if fault.kind not in kinds:
-                    continue
-                if fault.times is None:
-                    return fault
-                if fault.times > 0:
-                    fault.times -= 1
-                    return fault
-            return None
-
-    def _take_delay(self) -> float:
-        with self._lock:
-            if not self._delay:
-                return 0.0
-            if self._delay_times is None:
-                return self._delay
-            if self._delay_times > 0:
-                self._delay_times -= 1
-                return self._delay
-            return 0.0
 
     def _denied(self, request: web.Request) -> web.Response | None:
         with self._lock:
@@ -488,13 +371,7 @@ class A2AAgentStandIn:
         problem = self._check_message(params)
         if problem:
             return _rpc_error(rid, INVALID_PARAMS, problem)
-        delay = self._take_delay()
-        if delay:
-            assert self._stopping is not None
-            try:
-                await asyncio.wait_for(self._stopping.wait(), timeout=delay)
-            except TimeoutError:
-                pass
+        await self._pause()
         http = self._take_fault(("http_error",))
         if http is not None:
             return web.json_response({"error": "upstream unavailable"}, status=http.detail)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import re
 import secrets
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,6 +13,8 @@ from typing import Any, NamedTuple
 from urllib.parse import urlencode
 
 from aiohttp import web
+
+from selfheal.testing.loopback import LoopbackServer
 
 COPILOT_USER = {"login": "Copilot", "id": 198982749, "type": "Bot"}
 # Logins a client may send to hand an issue to the Copilot coding agent.
@@ -125,7 +125,7 @@ def _sha() -> str:
     return secrets.token_hex(20)
 
 
-class GitHubStandIn:
+class GitHubStandIn(LoopbackServer):
     """GitHub's REST API for the parts selfheal uses, served on ``127.0.0.1`` from a background thread.
 
     ``with GitHubStandIn(token="t", repos=["acme/shop"]) as gh:`` then point a client at ``gh.api_url``.
@@ -136,12 +136,14 @@ class GitHubStandIn:
     """
 
     __test__ = False
+    thread_name = "github-standin"
+    client_max_size = 8 * 1024 * 1024
 
     def __init__(self, token: str = "t", repos: list[str] | tuple[str, ...] = ("acme/shop",), *,
                  login: str = "selfheal-bot", rate_limit: int = 5000, html_url: str = "https://github.com") -> None:
+        super().__init__()
         self.token = token
         self.html_url = html_url.rstrip("/")
-        self._lock = threading.RLock()
         self._ids = 1_000_000
         self._user_ids = 5000
         self._users: dict[str, dict[str, Any]] = {}
@@ -162,76 +164,17 @@ class GitHubStandIn:
         self._fail: list[int] = []
         self._secondary: list[tuple[int, int]] = []
         self._drop = 0
-        self._slow = 0.0
         self._token_valid = True
         # log
         self.requests: list[LoggedRequest] = []
         self.last_request_headers: dict[str, str] = {}
-        # server
-        self.port = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle -------------------------------------------------------------------------------
 
     @property
     def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
-    def start(self) -> GitHubStandIn:
-        ready = threading.Event()
-        failure: list[BaseException] = []
-
-        def serve() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            asyncio.set_event_loop(loop)
-            try:
-                loop.run_until_complete(self._start_site())
-            except BaseException as e:  # noqa: BLE001 - reported to the starting thread
-                failure.append(e)
-                ready.set()
-                return
-            ready.set()
-            loop.run_forever()
-            pending = asyncio.all_tasks(loop)
-            for task in pending:
-                task.cancel()
-            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
-
-        self._thread = threading.Thread(target=serve, name="github-standin", daemon=True)
-        self._thread.start()
-        ready.wait(10)
-        if failure:
-            raise failure[0]
-        return self
-
-    async def _start_site(self) -> None:
-        app = web.Application(client_max_size=8 * 1024 * 1024)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-
-    def stop(self) -> None:
-        if self._loop is None or self._thread is None:
-            return
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._thread = None
-
-    def __enter__(self) -> GitHubStandIn:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def _add_routes(self, router: web.UrlDispatcher) -> None:
+        router.add_route("*", "/{tail:.*}", self._handle)
 
     # -- faults ----------------------------------------------------------------------------------
 
@@ -250,10 +193,6 @@ class GitHubStandIn:
         with self._lock:
             self.used = self.limit
             self.reset_at = int(time.time()) + reset_in
-
-    def slow(self, seconds: float) -> None:
-        """Delay every answer by ``seconds`` (0 to stop)."""
-        self._slow = seconds
 
     def drop_next(self, n: int = 1) -> None:
         """Close the connection of the next ``n`` requests without answering."""
@@ -662,8 +601,7 @@ class GitHubStandIn:
             if request.transport is not None:
                 request.transport.abort()
             return web.Response()
-        if self._slow:
-            await asyncio.sleep(self._slow)
+        await self._pause()
         status, body, headers = self._answer(request, path, raw)
         self.requests.append(LoggedRequest(request.method, path, status, time.monotonic()))
         if status == 304:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import socket
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -13,6 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from selfheal.testing.loopback import Fault, LoopbackServer
 
 DEFAULT_MODEL = "stand-in-model"
 
@@ -69,14 +68,6 @@ class ErrorReply:
         return web.json_response(body, status=self.status, headers=self.headers)
 
 
-@dataclass
-class _Fault:
-    kind: str  # "http_error" | "malformed"
-    times: int | None  # None: until cleared
-    reply: ErrorReply | None = None
-    malformed: str = "not_json"
-
-
 Responder = Callable[[dict[str, Any]], Any]
 
 
@@ -102,7 +93,7 @@ def _estimate(text: str) -> int:
     return max(1, (len(text) + 3) // 4)
 
 
-class OpenAIStandIn:
+class OpenAIStandIn(LoopbackServer):
     """``with OpenAIStandIn() as llm:`` serves ``POST {llm.base_url}/chat/completions``.
 
     By default every request gets the same healthy verdict. Script it with `respond`,
@@ -111,107 +102,27 @@ class OpenAIStandIn:
     Safe to use from tests and from an operator running in another process.
     """
 
+    thread_name = "openai-stand-in"
+
     def __init__(self, *, api_key: str | None = None, model: str = DEFAULT_MODEL, host: str = "127.0.0.1",
                  port: int = 0) -> None:
+        super().__init__(host=host, port=port)
         self.api_key = api_key
         self.model = model
-        self.host = host
-        self.port = port
         self.requests: list[dict[str, Any]] = []
         self.request_headers: list[dict[str, str]] = []
-        self._lock = threading.Lock()
         self._answer: Any = verdict_content()
         self._responder: Responder | None = None
-        self._faults: list[_Fault] = []
-        self._delay = 0.0
-        self._delay_times: int | None = None
         self._no_json_schema = False
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
-        self._stopping: asyncio.Event | None = None
-        self._up = False
-
-    # --- lifecycle ---------------------------------------------------------------------------
 
     @property
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}/v1"
 
-    def start(self) -> OpenAIStandIn:
-        if self._thread is not None:
-            return self
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="openai-stand-in", daemon=True)
-        self._thread.start()
-        self._call(self._init_loop_state())
-        self.up()
-        return self
-
-    def stop(self) -> None:
-        if self._thread is None or self._loop is None:
-            return
-        try:
-            self._call(self._shutdown())
-        finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=10)
-            self._loop.close()
-            self._thread = None
-            self._loop = None
-
-    def __enter__(self) -> OpenAIStandIn:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def up(self) -> None:
-        """Listen (again) on the same port."""
-        self._call(self._serve())
-
-    def down(self) -> None:
-        """Stop listening and drop open connections: clients get "connection refused"."""
-        self._call(self._unserve())
-
-    def _call(self, coro: Any) -> Any:
-        assert self._loop is not None, "the stand-in is not started"
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=30)
-
-    async def _init_loop_state(self) -> None:
-        self._stopping = asyncio.Event()
-
-    async def _serve(self) -> None:
-        if self._up:
-            return
-        assert self._stopping is not None
-        self._stopping.clear()
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_post("/v1/chat/completions", self._chat)
-        app.router.add_get("/v1/models", self._models)
-        app.router.add_route("*", "/{tail:.*}", self._not_found)
-        runner = web.AppRunner(app, shutdown_timeout=1.0, access_log=None)
-        await runner.setup()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
-        self.port = sock.getsockname()[1]
-        site = web.SockSite(runner, sock)
-        await site.start()
-        self._runner = runner
-        self._up = True
-
-    async def _unserve(self) -> None:
-        if not self._up or self._runner is None:
-            return
-        assert self._stopping is not None
-        self._stopping.set()
-        await self._runner.cleanup()
-        self._runner = None
-        self._up = False
-
-    async def _shutdown(self) -> None:
-        await self._unserve()
+    def _add_routes(self, router: web.UrlDispatcher) -> None:
+        router.add_post("/v1/chat/completions", self._chat)
+        router.add_get("/v1/models", self._models)
+        router.add_route("*", "/{tail:.*}", self._not_found)
 
     # --- scripting -----------------------------------------------------------------------------
 
@@ -227,24 +138,19 @@ class OpenAIStandIn:
         with self._lock:
             self._responder = fn
 
-    def slow(self, seconds: float, times: int | None = None) -> None:
-        """Wait ``seconds`` before answering (the next ``times`` requests, or all)."""
-        with self._lock:
-            self._delay, self._delay_times = seconds, times
-
     def malformed(self, times: int | None = None, kind: str = "not_json") -> None:
         """Answer with unusable content: ``not_json`` (prose), ``wrong_schema`` (JSON, wrong fields) or ``empty``."""
         if kind not in ("not_json", "wrong_schema", "empty"):
             raise ValueError(f"unknown malformed kind {kind!r}")
         with self._lock:
-            self._faults.append(_Fault("malformed", times, malformed=kind))
+            self._faults.append(Fault("malformed", times, kind))
 
     def http_error(self, status: int = 500, times: int | None = None, message: str = "",
                    retry_after: float | None = None, code: str | None = None) -> None:
         """Answer with an OpenAI-style error; ``retry_after`` (seconds) is sent as ``retry-after-ms``."""
         headers = {"retry-after-ms": str(int(retry_after * 1000))} if retry_after is not None else {}
         with self._lock:
-            self._faults.append(_Fault("http_error", times, reply=ErrorReply(status, message, code=code, headers=headers)))
+            self._faults.append(Fault("http_error", times, ErrorReply(status, message, code=code, headers=headers)))
 
     def no_json_schema(self, enabled: bool = True) -> None:
         """Reject ``response_format`` of type ``json_schema`` with 400, like endpoints without structured output."""
@@ -256,16 +162,13 @@ class OpenAIStandIn:
         with self._lock:
             self._answer = verdict_content()
             self._responder = None
-            self._faults.clear()
-            self._delay, self._delay_times = 0.0, None
-            self._no_json_schema = False
+            self.clear_faults()
             self.requests.clear()
             self.request_headers.clear()
 
     def clear_faults(self) -> None:
         with self._lock:
-            self._faults.clear()
-            self._delay, self._delay_times = 0.0, None
+            self._clear_faults()
             self._no_json_schema = False
 
     @property
@@ -274,27 +177,6 @@ class OpenAIStandIn:
         return len(self.requests)
 
     # --- serving -------------------------------------------------------------------------------
-
-    def _take_fault(self) -> _Fault | None:
-        with self._lock:
-            for fault in self._faults:
-                if fault.times is None:
-                    return fault
-                if fault.times > 0:
-                    fault.times -= 1
-                    return fault
-            return None
-
-    def _take_delay(self) -> float:
-        with self._lock:
-            if not self._delay:
-                return 0.0
-            if self._delay_times is None:
-                return self._delay
-            if self._delay_times > 0:
-                self._delay_times -= 1
-                return self._delay
-            return 0.0
 
     def _check_auth(self, request: web.Request) -> ErrorReply | None:
         if not self.api_key:
@@ -340,13 +222,7 @@ class OpenAIStandIn:
             return ErrorReply(400, "'messages' must be a non-empty array", param="messages").response()
         if body.get("stream"):
             return ErrorReply(400, "streaming is not supported by the stand-in", param="stream").response()
-        delay = self._take_delay()
-        if delay:
-            assert self._stopping is not None
-            try:
-                await asyncio.wait_for(self._stopping.wait(), timeout=delay)
-            except TimeoutError:
-                pass
+        await self._pause()
         response_format = body.get("response_format") or {}
         with self._lock:
             no_schema = self._no_json_schema
@@ -354,14 +230,14 @@ class OpenAIStandIn:
             return ErrorReply(400, "Invalid parameter: 'response_format' of type 'json_schema' is not supported "
                                    "with this model.", param="response_format").response()
         fault = self._take_fault()
-        if fault is not None and fault.kind == "http_error" and fault.reply is not None:
-            return fault.reply.response()
+        if fault is not None and fault.kind == "http_error" and fault.detail is not None:
+            return fault.detail.response()
         if fault is not None and fault.kind == "malformed":
             content = {
                 "not_json": "I think the canary looks fine, promote it!",
                 "wrong_schema": json.dumps({"verdict": "promote", "confidence": "very", "why": "looks ok"}),
                 "empty": "",
-            }[fault.malformed]
+            }[fault.detail]
         else:
             with self._lock:
                 responder, answer = self._responder, self._answer
