@@ -225,3 +225,24 @@ def test_injected_instructions_and_keys_in_canary_logs_change_nothing(
                                           message="a ticket")[0]
     assert ticket["spec"]["evidence"]["redactions"]
     assert "AKIAIOSFODNN7EXAMPLE" not in json.dumps(ticket)
+
+
+def test_an_a2a_agent_judges_the_canary(control_plane: ControlPlane, operator: OperatorProcess,
+                                        argo: ArgoSimulator, namespace: str) -> None:
+    from selfheal.testing.a2a_server import A2AAgentStandIn
+
+    with A2AAgentStandIn(api_key="agent-key") as agent:
+        agent.respond(verdict="healthy", confidence=95, summary="The agent sees only colour changes.")
+        control_plane.admin.create(f"/api/v1/namespaces/{namespace}/secrets",
+                                   {"metadata": {"name": "agent"}, "stringData": {"api-key": "agent-key"}})
+        create_policy(control_plane, namespace, {
+            "analysis": {"llm": {"provider": "a2a", "baseURL": agent.base_url, "timeoutSeconds": 5,
+                                 "apiKeySecretRef": {"name": "agent"}}},
+            "decision": {"onHealthy": "promote"},
+        })
+        deploy(control_plane, namespace, "random", steps=PAUSE_STEPS)
+        final = argo_cli.wait_phase(control_plane.admin, namespace, APP, "Healthy", timeout=60)
+        assert final["status"]["stableRS"] == final["status"]["currentPodHash"]
+        event = selfheal_events(control_plane, namespace, "CanaryHealthy")[-1]
+        assert "analyzer a2a" in event["message"] or "analyzer combined" in event["message"]
+        assert agent.requests and agent.request_headers[-1].get("Authorization") == "Bearer agent-key"
