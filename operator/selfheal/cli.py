@@ -23,8 +23,18 @@ def _run(args: argparse.Namespace) -> int:
 
     run_operator(namespaces=args.namespaces, all_namespaces=args.all_namespaces, standalone=args.standalone,
                  peering=args.peering, priority=args.priority, liveness=args.liveness,
-                 log_level=args.log_level, log_format=args.log_format)
+                 log_level=args.log_level, log_format=args.log_format, metrics_port=args.metrics_port)
     return 0
+
+
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {value!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port out of range (0-65535): {port}")
+    return port
 
 
 def _version(_: argparse.Namespace) -> int:
@@ -60,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--priority", type=int, default=None, help="peering priority of this replica")
     run.add_argument("--liveness", default=None, metavar="URL",
                      help="serve a liveness probe, e.g. http://0.0.0.0:8080/healthz")
+    run.add_argument("--metrics-port", type=_port, default=0, metavar="PORT",
+                     help="serve Prometheus metrics at http://0.0.0.0:PORT/metrics (default: off; 0 disables)")
     run.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     run.add_argument("--log-format", default="full", choices=LOG_FORMATS)
     run.set_defaults(func=_run)

@@ -365,6 +365,25 @@ def test_two_replicas_peer_instead_of_standalone(control_plane: ControlPlane, na
         assert cp.admin.get_or_none(f"{CRDS}/{crd}") is not None, crd
 
 
+def test_metrics_are_served_and_annotated_for_prometheus() -> None:
+    deployment = next(d for d in render_chart() if d["kind"] == "Deployment")
+    assert parsed_args(deployment).metrics_port == 9090
+    assert {"name": "metrics", "containerPort": 9090} in container_of(deployment)["ports"]
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations == {"prometheus.io/scrape": "true", "prometheus.io/port": "9090",
+                           "prometheus.io/path": "/metrics"}
+    other = next(d for d in render_chart("metrics.port=9102") if d["kind"] == "Deployment")
+    assert parsed_args(other).metrics_port == 9102
+    assert other["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"] == "9102"
+
+
+def test_metrics_can_be_disabled() -> None:
+    deployment = next(d for d in render_chart("metrics.enabled=false") if d["kind"] == "Deployment")
+    assert parsed_args(deployment).metrics_port == 0
+    assert "metrics" not in [p["name"] for p in container_of(deployment)["ports"]]
+    assert "annotations" not in deployment["spec"]["template"]["metadata"]
+
+
 def test_one_replica_renders_no_peering_objects() -> None:
     assert not [d for d in render_chart() if d["apiVersion"].startswith("kopf.dev")
                 or d["kind"] == "CustomResourceDefinition"]
@@ -397,7 +416,8 @@ def test_two_replicas_elect_exactly_one_active(control_plane: ControlPlane, name
     env.pop("KUBERNETES_SERVICE_HOST", None)
     try:
         for i in range(2):
-            replica_args = [f"--liveness=http://127.0.0.1:{free_port()}/healthz" if a.startswith("--liveness") else a
+            replica_args = [f"--liveness=http://127.0.0.1:{free_port()}/healthz" if a.startswith("--liveness")
+                            else f"--metrics-port={free_port()}" if a.startswith("--metrics-port") else a
                             for a in args]
             log = Path(tempfile.mkstemp(prefix=f"selfheal-replica{i}-", suffix=".log")[1])
             logs.append(log)

@@ -9,7 +9,8 @@ import kopf
 
 
 def run_operator(*, namespaces: Sequence[str], all_namespaces: bool, standalone: bool, peering: str | None,
-                 priority: int | None, liveness: str | None, log_level: str, log_format: str) -> None:
+                 priority: int | None, liveness: str | None, log_level: str, log_format: str,
+                 metrics_port: int = 0) -> None:
     kopf.configure(
         debug=log_level == "debug",
         verbose=log_level in ("debug", "info"),
@@ -29,4 +30,5 @@ def run_operator(*, namespaces: Sequence[str], all_namespaces: bool, standalone:
         namespaces=list(namespaces),
         clusterwide=all_namespaces,
         liveness_endpoint=liveness,
+        memo=kopf.Memo(metrics_port=metrics_port),  # read by the startup handler
     )

@@ -1,4 +1,4 @@
-"""Operator start-up and clean-up: Kopf settings, and the runtime built once into the memo."""
+"""Operator start-up and clean-up: Kopf settings, the runtime built once into the memo, the metrics endpoint."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 import kopf
 
 from selfheal import GROUP
+from selfheal.errors import ConfigError
 from selfheal.services.runtime import build_runtime
 
 
@@ -22,6 +23,12 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 60
     memo.runtime = await build_runtime()
+    port = memo.get("metrics_port") or 0  # `selfheal run --metrics-port`, handed over by the runner
+    if port:
+        try:
+            await memo.runtime.serve_metrics(port)
+        except ConfigError as e:
+            raise kopf.PermanentError(str(e)) from e
 
 
 @kopf.on.cleanup(id="selfheal-cleanup")

@@ -108,9 +108,12 @@ async def _analyze(rt: Runtime, policy: PolicyRef, ro: Rollout, trigger: Trigger
                     token_budget_left=tokens_left)
     usage.count_analysis(now)
     usage.count_tokens(j.tokens, now)
+    _count_analysis(rt, policy, ro.namespace, trigger, j)
 
     fresh = await rt.kube.get_rollout(ro.namespace, ro.name) or ro
     taken = await _act(rt, fresh, j, pod_hash, step)
+    if taken in (Action.ABORT.value, Action.PAUSE.value) and j.verdict.verdict == VerdictKind.UNHEALTHY:
+        rt.metrics.canaries_stopped.inc(namespace=ro.namespace)
     await _explain(rt, fresh, j, trigger, taken)
 
     ticket = None
@@ -143,6 +146,16 @@ async def look_at_logs(rt: Runtime, policy: PolicyRef, ro: Rollout) -> Outcome |
     if outcome is not None:
         rt.judged[key] = (outcome.judgement.verdict.verdict, now)
     return outcome
+
+
+def _count_analysis(rt: Runtime, policy: PolicyRef, namespace: str, trigger: Trigger, j: Judgement) -> None:
+    m = rt.metrics
+    m.analyses.inc(namespace=namespace, policy=policy.name, trigger=trigger.value, verdict=str(j.verdict.verdict),
+                   analyzer=str(j.verdict.analyzer))
+    if j.llm_error:
+        m.analyzer_unavailable.inc(namespace=namespace, policy=policy.name)
+    if j.tokens:
+        m.llm_tokens.inc(j.tokens, namespace=namespace, policy=policy.name)
 
 
 def _with_snapshot(rt: Runtime, evidence: Evidence) -> Evidence:
@@ -194,6 +207,7 @@ async def _act(rt: Runtime, ro: Rollout, j: Judgement, pod_hash: str, step: str)
         await _event(rt, ro, ACTION_FAILED, "Warning", f"could not {action.value} revision {ro.revision}: {e}")
         raise
     rt.acted.add(once)
+    rt.metrics.actions.inc(namespace=ro.namespace, action=action.value)
     return action.value
 
 
@@ -227,6 +241,7 @@ async def _ticket(rt: Runtime, policy: PolicyRef, ro: Rollout, j: Judgement, tri
         name, created, counted = await tickets.record(rt.kube, j, ro, policy=policy.name, trigger=trigger.value,
                                                       key=occurrence_key, now=rt.clock())
     if created:
+        rt.metrics.tickets_opened.inc(namespace=ro.namespace)
         await _event(rt, ro, "RemediationTicketOpened", "Warning",
                      f"ticket {name} opened for revision {ro.revision} (fingerprint {j.fingerprint[:12]})")
     elif counted:

@@ -147,6 +147,7 @@ class _Ticket:
         if phase != self.written_phase:
             previous, self.written_phase = self.written_phase, phase
             if previous is not None or phase != TicketPhase.OPEN:
+                self.runtime.metrics.ticket_phase_changes.inc(namespace=self.namespace, phase=phase.value)
                 await self.event(f"Ticket{phase.value}", self._describe(phase), now,
                                  "Warning" if phase in _WARNING_PHASES else "Normal")
 
@@ -294,6 +295,8 @@ def _classify(error: Exception) -> tuple[Reason, str]:
 def _record_failure(t: _Ticket, error: Exception, now: datetime) -> Exception:
     reason, message = _classify(error)
     log.warning("ticket %s/%s: %s", t.namespace, t.name, message)
+    if not isinstance(error, ConfigError):  # a missing Secret is no GitHub request
+        t.runtime.metrics.github_requests_failed.inc(reason=reason.value)
     if not t.issue.number:
         t.status.conditions = set_condition(t.status.conditions, ConditionType.ISSUE_OPENED, False, reason,
                                             message, now)

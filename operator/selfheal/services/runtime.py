@@ -9,9 +9,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from selfheal import __version__
 from selfheal.adapters.kube import KubeAdapter, connect
+from selfheal.adapters.metrics import MetricsServer, start_metrics_server, stop_metrics_server
 from selfheal.config import CONFIG, OperatorConfig
 from selfheal.domain.evidence import Evidence
+from selfheal.domain.metrics import OperatorMetrics
 from selfheal.domain.verdict import VerdictKind
 
 MAX_SNAPSHOTS = 256
@@ -60,6 +63,9 @@ class Runtime:
     kube: KubeAdapter
     config: OperatorConfig = CONFIG
     clock: Callable[[], datetime] = utcnow
+    # What the operator counts, served at /metrics when `selfheal run --metrics-port` asks for it.
+    metrics: OperatorMetrics = field(default_factory=lambda: OperatorMetrics.create(__version__))
+    metrics_server: MetricsServer | None = None
     # Keys of analyses running right now: (namespace, rollout, pod hash, trigger).
     in_flight: set[tuple[str, ...]] = field(default_factory=set)
     # Actions already taken: (namespace, rollout, pod hash, action, step) -- at most once each.
@@ -117,7 +123,16 @@ class Runtime:
         while len(self.snapshots) > MAX_SNAPSHOTS:
             self.snapshots.popitem(last=False)
 
+    async def serve_metrics(self, port: int, host: str = "0.0.0.0") -> MetricsServer:
+        """Start the metrics endpoint (once); stopped by ``aclose``."""
+        if self.metrics_server is None:
+            self.metrics_server = await start_metrics_server(self.metrics.render, host, port)
+        return self.metrics_server
+
     async def aclose(self) -> None:
+        if self.metrics_server is not None:
+            server, self.metrics_server = self.metrics_server, None
+            await stop_metrics_server(server)
         for client in self.clients.values():
             closer = getattr(client, "aclose", None)
             if closer is not None:
