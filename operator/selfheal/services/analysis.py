@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from enum import StrEnum
@@ -133,7 +134,7 @@ async def look_at_logs(rt: Runtime, policy: PolicyRef, ro: Rollout) -> Outcome |
                                      now=now)
     if any(log.text for pod in evidence.side(Side.CANARY) for log in pod.logs):
         rt.keep_snapshot(evidence)
-    _, _, statistical, _ = prepare(evidence, policy.spec.analysis)
+    _, _, statistical, _ = await asyncio.to_thread(prepare, evidence, policy.spec.analysis)
     if statistical.verdict != VerdictKind.UNHEALTHY:
         return None
     pod_hash = canary_hash(ro) or ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -70,7 +71,8 @@ async def judge(evidence: Evidence, analysis: AnalysisSpec, decision: DecisionSp
                 token_budget_left: int | None = None) -> Judgement:
     """Judge one canary. ``analyzer`` is None when the policy names none or it could not be built
     (``analyzer_error`` then says why); the policy's fallback applies and is recorded."""
-    redactor, diff, statistical, bundle = prepare(evidence, analysis)
+    # Templating and diffing a few megabytes of logs is CPU work: off the event loop.
+    redactor, diff, statistical, bundle = await asyncio.to_thread(prepare, evidence, analysis)
     configured = analysis.llm.provider != LLMProvider.NONE
     llm: Verdict | None = None
     error = analyzer_error
