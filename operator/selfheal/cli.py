@@ -65,8 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     mode = run.add_mutually_exclusive_group()
     mode.add_argument("--standalone", action="store_true",
                       help="run without peering (a single replica; no coordination with others)")
-    mode.add_argument("--peering", default="selfheal",
-                      help="the Kopf peering object used to coordinate replicas (default: %(default)s)")
+    mode.add_argument("--peering", default=None,
+                      help="the Kopf peering object used to coordinate replicas (default: Kopf's own choice: "
+                           "its default peering when the peering CRDs exist, standalone otherwise)")
     run.add_argument("--priority", type=int, default=None, help="peering priority of this replica")
     run.add_argument("--liveness", default=None, metavar="URL",
                      help="serve a liveness probe, e.g. http://0.0.0.0:8080/healthz")

@@ -23,7 +23,7 @@ def failed_runs_index(namespace: str, body: kopf.Body, **_: Any) -> dict[tuple[s
 async def analysis_run_changed(type: str, body: kopf.Body, namespace: str, memo: kopf.Memo,
                                policies: kopf.Index, logger: kopf.Logger, **_: Any) -> None:
     run = AnalysisRun.from_obj(body)
-    if type == "DELETED" or run.owner is None or run.owner.kind != "Rollout":
+    if type == "DELETED" or run.owner is None or run.owner.kind != "Rollout" or run.phase not in (AR_FAILED, AR_ERROR):
         return
     try:
         rollout = await memo.runtime.kube.get_rollout_obj(namespace, run.owner.name)

@@ -37,6 +37,7 @@ async def policy_tick(namespace: str, name: str, spec: kopf.Spec, status: kopf.S
                       patch: kopf.Patch, memo: kopf.Memo, policies: kopf.Index, rollouts: kopf.Index,
                       failed_runs: kopf.Index, logger: kopf.Logger, **_: Any) -> None:
     runtime, governed, rivals = memo.runtime, rollouts.get(namespace, []), policies.get(namespace, [])
+    service.load_usage(runtime.usage_of(namespace, name), status)  # the budget survives restarts
     ref = next((p for p in rivals if p.name == name), None)
     if ref is not None:
         try:

@@ -13,7 +13,6 @@ def run_operator(*, namespaces: Sequence[str], all_namespaces: bool, standalone:
                  metrics_port: int = 0) -> None:
     kopf.configure(
         debug=log_level == "debug",
-        verbose=log_level in ("debug", "info"),
         quiet=log_level in ("warning", "error"),
         log_format=kopf.LogFormat[log_format.upper()],
     )

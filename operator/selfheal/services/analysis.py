@@ -27,7 +27,7 @@ from selfheal.errors import SelfHealError
 from selfheal.services import remediation, tickets
 from selfheal.services.analyzers import analyzer_for
 from selfheal.services.gather import gather_evidence
-from selfheal.services.judge import Judgement, judge, prepare
+from selfheal.services.judge import Judgement, judge, prepare, redactor_for
 from selfheal.services.policies import PolicyRef
 from selfheal.services.runtime import Runtime
 
@@ -60,33 +60,34 @@ class Outcome:
 
 async def analyze(rt: Runtime, policy: PolicyRef, ro: Rollout, trigger: Trigger, *,
                   analysis_run: AnalysisRun | None = None, occurrence_key: str = "") -> Outcome | None:
-    """Analyze the Rollout's current canary once for this trigger; None when skipped (already running,
-    over budget). Safe to call on every event: repeats neither repeat actions nor count twice."""
+    """Analyze the Rollout's current canary once; None when skipped (another analysis of the same canary
+    is running, or the budget is spent). Safe to call on every event: repeats neither repeat actions nor
+    count twice."""
     pod_hash = canary_hash(ro) or ro.status.current_pod_hash
     step = str(current_step_index(ro) if current_step_index(ro) is not None else "")
-    key = (ro.namespace, ro.name, pod_hash, trigger.value, step)
+    key = (ro.namespace, ro.name, pod_hash)
     if not pod_hash or key in rt.in_flight:
         return None
     rt.in_flight.add(key)
     try:
         return await _analyze(rt, policy, ro, trigger, pod_hash, step, analysis_run,
-                              occurrence_key or cycle_key(rt, ro, pod_hash, trigger, step))
+                              occurrence_key or cycle_key(rt, ro, pod_hash))
     finally:
         rt.in_flight.discard(key)
 
 
-def cycle_key(rt: Runtime, ro: Rollout, pod_hash: str, trigger: Trigger, step: str) -> str:
+def cycle_key(rt: Runtime, ro: Rollout, pod_hash: str) -> str:
     """What one attempt at rolling out a revision is called, so each attempt counts once as an occurrence.
 
     The AnalysisRun of the attempt names it (a retry gets a new one: ``.1``, ``.2``...), whichever
-    trigger noticed the failure; without one, the trigger, the step and the attempt number do (an
-    attempt ends with an abort, the next starts with a retry).
+    trigger noticed the failure; without one, the attempt number does (an attempt ends with an abort,
+    the next starts with a retry).
     """
     canary = ro.status.canary
     for run in (canary.current_background_analysis_run_status, canary.current_step_analysis_run_status):
         if run is not None and run.name and run.status not in ("", "Successful"):
             return run.name
-    return f"{trigger.value}:{pod_hash}:{step}:attempt-{rt.attempt(ro.namespace, ro.name, pod_hash)}"
+    return f"{pod_hash}:attempt-{rt.attempt(ro.namespace, ro.name, pod_hash)}"
 
 
 async def _analyze(rt: Runtime, policy: PolicyRef, ro: Rollout, trigger: Trigger, pod_hash: str, step: str,
@@ -138,8 +139,7 @@ async def look_at_logs(rt: Runtime, policy: PolicyRef, ro: Rollout) -> Outcome |
     if statistical.verdict != VerdictKind.UNHEALTHY:
         return None
     pod_hash = canary_hash(ro) or ""
-    step = str(current_step_index(ro) if current_step_index(ro) is not None else "")
-    key = (ro.namespace, ro.name, pod_hash, Trigger.LOG_WATCH.value, cycle_key(rt, ro, pod_hash, Trigger.LOG_WATCH, step))
+    key = (ro.namespace, ro.name, pod_hash, Trigger.LOG_WATCH.value, cycle_key(rt, ro, pod_hash))
     interval = policy.spec.triggers.log_watch.interval_seconds * rt.config.log_watch_scale
     if not rt.due(key, interval, now):
         return None  # this attempt was already judged; the finding is not news
@@ -240,7 +240,8 @@ async def _ticket(rt: Runtime, policy: PolicyRef, ro: Rollout, j: Judgement, tri
         if regressed:
             return regressed
         name, created, counted = await tickets.record(rt.kube, j, ro, policy=policy.name, trigger=trigger.value,
-                                                      key=occurrence_key, now=rt.clock())
+                                                      key=occurrence_key, now=rt.clock(),
+                                                      redact=redactor_for(policy.spec.analysis).redact)
     if created:
         rt.metrics.tickets_opened.inc(namespace=ro.namespace)
         await _event(rt, ro, "RemediationTicketOpened", "Warning",

@@ -27,7 +27,7 @@ from selfheal.domain.evidence import (
     Side,
 )
 from selfheal.domain.timestamps import parse_time
-from selfheal.errors import ConfigError, PermanentError
+from selfheal.errors import ConfigError, PermanentError, TransientError
 
 if TYPE_CHECKING:
     from selfheal.domain.policy import LogBounds
@@ -110,7 +110,9 @@ async def _read(kube: KubeAdapter, gate: asyncio.Semaphore, namespace: str, pod:
             text = await kube.read_log(namespace, pod, container, tail_lines=logs.tail_lines,
                                        limit_bytes=logs.limit_bytes, since_seconds=since_seconds,
                                        previous=previous)
-        except PermanentError as e:
+        except (PermanentError, TransientError) as e:
+            # One unreadable log (a node gone NotReady, a pod being deleted) must not cost the verdict;
+            # a missing permission (ConfigError) is not swallowed: it says what to grant.
             log.warning("log of %s/%s container %s unreadable: %s", namespace, pod, container, e)
             text = ""
     truncated = len(text.encode()) >= logs.limit_bytes or text.count("\n") >= logs.tail_lines

@@ -130,20 +130,23 @@ def usage_status(usage: Any) -> dict[str, Any]:
 
 
 def load_usage(usage: Any, status: Mapping[str, Any]) -> None:
-    """After a restart, continue counting from what the status recorded."""
+    """After a restart, continue counting from what the status recorded, adding what was spent since."""
     if usage.loaded:
         return
     usage.loaded = True
     analyses, tokens = status.get("analyses") or {}, status.get("tokens") or {}
-    if analyses.get("hourStart"):
-        usage.hour_start = parse_time(analyses["hourStart"])
-        usage.this_hour = int(analyses.get("thisHour") or 0)
-    usage.analyses_total = int(analyses.get("total") or 0)
-    usage.day = tokens.get("day") or ""
-    usage.tokens_today = int(tokens.get("today") or 0)
-    usage.tokens_total = int(tokens.get("total") or 0)
-    if status.get("lastAnalysisTime"):
-        usage.last_analysis = parse_time(status["lastAnalysisTime"])
+    usage.analyses_total += int(analyses.get("total") or 0)
+    usage.tokens_total += int(tokens.get("total") or 0)
+    hour_start = parse_time(analyses.get("hourStart"))
+    if hour_start is not None and usage.hour_start in (None, hour_start):
+        usage.hour_start = hour_start
+        usage.this_hour += int(analyses.get("thisHour") or 0)
+    day = tokens.get("day") or ""
+    if day and usage.day in ("", day):
+        usage.day = day
+        usage.tokens_today += int(tokens.get("today") or 0)
+    if usage.last_analysis is None:
+        usage.last_analysis = parse_time(status.get("lastAnalysisTime"))
 
 
 async def reconcile(runtime: Any, namespace: str, name: str, spec: Mapping[str, Any], status: Mapping[str, Any],

@@ -343,7 +343,7 @@ async def _open_issue(t: _Ticket, client: GitHubClient, gh: GitHubSpec, policy: 
     mine = lifecycle.ticket_marker(t.name)
     if found is not None and mine in (found.body or ""):
         # created by this ticket before a crash kept the number from being recorded
-        reason, verb, commented = Reason.ISSUE_CREATED, "created", t.status.occurrences
+        reason, verb, commented = Reason.ISSUE_CREATED, "created", max(t.status.occurrences, 1)
     elif found is not None and lifecycle.reusable_issue(found.state, found.closed_at, gh.dedup_window_hours, now):
         if found.state != "open":
             found = await client.update_issue(found.number, state="open")
@@ -352,7 +352,7 @@ async def _open_issue(t: _Ticket, client: GitHubClient, gh: GitHubSpec, policy: 
         rendered = render_issue(_context(t, gh, policy))
         found = await client.create_issue(rendered.title, f"{rendered.body}\n{mine}", labels=list(gh.labels))
         _fault_point("issue-created")
-        reason, verb, commented = Reason.ISSUE_CREATED, "created", t.status.occurrences
+        reason, verb, commented = Reason.ISSUE_CREATED, "created", max(t.status.occurrences, 1)
     t.status.issue = IssueStatus(number=found.number, url=found.html_url, state=IssueState.OPEN,
                                  commented_occurrences=commented)
     t.status.conditions = set_condition(t.status.conditions, ConditionType.ISSUE_OPENED, True, reason,
@@ -492,12 +492,14 @@ async def _follow_regression(t: _Ticket, client: GitHubClient, gh: GitHubSpec, p
     await client.update_issue(number, state="open")
     await client.comment(number, render_regressed_comment(_context(t, gh, policy), v.revision,
                                                           v.pod_template_hash, now))
-    await _hand_over(t, client, gh, now, again=True)
+    # Recorded as soon as the comment is posted: a failure below must not post it again.
     t.issue.state = IssueState.OPEN
     t.issue.reopened_for = v.pod_template_hash
     t.issue.escalated = False
     # the regression comment reports this occurrence
     t.issue.commented_occurrences = max(t.issue.commented_occurrences, t.status.occurrences)
+    await t.commit(now)
+    await _hand_over(t, client, gh, now, again=True)
     await t.commit(now)
 
 
@@ -512,10 +514,11 @@ async def _report(t: _Ticket, client: GitHubClient, gh: GitHubSpec, policy: Poli
     if not gh.verification.close_issue:
         text = text.replace(" Closing this issue.", "")
     await client.comment(number, text)
+    v.reported = True  # recorded before closing: a failure to close must not post the comment again
+    await t.commit(now)
     if gh.verification.close_issue:
         await client.update_issue(number, state="closed", state_reason="completed")
         t.issue.state = IssueState.CLOSED
-    v.reported = True
 
 
 # --- verification ---------------------------------------------------------------------------------

@@ -13,11 +13,12 @@ from selfheal import __version__
 from selfheal.adapters.kube import KubeAdapter, connect
 from selfheal.adapters.metrics import MetricsServer, start_metrics_server, stop_metrics_server
 from selfheal.config import CONFIG, OperatorConfig
-from selfheal.domain.evidence import Evidence
+from selfheal.domain.evidence import Evidence, Side
 from selfheal.domain.metrics import OperatorMetrics
 from selfheal.domain.verdict import VerdictKind
 
 MAX_SNAPSHOTS = 256
+MAX_HANDLED_RUNS = 10_000
 
 
 def utcnow() -> datetime:
@@ -66,7 +67,7 @@ class Runtime:
     # What the operator counts, served at /metrics when `selfheal run --metrics-port` asks for it.
     metrics: OperatorMetrics = field(default_factory=lambda: OperatorMetrics.create(__version__))
     metrics_server: MetricsServer | None = None
-    # Keys of analyses running right now: (namespace, rollout, pod hash, trigger).
+    # Canaries being analyzed right now: (namespace, rollout, pod hash).
     in_flight: set[tuple[str, ...]] = field(default_factory=set)
     # Actions already taken: (namespace, rollout, pod hash, action, step) -- at most once each.
     acted: set[tuple[str, ...]] = field(default_factory=set)
@@ -117,11 +118,25 @@ class Runtime:
         return self.usage.setdefault((namespace, policy), Usage())
 
     def keep_snapshot(self, evidence: Evidence) -> None:
+        """Keep the canary side only: the stable pods outlive an abort, their logs can be read again."""
         key = (evidence.namespace, evidence.rollout, evidence.canary_hash)
-        self.snapshots[key] = evidence
+        self.snapshots[key] = evidence.model_copy(update={"pods": evidence.side(Side.CANARY)})
         self.snapshots.move_to_end(key)
         while len(self.snapshots) > MAX_SNAPSHOTS:
             self.snapshots.popitem(last=False)
+
+    def forget_revisions(self, namespace: str, rollout: str, keep: set[str]) -> None:
+        """Drop what is remembered about a Rollout's revisions other than ``keep`` (all when empty):
+        memory stays bounded by the live canaries, however long the operator runs."""
+        def stale(key: tuple[Any, ...]) -> bool:
+            return key[0] == namespace and key[1] == rollout and key[2] not in keep
+
+        for store in (self.judged, self.attempts, self.snapshots):
+            for key in [k for k in store if stale(k)]:
+                del store[key]
+        self.acted -= {k for k in self.acted if stale(k)}
+        if len(self.handled_runs) > MAX_HANDLED_RUNS:  # failed runs are checked against tickets anyway
+            self.handled_runs.clear()
 
     async def serve_metrics(self, port: int, host: str = "0.0.0.0") -> MetricsServer:
         """Start the metrics endpoint (once); stopped by ``aclose``."""

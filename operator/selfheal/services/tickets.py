@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -33,8 +34,13 @@ ROLLOUT_LABEL = "selfheal.dev/rollout"
 FINGERPRINT_LABEL = "selfheal.dev/fingerprint"
 
 
-def ticket_spec(j: Judgement, ro: Rollout, policy: str, trigger: str) -> TicketSpec:
-    """Identity, verdict and redacted evidence, bounded so the object stays small."""
+def ticket_spec(j: Judgement, ro: Rollout, policy: str, trigger: str,
+                redact: Callable[[str], str] = lambda text: text) -> TicketSpec:
+    """Identity, verdict and redacted evidence, bounded so the object stays small.
+
+    Templates and examples were redacted with the logs; metric messages and values are redacted here."""
+    metrics = [m.model_copy(update={"message": redact(m.message), "values": [redact(v) for v in m.values]})
+               for m in j.evidence.failed_metrics[:MAX_FAILED_METRICS]]
     templates = [t for t in j.diff.templates if t.status in ("new", "increased")] or j.diff.templates
     return TicketSpec(
         rollout=ro.name,
@@ -56,7 +62,7 @@ def ticket_spec(j: Judgement, ro: Rollout, policy: str, trigger: str) -> TicketS
                 )
                 for t in templates[:MAX_TEMPLATES]
             ],
-            failed_metrics=[FailedMetricRecord.from_failed_metric(m) for m in j.evidence.failed_metrics[:MAX_FAILED_METRICS]],
+            failed_metrics=[FailedMetricRecord.from_failed_metric(m) for m in metrics],
             pods=[PodRecord.from_pod(p) for p in j.evidence.pods[:MAX_PODS]],
             redactions=dict(j.redactions),
         ),
@@ -94,9 +100,9 @@ def occurrence_patch(status: dict[str, Any] | None, key: str, now: datetime) -> 
 
 
 async def record(kube: KubeAdapter, j: Judgement, ro: Rollout, *, policy: str, trigger: str, key: str,
-                 now: datetime) -> tuple[str, bool, bool]:
+                 now: datetime, redact: Callable[[str], str] = lambda text: text) -> tuple[str, bool, bool]:
     """Create the ticket or count the repeat: ``(name, created, counted)``. Idempotent per ``key``."""
-    spec = ticket_spec(j, ro, policy, trigger)
+    spec = ticket_spec(j, ro, policy, trigger, redact)
     obj, created = await kube.create_ticket(ro.namespace, ticket_body(spec, ro))
     name = obj["metadata"]["name"]
     patch = occurrence_patch(None if created else obj.get("status"), key, now)

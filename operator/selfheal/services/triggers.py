@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -15,11 +16,15 @@ from selfheal.domain.argo import (
     is_aborted,
     is_inconclusive_pause,
     is_paused_at_indefinite_step,
+    stable_hash,
 )
 from selfheal.domain.ticket import ticket_name
+from selfheal.errors import SelfHealError
 from selfheal.services.analysis import Outcome, Trigger, analyze, look_at_logs
 from selfheal.services.policies import PolicyRef, choose_policy, policies_for
 from selfheal.services.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 
 def governing_policy(ro: Rollout, policies: Iterable[PolicyRef]) -> PolicyRef | None:
@@ -32,10 +37,12 @@ async def on_rollout(rt: Runtime, ro: Rollout, policies: Iterable[PolicyRef]) ->
     Each pause is judged once; an inconclusive judgement (too little evidence yet) is judged again
     after the policy's log-watch interval, so a pause reached early gets its verdict when there is data.
     """
-    rt.observe_abort(ro.namespace, ro.name, canary_hash(ro) or "", is_aborted(ro))
+    rt.forget_revisions(ro.namespace, ro.name, {h for h in (canary_hash(ro), stable_hash(ro),
+                                                            ro.status.current_pod_hash) if h})
     policy = governing_policy(ro, policies)
     if policy is None:
         return None
+    rt.observe_abort(ro.namespace, ro.name, canary_hash(ro) or "", is_aborted(ro))
     triggers = policy.spec.triggers
     if triggers.indefinite_pause and is_paused_at_indefinite_step(ro):
         trigger = Trigger.INDEFINITE_PAUSE
@@ -97,9 +104,12 @@ async def sweep(rt: Runtime, policy: PolicyRef, rollouts: Iterable[Mapping[str, 
     and on pauses still waiting for a verdict."""
     all_policies = list(policies)
     for ro, body in governed(policy, rollouts, all_policies):
-        for run_obj in runs.get((ro.namespace, ro.uid), []):
-            await on_analysis_run(rt, AnalysisRun.from_obj(run_obj), body, all_policies)
-        await on_rollout(rt, ro, all_policies)
+        try:
+            for run_obj in runs.get((ro.namespace, ro.uid), []):
+                await on_analysis_run(rt, AnalysisRun.from_obj(run_obj), body, all_policies)
+            await on_rollout(rt, ro, all_policies)
+        except SelfHealError as e:  # one Rollout's trouble must not hold up the others
+            log.warning("catch-up for %s/%s deferred: %s", ro.namespace, ro.name, e)
 
 
 async def watch_logs(rt: Runtime, policy: PolicyRef, rollouts: Iterable[Mapping[str, Any]],
@@ -117,7 +127,11 @@ async def watch_logs(rt: Runtime, policy: PolicyRef, rollouts: Iterable[Mapping[
         if last is not None and (now - last).total_seconds() < interval:
             continue
         rt.last_look[key] = now
-        outcome = await look_at_logs(rt, policy, ro)
+        try:
+            outcome = await look_at_logs(rt, policy, ro)
+        except SelfHealError as e:  # one Rollout's trouble must not hold up the others
+            log.warning("log watch of %s/%s deferred: %s", ro.namespace, ro.name, e)
+            continue
         if outcome is not None:
             outcomes.append(outcome)
     return outcomes
