@@ -13,7 +13,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 from pydantic import BaseModel
 
-from selfheal.adapters.llm import TokenUsage
+from selfheal.adapters.llm import TokenUsage, describe_endpoint
 from selfheal.domain.prompt import (
     InvalidAnswer,
     LLMVerdict,
@@ -90,9 +90,13 @@ class AgentCard(BaseModel):
     protocol_version: str = ""
 
 
-def _describe(url: str) -> str:
+def _origin(url: str) -> tuple[str, str, int | None]:
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}" if parts.netloc else url
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+
+
+def _describe(url: str) -> str:
+    return describe_endpoint(url)
 
 
 def verdict_from_parts(parts: list[Any]) -> LLMVerdict:
@@ -293,7 +297,13 @@ class A2AClient:
             return self.card
         async with self._card_lock:
             if self.card is None:
-                self.card = await self._fetch_card(time.monotonic() + self.timeout)
+                card = await self._fetch_card(time.monotonic() + self.timeout)
+                if self._has_key and _origin(card.rpc_url) != _origin(self.base_url):
+                    # The key goes only where the policy said: a card cannot redirect it elsewhere.
+                    raise AnalyzerUnavailable(
+                        f"the agent card names {describe_endpoint(card.rpc_url)} as its endpoint, not the "
+                        f"configured {self._endpoint}; the API key is sent only to the configured host")
+                self.card = card
                 log.info("A2A agent %r: JSON-RPC endpoint %s", self.card.name, self.card.rpc_url)
         return self.card
 

@@ -76,6 +76,15 @@ def _mentions_temperature(err: openai.APIStatusError) -> bool:
     return "temperature" in text
 
 
+def describe_endpoint(url: str) -> str:
+    """``scheme://host[:port]`` of an endpoint, for messages: never the user or password a URL may carry."""
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return "the configured endpoint"
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
+
+
 class LLMClient:
     """One OpenAI-compatible endpoint, built once at startup and closed at cleanup.
 
@@ -115,8 +124,7 @@ class LLMClient:
     def _describe(base_url: str | None) -> str:
         if not base_url:
             return "the OpenAI API"
-        parts = urlsplit(base_url)
-        return f"{parts.scheme}://{parts.netloc}" if parts.netloc else base_url
+        return describe_endpoint(base_url)
 
     async def aclose(self) -> None:
         await self._client.close()

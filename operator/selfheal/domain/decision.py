@@ -41,7 +41,12 @@ def _value(setting: object) -> str:
 
 
 def _sure(verdict: Verdict, threshold: int) -> VerdictKind:
-    """The verdict's kind, or inconclusive when its confidence is below the threshold."""
+    """The verdict's kind, or inconclusive when its confidence is below the threshold.
+
+    Hard evidence (a crash, a restart, a failed metric) is a fact, not an opinion: no threshold
+    turns it into "unsure"."""
+    if verdict.hard_evidence and verdict.verdict == VerdictKind.UNHEALTHY:
+        return verdict.verdict
     if verdict.verdict != VerdictKind.INCONCLUSIVE and verdict.confidence < threshold:
         return VerdictKind.INCONCLUSIVE
     return verdict.verdict
@@ -80,6 +85,14 @@ def _combine(statistical: Verdict, llm: Verdict, threshold: int) -> tuple[Verdic
         )
         note = (f"the {llm.analyzer} verdict ({llm.verdict}, {llm.confidence}%) was overruled by statistical "
                 f"hard evidence ({', '.join(statistical.evidence_refs) or 'restarts/crashes/failed metrics'})")
+        return verdict, True, note
+    if llm_kind == VerdictKind.HEALTHY and statistical.verdict == VerdictKind.INCONCLUSIVE:
+        # Without canary data of its own, the operator cannot check a "healthy" read from a few lines
+        # the workload wrote: it stays unsure until there is evidence.
+        note = (f"the {llm.analyzer} verdict ({llm.verdict}, {llm.confidence}%) is not confirmed: "
+                f"{statistical.summary[:200]}")
+        verdict = _with_kind(statistical, VerdictKind.INCONCLUSIVE, analyzer=Analyzer.COMBINED,
+                             evidence_refs=_merge_refs(statistical, llm))
         return verdict, True, note
     agree = llm.verdict == statistical.verdict
     verdict = _with_kind(

@@ -64,14 +64,15 @@ def _pod_findings(evidence: Evidence, f: _Findings) -> None:
     canary = evidence.side(Side.CANARY)
     stable = evidence.side(Side.STABLE)
     stable_reasons = _reasons(stable)
-    stable_restarts_per_pod = (sum(p.restarts for p in stable) / len(stable)) if stable else 0.0
+    # Canary pods were born with the canary: every restart and crash they show happened to this
+    # revision. Stable pods' counts span their whole life, so they cannot excuse these.
     for pod in canary:
-        if pod.restarts > 0 and pod.restarts > stable_restarts_per_pod:
+        if pod.restarts > 0:
             f.add_hard(f"restarts:{pod.name}", f"pod {pod.name} restarted {pod.restarts} time(s)")
         for c in pod.containers:
-            if c.last_terminated_reason == OOM_KILLED and OOM_KILLED not in stable_reasons:
+            if c.last_terminated_reason == OOM_KILLED:
                 f.add_hard(f"oomkilled:{pod.name}", f"container {c.name} of {pod.name} was OOMKilled")
-            if c.waiting_reason == CRASH_LOOP and CRASH_LOOP not in stable_reasons:
+            if c.waiting_reason == CRASH_LOOP:
                 f.add_hard(f"crashloop:{pod.name}", f"container {c.name} of {pod.name} is in CrashLoopBackOff")
             if c.waiting_reason in IMAGE_ERRORS and c.waiting_reason not in stable_reasons:
                 f.add_hard(f"imagepull:{pod.name}", f"container {c.name} of {pod.name} cannot pull its image ({c.waiting_reason})")

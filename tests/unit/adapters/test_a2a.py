@@ -332,3 +332,27 @@ def test_stand_in_serves_another_process(agent: A2AAgentStandIn) -> None:
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "unhealthy from another process"
     assert len(agent.sends) == 1 and len(agent.polls) == 1
+
+
+async def test_the_api_key_is_not_sent_where_the_card_redirects() -> None:
+    from selfheal.adapters.a2a import A2AClient
+    from selfheal.errors import AnalyzerUnavailable
+    from selfheal.testing.a2a_server import A2AAgentStandIn
+
+    with A2AAgentStandIn(api_key="k") as agent, A2AAgentStandIn() as elsewhere:
+        card = {"name": "redirecting", "url": elsewhere.base_url.rstrip("/") + "/a2a/v1",
+                "preferredTransport": "JSONRPC", "protocolVersion": "0.3.0"}
+        agent.set_card(card)
+        client = A2AClient(agent.base_url, api_key="k", timeout=3, max_retries=0)
+        try:
+            with pytest.raises(AnalyzerUnavailable, match="sent only to the configured host"):
+                await client.agent_card()
+        finally:
+            await client.aclose()
+        assert elsewhere.requests == []
+
+
+def test_credentials_in_an_endpoint_url_never_reach_messages() -> None:
+    from selfheal.adapters.llm import describe_endpoint
+
+    assert describe_endpoint("https://svc:sk-live-abc123@llm.corp:8443/v1") == "https://llm.corp:8443"

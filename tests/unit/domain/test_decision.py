@@ -59,7 +59,11 @@ CRASH = stat(U, 95, hard=True, refs=["restarts", "T3"])
     (CRASH, llm(I, 80), PROMOTING, Action.ABORT, U, Analyzer.COMBINED, True),
     (CRASH, llm(H, 50), PROMOTING, Action.ABORT, U, Analyzer.COMBINED, True),
     (CRASH, llm(U, 99), {}, Action.ABORT, U, Analyzer.COMBINED, False),
-    (stat(U, 50, hard=True), llm(H, 99), PROMOTING, Action.NONE, I, Analyzer.COMBINED, True),
+    # hard evidence is a fact whatever its confidence: no threshold makes it "unsure"
+    (stat(U, 50, hard=True), llm(H, 99), PROMOTING, Action.ABORT, U, Analyzer.COMBINED, True),
+    (stat(U, 50, hard=True), None, PROMOTING, Action.ABORT, U, Analyzer.STATISTICAL, False),
+    # with too little canary data of its own, a "healthy" from the LLM is not enough to promote
+    (stat(I, 40), llm(H, 95), PROMOTING, Action.NONE, I, Analyzer.COMBINED, True),
     # soft statistical suspicion does not block a sure healthy LLM
     (stat(U, 80, hard=False), llm(H, 95), PROMOTING, Action.PROMOTE, H, Analyzer.LLM, False),
 ])

@@ -179,14 +179,16 @@ def test_canary_restarts_are_hard_evidence() -> None:
     assert_one_sentence(v)
 
 
-def test_restarts_no_worse_than_stable_are_not_a_regression() -> None:
+def test_a_canary_restart_is_hard_evidence_whatever_the_stable_pods_count() -> None:
+    # Canary pods were born with the canary; stable pods' counts span weeks and cannot excuse them.
     clean = demo_log(500, color="blue", seed=19)
     v = judge(
         clean, clean,
         canary_pods=[pod("demo-canary-1", Side.CANARY, clean, restarts=1)],
-        stable_pods=[pod("demo-stable-1", Side.STABLE, clean, restarts=2), pod("demo-stable-2", Side.STABLE, restarts=2)],
+        stable_pods=[pod("demo-stable-1", Side.STABLE, clean, restarts=3), pod("demo-stable-2", Side.STABLE, restarts=3)],
     )
-    assert v.verdict == VerdictKind.HEALTHY
+    assert v.verdict == VerdictKind.UNHEALTHY and v.hard_evidence
+    assert "restarts:demo-canary-1" in v.evidence_refs
 
 
 @pytest.mark.parametrize(
