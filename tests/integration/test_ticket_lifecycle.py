@@ -383,7 +383,8 @@ def test_fix_merged_then_the_next_revision_fails_the_same_way(control_plane: Con
     assert status(cp, ns, name)["phase"] == "Regressed"
     with operator_process(kubeconfig, ns):
         st = wait_status(cp, ns, name, lambda s: s.get("phase") == "Regressed"
-                         and (s.get("issue") or {}).get("reopenedFor") == "0d1e2f3a4b", "regression followed up")
+                         and (s.get("issue") or {}).get("reopenedFor") == "0d1e2f3a4b"
+                         and condition(s, "FixProposed")[1] == "AgentAskedAgain", "regression followed up")
         assert st["occurrences"] == 2 and st["verification"]["state"] == "Failed"
         assert condition(st, "Verified")[:2] == ("False", "RevisionRegressed")
         assert condition(st, "FixProposed")[:2] == ("False", "AgentAskedAgain")
