@@ -492,14 +492,12 @@ async def _follow_regression(t: _Ticket, client: GitHubClient, gh: GitHubSpec, p
     await client.update_issue(number, state="open")
     await client.comment(number, render_regressed_comment(_context(t, gh, policy), v.revision,
                                                           v.pod_template_hash, now))
-    # Recorded as soon as the comment is posted: a failure below must not post it again.
+    await _hand_over(t, client, gh, now, again=True)
     t.issue.state = IssueState.OPEN
     t.issue.reopened_for = v.pod_template_hash
     t.issue.escalated = False
     # the regression comment reports this occurrence
     t.issue.commented_occurrences = max(t.issue.commented_occurrences, t.status.occurrences)
-    await t.commit(now)
-    await _hand_over(t, client, gh, now, again=True)
     await t.commit(now)
 
 
