@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import operator
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -261,7 +262,9 @@ _KV_LEVEL = re.compile(
     r"(?<![\w.])[\"']?(?:level|lvl|severity|loglevel|log\.level|levelname)[\"']?[ \t]{0,2}[=:][ \t]{0,2}[\"']?(" + _LEVEL_NAMES + r")\b",
     re.IGNORECASE,
 )
-_KLOG = re.compile(r"^([IWEF])(?:\d{4}|<TS>)\b")
+# "(?!\w)", not "\b": after the masked "<TS>" the next character is a space, and there is no
+# word boundary between ">" and a space.
+_KLOG = re.compile(r"^([IWEF])(?:\d{4}|<TS>)(?!\w)")
 _BRACKET_LEVEL = re.compile(r"[\[<(|](" + _LEVEL_NAMES + r")[\]>)|:]", re.IGNORECASE)
 _UPPER_LEVEL = re.compile(r"(?<![\w\-])(TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|ERR|CRIT|CRITICAL|FATAL|PANIC|SEVERE)(?![\w\-])")
 _STATUS_LINE = re.compile(
@@ -271,8 +274,28 @@ _STATUS_LINE = re.compile(
     re.IGNORECASE,
 )
 _ERROR_WORDS = re.compile(
-    r"\b(?:error|exception|fatal|panic|panicked|traceback|segfault|failed|failure|unhandled|uncaught)\b", re.IGNORECASE
+    r"\b(?:errors?|exceptions?|fatal|panic|panicked|traceback|segfault|failed|failures?|unhandled|uncaught)\b",
+    re.IGNORECASE,
 )
+# An error word that counts nothing: "no error", "0 errors", "without errors", "failed=0".
+_BENIGN_BEFORE = re.compile(r"(?:\b(?:no|zero|without)|(?<!\S)(?P<num>0|<NUM>))[ \t]{1,3}$", re.IGNORECASE)
+_BENIGN_AFTER = re.compile(r"[\"']?[ \t]{0,2}[=:][ \t]{0,2}[\"']?(?P<num>0|<NUM>)(?![\w.])")
+_BENIGN_LOOKBACK = 12
+
+
+def _error_words(line: str) -> tuple[bool, bool]:
+    """Whether ``line`` has an error word that is not a zero count, and whether a masked count
+    (``<NUM>``, which may have been a zero or not) decided that for some word."""
+    uncertain = False
+    for m in _ERROR_WORDS.finditer(line):
+        s, e = m.span()
+        b = _BENIGN_BEFORE.search(line, max(0, s - _BENIGN_LOOKBACK), s) or _BENIGN_AFTER.match(line, e)
+        if b is None:
+            return True, uncertain
+        if b.group("num") == "<NUM>":
+            uncertain = True
+            return True, uncertain
+    return False, uncertain
 _WARN_WORDS = re.compile(r"\b(?:warn|warning|deprecated|retrying|timed out|timeout|refused|throttled)\b", re.IGNORECASE)
 
 _CRASH = re.compile(
@@ -292,16 +315,21 @@ def _worse(a: Severity, b: Severity) -> Severity:
 
 
 def severity(line: str) -> Severity:
+    return _severity(line)[0]
+
+
+def _severity(line: str) -> tuple[Severity, bool, bool]:
     """Classify a log line or event as ``error``, ``warning`` or ``info``.
 
     An explicit level (logfmt/JSON ``level``, klog prefix, ``[ERROR]``, an upper-case level word)
     decides; an HTTP 5xx (4xx) status in an access-log line raises it to error (warning); without
     a level, error and warning words decide. Crash signatures anywhere in the event are errors.
     """
+    # Also returns whether a masked count decided it (see _error_words) and whether it is a crash.
     if not line:
-        return "info"
+        return "info", False, False
     if _CRASH.search(line):
-        return "error"
+        return "error", False, True
     first = line.split("\n", 1)[0][:MAX_LINE_CHARS]
     level: Severity | None = None
     m = _KV_LEVEL.search(first)
@@ -323,12 +351,14 @@ def severity(line: str) -> Severity:
             result = "error"
         elif code[0] == "4":
             result = _worse(result, "warning")
+    uncertain = False
     if level is None and result == "info":
-        if _ERROR_WORDS.search(line):
+        found, uncertain = _error_words(line)
+        if found:
             result = "error"
         elif _WARN_WORDS.search(line):
             result = "warning"
-    return result
+    return result, uncertain, False
 
 
 def is_crash_signature(event: str) -> bool:
@@ -510,6 +540,13 @@ class TemplateMiner:
     as a whole for multi-line events); inside a group an event joins the most similar template if
     the share of equal tokens reaches ``similarity``, and the positions that differ become ``<*>``.
     Ids are ``T1``, ``T2``... in order of first appearance, so the same input gives the same ids.
+
+    A group holds at most ``max_candidates`` templates, so placing an event costs a bounded number
+    of comparisons: an event that matches none of a full group's templates goes to the group's
+    catch-all template, whose differing positions become ``<*>`` like any other merge.
+
+    Severity is read from the masked event, except when a masked count next to an error word
+    decides it ("failed=<NUM>" is benign when it was "failed=0"): then the raw event decides.
     """
 
     def __init__(
@@ -518,6 +555,7 @@ class TemplateMiner:
         depth: int = 2,
         max_examples: int = 3,
         max_prefixes: int = 64,
+        max_candidates: int = 32,
     ) -> None:
         if not 0.0 < similarity <= 1.0:
             raise ValueError("similarity must be in (0, 1]")
@@ -525,10 +563,13 @@ class TemplateMiner:
         self.depth = max(0, depth)
         self.max_examples = max(0, max_examples)
         self.max_prefixes = max(1, max_prefixes)
+        self.max_candidates = max(1, max_candidates)
         self._templates: list[Template] = []
         self._groups: dict[tuple[object, ...], dict[tuple[str, ...], list[Template]]] = {}
-        self._exact: dict[str, Template] = {}
-        self._shape: dict[str, tuple[Severity, bool]] = {}
+        self._overflow: dict[tuple[object, ...], Template] = {}
+        # masked event -> its template, or None when its severity depends on the raw event
+        self._exact: dict[str, Template | None] = {}
+        self._by_raw_severity: dict[tuple[str, Severity], Template] = {}
 
     @property
     def templates(self) -> list[Template]:
@@ -540,10 +581,23 @@ class TemplateMiner:
 
     def add(self, event: str, side: str = "") -> Template:
         masked = mask(event)
-        tpl = self._exact.get(masked)
+        tpl = self._exact.get(masked, _MISSING)
+        if tpl is _MISSING:
+            sev, uncertain, crash = _severity(masked)
+            if uncertain:
+                self._exact[masked] = None
+                tpl = None
+            else:
+                tpl = self._place(masked, sev, crash)
+                self._exact[masked] = tpl
         if tpl is None:
-            tpl = self._place(masked)
-            self._exact[masked] = tpl
+            sev = severity(event)
+            tpl = self._by_raw_severity.get((masked, sev))
+            if tpl is None:
+                # Not a crash: a crash signature decides before any count is looked at.
+                tpl = self._place(masked, sev, False)
+                self._by_raw_severity[(masked, sev)] = tpl
+        assert isinstance(tpl, Template)
         tpl.counts[side] = tpl.counts.get(side, 0) + 1
         if self.max_examples:
             ex = tpl.examples.setdefault(side, [])
@@ -551,9 +605,7 @@ class TemplateMiner:
                 ex.append(event)
         return tpl
 
-    def _place(self, masked: str) -> Template:
-        sev = severity(masked)
-        crash = is_crash_signature(masked)
+    def _place(self, masked: str, sev: Severity, crash: bool) -> Template:
         tokens = _tokenize(masked)
         if "\n" in tokens:
             first_line = tuple(tokens[: tokens.index("\n")])
@@ -561,23 +613,39 @@ class TemplateMiner:
             prefix: tuple[str, ...] = ()
         else:
             key = (sev, crash, len(tokens))
-            prefix = tuple(t if not any(c.isdigit() for c in t) else WILDCARD for t in tokens[: self.depth])
+            prefix = tuple(WILDCARD if _HAS_DIGIT(t) else t for t in tokens[: self.depth])
         group = self._groups.setdefault(key, {})
         if prefix not in group and len(group) >= self.max_prefixes:
             prefix = (WILDCARD,) * len(prefix)
         candidates = group.setdefault(prefix, [])
         best: Template | None = None
-        best_score = -1.0
+        best_equal = -1
         n = len(tokens)
+        eq = operator.eq
         for cand in candidates:
-            equal = sum(1 for a, b in zip(cand.tokens, tokens) if a == b)
-            score = equal / n if n else 1.0
-            if score > best_score:
-                best, best_score = cand, score
+            equal = sum(map(eq, cand.tokens, tokens))
+            if equal > best_equal:
+                best, best_equal = cand, equal
+        best_score = best_equal / n if n else 1.0
         if best is not None and best_score >= self.similarity:
             best.tokens = [a if a == b else WILDCARD for a, b in zip(best.tokens, tokens)]
             return best
+        if len(candidates) >= self.max_candidates:
+            # A full group: the catch-all absorbs the event instead of a new template, which
+            # would make every later event of the group pay one more comparison.
+            full_key = (key, prefix)
+            catch_all = self._overflow.get(full_key)
+            if catch_all is not None:
+                catch_all.tokens = [a if a == b else WILDCARD for a, b in zip(catch_all.tokens, tokens)]
+                return catch_all
+            tpl = Template(id=f"T{len(self._templates) + 1}", tokens=tokens, severity=sev, crash_signature=crash)
+            self._templates.append(tpl)
+            self._overflow[full_key] = tpl
+            return tpl
         tpl = Template(id=f"T{len(self._templates) + 1}", tokens=tokens, severity=sev, crash_signature=crash)
         self._templates.append(tpl)
         candidates.append(tpl)
         return tpl
+
+
+_MISSING: Template = Template(id="", tokens=[], severity="info", crash_signature=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import string
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -74,6 +75,10 @@ def _whole(kind: str) -> Callable[[re.Match[str]], tuple[str, str] | None]:
 
 
 def _url_password(m: re.Match[str]) -> tuple[str, str] | None:
+    password = m.group(3)
+    if "/" in password and password.split("/", 1)[0].isdigit():
+        # "host:8080/users/jane@example.com": a port and a path, not a password.
+        return None
     return "url_password", f"{m.group(1)}{m.group(2)}:[REDACTED:url_password]@"
 
 
@@ -94,6 +99,9 @@ def _aws_secret(m: re.Match[str]) -> tuple[str, str] | None:
 def _kv(m: re.Match[str]) -> tuple[str, str] | None:
     kind = _kv_kind(m.group("key"))
     value = m.group("value")
+    if value.startswith("\\"):
+        # JSON-escaped quotes: keep them so the surrounding JSON string stays valid.
+        return kind, f"{m.group('lead')}{value[:2]}[REDACTED:{kind}]{value[:2]}"
     if value.startswith(("\"", "'")):
         return kind, f"{m.group('lead')}{value[0]}[REDACTED:{kind}]{value[0]}"
     return kind, f"{m.group('lead')}[REDACTED:{kind}]"
@@ -102,7 +110,9 @@ def _kv(m: re.Match[str]) -> tuple[str, str] | None:
 _B64 = r"A-Za-z0-9+/"
 _KV_VALUE = (
     rf"(?P<value>\"{_NOT_REDACTED}[^\"\n]{{1,1024}}\"|'{_NOT_REDACTED}[^'\n]{{1,1024}}'"
-    rf"|{_NOT_REDACTED}[^\s\"'&,;<>)}}\]]{{1,1024}})"
+    # A value in JSON-escaped quotes, inside a string that is itself JSON: password=\"x\".
+    rf"|\\\"{_NOT_REDACTED}[^\"\n]{{1,1024}}\\\""
+    rf"|(?!\\[\"']){_NOT_REDACTED}[^\s\"'&,;<>)}}\]]{{1,1024}})"
 )
 
 _BUILTINS: tuple[_Detector, ...] = (
@@ -111,7 +121,10 @@ _BUILTINS: tuple[_Detector, ...] = (
         re.compile(
             r"(?<![A-Za-z0-9+.\-])([A-Za-z][A-Za-z0-9+.\-]{0,20}://)([^\s:/@\"'<>]{0,256}):"
             + _NOT_REDACTED
-            + r"([^\s/@\"'<>]{1,256})@"
+            # The password runs to the last "@" before the host: it may hold "/" and "@", while the
+            # parts after an inner "@" hold no "/" (else that "@" is in the path, not the userinfo).
+            # Each repetition starts at an "@", so the split is unambiguous and the scan linear.
+            + r"([^\s@\"'<>]{1,256}(?:@[^\s/@\"'<>]{0,256}){0,8})@"
         ),
         gates=("://",),
         replace=_url_password,
@@ -136,7 +149,7 @@ _BUILTINS: tuple[_Detector, ...] = (
     ),
     _Detector(
         "basic_auth",
-        re.compile(r"(?i)(\bauthorization[\"']?[ \t]{0,3}[:=][ \t]{0,3}[\"']?basic[ \t]{1,4})" + _NOT_REDACTED + r"[A-Za-z0-9+/]{4,4096}={0,2}"),
+        re.compile(r"(?i)(\bauthorization[\"']?[ \t]{0,3}[:=][ \t]{0,3}[\[\"']{0,2}basic[ \t]{1,4})" + _NOT_REDACTED + r"[A-Za-z0-9+/]{4,4096}={0,2}"),
         gates=("basic",),
         lowered=True,
         replace=_basic,
@@ -185,7 +198,7 @@ _BUILTINS: tuple[_Detector, ...] = (
         "credential",
         re.compile(
             r"(?i)(?P<lead>(?P<key>passw(?:or)?d|pwd|secret|token|api[_\-]?key|access[_\-]?key)"
-            r"[A-Za-z_]{0,12}[\"']?[ \t]{0,3}[:=][ \t]{0,3})"
+            r"[A-Za-z_]{0,12}\\?[\"']?[ \t]{0,3}[:=][ \t]{0,3})"
             + _KV_VALUE
         ),
         gates=("passw", "pwd", "secret", "token", "api", "access"),
@@ -197,7 +210,7 @@ _BUILTINS: tuple[_Detector, ...] = (
     _Detector(
         "email",
         re.compile(
-            r"(?<![A-Za-z0-9._%+\-/])[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63}){0,6}\.[A-Za-z]{2,24}(?![A-Za-z0-9\-])"
+            r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63}){0,6}\.[A-Za-z]{2,24}(?![A-Za-z0-9\-])"
         ),
         gates=("@",),
         anchors=("@",),
@@ -208,6 +221,13 @@ _BUILTINS: tuple[_Detector, ...] = (
 )
 
 BUILTIN_KINDS: tuple[str, ...] = ("private_key",) + tuple(d.kind for d in _BUILTINS)
+
+
+def fold(text: str) -> str:
+    """NFKC-fold ``text`` (full-width and other compatibility forms to their plain equivalents)."""
+    if not text or text.isascii():
+        return text
+    return unicodedata.normalize("NFKC", text)
 
 
 def _kind_name(name: str) -> str:
@@ -234,15 +254,19 @@ class Redactor:
         self._builtins = builtins
 
     def redact(self, text: str) -> str:
-        """Return ``text`` with every detected secret replaced; add what was found to ``counts``."""
-        redacted, found = self._run(text)
+        """Return ``text`` with every detected secret replaced; add what was found to ``counts``.
+
+        The text is NFKC-folded first, so full-width or other compatibility look-alikes of a
+        secret's key ("ｐａｓｓｗｏｒｄ") are caught, and no later folding can resurrect one.
+        """
+        redacted, found = self._run(fold(text))
         for kind, n in found.items():
             self.counts[kind] = self.counts.get(kind, 0) + n
         return redacted
 
     def redact_with_counts(self, text: str) -> tuple[str, dict[str, int]]:
         """Like :meth:`redact`, also returning the counts of this call alone."""
-        redacted, found = self._run(text)
+        redacted, found = self._run(fold(text))
         for kind, n in found.items():
             self.counts[kind] = self.counts.get(kind, 0) + n
         return redacted, found
@@ -351,6 +375,34 @@ def _apply_anchored(det: _Detector, text: str, lowered: str, found: dict[str, in
     return "".join(parts)
 
 
+_KEY_BODY_LINE = re.compile(r"[ \t]{0,16}[A-Za-z0-9+/]{16,128}={0,2}[ \t]{0,16}")
+# The last line of a key body may be short ("Kj8=").
+_KEY_LAST_LINE = re.compile(r"[ \t]{0,16}[A-Za-z0-9+/]{1,128}={0,2}[ \t]{0,16}")
+
+
+def _orphan_key_start(text: str, floor: int, end_start: int) -> int:
+    """Start of the run of base64-looking whole lines just before an END line without a BEGIN.
+
+    The BEGIN line fell outside the captured tail; the lines above the END are key material.
+    Each line is looked at once and never before ``floor``, so the walk is linear.
+    """
+    start = text.rfind("\n", floor, end_start) + 1
+    if start < floor:
+        start = floor
+    if text[start:end_start].strip():
+        return end_start  # the END marker is not at the start of its line
+    line_re = _KEY_LAST_LINE
+    while start > floor:
+        prev = text.rfind("\n", floor, start - 1) + 1
+        if prev < floor:
+            prev = floor
+        if not line_re.fullmatch(text, prev, start - 1):
+            break
+        start = prev
+        line_re = _KEY_BODY_LINE
+    return start
+
+
 def _redact_private_keys(text: str, found: dict[str, int]) -> str:
     if "PRIVATE KEY" not in text:
         return text
@@ -358,6 +410,14 @@ def _redact_private_keys(text: str, found: dict[str, int]) -> str:
     pos = 0
     while True:
         begin = _PRIVATE_KEY_BEGIN.search(text, pos)
+        orphan = _PRIVATE_KEY_END.search(text, pos, begin.start() if begin else len(text))
+        if orphan is not None:
+            start = _orphan_key_start(text, pos, orphan.start())
+            parts.append(text[pos:start])
+            parts.append("[REDACTED:private_key]")
+            found["private_key"] = found.get("private_key", 0) + 1
+            pos = orphan.end()
+            continue
         if begin is None:
             break
         end = _PRIVATE_KEY_END.search(text, begin.end())
@@ -381,4 +441,4 @@ def redact_with_counts(text: str) -> tuple[str, dict[str, int]]:
     global _DEFAULT
     if _DEFAULT is None:
         _DEFAULT = Redactor()
-    return _DEFAULT._run(text)
+    return _DEFAULT._run(fold(text))

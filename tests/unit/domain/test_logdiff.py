@@ -253,3 +253,34 @@ def test_large_logs_diff_quickly() -> None:
     diff = diff_logs(canary, stable)
     assert time.perf_counter() - start < 5.0
     assert diff.canary_events == 20_000 and diff.significant() == []
+
+
+def test_many_unrelated_lines_diff_fast_and_keep_a_new_error() -> None:
+    import time
+
+    rnd = random.Random(22)
+    words = ["".join(rnd.choices("abcdefghijklmnopqrstuvwxyz", k=rnd.randint(4, 9))) for _ in range(5000)]
+
+    def noise(n: int, with_error: bool) -> str:
+        out = []
+        for i in range(n):
+            w = rnd.choices(words, k=6)
+            if with_error and i % 100 == 0:
+                out.append(f"{ts(i)} level=error msg=\"payment gateway rejected charge\" customer={w[0]}")
+            elif i % 2:
+                out.append(f"{ts(i)} user {w[0]} {w[1]} logged in from {w[2]}")
+            else:
+                out.append(f"{ts(i)} INFO handled {' '.join(w)}")
+        return "\n".join(out)
+
+    canary, stable = noise(20_000, True), noise(20_000, False)
+    start = time.monotonic()
+    diff = diff_logs(canary, stable)
+    elapsed = time.monotonic() - start
+    assert elapsed < 10.0, f"{elapsed:.1f}s"
+    assert diff.canary_events == 20_000 and diff.stable_events == 20_000
+    sig = diff.significant()
+    assert sig and sig[0].severity == "error" and sig[0].status == "new"
+    assert "payment gateway rejected charge" in sig[0].template
+    assert sig[0].canary_count == 200 and sig[0].stable_count == 0
+    assert [t for t in sig if t.severity != "info"] == [sig[0]]

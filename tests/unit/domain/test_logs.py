@@ -337,3 +337,73 @@ def test_pathological_lines_are_handled_fast(line: str) -> None:
         is_crash_signature(e)
     TemplateMiner().add_many(events)
     assert time.perf_counter() - start < 1.0
+
+
+# --- review fixes ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("E1126 10:00:00.123456 1 controller.go:42] could not reconcile order 42", "error"),
+        ("W1126 10:00:00.123456 1 controller.go:42] slow reconcile of order 42", "warning"),
+        ("F1126 10:00:00.123456 1 controller.go:42] cannot start", "error"),
+        ("I1126 10:00:00.123456 1 controller.go:42] could not reconcile yet, will requeue", "info"),
+    ],
+)
+def test_klog_severity_survives_masking(line: str, expected: str) -> None:
+    assert severity(line) == expected
+    assert severity(mask(line)) == expected
+    miner = TemplateMiner()
+    miner.add(line, "x")
+    assert miner.templates[0].severity == expected
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("sync complete processed=120 failed=0", "info"),
+        ("batch done errors=0", "info"),
+        ('summary "failures": 0 items=3', "info"),
+        ("health check passed, no error", "info"),
+        ("migration finished with 0 errors", "info"),
+        ("migration finished without errors", "info"),
+        ("failed to connect to db", "error"),
+        ("error: timeout", "error"),
+        ("batch done errors=3", "error"),
+        ("sync complete processed=120 failed=10", "error"),
+        ("migration finished with 10 errors", "error"),
+        ("no error in step 1, error in step 2", "error"),
+        ("exit code 0x0 error: 0x1f", "error"),
+    ],
+)
+def test_zero_counts_and_negated_error_words_are_not_errors(line: str, expected: str) -> None:
+    assert severity(line) == expected
+    miner = TemplateMiner()
+    miner.add(line, "x")
+    assert miner.templates[0].severity == expected
+
+
+def test_zero_and_nonzero_counts_that_mask_alike_get_separate_templates() -> None:
+    miner = TemplateMiner()
+    for i in range(20):
+        miner.add(f"sync complete processed={i} failed=0", "s")
+        if i % 4 == 0:
+            miner.add(f"sync complete processed={i} failed={i + 1}", "s")
+    by_sev = {t.severity: t for t in miner.templates}
+    assert set(by_sev) == {"info", "error"}
+    assert by_sev["info"].counts == {"s": 20} and by_sev["error"].counts == {"s": 5}
+
+
+def test_groups_of_unrelated_lines_are_capped() -> None:
+    rnd = random.Random(7)
+    words = ["".join(rnd.choices("abcdefghijklmnopqrstuvwxyz", k=6)) for _ in range(3000)]
+    lines = ["INFO handled " + " ".join(rnd.choices(words, k=6)) for _ in range(20_000)]
+    miner = TemplateMiner(max_candidates=16)
+    start = time.monotonic()
+    miner.add_many(lines, "c")
+    elapsed = time.monotonic() - start
+    assert len(miner.templates) == 17
+    assert sum(t.counts["c"] for t in miner.templates) == 20_000
+    assert miner.templates[-1].text == "INFO handled <*> <*> <*> <*> <*> <*>"
+    assert elapsed < 5.0

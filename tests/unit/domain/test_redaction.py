@@ -191,3 +191,83 @@ def test_100k_lines_with_scattered_secrets_redact_in_linear_time() -> None:
     assert "pw5000" not in out
     assert out.count("\n") == 99_999
     assert elapsed < 5.0
+
+
+# --- gaps found in review ----------------------------------------------------------------------------
+
+GAPS = [
+    (
+        '{"msg":"login failed with password=\\"hunter2secret\\""}',
+        '{"msg":"login failed with password=\\"[REDACTED:password]\\""}',
+    ),
+    (
+        '{"level":"info","body":"{\\"user\\":\\"bob\\",\\"password\\":\\"hunter2secret\\"}"}',
+        '{"level":"info","body":"{\\"user\\":\\"bob\\",\\"password\\":\\"[REDACTED:password]\\"}"}',
+    ),
+    (
+        "connecting to postgres://admin:Ab3/xYz+9Q@db:5432/app",
+        "connecting to postgres://admin:[REDACTED:url_password]@db:5432/app",
+    ),
+    ("redis://default:p@ssw0rd@cache:6379", "redis://default:[REDACTED:url_password]@cache:6379"),
+    ("ｐａｓｓｗｏｒｄ＝＂hunter2secret＂", 'password="[REDACTED:password]"'),
+    (
+        "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj\n"
+        "MzEfYyjiWA4R4/M2bS1GB4t7NXp98C3SC6dVMvDuictGeurT8jNbvJZHtCSuYEvu\n"
+        "-----END PRIVATE KEY-----\nserver started",
+        "[REDACTED:private_key]\nserver started",
+    ),
+    (
+        "loaded key\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj\nKj8=\n-----END RSA PRIVATE KEY-----",
+        "loaded key\n[REDACTED:private_key]",
+    ),
+    ("GET /api/v1/users/jane.doe@corp.com/orders", "GET /api/v1/users/[REDACTED:email]/orders"),
+    ("map[Authorization:[Basic dXNlcjpodW50ZXIy]]", "map[Authorization:[Basic [REDACTED:basic_auth]]]"),
+    ("map[Authorization:[Bearer abc.def.ghi]]", "map[Authorization:[Bearer [REDACTED:bearer]]]"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), GAPS, ids=[f"gap-{i}" for i in range(len(GAPS))])
+def test_review_gaps_are_redacted_idempotently(text: str, expected: str) -> None:
+    r = Redactor()
+    out = r.redact(text)
+    assert out == expected
+    assert "hunter2" not in out and "Ab3/xYz" not in out and "ssw0rd" not in out
+    assert r.redact(out) == out
+    assert redact_with_counts(text)[0] == expected
+
+
+def test_url_with_port_and_email_in_path_is_not_a_password() -> None:
+    out = Redactor().redact("GET http://api:8080/users/jane@corp.com/orders and http://u:pw1@host/p/x@y.com")
+    assert out == (
+        "GET http://api:8080/users/[REDACTED:email]/orders and http://u:[REDACTED:url_password]@host/p/[REDACTED:email]"
+    )
+
+
+def test_nfkc_folding_applies_to_counts_and_keeps_plain_non_ascii() -> None:
+    out, counts = Redactor().redact_with_counts("ｔｏｋｅｎ=abc123xyz café")
+    assert out == "token=[REDACTED:token] café"
+    assert counts == {"token": 1}
+
+
+def test_orphan_end_line_without_key_material_above_keeps_the_log() -> None:
+    out = Redactor().redact("level=info msg=\"rotating\"\n-----END EC PRIVATE KEY-----\nnext line")
+    assert out == "level=info msg=\"rotating\"\n[REDACTED:private_key]\nnext line"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "-----END RSA PRIVATE KEY-----" * 3_400,
+        ("A" * 64 + "\n") * 1_500 + "-----END PRIVATE KEY-----",
+        "redis://u:" + "p@" * 49_000,
+        "redis://u:" + ("a/b@c" * 20_000),
+        'password=\\"' + "a" * 99_000,
+        "ｐａｓｓｗｏｒｄ＝" * 10_000,
+    ],
+)
+def test_new_detectors_stay_linear_on_hostile_input(text: str) -> None:
+    r = Redactor()
+    start = time.perf_counter()
+    out = r.redact(text)
+    assert time.perf_counter() - start < 1.0
+    assert r.redact(out) == out
