@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -63,9 +64,16 @@ def messages(admin, namespace: str, name: str, reason: str) -> list[str]:
 
 
 def event(admin, namespace: str, name: str, reason: str, message: str | None = None) -> dict:
-    """The event with ``reason`` (and ``message``) on ``name``; Event list order is by name, not by time."""
-    found = [e for e in sc.events(admin, namespace, name=name, reason=reason)
-             if message is None or e["message"] == message]
+    """The event with ``reason`` (and ``message``) on ``name``; Event list order is by name, not by time.
+
+    Events are posted right after the status change they report, so they are waited for a moment."""
+    def matching() -> list[dict]:
+        return [e for e in sc.events(admin, namespace, name=name, reason=reason)
+                if message is None or e["message"] == message]
+
+    deadline = time.monotonic() + 5
+    while not (found := matching()) and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert found, f"no {reason} {message!r} event on {name}: {messages(admin, namespace, name, reason)}"
     return found[-1]
 
