@@ -169,9 +169,14 @@ def _shorten(text: str, limit: int) -> str:
     return cut.rstrip() + "…"
 
 
+_LEADING_PLACEHOLDERS = re.compile(r"^(?:<[A-Z*]+>\s*)+")
+
+
 def _headline(ctx: IssueContext) -> str:
     if ctx.templates:
-        return ctx.templates[0].template
+        # The first line, without the masked timestamp (or level) a log line starts with.
+        first = ctx.templates[0].template.strip().splitlines()[0] if ctx.templates[0].template.strip() else ""
+        return _LEADING_PLACEHOLDERS.sub("", first) or first
     if ctx.failed_metrics:
         metric = ctx.failed_metrics[0]
         return f"metric {metric.name} {metric.phase.lower() or 'failed'}"

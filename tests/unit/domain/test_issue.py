@@ -237,3 +237,13 @@ def test_domain_issue_imports_only_stdlib_and_pydantic():
     source = open(module.__file__).read()
     imported = set(re.findall(r"^(?:from|import) ([\w.]+)", source, re.MULTILINE))
     assert imported <= {"__future__", "re", "datetime", "pydantic"}
+
+
+def test_the_title_starts_with_the_error_not_its_masked_timestamp() -> None:
+    ctx = IssueContext.model_validate({
+        "namespace": "shop", "rollout": "canary-demo", "fingerprint": "ab12cd34",
+        "verdict": "unhealthy", "confidence": 95, "analyzer": "statistical", "summary": "panics",
+        "templates": [{"id": "T1", "template": "<TS> http: panic serving <IP>:<PORT>: index out of range\\ngoroutine <NUM>",
+                       "severity": "error", "status": "new", "canary_count": 4, "stable_count": 0}],
+    })
+    assert render_issue(ctx).title.startswith("[selfheal] canary-demo: http: panic serving")
