@@ -12,14 +12,13 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
+from selfheal import API_VERSION, GROUP, VERSION  # noqa: F401 - re-exported
 from selfheal.domain.evidence import FailedMetric, PodEvidence
 from selfheal.domain.verdict import Analyzer, Verdict, VerdictKind
 
 # --- API identity -------------------------------------------------------------------------------
 
-GROUP = "selfheal.dev"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
+# The API group and version are the package's (selfheal.GROUP, .VERSION); re-exported here for the models.
 
 TICKET_KIND = "RemediationTicket"
 TICKET_PLURAL = "remediationtickets"
