@@ -15,8 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
 
-from selfheal.domain.logdiff import diff_logs  # noqa: E402
-from selfheal.domain.logs import clear_caches  # noqa: E402
+from selfheal.domain.logdiff import diff_logs
+from selfheal.domain.logs import clear_caches
 
 COLORS = ("red", "orange", "yellow", "green", "blue", "purple")
 PATHS = ("/color", "/healthz", "/api/v1/items", "/api/v1/users", "/static/app.js")
@@ -63,20 +63,20 @@ def _noise(rnd: random.Random, i: int, color: str | None) -> str:
         return f"{ts} 200 - {color or rnd.choice(COLORS)}"
     if r < 0.80:
         return (
-            f"{ts} level=info msg=\"request served\" method=GET path={rnd.choice(PATHS)} status=200 "
+            f'{ts} level=info msg="request served" method=GET path={rnd.choice(PATHS)} status=200 '
             f"bytes={rnd.randint(100, 90000)} duration={rnd.uniform(0.1, 80):.3f}ms "
             f"request_id={uuid.UUID(int=rnd.getrandbits(128))} remote={_ip(rnd)}:{rnd.randint(1024, 65535)}"
         )
     if r < 0.90:
-        return f"{ts} level=debug msg=\"cache hit\" key=item:{rnd.randint(1, 10**6)} shard={rnd.randint(0, 15)}"
+        return f'{ts} level=debug msg="cache hit" key=item:{rnd.randint(1, 10**6)} shard={rnd.randint(0, 15)}'
     if r < 0.95:
-        return f"{ts} level=info msg=\"worker heartbeat\" worker={rnd.randint(1, 32)} queue_depth={rnd.randint(0, 500)} trace={rnd.getrandbits(64):016x}"
+        return f'{ts} level=info msg="worker heartbeat" worker={rnd.randint(1, 32)} queue_depth={rnd.randint(0, 500)} trace={rnd.getrandbits(64):016x}'
     if r < 0.98:
-        return f"{ts} level=warn msg=\"slow upstream\" upstream={_ip(rnd)}:8080 latency={rnd.randint(200, 3000)}ms"
+        return f'{ts} level=warn msg="slow upstream" upstream={_ip(rnd)}:8080 latency={rnd.randint(200, 3000)}ms'
     if r < 0.995:
         # A pre-existing error, logged at the same rate by both versions.
-        return f"{ts} level=error msg=\"cache backend timeout\" key=item:{rnd.randint(1, 10**6)} after=500ms"
-    return f"{ts} level=info msg=\"config reloaded\" version={rnd.randint(1, 900)} checksum={rnd.getrandbits(160):040x}"
+        return f'{ts} level=error msg="cache backend timeout" key=item:{rnd.randint(1, 10**6)} after=500ms'
+    return f'{ts} level=info msg="config reloaded" version={rnd.randint(1, 900)} checksum={rnd.getrandbits(160):040x}'
 
 
 def _new_error(rnd: random.Random, i: int, which: str) -> str:
@@ -85,11 +85,11 @@ def _new_error(rnd: random.Random, i: int, which: str) -> str:
         return GO_PANIC.format(ts=ts, ip=_ip(rnd), port=rnd.randint(30000, 60000), g=rnd.randint(10, 9999))
     if which == "failed to decode payload":
         return (
-            f"{ts} level=error msg=\"failed to decode payload\" err=\"unexpected EOF\" "
+            f'{ts} level=error msg="failed to decode payload" err="unexpected EOF" '
             f"request_id={uuid.UUID(int=rnd.getrandbits(128))} size={rnd.randint(1, 4096)}"
         )
     if which == "connection refused":
-        return f"{ts} level=error msg=\"dial tcp {_ip(rnd)}:5432: connect: connection refused\" retry={rnd.randint(1, 5)}"
+        return f'{ts} level=error msg="dial tcp {_ip(rnd)}:5432: connect: connection refused" retry={rnd.randint(1, 5)}'
     return f"{ts} ERROR payment gateway returned 502 for order ord_{rnd.getrandbits(48):x} after {rnd.randint(1, 30)}s"
 
 
@@ -120,7 +120,9 @@ def main() -> int:
     n_canary = canary.count("\n") + 1
     n_stable = stable.count("\n") + 1
     total = n_canary + n_stable
-    print(f"input: canary {n_canary} lines ({len(canary) / 1e6:.1f} MB), stable {n_stable} lines ({len(stable) / 1e6:.1f} MB)")
+    print(
+        f"input: canary {n_canary} lines ({len(canary) / 1e6:.1f} MB), stable {n_stable} lines ({len(stable) / 1e6:.1f} MB)"
+    )
 
     timings = []
     diff = None
@@ -131,8 +133,10 @@ def main() -> int:
         timings.append(time.perf_counter() - t0)
     assert diff is not None
     best = min(timings)
-    print(f"diff_logs: best {best:.3f} s of {len(timings)} runs ({', '.join(f'{t:.3f}' for t in timings)}); "
-          f"{total / best:,.0f} lines/s over both sides")
+    print(
+        f"diff_logs: best {best:.3f} s of {len(timings)} runs ({', '.join(f'{t:.3f}' for t in timings)}); "
+        f"{total / best:,.0f} lines/s over both sides"
+    )
 
     clear_caches()
     tracemalloc.start()
@@ -142,12 +146,16 @@ def main() -> int:
     print(f"peak memory inside diff_logs (tracemalloc): {peak / 1e6:.1f} MB")
 
     significant = diff.significant()
-    print(f"events: canary {diff.canary_events}, stable {diff.stable_events}; templates: {len(diff.templates)}; "
-          f"significant: {len(significant)}")
+    print(
+        f"events: canary {diff.canary_events}, stable {diff.stable_events}; templates: {len(diff.templates)}; "
+        f"significant: {len(significant)}"
+    )
     for t in significant:
-        print(f"  {t.id:>4} {t.status:<9} {t.severity:<7} crash={str(t.crash_signature):<5} "
-              f"canary={t.canary_count:<5} stable={t.stable_count:<5} p={t.p_value:.2e}  "
-              f"{t.template.splitlines()[0][:90]}")
+        print(
+            f"  {t.id:>4} {t.status:<9} {t.severity:<7} crash={t.crash_signature!s:<5} "
+            f"canary={t.canary_count:<5} stable={t.stable_count:<5} p={t.p_value:.2e}  "
+            f"{t.template.splitlines()[0][:90]}"
+        )
     ok = True
     sig_text = [t.template for t in significant]
     for marker in NEW_ERRORS:

@@ -7,11 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from selfheal.testing.controlplane import ControlPlane
 from selfheal.testing.argosim import ArgoSimulator
+from selfheal.testing.controlplane import ControlPlane
 from selfheal.testing.kubelet import TestKubelet
 from selfheal.testing.operator import OperatorProcess
-
 
 FAST_OPERATOR = {
     "SELFHEAL_POLICY_TICK_SECONDS": "1",

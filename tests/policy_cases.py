@@ -65,14 +65,24 @@ class PolicyCase(NamedTuple):
 # Refused by the pydantic models AND by the CRD schema (the apiserver answers 422 Invalid).
 BAD_POLICIES: list[PolicyCase] = [
     PolicyCase("confidence-threshold-150", _with("decision.confidenceThreshold", 150), "decision.confidenceThreshold"),
-    PolicyCase("confidence-threshold-negative", _with("decision.confidenceThreshold", -1), "decision.confidenceThreshold"),
+    PolicyCase(
+        "confidence-threshold-negative", _with("decision.confidenceThreshold", -1), "decision.confidenceThreshold"
+    ),
     PolicyCase("unknown-on-unhealthy", _with("decision.onUnhealthy", "rollback"), "decision.onUnhealthy"),
     PolicyCase("unknown-on-healthy", _with("decision.onHealthy", "abort"), "decision.onHealthy"),
     PolicyCase("dry-run-not-boolean", _with("decision.dryRun", "yes"), "decision.dryRun"),
-    PolicyCase("bad-repository", _with("remediation.github.repository", "not a repository"), "remediation.github.repository"),
-    PolicyCase("repository-without-owner", _with("remediation.github.repository", "checkout"), "remediation.github.repository"),
-    PolicyCase("github-without-token", _without("remediation.github.tokenSecretRef"), "remediation.github.tokenSecretRef"),
-    PolicyCase("api-url-not-http", _with("remediation.github.apiURL", "ftp://github.example.com"), "remediation.github.apiURL"),
+    PolicyCase(
+        "bad-repository", _with("remediation.github.repository", "not a repository"), "remediation.github.repository"
+    ),
+    PolicyCase(
+        "repository-without-owner", _with("remediation.github.repository", "checkout"), "remediation.github.repository"
+    ),
+    PolicyCase(
+        "github-without-token", _without("remediation.github.tokenSecretRef"), "remediation.github.tokenSecretRef"
+    ),
+    PolicyCase(
+        "api-url-not-http", _with("remediation.github.apiURL", "ftp://github.example.com"), "remediation.github.apiURL"
+    ),
     PolicyCase("unknown-agent", _with("remediation.github.agent", {"type": "devin"}), "remediation.github.agent.type"),
     PolicyCase(
         "label-agent-without-label",
@@ -80,7 +90,9 @@ BAD_POLICIES: list[PolicyCase] = [
         "remediation.github.agent",
         notes="cross-field rule, an anyOf branch in the CRD",
     ),
-    PolicyCase("dedup-window-zero", _with("remediation.github.dedupWindowHours", 0), "remediation.github.dedupWindowHours"),
+    PolicyCase(
+        "dedup-window-zero", _with("remediation.github.dedupWindowHours", 0), "remediation.github.dedupWindowHours"
+    ),
     PolicyCase("negative-tail-lines", _with("analysis.logs.tailLines", -5), "analysis.logs.tailLines"),
     PolicyCase("limit-bytes-too-small", _with("analysis.logs.limitBytes", 100), "analysis.logs.limitBytes"),
     PolicyCase("pods-per-side-too-many", _with("analysis.logs.podsPerSide", 21), "analysis.logs.podsPerSide"),
@@ -94,9 +106,15 @@ BAD_POLICIES: list[PolicyCase] = [
     PolicyCase("base-url-not-a-url", _with("analysis.llm.baseURL", "llm.internal:8080"), "analysis.llm.baseURL"),
     PolicyCase("temperature-too-high", _with("analysis.llm.temperature", 2.5), "analysis.llm.temperature"),
     PolicyCase("timeout-zero", _with("analysis.llm.timeoutSeconds", 0), "analysis.llm.timeoutSeconds"),
-    PolicyCase("secret-name-invalid", _with("analysis.llm.apiKeySecretRef", {"name": "My_Secret"}), "analysis.llm.apiKeySecretRef.name"),
+    PolicyCase(
+        "secret-name-invalid",
+        _with("analysis.llm.apiKeySecretRef", {"name": "My_Secret"}),
+        "analysis.llm.apiKeySecretRef.name",
+    ),
     PolicyCase("extra-prompt-too-long", _with("analysis.extraPrompt", "x" * 4001), "analysis.extraPrompt"),
-    PolicyCase("log-watch-too-often", _with("triggers.logWatch", {"intervalSeconds": 5}), "triggers.logWatch.intervalSeconds"),
+    PolicyCase(
+        "log-watch-too-often", _with("triggers.logWatch", {"intervalSeconds": 5}), "triggers.logWatch.intervalSeconds"
+    ),
     PolicyCase("budget-tokens-negative", _with("budget.tokensPerDay", -1), "budget.tokensPerDay"),
     PolicyCase("budget-analyses-zero", _with("budget.analysesPerHour", 0), "budget.analysesPerHour"),
     PolicyCase(
@@ -116,7 +134,11 @@ BAD_POLICIES: list[PolicyCase] = [
         "selector.matchExpressions",
         notes="cross-field rule, an anyOf branch in the CRD",
     ),
-    PolicyCase("redaction-pattern-without-regex", _with("analysis.redaction.patterns", [{"name": "card"}]), "analysis.redaction.patterns.regex"),
+    PolicyCase(
+        "redaction-pattern-without-regex",
+        _with("analysis.redaction.patterns", [{"name": "card"}]),
+        "analysis.redaction.patterns.regex",
+    ),
 ]
 
 # Unknown fields. Pydantic refuses them (extra="forbid"); a v1.20 apiserver has no strict field

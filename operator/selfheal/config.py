@@ -38,8 +38,9 @@ class OperatorConfig:
             ticket_poll_seconds=_seconds("SELFHEAL_TICKET_POLL_SECONDS", cls.ticket_poll_seconds),
             policy_tick_seconds=_seconds("SELFHEAL_POLICY_TICK_SECONDS", cls.policy_tick_seconds),
             log_watch_scale=_seconds("SELFHEAL_LOG_WATCH_SCALE", cls.log_watch_scale),
-            github_refused_retry_seconds=_seconds("SELFHEAL_GITHUB_REFUSED_RETRY_SECONDS",
-                                                  cls.github_refused_retry_seconds),
+            github_refused_retry_seconds=_seconds(
+                "SELFHEAL_GITHUB_REFUSED_RETRY_SECONDS", cls.github_refused_retry_seconds
+            ),
         )
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from selfheal.testing import scenarios as sc
 from selfheal.testing.argosim import ArgoSimulator
-from selfheal.testing.argosim_expr import ExprError, evaluate, jsonpath
+from selfheal.testing.argosim.expr import ExprError, evaluate, jsonpath
 from selfheal.testing.controlplane import ControlPlane
 from selfheal.testing.kubelet import NODE_NAME, TestKubelet
 from selfheal.testing.rest import ApiError
@@ -25,8 +25,9 @@ SAFE_HASH = re.compile(r"^[456789bcdf]+$")
 
 @pytest.fixture
 def sim(control_plane: ControlPlane, kubelet: TestKubelet, namespace: str) -> Iterator[ArgoSimulator]:
-    with ArgoSimulator(control_plane, kubelet, namespaces=[namespace], interval=0.05,
-                       requests_per_second=100) as simulator:
+    with ArgoSimulator(
+        control_plane, kubelet, namespaces=[namespace], interval=0.05, requests_per_second=100
+    ) as simulator:
         yield simulator
     assert simulator.errors == []
 
@@ -42,8 +43,11 @@ def cond(obj: dict, kind: str) -> dict | None:
 
 def step_index(n: int):
     """Paused at step ``n`` once the controller has also set the Paused condition (one reconcile later)."""
-    return lambda o: (o.get("status") or {}).get("currentStepIndex") == n and sc.rollout_phase(o)[0] == "Paused" \
+    return lambda o: (
+        (o.get("status") or {}).get("currentStepIndex") == n
+        and sc.rollout_phase(o)[0] == "Paused"
         and (cond(o, "Paused") or {}).get("status") == "True"
+    )
 
 
 def revision_of(obj: dict) -> str:
@@ -67,9 +71,13 @@ def event(admin, namespace: str, name: str, reason: str, message: str | None = N
     """The event with ``reason`` (and ``message``) on ``name``; Event list order is by name, not by time.
 
     Events are posted right after the status change they report, so they are waited for a moment."""
+
     def matching() -> list[dict]:
-        return [e for e in sc.events(admin, namespace, name=name, reason=reason)
-                if message is None or e["message"] == message]
+        return [
+            e
+            for e in sc.events(admin, namespace, name=name, reason=reason)
+            if message is None or e["message"] == message
+        ]
 
     deadline = time.monotonic() + 5
     while not (found := matching()) and time.monotonic() < deadline:
@@ -89,14 +97,22 @@ def test_initial_deploy_creates_rs_and_pods_and_is_healthy(admin, sim: ArgoSimul
     assert status["stableRS"] == pod_hash
     assert status["observedGeneration"] == str(ro["metadata"]["generation"])
     assert status["currentStepIndex"] == 8 and status["currentStepHash"]
-    assert (status["replicas"], status["updatedReplicas"], status["readyReplicas"], status["availableReplicas"],
-            status["HPAReplicas"]) == (3, 3, 3, 3, 3)
+    assert (
+        status["replicas"],
+        status["updatedReplicas"],
+        status["readyReplicas"],
+        status["availableReplicas"],
+        status["HPAReplicas"],
+    ) == (3, 3, 3, 3, 3)
     assert status["selector"] == "app=web"
     assert status["message"] == "" if "message" in status else True
     assert ro["metadata"]["annotations"]["rollout.argoproj.io/revision"] == "1"
-    for kind, state, reason in (("Progressing", "True", "NewReplicaSetAvailable"),
-                                ("Available", "True", "AvailableReason"),
-                                ("Completed", "True", "RolloutCompleted"), ("Healthy", "True", "RolloutHealthy")):
+    for kind, state, reason in (
+        ("Progressing", "True", "NewReplicaSetAvailable"),
+        ("Available", "True", "AvailableReason"),
+        ("Completed", "True", "RolloutCompleted"),
+        ("Healthy", "True", "RolloutHealthy"),
+    ):
         c = cond(ro, kind)
         assert c and (c["status"], c["reason"]) == (state, reason), c
 
@@ -107,14 +123,22 @@ def test_initial_deploy_creates_rs_and_pods_and_is_healthy(admin, sim: ArgoSimul
     assert rs["metadata"]["annotations"]["rollout.argoproj.io/revision"] == "1"
     assert rs["metadata"]["annotations"]["rollout.argoproj.io/desired-replicas"] == "3"
     [owner] = rs["metadata"]["ownerReferences"]
-    assert owner == {"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": "web",
-                     "uid": ro["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
+    assert owner == {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Rollout",
+        "name": "web",
+        "uid": ro["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
 
     pods = sc.pods_of(admin, namespace, pod_hash)
     assert len(pods) == 3
     for pod in pods:
-        assert pod["metadata"]["name"].startswith(f"web-{pod_hash}-") and len(pod["metadata"]["name"]) == len(
-            f"web-{pod_hash}-") + 5
+        assert (
+            pod["metadata"]["name"].startswith(f"web-{pod_hash}-")
+            and len(pod["metadata"]["name"]) == len(f"web-{pod_hash}-") + 5
+        )
         assert pod["metadata"]["labels"]["role"] == "stable"
         assert pod["spec"]["nodeName"] == NODE_NAME
         assert pod["metadata"]["ownerReferences"][0]["name"] == rs["metadata"]["name"]
@@ -123,8 +147,11 @@ def test_initial_deploy_creates_rs_and_pods_and_is_healthy(admin, sim: ArgoSimul
         assert cs["ready"] and cs["restartCount"] == 0 and "running" in cs["state"]
         assert cs["image"] == "argoproj/rollouts-demo:blue"
     name = pods[0]["metadata"]["name"]
-    logs = admin.wait_for(lambda: admin.text(f"/api/v1/namespaces/{namespace}/pods/{name}/log").splitlines()[1:],
-                          timeout=5, message="log lines")
+    logs = admin.wait_for(
+        lambda: admin.text(f"/api/v1/namespaces/{namespace}/pods/{name}/log").splitlines()[1:],
+        timeout=5,
+        message="log lines",
+    )
     assert re.match(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d 200 - blue$", logs[0]), logs[0]
 
     done = event(admin, namespace, "web", "RolloutCompleted")
@@ -138,8 +165,9 @@ def test_min_ready_seconds_delays_availability(admin, sim: ArgoSimulator, namesp
     rollout = sc.demo_rollout("web", "blue", replicas=1)
     rollout["spec"]["minReadySeconds"] = 2
     sc.create(admin, namespace, rollout)
-    ro = sc.wait_rollout(admin, namespace, "web", lambda o: o.get("status", {}).get("readyReplicas") == 1,
-                         message="ready pod")
+    ro = sc.wait_rollout(
+        admin, namespace, "web", lambda o: o.get("status", {}).get("readyReplicas") == 1, message="ready pod"
+    )
     assert "availableReplicas" not in ro["status"]
     assert sc.rollout_phase(ro) == ("Progressing", "updated replicas are still becoming available")
     sc.wait_phase(admin, namespace, "web", "Healthy", timeout=10)
@@ -182,50 +210,78 @@ def test_set_weight_pause_promote_and_promote_full(admin, sim: ArgoSimulator, na
     assert ro["status"]["stableRS"] == ro["status"]["currentPodHash"] == canary
     assert "promoteFull" not in ro["status"] and "pauseConditions" not in ro["status"]
     assert ro["status"]["currentStepIndex"] == 4
-    event(admin, namespace, "web", "RolloutCompleted",
-          f"Rollout completed update to revision 2 ({canary}): Full promotion requested")
-    admin.wait_for(lambda: sc.replicaset(admin, namespace, "web", stable)["status"].get("replicas", 0) == 0,
-                   timeout=5, message="old RS scaled down")
+    event(
+        admin,
+        namespace,
+        "web",
+        "RolloutCompleted",
+        f"Rollout completed update to revision 2 ({canary}): Full promotion requested",
+    )
+    admin.wait_for(
+        lambda: sc.replicaset(admin, namespace, "web", stable)["status"].get("replicas", 0) == 0,
+        timeout=5,
+        message="old RS scaled down",
+    )
     assert {p["metadata"]["labels"]["role"] for p in sc.pods_of(admin, namespace, canary)} == {"stable"}
     # a fully promoted rollout gets no status patch from promote --full
     assert sc.promote(admin, namespace, "web", full=True) == []
 
 
 def test_timed_pauses_complete_and_all_steps_promote(admin, sim: ArgoSimulator, namespace: str) -> None:
-    deploy(admin, namespace, sc.demo_rollout("web", "blue", steps=[{"setWeight": 50}, {"pause": {"duration": "1s"}}],
-                                             replicas=2))
+    deploy(
+        admin,
+        namespace,
+        sc.demo_rollout("web", "blue", steps=[{"setWeight": 50}, {"pause": {"duration": "1s"}}], replicas=2),
+    )
     sc.set_image(admin, namespace, "web", "slow-green")
     ro = sc.wait_rollout(admin, namespace, "web", lambda o: sc.rollout_phase(o)[0] == "Paused", message="timed pause")
     assert ro["status"]["pauseConditions"][0]["reason"] == "CanaryPauseStep"
     ro = sc.wait_phase(admin, namespace, "web", "Healthy", timeout=10)
     assert sorted(messages(admin, namespace, "web", "RolloutStepCompleted")) == [
-        "Rollout step 1/2 completed (setWeight: 50)", "Rollout step 2/2 completed (pause: 1s)"]
-    event(admin, namespace, "web", "RolloutCompleted",
-          f"Rollout completed update to revision 2 ({ro['status']['currentPodHash']}): Completed all 2 canary steps")
+        "Rollout step 1/2 completed (setWeight: 50)",
+        "Rollout step 2/2 completed (pause: 1s)",
+    ]
+    event(
+        admin,
+        namespace,
+        "web",
+        "RolloutCompleted",
+        f"Rollout completed update to revision 2 ({ro['status']['currentPodHash']}): Completed all 2 canary steps",
+    )
     assert "controllerPause" not in ro["status"]
 
 
 def test_manual_pause_and_observed_generation_is_a_string(admin, sim: ArgoSimulator, namespace: str) -> None:
     deploy(admin, namespace, sc.demo_rollout("web", "blue", steps=[{"setWeight": 50}, {"pause": {}}], replicas=2))
     sc.pause(admin, namespace, "web")
-    ro = sc.wait_rollout(admin, namespace, "web", lambda o: sc.rollout_phase(o) == ("Paused", "manually paused"),
-                         message="manually paused")
+    ro = sc.wait_rollout(
+        admin,
+        namespace,
+        "web",
+        lambda o: sc.rollout_phase(o) == ("Paused", "manually paused"),
+        message="manually paused",
+    )
     assert ro["status"]["observedGeneration"] == str(ro["metadata"]["generation"]) == "2"
-    sc.wait_rollout(admin, namespace, "web", lambda o: (cond(o, "Paused") or {}).get("status") == "True",
-                    message="Paused condition")
+    sc.wait_rollout(
+        admin, namespace, "web", lambda o: (cond(o, "Paused") or {}).get("status") == "True", message="Paused condition"
+    )
     assert "RolloutPaused" not in reasons(admin, namespace, "web")
     assert sc.promote(admin, namespace, "web", full=True) == [("", {"spec": {"paused": False}})]
     sc.wait_phase(admin, namespace, "web", "Healthy")
 
 
 def test_back_to_the_stable_template_skips_the_steps(admin, sim: ArgoSimulator, namespace: str) -> None:
-    stable = deploy(admin, namespace, sc.demo_rollout("web", "blue", steps=[{"setWeight": 50}, {"pause": {}}],
-                                                      replicas=2))["status"]["stableRS"]
+    stable = deploy(
+        admin, namespace, sc.demo_rollout("web", "blue", steps=[{"setWeight": 50}, {"pause": {}}], replicas=2)
+    )["status"]["stableRS"]
     sc.set_image(admin, namespace, "web", "green")
     canary = sc.wait_rollout(admin, namespace, "web", step_index(1), message="paused")["status"]["currentPodHash"]
     admin.patch(sc.rollout_path(namespace, "web"), {"metadata": {"annotations": {"team": "payments"}}})
-    admin.wait_for(lambda: sc.replicaset(admin, namespace, "web", canary)["metadata"]["annotations"].get("team"),
-                   timeout=5, message="annotation copied to the new ReplicaSet")
+    admin.wait_for(
+        lambda: sc.replicaset(admin, namespace, "web", canary)["metadata"]["annotations"].get("team"),
+        timeout=5,
+        message="annotation copied to the new ReplicaSet",
+    )
     sc.set_image(admin, namespace, "web", "blue")
     ro = sc.wait_phase(admin, namespace, "web", "Healthy")
     assert ro["status"]["currentPodHash"] == ro["status"]["stableRS"] == stable
@@ -233,16 +289,20 @@ def test_back_to_the_stable_template_skips_the_steps(admin, sim: ArgoSimulator, 
     event(admin, namespace, "web", "SkipSteps", "Rollback to stable ReplicaSets")
     assert ro["metadata"]["annotations"]["rollout.argoproj.io/revision"] == "3"
     assert revision_of(sc.replicaset(admin, namespace, "web", stable)) == "3"
-    admin.wait_for(lambda: sc.replicaset(admin, namespace, "web", canary)["spec"]["replicas"] == 0, timeout=5,
-                   message="canary scaled down")
+    admin.wait_for(
+        lambda: sc.replicaset(admin, namespace, "web", canary)["spec"]["replicas"] == 0,
+        timeout=5,
+        message="canary scaled down",
+    )
 
 
 # -- §6.2, §6.3 abort and retry ---------------------------------------------------------------------------
 
 
 def test_user_abort_then_retry(admin, sim: ArgoSimulator, namespace: str) -> None:
-    stable = deploy(admin, namespace, sc.demo_rollout("web", "blue", steps=[{"setWeight": 40}, {"pause": {}}],
-                                                      replicas=5))["status"]["stableRS"]
+    stable = deploy(
+        admin, namespace, sc.demo_rollout("web", "blue", steps=[{"setWeight": 40}, {"pause": {}}], replicas=5)
+    )["status"]["stableRS"]
     sc.set_image(admin, namespace, "web", "green")
     ro = sc.wait_rollout(admin, namespace, "web", step_index(1), message="paused")
     canary = ro["status"]["currentPodHash"]
@@ -251,19 +311,31 @@ def test_user_abort_then_retry(admin, sim: ArgoSimulator, namespace: str) -> Non
     status = ro["status"]
     assert status["message"] == "RolloutAborted: Rollout aborted update to revision 2"
     progressing = cond(ro, "Progressing")
-    assert (progressing["status"], progressing["reason"], progressing["message"]) == \
-        ("False", "RolloutAborted", "Rollout aborted update to revision 2")
+    assert (progressing["status"], progressing["reason"], progressing["message"]) == (
+        "False",
+        "RolloutAborted",
+        "Rollout aborted update to revision 2",
+    )
     assert status["abort"] is True and status["abortedAt"]
     assert "pauseConditions" not in status and "controllerPause" not in status
     assert status["currentStepIndex"] == 0
     aborted_at = status["abortedAt"]
-    admin.wait_for(lambda: sc.replicaset(admin, namespace, "web", canary)["spec"]["replicas"] == 0, timeout=5,
-                   message="canary scaled to 0")
-    admin.wait_for(lambda: sc.replicaset(admin, namespace, "web", stable)["spec"]["replicas"] == 5, timeout=5,
-                   message="stable back to full")
+    admin.wait_for(
+        lambda: sc.replicaset(admin, namespace, "web", canary)["spec"]["replicas"] == 0,
+        timeout=5,
+        message="canary scaled to 0",
+    )
+    admin.wait_for(
+        lambda: sc.replicaset(admin, namespace, "web", stable)["spec"]["replicas"] == 5,
+        timeout=5,
+        message="stable back to full",
+    )
     warning = event(admin, namespace, "web", "RolloutAborted")
-    assert (warning["type"], warning["message"], warning["source"]["component"]) == \
-        ("Warning", "Rollout aborted update to revision 2", "rollouts-controller")
+    assert (warning["type"], warning["message"], warning["source"]["component"]) == (
+        "Warning",
+        "Rollout aborted update to revision 2",
+        "rollouts-controller",
+    )
     sim.wait_passes(5)
     later = sc.get_rollout(admin, namespace, "web")["status"]
     assert later["abortedAt"] == aborted_at and later["phase"] == "Degraded"
@@ -274,8 +346,11 @@ def test_user_abort_then_retry(admin, sim: ArgoSimulator, namespace: str) -> Non
     sim.reconcile_once()
     ro = sc.get_rollout(admin, namespace, "web")
     progressing = cond(ro, "Progressing")
-    assert (progressing["status"], progressing["reason"], progressing["message"]) == \
-        ("Unknown", "RolloutRetry", "Retrying Rollout after abort")
+    assert (progressing["status"], progressing["reason"], progressing["message"]) == (
+        "Unknown",
+        "RolloutRetry",
+        "Retrying Rollout after abort",
+    )
     assert ro["status"]["abortedAt"] == aborted_at and ro["status"]["abort"] is False  # as the CLI wrote it
     for _ in range(3):  # the Paused condition settles first, then the persist drops abortedAt
         sim.reconcile_once()
@@ -315,11 +390,16 @@ def test_new_revision_while_aborted_clears_the_abort(admin, sim: ArgoSimulator, 
 # -- §3.4, §6.1, §6.3 analysis runs ------------------------------------------------------------------------
 
 
-def test_failed_background_analysis_aborts_and_retry_creates_dot_one(admin, sim: ArgoSimulator,
-                                                                     namespace: str) -> None:
+def test_failed_background_analysis_aborts_and_retry_creates_dot_one(admin, sim: ArgoSimulator, namespace: str) -> None:
     sc.create(admin, namespace, sc.analysis_template("error-rate", "error-rate", "result < 0.05", interval="1s"))
-    rollout = sc.demo_rollout("web", "blue", steps=[{"setWeight": 20}, {"pause": {}}, {"setWeight": 60}],
-                              replicas=5, background_analysis="error-rate", starting_step=1)
+    rollout = sc.demo_rollout(
+        "web",
+        "blue",
+        steps=[{"setWeight": 20}, {"pause": {}}, {"setWeight": 60}],
+        replicas=5,
+        background_analysis="error-rate",
+        starting_step=1,
+    )
     ro = deploy(admin, namespace, rollout)
     stable, uid = ro["status"]["stableRS"], ro["metadata"]["uid"]
     assert admin.items(f"{sc.GROUP}/namespaces/{namespace}/analysisruns") == []  # none on the initial deploy
@@ -328,15 +408,26 @@ def test_failed_background_analysis_aborts_and_retry_creates_dot_one(admin, sim:
     canary = ro["status"]["currentPodHash"]
     run_name = f"web-{canary}-2"
     run = admin.get(f"{sc.GROUP}/namespaces/{namespace}/analysisruns/{run_name}")
-    assert run["metadata"]["labels"] == {"rollouts-pod-template-hash": canary, "rollout-type": "Background",
-                                         "app": "web"}
+    assert run["metadata"]["labels"] == {
+        "rollouts-pod-template-hash": canary,
+        "rollout-type": "Background",
+        "app": "web",
+    }
     assert run["metadata"]["annotations"] == {"rollout.argoproj.io/revision": "2"}
-    assert run["metadata"]["ownerReferences"] == [{"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
-                                                   "name": "web", "uid": uid, "controller": True,
-                                                   "blockOwnerDeletion": True}]
+    assert run["metadata"]["ownerReferences"] == [
+        {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Rollout",
+            "name": "web",
+            "uid": uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
     assert run["spec"]["args"] == [{"name": "canary-hash", "value": canary}]
-    assert run["spec"]["metrics"][0]["provider"] == {"plugin": {"selfheal-test/pods": {
-        "query": "error-rate", "podTemplateHash": "{{args.canary-hash}}"}}}
+    assert run["spec"]["metrics"][0]["provider"] == {
+        "plugin": {"selfheal-test/pods": {"query": "error-rate", "podTemplateHash": "{{args.canary-hash}}"}}
+    }
     status = run["status"]
     message = 'Metric "error-rate" assessed Failed due to failed (1) > failureLimit (0)'
     assert (status["phase"], status["message"]) == ("Failed", message)
@@ -352,35 +443,53 @@ def test_failed_background_analysis_aborts_and_retry_creates_dot_one(admin, sim:
     abort_message = f"Rollout aborted update to revision 2: Background analysis phase error/failed: {message}"
     assert ro["status"]["message"] == f"RolloutAborted: {abort_message}"
     assert ro["status"]["canary"]["currentBackgroundAnalysisRunStatus"] == {
-        "name": run_name, "status": "Failed", "message": message}
+        "name": run_name,
+        "status": "Failed",
+        "message": message,
+    }
     assert event(admin, namespace, "web", "RolloutAborted", abort_message)["type"] == "Warning"
     failed = event(admin, namespace, "web", "AnalysisRunFailed")
     assert failed["type"] == "Warning" and failed["message"] in (
         f"Background Analysis Run '{run_name}' Status New: 'Failed' Previous: '{before}'"
-        for before in ("Running", "NoPreviousStatus"))
-    admin.wait_for(lambda: sc.replicaset(admin, namespace, "web", canary)["spec"]["replicas"] == 0, timeout=5,
-                   message="canary scaled to 0")
+        for before in ("Running", "NoPreviousStatus")
+    )
+    admin.wait_for(
+        lambda: sc.replicaset(admin, namespace, "web", canary)["spec"]["replicas"] == 0,
+        timeout=5,
+        message="canary scaled to 0",
+    )
     assert sc.replicaset(admin, namespace, "web", stable)["spec"]["replicas"] == 5
 
     sc.retry(admin, namespace, "web")
-    ro = sc.wait_rollout(admin, namespace, "web", lambda o: sc.rollout_phase(o)[0] == "Degraded" and (
-        o["status"].get("canary") or {}).get("currentBackgroundAnalysisRunStatus", {}).get("name") == f"{run_name}.1",
-        message="aborted again by the retried run")
+    ro = sc.wait_rollout(
+        admin,
+        namespace,
+        "web",
+        lambda o: (
+            sc.rollout_phase(o)[0] == "Degraded"
+            and (o["status"].get("canary") or {}).get("currentBackgroundAnalysisRunStatus", {}).get("name")
+            == f"{run_name}.1"
+        ),
+        message="aborted again by the retried run",
+    )
     retried = admin.get(f"{sc.GROUP}/namespaces/{namespace}/analysisruns/{run_name}.1")
     assert retried["metadata"]["labels"] == run["metadata"]["labels"]
     assert retried["status"]["phase"] == "Failed"
     assert ro["status"]["canary"]["currentBackgroundAnalysisRunStatus"]["name"] == f"{run_name}.1"
 
 
-def test_step_analysis_success_then_inconclusive_pause_and_promote(admin, sim: ArgoSimulator,
-                                                                   namespace: str) -> None:
+def test_step_analysis_success_then_inconclusive_pause_and_promote(admin, sim: ArgoSimulator, namespace: str) -> None:
     ok = sc.analysis_template("ok", "error-rate", "result < 0.05", interval="1s", count=1)
     ok["spec"]["args"] += [{"name": "stable-hash"}, {"name": "rollout"}, {"name": "team", "value": "payments"}]
     sc.create(admin, namespace, ok)
-    sc.create(admin, namespace, sc.analysis_template("unsure", "error-rate", "result > 0.5", interval="1s", count=1,
-                                                     failure_condition="result > 0.9"))
-    steps = [{"setWeight": 50}, sc.analysis_step("ok"), sc.analysis_step("unsure"), {"setWeight": 75},
-             {"pause": {}}]
+    sc.create(
+        admin,
+        namespace,
+        sc.analysis_template(
+            "unsure", "error-rate", "result > 0.5", interval="1s", count=1, failure_condition="result > 0.9"
+        ),
+    )
+    steps = [{"setWeight": 50}, sc.analysis_step("ok"), sc.analysis_step("unsure"), {"setWeight": 75}, {"pause": {}}]
     stable = deploy(admin, namespace, sc.demo_rollout("web", "blue", steps=steps, replicas=2))["status"]["stableRS"]
     sc.set_image(admin, namespace, "web", "green")
     ro = sc.wait_rollout(admin, namespace, "web", step_index(2), message="inconclusive pause", timeout=20)
@@ -393,32 +502,46 @@ def test_step_analysis_success_then_inconclusive_pause_and_promote(admin, sim: A
     first = admin.get(f"{sc.GROUP}/namespaces/{namespace}/analysisruns/web-{canary}-2-1")
     assert first["status"]["phase"] == "Successful"
     assert first["metadata"]["labels"]["rollout-type"] == "Step" and first["metadata"]["labels"]["step-index"] == "1"
-    assert first["spec"]["args"] == [{"name": "canary-hash", "value": canary}, {"name": "stable-hash", "value": stable},
-                                     {"name": "rollout", "value": "web"}, {"name": "team", "value": "payments"}]
+    assert first["spec"]["args"] == [
+        {"name": "canary-hash", "value": canary},
+        {"name": "stable-hash", "value": stable},
+        {"name": "rollout", "value": "web"},
+        {"name": "team", "value": "payments"},
+    ]
     assert first["status"]["metricResults"][0]["measurements"][-1]["value"] == "0"  # json.Marshal(0.0)
     second = admin.get(f"{sc.GROUP}/namespaces/{namespace}/analysisruns/web-{canary}-2-2")
-    assert second["status"]["message"] == \
-        'Metric "error-rate" assessed Inconclusive due to inconclusive (1) > inconclusiveLimit (0)'
+    assert (
+        second["status"]["message"]
+        == 'Metric "error-rate" assessed Inconclusive due to inconclusive (1) > inconclusiveLimit (0)'
+    )
     assert event(admin, namespace, "web", "RolloutPaused")["message"] == "Rollout is paused (InconclusiveAnalysisRun)"
 
     assert sc.promote(admin, namespace, "web") == [
-        ("status", {"status": {"pauseConditions": None, "controllerPause": False, "currentStepIndex": 3}})]
+        ("status", {"status": {"pauseConditions": None, "controllerPause": False, "currentStepIndex": 3}})
+    ]
     ro = sc.wait_rollout(admin, namespace, "web", step_index(4), message="next pause step")
     assert ro["status"]["pauseConditions"][0]["reason"] == "CanaryPauseStep"
     assert sc.replicaset(admin, namespace, "web", canary)["spec"]["replicas"] == 2
 
 
-def test_promote_skips_a_running_step_analysis_which_is_terminated(admin, sim: ArgoSimulator,
-                                                                   namespace: str) -> None:
+def test_promote_skips_a_running_step_analysis_which_is_terminated(admin, sim: ArgoSimulator, namespace: str) -> None:
     sc.create(admin, namespace, sc.analysis_template("forever", "error-rate", "result < 0.05", interval="1s"))
     steps = [{"setWeight": 50}, sc.analysis_step("forever"), {"pause": {}}]
     deploy(admin, namespace, sc.demo_rollout("web", "blue", steps=steps, replicas=2))
     sc.set_image(admin, namespace, "web", "green")
-    ro = sc.wait_rollout(admin, namespace, "web", lambda o: ((o["status"].get("canary") or {}).get(
-        "currentStepAnalysisRunStatus") or {}).get("status") == "Running", message="step analysis running")
+    ro = sc.wait_rollout(
+        admin,
+        namespace,
+        "web",
+        lambda o: (
+            ((o["status"].get("canary") or {}).get("currentStepAnalysisRunStatus") or {}).get("status") == "Running"
+        ),
+        message="step analysis running",
+    )
     name = ro["status"]["canary"]["currentStepAnalysisRunStatus"]["name"]
     assert sc.promote(admin, namespace, "web") == [
-        ("status", {"status": {"pauseConditions": None, "currentStepIndex": 2}})]
+        ("status", {"status": {"pauseConditions": None, "currentStepIndex": 2}})
+    ]
     sc.wait_rollout(admin, namespace, "web", step_index(2), message="pause step after skipped analysis")
     run = _wait_run(admin, namespace, name, lambda s: s.get("phase") == "Successful", "terminated run")
     assert run["spec"]["terminate"] is True and run["status"]["message"] == "Run Terminated"
@@ -427,11 +550,21 @@ def test_promote_skips_a_running_step_analysis_which_is_terminated(admin, sim: A
 
 def test_abort_terminates_the_running_step_analysis(admin, sim: ArgoSimulator, namespace: str) -> None:
     sc.create(admin, namespace, sc.analysis_template("forever", "error-rate", "result < 0.05", interval="1s"))
-    deploy(admin, namespace, sc.demo_rollout("web", "blue", steps=[{"setWeight": 50}, sc.analysis_step("forever")],
-                                             replicas=2))
+    deploy(
+        admin,
+        namespace,
+        sc.demo_rollout("web", "blue", steps=[{"setWeight": 50}, sc.analysis_step("forever")], replicas=2),
+    )
     sc.set_image(admin, namespace, "web", "green")
-    ro = sc.wait_rollout(admin, namespace, "web", lambda o: ((o["status"].get("canary") or {}).get(
-        "currentStepAnalysisRunStatus") or {}).get("status") == "Running", message="step analysis running")
+    ro = sc.wait_rollout(
+        admin,
+        namespace,
+        "web",
+        lambda o: (
+            ((o["status"].get("canary") or {}).get("currentStepAnalysisRunStatus") or {}).get("status") == "Running"
+        ),
+        message="step analysis running",
+    )
     name = ro["status"]["canary"]["currentStepAnalysisRunStatus"]["name"]
     sc.abort(admin, namespace, "web")
     run = sc.wait_analysis_run(admin, namespace, name, "Successful")
@@ -448,7 +581,7 @@ def test_abort_terminates_the_running_step_analysis(admin, sim: ArgoSimulator, n
 class _Verdicts(BaseHTTPRequestHandler):
     """Serves whatever body and status code the test put on the server."""
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server naming
+    def do_GET(self) -> None:
         code, body = self.server.reply  # type: ignore[attr-defined]
         self.server.paths.append(self.path)  # type: ignore[attr-defined]
         data = json.dumps(body).encode()
@@ -491,14 +624,21 @@ def _wait_run(admin, namespace: str, name: str, predicate, message: str) -> dict
     return admin.wait_for(check, timeout=10, interval=0.05, message=message)
 
 
-def test_web_metric_runs_until_terminated(admin, sim: ArgoSimulator, namespace: str,
-                                          verdicts: ThreadingHTTPServer) -> None:
+def test_web_metric_runs_until_terminated(
+    admin, sim: ArgoSimulator, namespace: str, verdicts: ThreadingHTTPServer
+) -> None:
     url = f"http://127.0.0.1:{verdicts.server_port}/verdict?rollout={{{{args.rollout}}}}"
-    metric = sc.web_analysis_template("t", url, "result.ok && result.score >= 0.9", json_path="{$}",
-                                      interval="1s", timeout_seconds=2)["spec"]["metrics"][0]
+    metric = sc.web_analysis_template(
+        "t", url, "result.ok && result.score >= 0.9", json_path="{$}", interval="1s", timeout_seconds=2
+    )["spec"]["metrics"][0]
     sc.create(admin, namespace, _run("web-check", metric, [{"name": "rollout", "value": "web"}]))
-    run = _wait_run(admin, namespace, "web-check",
-                    lambda s: (s.get("metricResults") or [{}])[0].get("count", 0) >= 2, "two measurements")
+    run = _wait_run(
+        admin,
+        namespace,
+        "web-check",
+        lambda s: (s.get("metricResults") or [{}])[0].get("count", 0) >= 2,
+        "two measurements",
+    )
     assert run["status"]["phase"] == "Running" and run["status"]["startedAt"]
     result = run["status"]["metricResults"][0]
     assert result["measurements"][0]["value"] == '{"ok":true,"score":0.97}'  # json.Marshal of the match
@@ -511,23 +651,27 @@ def test_web_metric_runs_until_terminated(admin, sim: ArgoSimulator, namespace: 
     event(admin, namespace, "web-check", "AnalysisRunSuccessful", "Analysis Completed. Result: Successful")
 
 
-def test_web_metric_errors_and_failure_limit(admin, sim: ArgoSimulator, namespace: str,
-                                             verdicts: ThreadingHTTPServer) -> None:
+def test_web_metric_errors_and_failure_limit(
+    admin, sim: ArgoSimulator, namespace: str, verdicts: ThreadingHTTPServer
+) -> None:
     url = f"http://127.0.0.1:{verdicts.server_port}/"
     verdicts.reply = (503, {"ok": False})  # type: ignore[attr-defined]
     errors = sc.web_analysis_template("t", url, "result == true", consecutive_error_limit=0)["spec"]["metrics"][0]
     sc.create(admin, namespace, _run("errors", errors))
     run = _wait_run(admin, namespace, "errors", lambda s: s.get("phase") == "Error", "Error phase")
-    assert run["status"]["message"] == ('Metric "web" assessed Error due to consecutiveErrors (1) > '
-                                        'consecutiveErrorLimit (0): "Error Message: received non 2xx response '
-                                        'code: 503"')
+    assert run["status"]["message"] == (
+        'Metric "web" assessed Error due to consecutiveErrors (1) > '
+        'consecutiveErrorLimit (0): "Error Message: received non 2xx response '
+        'code: 503"'
+    )
     [measurement] = run["status"]["metricResults"][0]["measurements"]
     assert measurement["phase"] == "Error" and "value" not in measurement
     assert event(admin, namespace, "errors", "AnalysisRunError")["type"] == "Warning"
 
     verdicts.reply = (200, {"ok": False})  # type: ignore[attr-defined]
-    failing = sc.web_analysis_template("t", url, "result == true", failure_limit=1, interval="100ms",
-                                       metric="ok")["spec"]["metrics"][0]
+    failing = sc.web_analysis_template("t", url, "result == true", failure_limit=1, interval="100ms", metric="ok")[
+        "spec"
+    ]["metrics"][0]
     sc.create(admin, namespace, _run("failing", failing))
     run = _wait_run(admin, namespace, "failing", lambda s: s.get("phase") == "Failed", "Failed phase")
     result = run["status"]["metricResults"][0]
@@ -538,7 +682,7 @@ def test_web_metric_errors_and_failure_limit(admin, sim: ArgoSimulator, namespac
 
 def test_web_metric_non_json_body_is_successful(admin, sim: ArgoSimulator, namespace: str) -> None:
     class Plain(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server naming
+        def do_GET(self) -> None:
             self.send_response(200)
             self.send_header("Content-Length", "4")
             self.end_headers()
@@ -550,8 +694,9 @@ def test_web_metric_non_json_body_is_successful(admin, sim: ArgoSimulator, names
     server = ThreadingHTTPServer(("127.0.0.1", 0), Plain)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        metric = sc.web_analysis_template("t", f"http://127.0.0.1:{server.server_port}/", "result == true",
-                                          interval=None)["spec"]["metrics"][0]
+        metric = sc.web_analysis_template(
+            "t", f"http://127.0.0.1:{server.server_port}/", "result == true", interval=None
+        )["spec"]["metrics"][0]
         sc.create(admin, namespace, _run("plain", metric))
         run = _wait_run(admin, namespace, "plain", lambda s: s.get("phase") == "Successful", "v1.9.1 raw body")
         assert run["status"]["metricResults"][0]["measurements"][0]["value"] == "nope"
@@ -565,23 +710,50 @@ def test_web_metric_non_json_body_is_successful(admin, sim: ArgoSimulator, names
 
 def test_objects_deleted_mid_flight_do_not_stop_the_simulator(admin, sim: ArgoSimulator, namespace: str) -> None:
     sc.create(admin, namespace, sc.analysis_template("forever", "error-rate", "result < 0.05", interval="1s"))
-    deploy(admin, namespace, sc.demo_rollout("gone", "blue", steps=[{"setWeight": 50}, sc.analysis_step("forever")],
-                                             replicas=2))
+    deploy(
+        admin,
+        namespace,
+        sc.demo_rollout("gone", "blue", steps=[{"setWeight": 50}, sc.analysis_step("forever")], replicas=2),
+    )
     ro = deploy(admin, namespace, sc.demo_rollout("kept", "blue", steps=[{"setWeight": 50}], replicas=2))
     sc.set_image(admin, namespace, "gone", "green")
-    sc.wait_rollout(admin, namespace, "gone", lambda o: (o["status"].get("canary") or {}).get(
-        "currentStepAnalysisRunStatus"), message="step analysis linked")
+    sc.wait_rollout(
+        admin,
+        namespace,
+        "gone",
+        lambda o: (o["status"].get("canary") or {}).get("currentStepAnalysisRunStatus"),
+        message="step analysis linked",
+    )
     for run in admin.items(f"{sc.GROUP}/namespaces/{namespace}/analysisruns"):
         admin.delete(f"{sc.GROUP}/namespaces/{namespace}/analysisruns/{run['metadata']['name']}")
     admin.delete(sc.rollout_path(namespace, "gone"))
     victim = sc.pods_of(admin, namespace, ro["status"]["stableRS"])[0]["metadata"]["name"]
     admin.delete(f"/api/v1/namespaces/{namespace}/pods/{victim}")  # graceful: the kubelet finishes it
-    admin.wait_for(lambda: len([p for p in sc.pods_of(admin, namespace, ro["status"]["stableRS"])
-                                if p["metadata"]["name"] != victim and p["status"].get("phase") == "Running"]) == 2,
-                   timeout=10, message="replacement pod")
+    admin.wait_for(
+        lambda: (
+            len(
+                [
+                    p
+                    for p in sc.pods_of(admin, namespace, ro["status"]["stableRS"])
+                    if p["metadata"]["name"] != victim and p["status"].get("phase") == "Running"
+                ]
+            )
+            == 2
+        ),
+        timeout=10,
+        message="replacement pod",
+    )
     sc.set_image(admin, namespace, "kept", "green")
-    sc.wait_rollout(admin, namespace, "kept", lambda o: o["status"].get("currentPodHash") == o["status"].get(
-        "stableRS") != ro["status"]["stableRS"] and sc.rollout_phase(o)[0] == "Healthy", message="kept promoted")
+    sc.wait_rollout(
+        admin,
+        namespace,
+        "kept",
+        lambda o: (
+            o["status"].get("currentPodHash") == o["status"].get("stableRS") != ro["status"]["stableRS"]
+            and sc.rollout_phase(o)[0] == "Healthy"
+        ),
+        message="kept promoted",
+    )
     assert sim.errors == []
 
 
@@ -602,15 +774,27 @@ def test_progress_deadline_abort_on_a_crash_looping_canary(admin, sim: ArgoSimul
 
 def test_completed_runs_are_garbage_collected(admin, sim: ArgoSimulator, namespace: str) -> None:
     sc.create(admin, namespace, sc.analysis_template("ok", "error-rate", "result < 0.05", interval=None))
-    rollout = sc.demo_rollout("web", "blue", steps=[{"setWeight": 50}, sc.analysis_step("ok"),
-                                                    sc.analysis_step("ok"), sc.analysis_step("ok"), {"pause": {}}],
-                              replicas=2)
+    rollout = sc.demo_rollout(
+        "web",
+        "blue",
+        steps=[
+            {"setWeight": 50},
+            sc.analysis_step("ok"),
+            sc.analysis_step("ok"),
+            sc.analysis_step("ok"),
+            {"pause": {}},
+        ],
+        replicas=2,
+    )
     rollout["spec"]["analysis"] = {"successfulRunHistoryLimit": 1}
     deploy(admin, namespace, rollout)
     sc.set_image(admin, namespace, "web", "green")
     ro = sc.wait_rollout(admin, namespace, "web", step_index(4), message="past three analysis steps")
-    runs = admin.wait_for(lambda: len(r := admin.items(f"{sc.GROUP}/namespaces/{namespace}/analysisruns")) == 1
-                          and r, timeout=5, message="history limit")
+    runs = admin.wait_for(
+        lambda: len(r := admin.items(f"{sc.GROUP}/namespaces/{namespace}/analysisruns")) == 1 and r,
+        timeout=5,
+        message="history limit",
+    )
     assert runs[0]["metadata"]["name"] == f"web-{ro['status']['currentPodHash']}-2-3"
 
 
@@ -625,10 +809,14 @@ def test_crash_and_oom_behaviours(admin, sim: ArgoSimulator, namespace: str) -> 
         def check():
             for pod in admin.items(f"/api/v1/namespaces/{namespace}/pods", labelSelector=f"app={name}"):
                 [cs] = pod["status"].get("containerStatuses") or [{}]
-                if cs.get("restartCount", 0) >= 2 and "waiting" in cs.get("state", {}) and \
-                        cs["lastState"].get("terminated", {}).get("reason") == reason:
+                if (
+                    cs.get("restartCount", 0) >= 2
+                    and "waiting" in cs.get("state", {})
+                    and cs["lastState"].get("terminated", {}).get("reason") == reason
+                ):
                     return pod
             return None
+
         return admin.wait_for(check, timeout=15, interval=0.1, message=f"{name} crash-looping")
 
     pod = crashed("crashy", "Error")
@@ -640,7 +828,10 @@ def test_crash_and_oom_behaviours(admin, sim: ArgoSimulator, namespace: str) -> 
     assert "panic: runtime error: invalid memory address or nil pointer dereference" in previous
     backoff = event(admin, namespace, pod["metadata"]["name"], "BackOff")
     assert (backoff["type"], backoff["message"], backoff["source"]) == (
-        "Warning", "Back-off restarting failed container", {"component": "kubelet", "host": NODE_NAME})
+        "Warning",
+        "Back-off restarting failed container",
+        {"component": "kubelet", "host": NODE_NAME},
+    )
     assert backoff["involvedObject"]["fieldPath"] == "spec.containers{crashy}"
 
     oom = crashed("hungry", "OOMKilled")
@@ -649,8 +840,14 @@ def test_crash_and_oom_behaviours(admin, sim: ArgoSimulator, namespace: str) -> 
 
 def test_demo_app_log_lines_served_through_pods_log(admin, sim: ArgoSimulator, namespace: str) -> None:
     register_behaviour("teapot", Behaviour(colour="brown", requests_per_second=200))
-    for name, image in (("panicky", "panic"), ("bad", "bad-red"), ("slow", "slow-blue"), ("inj", "injection"),
-                        ("quiet", "silent"), ("tea", "teapot")):
+    for name, image in (
+        ("panicky", "panic"),
+        ("bad", "bad-red"),
+        ("slow", "slow-blue"),
+        ("inj", "injection"),
+        ("quiet", "silent"),
+        ("tea", "teapot"),
+    ):
         sc.create(admin, namespace, sc.demo_rollout(name, image, steps=[], replicas=1))
     pinned = sc.demo_rollout("pinned", "panic", steps=[], replicas=1, env={"COLOR": "red"})
     sc.create(admin, namespace, pinned)
@@ -667,13 +864,22 @@ def test_demo_app_log_lines_served_through_pods_log(admin, sim: ArgoSimulator, n
             if app == "quiet":
                 return "<empty>" if text == "" else None
             return text if text.count("\n") > 150 else None
+
         return admin.wait_for(read, timeout=20, interval=0.2, message=f"{app} logs")
 
     panicky = log_of("panicky")
-    assert re.search(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d http: panic serving 10\.\d+\.\d+\.\d+:\d+: runtime error: "
-                     r"index out of range \[0\] with length 0$", panicky, re.M)
-    for line in ("net/http.(*conn).serve.func1()", "\t/usr/local/go/src/net/http/server.go:1868 +0xb0",
-                 "main.getColor(...)", "\t/go/src/app/main.go:93 +0x1e5"):
+    assert re.search(
+        r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d http: panic serving 10\.\d+\.\d+\.\d+:\d+: runtime error: "
+        r"index out of range \[0\] with length 0$",
+        panicky,
+        re.M,
+    )
+    for line in (
+        "net/http.(*conn).serve.func1()",
+        "\t/usr/local/go/src/net/http/server.go:1868 +0xb0",
+        "main.getColor(...)",
+        "\t/go/src/app/main.go:93 +0x1e5",
+    ):
         assert line in panicky.splitlines()
     assert re.search(r"^goroutine \d+ \[running\]:$", panicky, re.M)
     assert re.search(r" 200 - (orange|yellow|green|blue|purple)$", panicky, re.M)
@@ -742,8 +948,9 @@ def test_condition_expressions_are_evaluated_safely() -> None:
 # -- §8.1 RBAC ---------------------------------------------------------------------------------------------
 
 
-def test_simulator_runs_as_the_argo_rollouts_service_account(control_plane: ControlPlane, sim: ArgoSimulator,
-                                                             namespace: str) -> None:
+def test_simulator_runs_as_the_argo_rollouts_service_account(
+    control_plane: ControlPlane, sim: ArgoSimulator, namespace: str
+) -> None:
     admin = control_plane.admin
     deploy(admin, namespace, sc.demo_rollout("web", "blue", replicas=1))
     pod = sc.pods_of(admin, namespace, sc.get_rollout(admin, namespace, "web")["status"]["currentPodHash"])[0]
@@ -755,5 +962,7 @@ def test_simulator_runs_as_the_argo_rollouts_service_account(control_plane: Cont
         sim.client.create(f"/api/v1/namespaces/{namespace}/secrets", {"metadata": {"name": "x"}})
     assert err.value.status == 403
     # events recorded by the controller come from its own identity
-    assert event(admin, namespace, "web", "RolloutAddedToInformer")["message"] == \
-        f"Rollout resource added to informer: {namespace}/web"
+    assert (
+        event(admin, namespace, "web", "RolloutAddedToInformer")["message"]
+        == f"Rollout resource added to informer: {namespace}/web"
+    )

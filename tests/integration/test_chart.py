@@ -15,8 +15,8 @@ import sys
 import tempfile
 import time
 import uuid
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -45,18 +45,25 @@ PEERING_CRDS = ("clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev")
 def helm_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Helm's cache, config and data in a scratch folder, never in the user's home."""
     home = tmp_path_factory.mktemp("helm-home")
-    return {**os.environ, "HELM_CACHE_HOME": str(home / "cache"), "HELM_CONFIG_HOME": str(home / "config"),
-            "HELM_DATA_HOME": str(home / "data")}
+    return {
+        **os.environ,
+        "HELM_CACHE_HOME": str(home / "cache"),
+        "HELM_CONFIG_HOME": str(home / "config"),
+        "HELM_DATA_HOME": str(home / "data"),
+    }
 
 
-def helm(env: dict[str, str], *args: str, cp: ControlPlane | None = None,
-         check: bool = True) -> subprocess.CompletedProcess[str]:
+def helm(
+    env: dict[str, str], *args: str, cp: ControlPlane | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     command = [helm_binary(), *args]
     if cp is not None:
         command += ["--kubeconfig", cp.kubeconfig]
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
     if check:
-        assert result.returncode == 0, f"{' '.join(command)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+        assert result.returncode == 0, (
+            f"{' '.join(command)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+        )
     return result
 
 
@@ -103,8 +110,10 @@ class Release:
 
     def sa_user(self) -> tuple[str, list[str]]:
         """The username and groups the apiserver gives the release's ServiceAccount."""
-        return (f"system:serviceaccount:{self.namespace}:{self.fullname}",
-                ["system:serviceaccounts", f"system:serviceaccounts:{self.namespace}", "system:authenticated"])
+        return (
+            f"system:serviceaccount:{self.namespace}:{self.fullname}",
+            ["system:serviceaccounts", f"system:serviceaccounts:{self.namespace}", "system:authenticated"],
+        )
 
 
 @pytest.fixture
@@ -135,18 +144,31 @@ def parsed_args(deployment: dict[str, Any]) -> argparse.Namespace:
     return build_parser().parse_args(container["args"])
 
 
-def subject_access(cp: ControlPlane, user: str, groups: list[str], verb: str, resource: str, *,
-                   group: str = "", namespace: str | None = None, subresource: str = "") -> bool:
+def subject_access(
+    cp: ControlPlane,
+    user: str,
+    groups: list[str],
+    verb: str,
+    resource: str,
+    *,
+    group: str = "",
+    namespace: str | None = None,
+    subresource: str = "",
+) -> bool:
     """A real SubjectAccessReview: may ``user`` do ``verb`` on ``resource``?"""
     attributes: dict[str, Any] = {"verb": verb, "group": group, "resource": resource}
     if subresource:
         attributes["subresource"] = subresource
     if namespace:
         attributes["namespace"] = namespace
-    review = cp.admin.create("/apis/authorization.k8s.io/v1/subjectaccessreviews", {
-        "apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
-        "spec": {"user": user, "groups": groups, "resourceAttributes": attributes},
-    })
+    review = cp.admin.create(
+        "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+        {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SubjectAccessReview",
+            "spec": {"user": user, "groups": groups, "resourceAttributes": attributes},
+        },
+    )
     return bool(review["status"].get("allowed"))
 
 
@@ -168,7 +190,8 @@ def assert_liveness_matches(deployment: dict[str, Any], args: argparse.Namespace
     container = container_of(deployment)
     assert args.liveness == f"http://0.0.0.0:{LIVENESS_PORT}/healthz"
     assert {"name": "health", "containerPort": LIVENESS_PORT} in [
-        {k: p[k] for k in ("name", "containerPort")} for p in container["ports"]]
+        {k: p[k] for k in ("name", "containerPort")} for p in container["ports"]
+    ]
     probe = container["livenessProbe"]["httpGet"]
     assert probe["path"] == "/healthz" and probe["port"] == "health"
 
@@ -176,10 +199,22 @@ def assert_liveness_matches(deployment: dict[str, Any], args: argparse.Namespace
 # --- lint --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("values", [(), ("watchNamespaces={a,b}",), ("replicaCount=2",),
-                                    ("watchNamespaces={a,b}", "replicaCount=2", "rbac.create=false",
-                                     "serviceAccount.create=false", "serviceAccount.name=existing")],
-                         ids=["defaults", "namespaced", "ha", "no-rbac-no-sa"])
+@pytest.mark.parametrize(
+    "values",
+    [
+        (),
+        ("watchNamespaces={a,b}",),
+        ("replicaCount=2",),
+        (
+            "watchNamespaces={a,b}",
+            "replicaCount=2",
+            "rbac.create=false",
+            "serviceAccount.create=false",
+            "serviceAccount.name=existing",
+        ),
+    ],
+    ids=["defaults", "namespaced", "ha", "no-rbac-no-sa"],
+)
 def test_helm_lint_passes(helm_env: dict[str, str], values: tuple[str, ...]) -> None:
     args = ["lint", "--strict", str(CHART)]
     for value in values:
@@ -223,8 +258,11 @@ def test_cluster_wide_install_and_uninstall(control_plane: ControlPlane, namespa
     assert role is not None and role["rules"] == chart_cluster_rules()
     binding = release.cluster_role_binding()
     assert binding is not None
-    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                                  "name": release.fullname}
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": release.fullname,
+    }
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": release.fullname, "namespace": namespace}]
     assert release.role_binding(namespace) is None
 
@@ -266,8 +304,9 @@ def test_helm_install_into_a_fresh_namespace(control_plane: ControlPlane, releas
     assert release.service_account() is None and release.deployment() is None
 
 
-def test_watch_namespaces_binds_roles_per_namespace(control_plane: ControlPlane, namespace: str,
-                                                    release_factory) -> None:
+def test_watch_namespaces_binds_roles_per_namespace(
+    control_plane: ControlPlane, namespace: str, release_factory
+) -> None:
     cp = control_plane
     team_a, team_b, other = f"{namespace}-a", f"{namespace}-b", f"{namespace}-c"
     for ns in (team_a, team_b, other):
@@ -278,19 +317,29 @@ def test_watch_namespaces_binds_roles_per_namespace(control_plane: ControlPlane,
     assert release.cluster_role() is not None  # the rules, bound only inside the watched namespaces
     assert release.cluster_role_binding() is None
     # The only cluster-wide grant: Kopf's read-only observation of namespaces and CRDs.
-    bindings = [b for b in cp.admin.items(f"{RBAC}/clusterrolebindings")
-                if any(sub.get("name") == release.fullname and sub.get("namespace") == namespace
-                       for sub in b.get("subjects") or [])]
+    bindings = [
+        b
+        for b in cp.admin.items(f"{RBAC}/clusterrolebindings")
+        if any(
+            sub.get("name") == release.fullname and sub.get("namespace") == namespace for sub in b.get("subjects") or []
+        )
+    ]
     assert [b["metadata"]["name"] for b in bindings] == [f"{release.fullname}-discovery"]
     discovery = cp.admin.get(f"{RBAC}/clusterroles/{bindings[0]['roleRef']['name']}")
-    assert flatten(discovery["rules"]) == {("apiextensions.k8s.io", "customresourcedefinitions", "list"),
-                                           ("apiextensions.k8s.io", "customresourcedefinitions", "watch"),
-                                           ("", "namespaces", "list"), ("", "namespaces", "watch")}
+    assert flatten(discovery["rules"]) == {
+        ("apiextensions.k8s.io", "customresourcedefinitions", "list"),
+        ("apiextensions.k8s.io", "customresourcedefinitions", "watch"),
+        ("", "namespaces", "list"),
+        ("", "namespaces", "watch"),
+    }
     for ns in (team_a, team_b):
         binding = release.role_binding(ns)
         assert binding is not None, ns
-        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                                      "name": release.fullname}
+        assert binding["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": release.fullname,
+        }
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": release.fullname, "namespace": namespace}]
     assert release.role_binding(other) is None
     assert release.role_binding(namespace) is None
@@ -307,8 +356,9 @@ def test_watch_namespaces_binds_roles_per_namespace(control_plane: ControlPlane,
     user, groups = release.sa_user()
     for ns in (team_a, team_b):
         assert subject_access(cp, user, groups, "watch", "rollouts", group="argoproj.io", namespace=ns)
-        assert subject_access(cp, user, groups, "patch", "rollouts", group="argoproj.io", namespace=ns,
-                              subresource="status")
+        assert subject_access(
+            cp, user, groups, "patch", "rollouts", group="argoproj.io", namespace=ns, subresource="status"
+        )
         assert subject_access(cp, user, groups, "create", "remediationtickets", group="selfheal.dev", namespace=ns)
     assert not subject_access(cp, user, groups, "watch", "rollouts", group="argoproj.io", namespace=other)
     assert not subject_access(cp, user, groups, "get", "secrets", namespace=other)
@@ -325,8 +375,9 @@ def test_watch_namespaces_binds_roles_per_namespace(control_plane: ControlPlane,
 
 
 @pytest.mark.parametrize("scope", ["cluster-wide", "namespaced"])
-def test_two_replicas_peer_instead_of_standalone(control_plane: ControlPlane, namespace: str, release_factory,
-                                                 scope: str) -> None:
+def test_two_replicas_peer_instead_of_standalone(
+    control_plane: ControlPlane, namespace: str, release_factory, scope: str
+) -> None:
     cp = control_plane
     values = ["replicaCount=2"]
     if scope == "namespaced":
@@ -350,8 +401,9 @@ def test_two_replicas_peer_instead_of_standalone(control_plane: ControlPlane, na
     else:
         # Namespaced operators use a KopfPeering in each watched namespace.
         for verb in ("get", "list", "watch", "patch"):
-            assert subject_access(cp, user, groups, verb, "kopfpeerings", group="kopf.dev",
-                                  namespace=f"{namespace}-a"), verb
+            assert subject_access(
+                cp, user, groups, verb, "kopfpeerings", group="kopf.dev", namespace=f"{namespace}-a"
+            ), verb
         peering_path = f"{PEERING_API}/namespaces/{namespace}-a/kopfpeerings/{args.peering}"
     # Peering is mandatory once --peering is in effect: without its CRDs Kopf pauses every watch-stream
     # ("peering CRD is missing"), without the object no replica sees the others. The chart ships both.
@@ -370,8 +422,11 @@ def test_metrics_are_served_and_annotated_for_prometheus() -> None:
     assert parsed_args(deployment).metrics_port == 9090
     assert {"name": "metrics", "containerPort": 9090} in container_of(deployment)["ports"]
     annotations = deployment["spec"]["template"]["metadata"]["annotations"]
-    assert annotations == {"prometheus.io/scrape": "true", "prometheus.io/port": "9090",
-                           "prometheus.io/path": "/metrics"}
+    assert annotations == {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": "9090",
+        "prometheus.io/path": "/metrics",
+    }
     other = next(d for d in render_chart("metrics.port=9102") if d["kind"] == "Deployment")
     assert parsed_args(other).metrics_port == 9102
     assert other["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"] == "9102"
@@ -385,10 +440,14 @@ def test_metrics_can_be_disabled() -> None:
 
 
 def test_one_replica_renders_no_peering_objects() -> None:
-    assert not [d for d in render_chart() if d["apiVersion"].startswith("kopf.dev")
-                or d["kind"] == "CustomResourceDefinition"]
-    assert not [d for d in render_chart("replicaCount=2", "peering.create=false")
-                if d["apiVersion"].startswith("kopf.dev") or d["kind"] == "CustomResourceDefinition"]
+    assert not [
+        d for d in render_chart() if d["apiVersion"].startswith("kopf.dev") or d["kind"] == "CustomResourceDefinition"
+    ]
+    assert not [
+        d
+        for d in render_chart("replicaCount=2", "peering.create=false")
+        if d["apiVersion"].startswith("kopf.dev") or d["kind"] == "CustomResourceDefinition"
+    ]
 
 
 def _peers(cp: ControlPlane, path: str) -> dict[str, Any]:
@@ -410,23 +469,40 @@ def test_two_replicas_elect_exactly_one_active(control_plane: ControlPlane, name
 
     replicas: list[subprocess.Popen[bytes]] = []
     logs: list[Path] = []
-    env = {**os.environ, "KUBECONFIG": kubeconfig, "PYTHONUNBUFFERED": "1",
-           "PYTHONPATH": os.pathsep.join(p for p in (str(Path(selfheal.__file__).parents[1]),
-                                                     os.environ.get("PYTHONPATH", "")) if p)}
+    env = {
+        **os.environ,
+        "KUBECONFIG": kubeconfig,
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONPATH": os.pathsep.join(
+            p for p in (str(Path(selfheal.__file__).parents[1]), os.environ.get("PYTHONPATH", "")) if p
+        ),
+    }
     env.pop("KUBERNETES_SERVICE_HOST", None)
     try:
         for i in range(2):
-            replica_args = [f"--liveness=http://127.0.0.1:{free_port()}/healthz" if a.startswith("--liveness")
-                            else f"--metrics-port={free_port()}" if a.startswith("--metrics-port") else a
-                            for a in args]
+            replica_args = [
+                f"--liveness=http://127.0.0.1:{free_port()}/healthz"
+                if a.startswith("--liveness")
+                else f"--metrics-port={free_port()}"
+                if a.startswith("--metrics-port")
+                else a
+                for a in args
+            ]
             log = Path(tempfile.mkstemp(prefix=f"selfheal-replica{i}-", suffix=".log")[1])
             logs.append(log)
             with open(log, "ab") as out:
-                replicas.append(subprocess.Popen([sys.executable, "-m", "selfheal.cli", *replica_args], stdout=out,
-                                                 stderr=subprocess.STDOUT, env=env, start_new_session=True))
+                replicas.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "selfheal.cli", *replica_args],
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        env=env,
+                        start_new_session=True,
+                    )
+                )
         cp.admin.wait_for(lambda: len(_peers(cp, peering_path)) == 2, timeout=30, message="both replicas peering")
         time.sleep(3)  # let each replica see the other's keep-alive
-        for proc, log in zip(replicas, logs):
+        for proc, log in zip(replicas, logs, strict=True):
             assert proc.poll() is None, log.read_text()[-3000:]
         priorities = [peer["priority"] for peer in _peers(cp, peering_path).values()]
         assert len(set(priorities)) == 2, f"replicas share a priority, so Kopf pauses both: {priorities}"
@@ -501,57 +577,89 @@ def chart_identity(control_plane: ControlPlane) -> tuple[str, str]:
     return kubeconfig, ns
 
 
-def self_access(client: KubeREST, verb: str, resource: str, *, group: str = "", namespace: str | None = None,
-                subresource: str = "") -> bool:
+def self_access(
+    client: KubeREST, verb: str, resource: str, *, group: str = "", namespace: str | None = None, subresource: str = ""
+) -> bool:
     attributes: dict[str, Any] = {"verb": verb, "group": group, "resource": resource}
     if subresource:
         attributes["subresource"] = subresource
     if namespace:
         attributes["namespace"] = namespace
-    review = client.create("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", {
-        "apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
-        "spec": {"resourceAttributes": attributes},
-    })
+    review = client.create(
+        "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+        {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": attributes},
+        },
+    )
     return bool(review["status"].get("allowed"))
 
 
 # (verb, group, resource, subresource)
 ALLOWED = [
-    ("get", "argoproj.io", "rollouts", ""), ("list", "argoproj.io", "rollouts", ""),
-    ("watch", "argoproj.io", "rollouts", ""), ("patch", "argoproj.io", "rollouts", ""),
+    ("get", "argoproj.io", "rollouts", ""),
+    ("list", "argoproj.io", "rollouts", ""),
+    ("watch", "argoproj.io", "rollouts", ""),
+    ("patch", "argoproj.io", "rollouts", ""),
     ("patch", "argoproj.io", "rollouts", "status"),
-    ("list", "argoproj.io", "analysisruns", ""), ("watch", "argoproj.io", "analysisruns", ""),
+    ("list", "argoproj.io", "analysisruns", ""),
+    ("watch", "argoproj.io", "analysisruns", ""),
     ("get", "argoproj.io", "analysisruns", ""),
     ("get", "apps", "replicasets", ""),
-    ("list", "", "pods", ""), ("watch", "", "pods", ""), ("get", "", "pods", "log"),
-    ("create", "", "events", ""), ("patch", "", "events", ""), ("list", "", "events", ""),
+    ("list", "", "pods", ""),
+    ("watch", "", "pods", ""),
+    ("get", "", "pods", "log"),
+    ("create", "", "events", ""),
+    ("patch", "", "events", ""),
+    ("list", "", "events", ""),
     ("get", "", "secrets", ""),
-    ("list", "selfheal.dev", "selfhealingpolicies", ""), ("watch", "selfheal.dev", "selfhealingpolicies", ""),
-    ("patch", "selfheal.dev", "selfhealingpolicies", ""), ("patch", "selfheal.dev", "selfhealingpolicies", "status"),
-    ("create", "selfheal.dev", "remediationtickets", ""), ("get", "selfheal.dev", "remediationtickets", ""),
-    ("list", "selfheal.dev", "remediationtickets", ""), ("watch", "selfheal.dev", "remediationtickets", ""),
-    ("patch", "selfheal.dev", "remediationtickets", ""), ("patch", "selfheal.dev", "remediationtickets", "status"),
+    ("list", "selfheal.dev", "selfhealingpolicies", ""),
+    ("watch", "selfheal.dev", "selfhealingpolicies", ""),
+    ("patch", "selfheal.dev", "selfhealingpolicies", ""),
+    ("patch", "selfheal.dev", "selfhealingpolicies", "status"),
+    ("create", "selfheal.dev", "remediationtickets", ""),
+    ("get", "selfheal.dev", "remediationtickets", ""),
+    ("list", "selfheal.dev", "remediationtickets", ""),
+    ("watch", "selfheal.dev", "remediationtickets", ""),
+    ("patch", "selfheal.dev", "remediationtickets", ""),
+    ("patch", "selfheal.dev", "remediationtickets", "status"),
 ]
 
 DENIED = [
-    ("list", "", "secrets", ""), ("watch", "", "secrets", ""), ("create", "", "secrets", ""),
-    ("update", "", "secrets", ""), ("patch", "", "secrets", ""), ("delete", "", "secrets", ""),
-    ("delete", "argoproj.io", "rollouts", ""), ("update", "argoproj.io", "rollouts", ""),
-    ("create", "argoproj.io", "rollouts", ""), ("deletecollection", "argoproj.io", "rollouts", ""),
+    ("list", "", "secrets", ""),
+    ("watch", "", "secrets", ""),
+    ("create", "", "secrets", ""),
+    ("update", "", "secrets", ""),
+    ("patch", "", "secrets", ""),
+    ("delete", "", "secrets", ""),
+    ("delete", "argoproj.io", "rollouts", ""),
+    ("update", "argoproj.io", "rollouts", ""),
+    ("create", "argoproj.io", "rollouts", ""),
+    ("deletecollection", "argoproj.io", "rollouts", ""),
     ("update", "argoproj.io", "rollouts", "status"),
-    ("create", "argoproj.io", "analysisruns", ""), ("delete", "argoproj.io", "analysisruns", ""),
+    ("create", "argoproj.io", "analysisruns", ""),
+    ("delete", "argoproj.io", "analysisruns", ""),
     ("patch", "argoproj.io", "analysisruns", ""),
-    ("create", "", "pods", ""), ("delete", "", "pods", ""), ("patch", "", "pods", ""),
-    ("create", "", "pods", "exec"), ("create", "", "pods", "eviction"), ("create", "", "pods", "portforward"),
-    ("patch", "apps", "replicasets", ""), ("delete", "apps", "replicasets", ""),
-    ("patch", "apps", "deployments", ""), ("get", "", "configmaps", ""),
+    ("create", "", "pods", ""),
+    ("delete", "", "pods", ""),
+    ("patch", "", "pods", ""),
+    ("create", "", "pods", "exec"),
+    ("create", "", "pods", "eviction"),
+    ("create", "", "pods", "portforward"),
+    ("patch", "apps", "replicasets", ""),
+    ("delete", "apps", "replicasets", ""),
+    ("patch", "apps", "deployments", ""),
+    ("get", "", "configmaps", ""),
     ("create", "", "serviceaccounts", "token"),
-    ("delete", "selfheal.dev", "remediationtickets", ""), ("delete", "selfheal.dev", "selfhealingpolicies", ""),
+    ("delete", "selfheal.dev", "remediationtickets", ""),
+    ("delete", "selfheal.dev", "selfhealingpolicies", ""),
     ("create", "selfheal.dev", "selfhealingpolicies", ""),
     ("delete", "", "events", ""),
     ("create", "apiextensions.k8s.io", "customresourcedefinitions", ""),
     ("patch", "apiextensions.k8s.io", "customresourcedefinitions", ""),
-    ("create", "rbac.authorization.k8s.io", "rolebindings", ""), ("bind", "rbac.authorization.k8s.io", "clusterroles", ""),
+    ("create", "rbac.authorization.k8s.io", "rolebindings", ""),
+    ("bind", "rbac.authorization.k8s.io", "clusterroles", ""),
     ("escalate", "rbac.authorization.k8s.io", "clusterroles", ""),
     ("impersonate", "", "serviceaccounts", ""),
     ("delete", "", "namespaces", ""),
@@ -581,11 +689,18 @@ def test_chart_rbac_denies_dangerous_verbs(control_plane: ControlPlane, chart_id
 
 def rollout(name: str) -> dict[str, Any]:
     return {
-        "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "metadata": {"name": name},
-        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
-                 "template": {"metadata": {"labels": {"app": name}},
-                              "spec": {"containers": [{"name": "app", "image": "argoproj/rollouts-demo:blue"}]}},
-                 "strategy": {"canary": {"steps": [{"setWeight": 20}, {"pause": {}}]}}},
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Rollout",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "app", "image": "argoproj/rollouts-demo:blue"}]},
+            },
+            "strategy": {"canary": {"steps": [{"setWeight": 20}, {"pause": {}}]}},
+        },
     }
 
 
@@ -594,12 +709,20 @@ def test_chart_rbac_real_calls(control_plane: ControlPlane, chart_identity, name
     cp = control_plane
     kubeconfig, _ = chart_identity
     ns = namespace
-    cp.admin.create(f"/api/v1/namespaces/{ns}/secrets", {
-        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "llm"}, "stringData": {"api-key": "k"}})
+    cp.admin.create(
+        f"/api/v1/namespaces/{ns}/secrets",
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "llm"}, "stringData": {"api-key": "k"}},
+    )
     cp.admin.create(ROLLOUTS.format(ns=ns), rollout("web"))
-    cp.admin.create(f"/api/v1/namespaces/{ns}/pods", {
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-1", "labels": {"app": "web"}},
-        "spec": {"containers": [{"name": "app", "image": "argoproj/rollouts-demo:blue"}]}})
+    cp.admin.create(
+        f"/api/v1/namespaces/{ns}/pods",
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "web-1", "labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "app", "image": "argoproj/rollouts-demo:blue"}]},
+        },
+    )
 
     def forbidden(call: Any) -> None:
         with pytest.raises(ApiError) as err:
@@ -615,11 +738,23 @@ def test_chart_rbac_real_calls(control_plane: ControlPlane, chart_identity, name
         sa.patch(f"{ROLLOUTS.format(ns=ns)}/web/status", {"status": {"abort": True}})
         assert sa.items(f"/api/v1/namespaces/{ns}/pods", labelSelector="app=web")
         assert sa.items(f"/apis/argoproj.io/v1alpha1/namespaces/{ns}/analysisruns") == []
-        sa.create(f"/api/v1/namespaces/{ns}/events", {
-            "apiVersion": "v1", "kind": "Event", "metadata": {"name": "web.selfheal"},
-            "involvedObject": {"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": "web",
-                               "namespace": ns},
-            "reason": "Analyzed", "message": "test", "type": "Normal"})
+        sa.create(
+            f"/api/v1/namespaces/{ns}/events",
+            {
+                "apiVersion": "v1",
+                "kind": "Event",
+                "metadata": {"name": "web.selfheal"},
+                "involvedObject": {
+                    "apiVersion": "argoproj.io/v1alpha1",
+                    "kind": "Rollout",
+                    "name": "web",
+                    "namespace": ns,
+                },
+                "reason": "Analyzed",
+                "message": "test",
+                "type": "Normal",
+            },
+        )
         sa.patch(f"/api/v1/namespaces/{ns}/events/web.selfheal", {"message": "again"})
         created = sa.create(TICKETS.format(ns=ns), minimal_ticket("web-abc123"))
         assert created["metadata"]["name"] == "web-abc123"
@@ -630,13 +765,20 @@ def test_chart_rbac_real_calls(control_plane: ControlPlane, chart_identity, name
         forbidden(lambda: sa.items(f"/api/v1/namespaces/{ns}/secrets"))
         forbidden(lambda: sa.items("/api/v1/secrets"))
         forbidden(lambda: sa.delete(f"{ROLLOUTS.format(ns=ns)}/web", missing_ok=False))
-        forbidden(lambda: sa.put(f"{ROLLOUTS.format(ns=ns)}/web",
-                                 cp.admin.get(f"{ROLLOUTS.format(ns=ns)}/web")))
+        forbidden(lambda: sa.put(f"{ROLLOUTS.format(ns=ns)}/web", cp.admin.get(f"{ROLLOUTS.format(ns=ns)}/web")))
         forbidden(lambda: sa.create(ROLLOUTS.format(ns=ns), rollout("evil")))
         forbidden(lambda: sa.delete(f"/api/v1/namespaces/{ns}/pods/web-1", missing_ok=False))
-        forbidden(lambda: sa.create(f"/api/v1/namespaces/{ns}/pods", {
-            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "evil"},
-            "spec": {"containers": [{"name": "x", "image": "busybox"}]}}))
+        forbidden(
+            lambda: sa.create(
+                f"/api/v1/namespaces/{ns}/pods",
+                {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "metadata": {"name": "evil"},
+                    "spec": {"containers": [{"name": "x", "image": "busybox"}]},
+                },
+            )
+        )
         forbidden(lambda: sa.delete(f"{TICKETS.format(ns=ns)}/web-abc123", missing_ok=False))
     # the allowed patches really landed
     obj = cp.admin.get(f"{ROLLOUTS.format(ns=ns)}/web")
@@ -645,10 +787,23 @@ def test_chart_rbac_real_calls(control_plane: ControlPlane, chart_identity, name
 
 def minimal_ticket(name: str) -> dict[str, Any]:
     """A RemediationTicket with just the fields our CRD requires."""
-    return {"apiVersion": "selfheal.dev/v1alpha1", "kind": "RemediationTicket", "metadata": {"name": name},
-            "spec": {"rollout": "web", "policy": "demo", "podTemplateHash": "abc123", "fingerprint": "0123abcd",
-                     "verdict": {"verdict": "unhealthy", "confidence": 90, "analyzer": "statistical",
-                                 "summary": "canary panics"}}}
+    return {
+        "apiVersion": "selfheal.dev/v1alpha1",
+        "kind": "RemediationTicket",
+        "metadata": {"name": name},
+        "spec": {
+            "rollout": "web",
+            "policy": "demo",
+            "podTemplateHash": "abc123",
+            "fingerprint": "0123abcd",
+            "verdict": {
+                "verdict": "unhealthy",
+                "confidence": 90,
+                "analyzer": "statistical",
+                "summary": "canary panics",
+            },
+        },
+    }
 
 
 # --- examples/demo on the real apiserver ---------------------------------------------------------------
@@ -656,8 +811,13 @@ def minimal_ticket(name: str) -> dict[str, Any]:
 # lives in examples/demo/, so it is applied here, in the order its README gives.
 
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo"
-DEMO_FILES = ["services-canary-demo.yaml", "analysistemplate-error-rate.yaml", "rollout-canary-demo.yaml",
-              "policy-canary-demo.yaml", "traffic-generator.yaml"]
+DEMO_FILES = [
+    "services-canary-demo.yaml",
+    "analysistemplate-error-rate.yaml",
+    "rollout-canary-demo.yaml",
+    "policy-canary-demo.yaml",
+    "traffic-generator.yaml",
+]
 
 
 def test_demo_folder_is_fully_covered() -> None:
@@ -669,8 +829,11 @@ def _contains(stored: Any, written: Any) -> bool:
     if isinstance(written, dict):
         return isinstance(stored, dict) and all(k in stored and _contains(stored[k], v) for k, v in written.items())
     if isinstance(written, list):
-        return isinstance(stored, list) and len(stored) == len(written) and all(
-            _contains(s, w) for s, w in zip(stored, written))
+        return (
+            isinstance(stored, list)
+            and len(stored) == len(written)
+            and all(_contains(s, w) for s, w in zip(stored, written, strict=False))
+        )
     return stored == written or (isinstance(written, int) and str(stored) == str(written))
 
 
@@ -688,9 +851,27 @@ def test_demo_manifests_are_accepted_unpruned(control_plane: ControlPlane, names
 
 def test_demo_with_kubectl_server_side_dry_run(control_plane: ControlPlane, namespace: str) -> None:
     """`kubectl apply -n NS -f examples/demo/`, as the demo README says (server-side dry run)."""
-    result = subprocess.run(["kubectl", "--kubeconfig", control_plane.kubeconfig, "-n", namespace, "apply",
-                             "--dry-run=server", "-f", str(DEMO)], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [
+            "kubectl",
+            "--kubeconfig",
+            control_plane.kubeconfig,
+            "-n",
+            namespace,
+            "apply",
+            "--dry-run=server",
+            "-f",
+            str(DEMO),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
-    for kind_name in ("rollout.argoproj.io/canary-demo", "analysistemplate.argoproj.io/error-rate",
-                      "selfhealingpolicy.selfheal.dev/canary-demo", "service/canary-demo-preview"):
+    for kind_name in (
+        "rollout.argoproj.io/canary-demo",
+        "analysistemplate.argoproj.io/error-rate",
+        "selfhealingpolicy.selfheal.dev/canary-demo",
+        "service/canary-demo-preview",
+    ):
         assert kind_name in result.stdout, result.stdout

@@ -10,12 +10,17 @@ from selfheal.testing.rest import ApiError
 
 
 def _pod(name: str) -> dict:
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-            "spec": {"nodeName": NODE_NAME, "containers": [{"name": "app", "image": "demo:blue"}]}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {"nodeName": NODE_NAME, "containers": [{"name": "app", "image": "demo:blue"}]},
+    }
 
 
-def test_pod_logs_go_through_the_real_pods_log_path(control_plane: ControlPlane, kubelet: TestKubelet,
-                                                    namespace: str) -> None:
+def test_pod_logs_go_through_the_real_pods_log_path(
+    control_plane: ControlPlane, kubelet: TestKubelet, namespace: str
+) -> None:
     admin = control_plane.admin
     admin.create(f"/api/v1/namespaces/{namespace}/pods", _pod("web"))
     kubelet.append(namespace, "web", "app", *[f"200 - blue {i}" for i in range(100)])
@@ -38,7 +43,8 @@ def test_pod_logs_go_through_the_real_pods_log_path(control_plane: ControlPlane,
 def test_rbac_is_real(control_plane: ControlPlane, kubelet: TestKubelet, namespace: str) -> None:
     control_plane.admin.create(f"/api/v1/namespaces/{namespace}/pods", _pod("web"))
     kubeconfig = control_plane.service_account(
-        namespace, "reader", rules=[{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}])
+        namespace, "reader", rules=[{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]
+    )
     with control_plane.client(kubeconfig) as reader:
         assert [p["metadata"]["name"] for p in reader.items(f"/api/v1/namespaces/{namespace}/pods")] == ["web"]
         with pytest.raises(ApiError) as err:
@@ -50,12 +56,22 @@ def test_rbac_is_real(control_plane: ControlPlane, kubelet: TestKubelet, namespa
 def test_rollout_status_is_a_strict_subresource(control_plane: ControlPlane, namespace: str) -> None:
     admin = control_plane.admin
     base = f"/apis/argoproj.io/v1alpha1/namespaces/{namespace}/rollouts"
-    admin.create(base, {
-        "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "metadata": {"name": "web"},
-        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
-                 "template": {"metadata": {"labels": {"app": "web"}},
-                              "spec": {"containers": [{"name": "app", "image": "demo:blue"}]}}},
-    })
+    admin.create(
+        base,
+        {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Rollout",
+            "metadata": {"name": "web"},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "app", "image": "demo:blue"}]},
+                },
+            },
+        },
+    )
     # status sent to the main resource is dropped; sent to /status it is kept, unknown keys pruned.
     admin.patch(f"{base}/web", {"status": {"abort": True}})
     assert "abort" not in admin.get(f"{base}/web").get("status", {})
@@ -68,16 +84,29 @@ def test_rollout_status_is_a_strict_subresource(control_plane: ControlPlane, nam
     assert err.value.status == 422
 
 
-def test_analysisrun_has_no_status_subresource_and_requires_phase(control_plane: ControlPlane,
-                                                                  namespace: str) -> None:
+def test_analysisrun_has_no_status_subresource_and_requires_phase(control_plane: ControlPlane, namespace: str) -> None:
     admin = control_plane.admin
     base = f"/apis/argoproj.io/v1alpha1/namespaces/{namespace}/analysisruns"
     with pytest.raises(ApiError) as err:
-        admin.create(base, {"apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisRun",
-                            "metadata": {"name": "no-metrics"}, "spec": {}})
+        admin.create(
+            base,
+            {
+                "apiVersion": "argoproj.io/v1alpha1",
+                "kind": "AnalysisRun",
+                "metadata": {"name": "no-metrics"},
+                "spec": {},
+            },
+        )
     assert err.value.status == 422
-    run = admin.create(base, {"apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisRun", "metadata": {"name": "ar"},
-                              "spec": {"metrics": [{"name": "m", "provider": {"web": {"url": "http://x"}}}]}})
+    run = admin.create(
+        base,
+        {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "AnalysisRun",
+            "metadata": {"name": "ar"},
+            "spec": {"metrics": [{"name": "m", "provider": {"web": {"url": "http://x"}}}]},
+        },
+    )
     with pytest.raises(ApiError) as err:
         admin.patch(f"{base}/ar", {"status": {"message": "no phase"}})
     assert err.value.status == 422
@@ -101,6 +130,7 @@ def test_teardown_leaves_no_process_or_port_behind() -> None:
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             import os
+
             os.kill(pid, 0)
     for port in ports:  # nothing listens any more
         with socket.socket() as s, pytest.raises(ConnectionRefusedError):

@@ -11,7 +11,6 @@ import yaml
 
 from selfheal.testing.controlplane import ControlPlane
 from selfheal.testing.rest import ApiError
-
 from tests.policy_cases import BAD_POLICIES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,23 +37,37 @@ def test_every_example_is_accepted_by_the_apiserver(control_plane: ControlPlane,
 @pytest.mark.parametrize("case", BAD_POLICIES, ids=lambda c: c[0])
 def test_bad_policies_are_refused_naming_the_field(control_plane: ControlPlane, namespace: str, case) -> None:
     spec, field = case[1], case[2]
-    body = {"apiVersion": "selfheal.dev/v1alpha1", "kind": "SelfHealingPolicy",
-            "metadata": {"name": "bad"}, "spec": spec}
+    body = {
+        "apiVersion": "selfheal.dev/v1alpha1",
+        "kind": "SelfHealingPolicy",
+        "metadata": {"name": "bad"},
+        "spec": spec,
+    }
     with pytest.raises(ApiError) as err:
         control_plane.admin.create(POLICIES.format(ns=namespace), body)
     assert err.value.status in (400, 422), err.value
     assert field in str(err.value.body), err.value.body
 
 
-def test_kubectl_apply_refuses_confidence_150_with_a_clear_message(control_plane: ControlPlane,
-                                                                  namespace: str, tmp_path: Path) -> None:
+def test_kubectl_apply_refuses_confidence_150_with_a_clear_message(
+    control_plane: ControlPlane, namespace: str, tmp_path: Path
+) -> None:
     manifest = tmp_path / "bad.yaml"
-    manifest.write_text(yaml.safe_dump({
-        "apiVersion": "selfheal.dev/v1alpha1", "kind": "SelfHealingPolicy", "metadata": {"name": "too-sure"},
-        "spec": {"decision": {"confidenceThreshold": 150}},
-    }))
-    result = subprocess.run(["kubectl", "--kubeconfig", control_plane.kubeconfig, "-n", namespace, "apply", "-f",
-                             str(manifest)], capture_output=True, text=True)
+    manifest.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "selfheal.dev/v1alpha1",
+                "kind": "SelfHealingPolicy",
+                "metadata": {"name": "too-sure"},
+                "spec": {"decision": {"confidenceThreshold": 150}},
+            }
+        )
+    )
+    result = subprocess.run(
+        ["kubectl", "--kubeconfig", control_plane.kubeconfig, "-n", namespace, "apply", "-f", str(manifest)],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode != 0
     assert "spec.decision.confidenceThreshold" in result.stderr
     assert "100" in result.stderr

@@ -15,8 +15,13 @@ SOURCE_ROOT = Path(__file__).resolve().parents[2] / "operator"
 
 def demo(*args: str, env: dict[str, str] | None = None, timeout: float = 150) -> tuple[int, str, str]:
     python_path = os.pathsep.join(p for p in (str(SOURCE_ROOT), os.environ.get("PYTHONPATH", "")) if p)
-    proc = subprocess.run([sys.executable, "-m", "selfheal.cli", "demo", *args], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "PYTHONPATH": python_path, **(env or {})})
+    proc = subprocess.run(
+        [sys.executable, "-m", "selfheal.cli", "demo", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONPATH": python_path, **(env or {})},
+    )
     return proc.returncode, proc.stdout, proc.stderr
 
 
@@ -58,8 +63,9 @@ def test_random_colours_are_promoted_without_a_ticket() -> None:
     assert "CanaryHealthy" in [e["reason"] for e in summary["events"]]
 
 
-def test_missing_control_plane_binaries_are_one_clear_line(monkeypatch: pytest.MonkeyPatch,
-                                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_control_plane_binaries_are_one_clear_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from selfheal.cli import main
     from selfheal.testing import controlplane
 

@@ -29,8 +29,11 @@ OPERATOR_RULES: list[dict[str, Any]] = [
     {"apiGroups": ["argoproj.io"], "resources": ["rollouts"], "verbs": ["get", "list", "watch", "patch"]},
     {"apiGroups": ["argoproj.io"], "resources": ["rollouts/status"], "verbs": ["get", "patch"]},
     {"apiGroups": ["argoproj.io"], "resources": ["analysisruns"], "verbs": ["get", "list", "watch", "patch"]},
-    {"apiGroups": ["argoproj.io"], "resources": ["analysistemplates", "clusteranalysistemplates"],
-     "verbs": ["get", "list", "watch"]},
+    {
+        "apiGroups": ["argoproj.io"],
+        "resources": ["analysistemplates", "clusteranalysistemplates"],
+        "verbs": ["get", "list", "watch"],
+    },
     {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["get", "list", "watch"]},
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
     {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
@@ -73,95 +76,201 @@ async def kube(control_plane: ControlPlane) -> AsyncIterator[KubeAdapter]:
 def create_rollout(cp: ControlPlane, ns: str, name: str = "web", status: dict[str, Any] | None = None) -> dict:
     admin = cp.admin
     base = ARGO.format(ns=ns) + "/rollouts"
-    ro = admin.create(base, {
-        "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
-        "metadata": {"name": name, "annotations": {"rollout.argoproj.io/revision": "2"}},
-        "spec": {
-            "replicas": 4,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {"metadata": {"labels": {"app": name}},
-                         "spec": {"containers": [{"name": "app", "image": "demo:v2"},
-                                                 {"name": "proxy", "image": "envoy:1"}]}},
-            "strategy": {"canary": {"steps": [{"setWeight": 25}, {"pause": {}}, {"setWeight": 50}]}},
+    ro = admin.create(
+        base,
+        {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Rollout",
+            "metadata": {"name": name, "annotations": {"rollout.argoproj.io/revision": "2"}},
+            "spec": {
+                "replicas": 4,
+                "selector": {"matchLabels": {"app": name}},
+                "template": {
+                    "metadata": {"labels": {"app": name}},
+                    "spec": {
+                        "containers": [{"name": "app", "image": "demo:v2"}, {"name": "proxy", "image": "envoy:1"}]
+                    },
+                },
+                "strategy": {"canary": {"steps": [{"setWeight": 25}, {"pause": {}}, {"setWeight": 50}]}},
+            },
         },
-    })
-    full_status = {"observedGeneration": str(ro["metadata"]["generation"]), "currentPodHash": NEW,
-                   "stableRS": OLD, "currentStepIndex": 1, "controllerPause": True, "phase": "Paused",
-                   "message": "CanaryPauseStep",
-                   "pauseConditions": [{"reason": "CanaryPauseStep", "startTime": "2026-01-01T00:00:00Z"}],
-                   **(status or {})}
+    )
+    full_status = {
+        "observedGeneration": str(ro["metadata"]["generation"]),
+        "currentPodHash": NEW,
+        "stableRS": OLD,
+        "currentStepIndex": 1,
+        "controllerPause": True,
+        "phase": "Paused",
+        "message": "CanaryPauseStep",
+        "pauseConditions": [{"reason": "CanaryPauseStep", "startTime": "2026-01-01T00:00:00Z"}],
+        **(status or {}),
+    }
     return admin.patch(f"{base}/{name}/status", {"status": full_status})
 
 
 def create_replicaset(cp: ControlPlane, ns: str, ro: dict, pod_hash: str) -> dict:
     name = ro["metadata"]["name"]
     labels = {"app": name, "rollouts-pod-template-hash": pod_hash}
-    return cp.admin.create(f"/apis/apps/v1/namespaces/{ns}/replicasets", {
-        "apiVersion": "apps/v1", "kind": "ReplicaSet",
-        "metadata": {"name": f"{name}-{pod_hash}", "labels": labels,
-                     "ownerReferences": [{"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": name,
-                                          "uid": ro["metadata"]["uid"], "controller": True}]},
-        "spec": {"replicas": 0, "selector": {"matchLabels": labels},
-                 "template": {"metadata": {"labels": labels},
-                              "spec": {"containers": [{"name": "app", "image": "demo"}]}}},
-    })
+    return cp.admin.create(
+        f"/apis/apps/v1/namespaces/{ns}/replicasets",
+        {
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
+            "metadata": {
+                "name": f"{name}-{pod_hash}",
+                "labels": labels,
+                "ownerReferences": [
+                    {
+                        "apiVersion": "argoproj.io/v1alpha1",
+                        "kind": "Rollout",
+                        "name": name,
+                        "uid": ro["metadata"]["uid"],
+                        "controller": True,
+                    }
+                ],
+            },
+            "spec": {
+                "replicas": 0,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {"containers": [{"name": "app", "image": "demo"}]},
+                },
+            },
+        },
+    )
 
 
-def create_pod(cp: ControlPlane, ns: str, name: str, pod_hash: str, *, app: str = "web", restarts: int = 0,
-               ready: bool = True, waiting: str = "", last_terminated: str = "") -> dict:
+def create_pod(
+    cp: ControlPlane,
+    ns: str,
+    name: str,
+    pod_hash: str,
+    *,
+    app: str = "web",
+    restarts: int = 0,
+    ready: bool = True,
+    waiting: str = "",
+    last_terminated: str = "",
+) -> dict:
     admin = cp.admin
-    admin.create(f"/api/v1/namespaces/{ns}/pods", {
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "labels": {"app": app, "rollouts-pod-template-hash": pod_hash}},
-        "spec": {"nodeName": NODE_NAME, "containers": [{"name": "app", "image": "demo:v2"},
-                                                       {"name": "proxy", "image": "envoy:1"}]},
-    })
-    app_status: dict[str, Any] = {"name": "app", "image": "demo:v2", "imageID": "", "ready": ready,
-                                  "restartCount": restarts,
-                                  "state": {"waiting": {"reason": waiting}} if waiting else
-                                  {"running": {"startedAt": "2026-01-01T00:00:00Z"}}}
+    admin.create(
+        f"/api/v1/namespaces/{ns}/pods",
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "labels": {"app": app, "rollouts-pod-template-hash": pod_hash}},
+            "spec": {
+                "nodeName": NODE_NAME,
+                "containers": [{"name": "app", "image": "demo:v2"}, {"name": "proxy", "image": "envoy:1"}],
+            },
+        },
+    )
+    app_status: dict[str, Any] = {
+        "name": "app",
+        "image": "demo:v2",
+        "imageID": "",
+        "ready": ready,
+        "restartCount": restarts,
+        "state": {"waiting": {"reason": waiting}} if waiting else {"running": {"startedAt": "2026-01-01T00:00:00Z"}},
+    }
     if last_terminated:
-        app_status["lastState"] = {"terminated": {"reason": last_terminated, "exitCode": 137,
-                                                  "startedAt": "2026-01-01T00:00:00Z",
-                                                  "finishedAt": "2026-01-01T00:01:00Z"}}
-    proxy_status = {"name": "proxy", "image": "envoy:1", "imageID": "", "ready": True, "restartCount": 0,
-                    "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}}
-    return admin.patch(f"/api/v1/namespaces/{ns}/pods/{name}/status", {"status": {
-        "phase": "Running",
-        "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
-        "containerStatuses": [app_status, proxy_status],
-    }})
+        app_status["lastState"] = {
+            "terminated": {
+                "reason": last_terminated,
+                "exitCode": 137,
+                "startedAt": "2026-01-01T00:00:00Z",
+                "finishedAt": "2026-01-01T00:01:00Z",
+            }
+        }
+    proxy_status = {
+        "name": "proxy",
+        "image": "envoy:1",
+        "imageID": "",
+        "ready": True,
+        "restartCount": 0,
+        "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}},
+    }
+    return admin.patch(
+        f"/api/v1/namespaces/{ns}/pods/{name}/status",
+        {
+            "status": {
+                "phase": "Running",
+                "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+                "containerStatuses": [app_status, proxy_status],
+            }
+        },
+    )
 
 
-def create_event(cp: ControlPlane, ns: str, obj_name: str, kind: str, reason: str, message: str,
-                 type_: str = "Warning") -> None:
-    cp.admin.create(f"/api/v1/namespaces/{ns}/events", {
-        "apiVersion": "v1", "kind": "Event",
-        "metadata": {"name": f"{obj_name}.{reason.lower()}"},
-        "involvedObject": {"kind": kind, "name": obj_name, "namespace": ns},
-        "reason": reason, "message": message, "type": type_, "count": 3,
-        "source": {"component": "kubelet"},
-        "firstTimestamp": "2026-01-01T00:00:00Z", "lastTimestamp": "2026-01-01T00:01:00Z",
-    })
+def create_event(
+    cp: ControlPlane, ns: str, obj_name: str, kind: str, reason: str, message: str, type_: str = "Warning"
+) -> None:
+    cp.admin.create(
+        f"/api/v1/namespaces/{ns}/events",
+        {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"{obj_name}.{reason.lower()}"},
+            "involvedObject": {"kind": kind, "name": obj_name, "namespace": ns},
+            "reason": reason,
+            "message": message,
+            "type": type_,
+            "count": 3,
+            "source": {"component": "kubelet"},
+            "firstTimestamp": "2026-01-01T00:00:00Z",
+            "lastTimestamp": "2026-01-01T00:01:00Z",
+        },
+    )
 
 
 def create_failed_run(cp: ControlPlane, ns: str, ro: dict, pod_hash: str, name: str) -> dict:
     base = ARGO.format(ns=ns) + "/analysisruns"
-    cp.admin.create(base, {
-        "apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisRun",
-        "metadata": {"name": name, "labels": {"rollouts-pod-template-hash": pod_hash, "rollout-type": "Background",
-                                              "app": ro["metadata"]["name"]},
-                     "ownerReferences": [{"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
-                                          "name": ro["metadata"]["name"], "uid": ro["metadata"]["uid"],
-                                          "controller": True, "blockOwnerDeletion": True}]},
-        "spec": {"metrics": [{"name": "error-rate", "provider": {"web": {"url": "http://x"}}}]},
-    })
-    return cp.admin.patch(f"{base}/{name}", {"status": {
-        "phase": "Failed", "message": 'Metric "error-rate" assessed Failed due to failed (2) > failureLimit (1)',
-        "metricResults": [{"name": "error-rate", "phase": "Failed", "count": 2, "failed": 2,
-                           "measurements": [{"phase": "Failed", "value": "0.31"},
-                                            {"phase": "Failed", "value": "0.42"}]}],
-    }})
+    cp.admin.create(
+        base,
+        {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "AnalysisRun",
+            "metadata": {
+                "name": name,
+                "labels": {
+                    "rollouts-pod-template-hash": pod_hash,
+                    "rollout-type": "Background",
+                    "app": ro["metadata"]["name"],
+                },
+                "ownerReferences": [
+                    {
+                        "apiVersion": "argoproj.io/v1alpha1",
+                        "kind": "Rollout",
+                        "name": ro["metadata"]["name"],
+                        "uid": ro["metadata"]["uid"],
+                        "controller": True,
+                        "blockOwnerDeletion": True,
+                    }
+                ],
+            },
+            "spec": {"metrics": [{"name": "error-rate", "provider": {"web": {"url": "http://x"}}}]},
+        },
+    )
+    return cp.admin.patch(
+        f"{base}/{name}",
+        {
+            "status": {
+                "phase": "Failed",
+                "message": 'Metric "error-rate" assessed Failed due to failed (2) > failureLimit (1)',
+                "metricResults": [
+                    {
+                        "name": "error-rate",
+                        "phase": "Failed",
+                        "count": 2,
+                        "failed": 2,
+                        "measurements": [{"phase": "Failed", "value": "0.31"}, {"phase": "Failed", "value": "0.42"}],
+                    }
+                ],
+            }
+        },
+    )
 
 
 def scenario(cp: ControlPlane, kubelet: TestKubelet, ns: str) -> dict:
@@ -170,8 +279,9 @@ def scenario(cp: ControlPlane, kubelet: TestKubelet, ns: str) -> dict:
     create_replicaset(cp, ns, ro, NEW)
     create_replicaset(cp, ns, ro, OLD)
     create_pod(cp, ns, "web-new-a", NEW)
-    create_pod(cp, ns, "web-new-b", NEW, restarts=4, ready=False, waiting="CrashLoopBackOff",
-               last_terminated="OOMKilled")
+    create_pod(
+        cp, ns, "web-new-b", NEW, restarts=4, ready=False, waiting="CrashLoopBackOff", last_terminated="OOMKilled"
+    )
     create_pod(cp, ns, "web-new-c", NEW)
     create_pod(cp, ns, "web-new-d", NEW, restarts=1, last_terminated="Error")
     for stable in ("web-old-a", "web-old-b", "web-old-c"):
@@ -199,8 +309,9 @@ def scenario(cp: ControlPlane, kubelet: TestKubelet, ns: str) -> dict:
 # --- logs ------------------------------------------------------------------------------------------------
 
 
-async def test_log_bounds_are_honoured(control_plane: ControlPlane, kubelet: TestKubelet, namespace: str,
-                                       kube: KubeAdapter) -> None:
+async def test_log_bounds_are_honoured(
+    control_plane: ControlPlane, kubelet: TestKubelet, namespace: str, kube: KubeAdapter
+) -> None:
     create_pod(control_plane, namespace, "web-1", NEW)
     old = datetime.now(UTC) - timedelta(hours=2)
     kubelet.append(namespace, "web-1", "app", "ancient line", at=old)
@@ -229,8 +340,9 @@ async def test_log_bounds_are_honoured(control_plane: ControlPlane, kubelet: Tes
 # --- gathering --------------------------------------------------------------------------------------------
 
 
-async def test_gather_prefers_troubled_pods_and_stays_bounded(control_plane: ControlPlane, kubelet: TestKubelet,
-                                                              namespace: str, kube: KubeAdapter) -> None:
+async def test_gather_prefers_troubled_pods_and_stays_bounded(
+    control_plane: ControlPlane, kubelet: TestKubelet, namespace: str, kube: KubeAdapter
+) -> None:
     scenario(control_plane, kubelet, namespace)
     ro = await kube.get_rollout(namespace, "web")
     assert ro is not None and ro.status.current_pod_hash == NEW
@@ -242,7 +354,7 @@ async def test_gather_prefers_troubled_pods_and_stays_bounded(control_plane: Con
 
     canary = {p.name: p for p in evidence.side(Side.CANARY)}
     stable = {p.name: p for p in evidence.side(Side.STABLE)}
-    assert set(canary) == {"web-new-b", "web-new-d"}      # the restarted/unready ones
+    assert set(canary) == {"web-new-b", "web-new-d"}  # the restarted/unready ones
     assert len(stable) == 2 and set(stable) <= {"web-old-a", "web-old-b", "web-old-c"}
     assert (evidence.canary_hash, evidence.stable_hash, evidence.revision) == (NEW, OLD, "2")
     assert evidence.step == "step 2/3 (pause)"
@@ -253,12 +365,16 @@ async def test_gather_prefers_troubled_pods_and_stays_bounded(control_plane: Con
     b = canary["web-new-b"]
     app = next(c for c in b.containers if c.name == "app")
     assert (app.restart_count, app.waiting_reason, app.last_terminated_reason, app.last_exit_code) == (
-        4, "CrashLoopBackOff", "OOMKilled", 137)
+        4,
+        "CrashLoopBackOff",
+        "OOMKilled",
+        137,
+    )
     assert not b.ready and b.restarts == 4
     logs = {(log.container, log.previous): log for log in b.logs}
-    assert set(logs) == {("app", False), ("app", True), ("proxy", False)}   # previous only where restarted
+    assert set(logs) == {("app", False), ("app", True), ("proxy", False)}  # previous only where restarted
     assert logs[("app", True)].text.endswith("panic: assignment to entry in nil map\n")
-    assert logs[("app", True)].truncated                                 # 21 lines, tail of 10
+    assert logs[("app", True)].truncated  # 21 lines, tail of 10
     assert logs[("app", True)].text.count("\n") == 10
     assert logs[("app", False)].text == "starting\n"
     assert all(len(log.logs) == 2 for log in stable.values())
@@ -276,25 +392,28 @@ async def test_gather_prefers_troubled_pods_and_stays_bounded(control_plane: Con
     assert (backoff.type, backoff.count) == ("Warning", 3)
 
     assert [(m.analysis_run, m.name, m.values) for m in evidence.failed_metrics] == [
-        (f"web-{NEW}-2", "error-rate", ["0.31", "0.42"])]
+        (f"web-{NEW}-2", "error-rate", ["0.31", "0.42"])
+    ]
     assert "failureLimit" in evidence.analysis_message
 
 
-async def test_gather_without_since_and_previous(control_plane: ControlPlane, kubelet: TestKubelet,
-                                                 namespace: str, kube: KubeAdapter) -> None:
+async def test_gather_without_since_and_previous(
+    control_plane: ControlPlane, kubelet: TestKubelet, namespace: str, kube: KubeAdapter
+) -> None:
     scenario(control_plane, kubelet, namespace)
     ro = await kube.get_rollout(namespace, "web")
     before = len(kubelet.requests)
     bounds = LogBounds(pods_per_side=1, since_canary_start=False, previous_container=False, containers=["app"])
     evidence = await gather_evidence(kube, ro, bounds, trigger="log-watch", now=datetime.now(UTC))
-    assert [p.name for p in evidence.side(Side.CANARY)] == ["web-new-b"]     # most restarts first
+    assert [p.name for p in evidence.side(Side.CANARY)] == ["web-new-b"]  # most restarts first
     assert all([(log.container, log.previous) for log in p.logs] == [("app", False)] for p in evidence.pods)
     requests = [r for r in kubelet.requests[before:] if f"/{namespace}/" in r]
     assert len(requests) == 2 and not any("sinceSeconds" in r or "previous=true" in r for r in requests)
 
 
-async def test_analysis_runs_are_found_by_controller_owner(control_plane: ControlPlane, kubelet: TestKubelet,
-                                                           namespace: str, kube: KubeAdapter) -> None:
+async def test_analysis_runs_are_found_by_controller_owner(
+    control_plane: ControlPlane, kubelet: TestKubelet, namespace: str, kube: KubeAdapter
+) -> None:
     ro = scenario(control_plane, kubelet, namespace)
     other = create_rollout(control_plane, namespace, "api")
     create_failed_run(control_plane, namespace, other, NEW, "api-run")
@@ -312,8 +431,9 @@ async def test_analysis_runs_are_found_by_controller_owner(control_plane: Contro
 # --- patches ---------------------------------------------------------------------------------------------
 
 
-async def test_abort_patch_lands_on_the_status_subresource(control_plane: ControlPlane, namespace: str,
-                                                           kube: KubeAdapter) -> None:
+async def test_abort_patch_lands_on_the_status_subresource(
+    control_plane: ControlPlane, namespace: str, kube: KubeAdapter
+) -> None:
     create_rollout(control_plane, namespace, "web")
     create_rollout(control_plane, namespace, "api")
     # the same body sent to the main resource is dropped by the apiserver
@@ -325,15 +445,20 @@ async def test_abort_patch_lands_on_the_status_subresource(control_plane: Contro
     assert updated["status"]["abort"] is True
     web = await kube.get_rollout(namespace, "web")
     assert web is not None and web.status.abort is True
-    assert web.status.current_pod_hash == NEW    # a merge patch: the rest of status untouched
+    assert web.status.current_pod_hash == NEW  # a merge patch: the rest of status untouched
 
 
-async def test_promote_patches_are_merge_patches(control_plane: ControlPlane, namespace: str,
-                                                 kube: KubeAdapter) -> None:
+async def test_promote_patches_are_merge_patches(
+    control_plane: ControlPlane, namespace: str, kube: KubeAdapter
+) -> None:
     """``null`` deletes a field only under JSON merge patch; a CRD refuses strategic merge outright."""
     # Left to itself the generated client would label a dict body as a JSON Patch (its first choice).
-    assert kube.api_client.select_header_content_type(
-        ["application/json-patch+json", MERGE_PATCH, "application/apply-patch+yaml"], "PATCH", {}) != MERGE_PATCH
+    assert (
+        kube.api_client.select_header_content_type(
+            ["application/json-patch+json", MERGE_PATCH, "application/apply-patch+yaml"], "PATCH", {}
+        )
+        != MERGE_PATCH
+    )
     create_rollout(control_plane, namespace, "web")
     await kube.patch_rollout(namespace, "web", PAUSE_SPEC_PATCH)
     ro = await kube.get_rollout(namespace, "web")
@@ -358,12 +483,15 @@ async def test_patch_errors_are_translated(control_plane: ControlPlane, namespac
         await kube.patch_rollout_status(namespace, "missing", ABORT_STATUS_PATCH)
 
 
-@pytest.mark.parametrize(("status", "headers", "error", "delay"), [
-    (429, {"Retry-After": "7"}, RateLimitedError, 7.0),
-    (503, {}, TransientError, 10.0),
-    (504, {"Retry-After": "2"}, TransientError, 2.0),
-    (500, {}, TransientError, 10.0),
-])
+@pytest.mark.parametrize(
+    ("status", "headers", "error", "delay"),
+    [
+        (429, {"Retry-After": "7"}, RateLimitedError, 7.0),
+        (503, {}, TransientError, 10.0),
+        (504, {"Retry-After": "2"}, TransientError, 2.0),
+        (500, {}, TransientError, 10.0),
+    ],
+)
 def test_retryable_statuses_carry_a_delay(status: int, headers: dict[str, str], error: type, delay: float) -> None:
     translated = translate(status, "busy", verb="get", resource="pods", target="ns/p", headers=headers)
     assert type(translated) is error and translated.delay == delay
@@ -392,14 +520,13 @@ async def test_unreachable_apiserver_is_transient(control_plane: ControlPlane) -
 
 async def test_create_event_on_a_rollout(control_plane: ControlPlane, namespace: str, kube: KubeAdapter) -> None:
     ro = create_rollout(control_plane, namespace, "web")
-    first = await kube.create_event(ro, reason="CanaryAborted", message="aborted: panic in canary",
-                                    type="Warning")
-    again = await kube.create_event(ro, reason="CanaryAborted", message="aborted: panic in canary",
-                                    type="Warning")
+    first = await kube.create_event(ro, reason="CanaryAborted", message="aborted: panic in canary", type="Warning")
+    again = await kube.create_event(ro, reason="CanaryAborted", message="aborted: panic in canary", type="Warning")
     assert first["metadata"]["name"] == again["metadata"]["name"]
     assert first["metadata"]["name"].startswith("web.")
-    events = control_plane.admin.items(f"/api/v1/namespaces/{namespace}/events",
-                                       fieldSelector="involvedObject.name=web")
+    events = control_plane.admin.items(
+        f"/api/v1/namespaces/{namespace}/events", fieldSelector="involvedObject.name=web"
+    )
     assert len(events) == 1
     event = events[0]
     assert (event["source"]["component"], event["reason"], event["type"]) == ("selfheal", "CanaryAborted", "Warning")
@@ -412,8 +539,9 @@ async def test_create_event_on_a_rollout(control_plane: ControlPlane, namespace:
 # --- RBAC ---------------------------------------------------------------------------------------------
 
 
-async def test_adapter_works_with_the_recommended_rbac(control_plane: ControlPlane, kubelet: TestKubelet,
-                                                       namespace: str) -> None:
+async def test_adapter_works_with_the_recommended_rbac(
+    control_plane: ControlPlane, kubelet: TestKubelet, namespace: str
+) -> None:
     ro_obj = scenario(control_plane, kubelet, namespace)
     kubeconfig = control_plane.service_account(namespace, "selfheal", rules=OPERATOR_RULES)
     async with adapter(kubeconfig) as kube:
@@ -437,8 +565,9 @@ async def test_adapter_works_with_the_recommended_rbac(control_plane: ControlPla
         assert ro.status.abort and ro.paused
 
 
-async def test_missing_pods_log_permission_is_a_config_error(control_plane: ControlPlane, kubelet: TestKubelet,
-                                                             namespace: str) -> None:
+async def test_missing_pods_log_permission_is_a_config_error(
+    control_plane: ControlPlane, kubelet: TestKubelet, namespace: str
+) -> None:
     scenario(control_plane, kubelet, namespace)
     rules = [r for r in OPERATOR_RULES if r["resources"] != ["pods/log"]]
     kubeconfig = control_plane.service_account(namespace, "nolog", rules=rules)
@@ -451,8 +580,7 @@ async def test_missing_pods_log_permission_is_a_config_error(control_plane: Cont
             await gather_evidence(kube, ro, LogBounds(), trigger="t", now=datetime.now(UTC))
 
 
-async def test_missing_status_permission_names_rollouts_status(control_plane: ControlPlane,
-                                                               namespace: str) -> None:
+async def test_missing_status_permission_names_rollouts_status(control_plane: ControlPlane, namespace: str) -> None:
     create_rollout(control_plane, namespace, "web")
     rules = [r for r in OPERATOR_RULES if r["resources"] != ["rollouts/status"]]
     kubeconfig = control_plane.service_account(namespace, "nostatus", rules=rules)
@@ -465,10 +593,15 @@ async def test_missing_status_permission_names_rollouts_status(control_plane: Co
 
 
 async def test_secret_keys(control_plane: ControlPlane, namespace: str, kube: KubeAdapter) -> None:
-    control_plane.admin.create(f"/api/v1/namespaces/{namespace}/secrets", {
-        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "llm"},
-        "data": {"api-key": base64.b64encode(b"sk-test\n").decode()},
-    })
+    control_plane.admin.create(
+        f"/api/v1/namespaces/{namespace}/secrets",
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "llm"},
+            "data": {"api-key": base64.b64encode(b"sk-test\n").decode()},
+        },
+    )
     assert await kube.read_secret_key(namespace, "llm", "api-key") == "sk-test"
     with pytest.raises(ConfigError) as err:
         await kube.read_secret_key(namespace, "openai", "api-key")
@@ -490,11 +623,21 @@ async def test_secret_without_permission_is_a_config_error(control_plane: Contro
 
 def ticket_body(name: str, rollout: str) -> dict[str, Any]:
     return {
-        "apiVersion": "selfheal.dev/v1alpha1", "kind": "RemediationTicket",
+        "apiVersion": "selfheal.dev/v1alpha1",
+        "kind": "RemediationTicket",
         "metadata": {"name": name},
-        "spec": {"rollout": rollout, "policy": "default", "podTemplateHash": NEW, "fingerprint": "abc123",
-                 "verdict": {"verdict": "unhealthy", "confidence": 90, "analyzer": "statistical",
-                             "summary": "panic in canary"}},
+        "spec": {
+            "rollout": rollout,
+            "policy": "default",
+            "podTemplateHash": NEW,
+            "fingerprint": "abc123",
+            "verdict": {
+                "verdict": "unhealthy",
+                "confidence": 90,
+                "analyzer": "statistical",
+                "summary": "panic in canary",
+            },
+        },
     }
 
 
@@ -513,8 +656,15 @@ async def test_tickets_and_policies(control_plane: ControlPlane, namespace: str,
     assert [t["metadata"]["name"] for t in await kube.list_tickets(namespace, rollout="api")] == [f"api-{NEW}"]
     assert await kube.list_policies(namespace) == []
     with pytest.raises(PermanentError):
-        await kube.create_ticket(namespace, {"apiVersion": "selfheal.dev/v1alpha1", "kind": "RemediationTicket",
-                                             "metadata": {"name": "bad"}, "spec": {}})
+        await kube.create_ticket(
+            namespace,
+            {
+                "apiVersion": "selfheal.dev/v1alpha1",
+                "kind": "RemediationTicket",
+                "metadata": {"name": "bad"},
+                "spec": {},
+            },
+        )
 
 
 def test_rollout_read_model_matches_what_the_apiserver_returns(control_plane: ControlPlane, namespace: str) -> None:

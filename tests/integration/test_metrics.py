@@ -25,7 +25,7 @@ from tests.integration.test_selfheal_scenarios import (
     wait_event,
 )
 
-SAMPLE = re.compile(r'^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?P<labels>.*)\})? (?P<value>\S+)$')
+SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?P<labels>.*)\})? (?P<value>\S+)$")
 LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:\\.|[^"\\])*)"')
 
 
@@ -50,15 +50,17 @@ def total(text: str, name: str, **labels: str) -> float:
 
 
 @pytest.fixture
-def metrics_operator(request: pytest.FixtureRequest, control_plane: ControlPlane, kubelet,
-                     namespace: str) -> Iterator[tuple[OperatorProcess, int]]:
+def metrics_operator(
+    request: pytest.FixtureRequest, control_plane: ControlPlane, kubelet, namespace: str
+) -> Iterator[tuple[OperatorProcess, int]]:
     """Our own operator, watching only the test's namespace and serving metrics; the shared all-namespaces
     operator is paused meanwhile, so that every analysis and ticket of this namespace is ours."""
     shared: OperatorProcess = request.getfixturevalue("operator")
     shared.stop()
     port = free_port()
-    proc = OperatorProcess.with_chart_rbac(control_plane, namespaces=[namespace], env=FAST_OPERATOR,
-                                           extra_args=["--metrics-port", str(port)])
+    proc = OperatorProcess.with_chart_rbac(
+        control_plane, namespaces=[namespace], env=FAST_OPERATOR, extra_args=["--metrics-port", str(port)]
+    )
     try:
         with proc:
             proc.wait_for_output(f"serving metrics on http://0.0.0.0:{port}/metrics", timeout=60)
@@ -68,8 +70,9 @@ def metrics_operator(request: pytest.FixtureRequest, control_plane: ControlPlane
         shared.start()
 
 
-def test_panic_canary_shows_in_the_metrics(control_plane: ControlPlane, metrics_operator: tuple[OperatorProcess, int],
-                                           argo: ArgoSimulator, namespace: str) -> None:
+def test_panic_canary_shows_in_the_metrics(
+    control_plane: ControlPlane, metrics_operator: tuple[OperatorProcess, int], argo: ArgoSimulator, namespace: str
+) -> None:
     _, port = metrics_operator
     content_type, before = scrape(port)
     assert content_type.startswith("text/plain; version=0.0.4")
@@ -88,8 +91,17 @@ def test_panic_canary_shows_in_the_metrics(control_plane: ControlPlane, metrics_
     # Each counter is bumped before its Event is posted: Events listed first, a scrape after sees them all.
     unhealthy = selfheal_events(control_plane, namespace, "CanaryUnhealthy")
     _, text = scrape(port)
-    assert total(text, "selfheal_analyses_total", namespace=namespace, policy="heal", verdict="unhealthy",
-                 analyzer="statistical") >= 1
+    assert (
+        total(
+            text,
+            "selfheal_analyses_total",
+            namespace=namespace,
+            policy="heal",
+            verdict="unhealthy",
+            analyzer="statistical",
+        )
+        >= 1
+    )
     assert total(text, "selfheal_tickets_opened_total", namespace=namespace) == 1
     assert total(text, "selfheal_analyzer_unavailable_total", namespace=namespace) == 0  # no LLM configured
 

@@ -72,8 +72,7 @@ def repo(gh: GitHubStandIn, namespace: str) -> str:
 
 @contextmanager
 def operator_process(kubeconfig: str, namespace: str, **env: str) -> Iterator[OperatorProcess]:
-    proc = OperatorProcess(kubeconfig, namespaces=[namespace],
-                           env={"SELFHEAL_TICKET_POLL_SECONDS": "1", **env})
+    proc = OperatorProcess(kubeconfig, namespaces=[namespace], env={"SELFHEAL_TICKET_POLL_SECONDS": "1", **env})
     try:
         with proc:
             yield proc
@@ -90,23 +89,39 @@ def setup_world(cp: ControlPlane, gh: GitHubStandIn, ns: str, repo: str, **githu
     spec = {
         "selector": {"matchLabels": {"app": "web"}},
         "analysis": {"redaction": {"patterns": [{"name": "acme-id", "regex": "ACME-[0-9]+"}]}},
-        "remediation": {"github": {
-            "repository": repo, "apiURL": gh.api_url, "tokenSecretRef": {"name": "gh"},
-            "labels": ["selfheal", "bug"], "commentIntervalMinutes": 1,
-            "agent": {"type": "copilot", "baseBranch": "main", "customInstructions": "Keep the change small."},
-            **github,
-        }},
+        "remediation": {
+            "github": {
+                "repository": repo,
+                "apiURL": gh.api_url,
+                "tokenSecretRef": {"name": "gh"},
+                "labels": ["selfheal", "bug"],
+                "commentIntervalMinutes": 1,
+                "agent": {"type": "copilot", "baseBranch": "main", "customInstructions": "Keep the change small."},
+                **github,
+            }
+        },
     }
-    cp.admin.create(POLICIES.format(ns=ns), {"apiVersion": "selfheal.dev/v1alpha1", "kind": "SelfHealingPolicy",
-                                             "metadata": {"name": "web"}, "spec": spec})
-    ro = cp.admin.create(ARGO.format(ns=ns), {
-        "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
-        "metadata": {"name": "web", "labels": {"app": "web"}, "annotations": {"rollout.argoproj.io/revision": "3"}},
-        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
-                 "template": {"metadata": {"labels": {"app": "web"}},
-                              "spec": {"containers": [{"name": "app", "image": "ghcr.io/acme/web:bad"}]}},
-                 "strategy": {"canary": {"steps": [{"setWeight": 20}, {"pause": {}}]}}},
-    })
+    cp.admin.create(
+        POLICIES.format(ns=ns),
+        {"apiVersion": "selfheal.dev/v1alpha1", "kind": "SelfHealingPolicy", "metadata": {"name": "web"}, "spec": spec},
+    )
+    ro = cp.admin.create(
+        ARGO.format(ns=ns),
+        {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Rollout",
+            "metadata": {"name": "web", "labels": {"app": "web"}, "annotations": {"rollout.argoproj.io/revision": "3"}},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "app", "image": "ghcr.io/acme/web:bad"}]},
+                },
+                "strategy": {"canary": {"steps": [{"setWeight": 20}, {"pause": {}}]}},
+            },
+        },
+    )
     replicaset(cp, ns, ro, STABLE, "2", "ghcr.io/acme/web:good")
     replicaset(cp, ns, ro, FAILING, "3", "ghcr.io/acme/web:bad")
     rollout_status(cp, ns, ro, current=FAILING, stable=STABLE, phase="Degraded", abort=True)
@@ -115,49 +130,112 @@ def setup_world(cp: ControlPlane, gh: GitHubStandIn, ns: str, repo: str, **githu
 
 def replicaset(cp: ControlPlane, ns: str, ro: dict[str, Any], pod_hash: str, revision: str, image: str) -> None:
     labels = {"app": "web", "rollouts-pod-template-hash": pod_hash}
-    cp.admin.create(f"/apis/apps/v1/namespaces/{ns}/replicasets", {
-        "apiVersion": "apps/v1", "kind": "ReplicaSet",
-        "metadata": {"name": f"web-{pod_hash}", "labels": labels,
-                     "annotations": {"rollout.argoproj.io/revision": revision},
-                     "ownerReferences": [{"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": "web",
-                                          "uid": ro["metadata"]["uid"], "controller": True}]},
-        "spec": {"replicas": 0, "selector": {"matchLabels": labels},
-                 "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "app", "image": image}]}}},
-    })
+    cp.admin.create(
+        f"/apis/apps/v1/namespaces/{ns}/replicasets",
+        {
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
+            "metadata": {
+                "name": f"web-{pod_hash}",
+                "labels": labels,
+                "annotations": {"rollout.argoproj.io/revision": revision},
+                "ownerReferences": [
+                    {
+                        "apiVersion": "argoproj.io/v1alpha1",
+                        "kind": "Rollout",
+                        "name": "web",
+                        "uid": ro["metadata"]["uid"],
+                        "controller": True,
+                    }
+                ],
+            },
+            "spec": {
+                "replicas": 0,
+                "selector": {"matchLabels": labels},
+                "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "app", "image": image}]}},
+            },
+        },
+    )
 
 
-def rollout_status(cp: ControlPlane, ns: str, ro: dict[str, Any], *, current: str, stable: str, phase: str,
-                   abort: bool = False) -> None:
+def rollout_status(
+    cp: ControlPlane, ns: str, ro: dict[str, Any], *, current: str, stable: str, phase: str, abort: bool = False
+) -> None:
     """What the Argo controller would write: the Rollout moving on (a merge patch on /status, as admin)."""
-    cp.admin.patch(f"{ARGO.format(ns=ns)}/web/status", {"status": {
-        "currentPodHash": current, "stableRS": stable, "phase": phase, "abort": abort,
-        "observedGeneration": str(ro["metadata"]["generation"])}})
+    cp.admin.patch(
+        f"{ARGO.format(ns=ns)}/web/status",
+        {
+            "status": {
+                "currentPodHash": current,
+                "stableRS": stable,
+                "phase": phase,
+                "abort": abort,
+                "observedGeneration": str(ro["metadata"]["generation"]),
+            }
+        },
+    )
 
 
-def create_ticket(cp: ControlPlane, ns: str, ro: dict[str, Any], pod_hash: str, revision: str,
-                  fingerprint: str) -> str:
+def create_ticket(cp: ControlPlane, ns: str, ro: dict[str, Any], pod_hash: str, revision: str, fingerprint: str) -> str:
     """A ticket as the pipeline writes it: deterministic name, owned by the Rollout, then its first status."""
     name = ticket_name("web", pod_hash)
     ticket = RemediationTicket(
-        metadata=ObjectMeta(name=name, owner_references=[OwnerReference(
-            api_version="argoproj.io/v1alpha1", kind="Rollout", name="web", uid=ro["metadata"]["uid"],
-            controller=True)]),
+        metadata=ObjectMeta(
+            name=name,
+            owner_references=[
+                OwnerReference(
+                    api_version="argoproj.io/v1alpha1",
+                    kind="Rollout",
+                    name="web",
+                    uid=ro["metadata"]["uid"],
+                    controller=True,
+                )
+            ],
+        ),
         spec=TicketSpec(
-            rollout="web", policy="web", pod_template_hash=pod_hash, revision=revision, fingerprint=fingerprint,
-            images=["ghcr.io/acme/web:bad"], step="step 2/2 (pause)", trigger="analysisFailed",
-            verdict=TicketVerdict(verdict="unhealthy", confidence=91, analyzer="combined",
-                                  summary=f"panics on /color; config dump shows password={LEAKED}",
-                                  root_cause="getColor writes to a nil map (see ACME-4242)"),
-            evidence=TicketEvidence(templates=[TemplateRecord(
-                id="T1", template="panic: assignment to entry in nil map", severity="error", status="new",
-                canary_count=12, examples=["panic: assignment to entry in nil map"])]),
+            rollout="web",
+            policy="web",
+            pod_template_hash=pod_hash,
+            revision=revision,
+            fingerprint=fingerprint,
+            images=["ghcr.io/acme/web:bad"],
+            step="step 2/2 (pause)",
+            trigger="analysisFailed",
+            verdict=TicketVerdict(
+                verdict="unhealthy",
+                confidence=91,
+                analyzer="combined",
+                summary=f"panics on /color; config dump shows password={LEAKED}",
+                root_cause="getColor writes to a nil map (see ACME-4242)",
+            ),
+            evidence=TicketEvidence(
+                templates=[
+                    TemplateRecord(
+                        id="T1",
+                        template="panic: assignment to entry in nil map",
+                        severity="error",
+                        status="new",
+                        canary_count=12,
+                        examples=["panic: assignment to entry in nil map"],
+                    )
+                ]
+            ),
         ),
     )
     cp.admin.create(TICKETS.format(ns=ns), ticket.to_body())
     stamp = datetime.now(UTC)
-    cp.admin.patch(f"{TICKETS.format(ns=ns)}/{name}/status",
-                   {"status": to_wire({"occurrences": 1, "firstSeen": stamp.isoformat().replace("+00:00", "Z"),
-                                       "lastSeen": stamp.isoformat().replace("+00:00", "Z")})})
+    cp.admin.patch(
+        f"{TICKETS.format(ns=ns)}/{name}/status",
+        {
+            "status": to_wire(
+                {
+                    "occurrences": 1,
+                    "firstSeen": stamp.isoformat().replace("+00:00", "Z"),
+                    "lastSeen": stamp.isoformat().replace("+00:00", "Z"),
+                }
+            )
+        },
+    )
     return name
 
 
@@ -183,10 +261,12 @@ def condition(st: dict[str, Any], type_: str) -> tuple[str, str, str]:
     return "", "", ""
 
 
-def wait_status(cp: ControlPlane, ns: str, name: str, predicate: Any, message: str,
-                timeout: float = 30) -> dict[str, Any]:
-    return cp.admin.wait_for(lambda: (st := status(cp, ns, name)) and predicate(st) and st, timeout=timeout,
-                             interval=0.2, message=message)
+def wait_status(
+    cp: ControlPlane, ns: str, name: str, predicate: Any, message: str, timeout: float = 30
+) -> dict[str, Any]:
+    return cp.admin.wait_for(
+        lambda: (st := status(cp, ns, name)) and predicate(st) and st, timeout=timeout, interval=0.2, message=message
+    )
 
 
 def wait_phase(cp: ControlPlane, ns: str, name: str, phase: str, timeout: float = 30) -> dict[str, Any]:
@@ -195,12 +275,16 @@ def wait_phase(cp: ControlPlane, ns: str, name: str, phase: str, timeout: float 
 
 def columns(cp: ControlPlane, ns: str, name: str) -> dict[str, str]:
     """``kubectl get remediationtickets`` as a user sees it."""
-    out = subprocess.run(["kubectl", "--kubeconfig", cp.kubeconfig, "-n", ns, "get", "remediationtickets", name],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["kubectl", "--kubeconfig", cp.kubeconfig, "-n", ns, "get", "remediationtickets", name],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     header, row = out.splitlines()[:2]
     names = header.split()
     starts = [header.index(f" {n}") + 1 if i else 0 for i, n in enumerate(names)]
-    ends = starts[1:] + [len(row) + 1]
+    ends = [*starts[1:], len(row) + 1]
     return {n: row[s:e].strip() for n, s, e in zip(names, starts, ends, strict=True)}
 
 
@@ -225,8 +309,9 @@ def record(cp: ControlPlane, ns: str, pod_hash: str, revision: str, fp: str) -> 
 # --- the tests -------------------------------------------------------------------------------------------
 
 
-def test_full_loop_issue_agent_pr_merge_verified(control_plane: ControlPlane, kubeconfig: str, gh: GitHubStandIn,
-                                                 namespace: str, repo: str) -> None:
+def test_full_loop_issue_agent_pr_merge_verified(
+    control_plane: ControlPlane, kubeconfig: str, gh: GitHubStandIn, namespace: str, repo: str
+) -> None:
     cp, ns = control_plane, namespace
     ro = setup_world(cp, gh, ns, repo, verification={"requireMergeSHA": True})
     fp = fingerprint()
@@ -243,8 +328,9 @@ def test_full_loop_issue_agent_pr_merge_verified(control_plane: ControlPlane, ku
         assert LEAKED not in issue["body"] and "ACME-4242" not in issue["body"] and "[REDACTED:" in issue["body"]
         assert {label["name"] for label in issue["labels"]} == {"selfheal", "bug"}
         assert [a["login"] for a in issue["assignees"]] == ["Copilot"]
-        assert gh.agent_assignments == [(repo, 1, {"target_repo": repo, "base_branch": "main",
-                                                   "custom_instructions": "Keep the change small."})]
+        assert gh.agent_assignments == [
+            (repo, 1, {"target_repo": repo, "base_branch": "main", "custom_instructions": "Keep the change small."})
+        ]
         row = columns(cp, ns, name)
         assert (row["PHASE"], row["ISSUE"], row["PR"]) == ("IssueOpened", "1", "")
 
@@ -288,8 +374,13 @@ def test_full_loop_issue_agent_pr_merge_verified(control_plane: ControlPlane, ku
         assert st["verification"]["podTemplateHash"] == "8b9c0d1e2f" and st["verification"]["revision"] == "5"
         assert columns(cp, ns, name)["PHASE"] == "Verifying"
         rollout_status(cp, ns, ro, current="8b9c0d1e2f", stable="8b9c0d1e2f", phase="Healthy")
-        st = wait_status(cp, ns, name, lambda s: s.get("phase") == "Resolved" and s["verification"].get("reported"),
-                         "Resolved and reported")
+        st = wait_status(
+            cp,
+            ns,
+            name,
+            lambda s: s.get("phase") == "Resolved" and s["verification"].get("reported"),
+            "Resolved and reported",
+        )
         assert condition(st, "Verified")[:2] == ("True", "RevisionVerified")
         row = columns(cp, ns, name)
         assert (row["PHASE"], row["ISSUE"], row["PR"]) == ("Resolved", "1", str(pr))
@@ -298,13 +389,17 @@ def test_full_loop_issue_agent_pr_merge_verified(control_plane: ControlPlane, ku
         assert gh.issue(1, repo)["state"] == "closed"
         assert gh.count("PATCH", f"/repos/{repo}/issues/1") == 1  # closed by us after the verification
         phases = {"TicketIssueOpened", "TicketFixProposed", "TicketFixMerged", "TicketVerifying", "TicketResolved"}
-        cp.admin.wait_for(lambda: phases <= set(rollout_event_reasons(cp, ns)), timeout=10,
-                          message="an Event on the Rollout for each phase")
+        cp.admin.wait_for(
+            lambda: phases <= set(rollout_event_reasons(cp, ns)),
+            timeout=10,
+            message="an Event on the Rollout for each phase",
+        )
     assert issue_creations(gh, repo) == 1
 
 
-def test_same_failure_three_times_one_issue_paced_comments(control_plane: ControlPlane, kubeconfig: str,
-                                                           gh: GitHubStandIn, namespace: str, repo: str) -> None:
+def test_same_failure_three_times_one_issue_paced_comments(
+    control_plane: ControlPlane, kubeconfig: str, gh: GitHubStandIn, namespace: str, repo: str
+) -> None:
     cp, ns = control_plane, namespace
     ro = setup_world(cp, gh, ns, repo, agent={"type": "jules"})
     fp = fingerprint()
@@ -337,8 +432,9 @@ def test_same_failure_three_times_one_issue_paced_comments(control_plane: Contro
         assert len(gh.comment_bodies(1, repo)) == 1  # paced per issue, whichever ticket reports
 
 
-def test_crash_right_after_creating_the_issue(control_plane: ControlPlane, kubeconfig: str, gh: GitHubStandIn,
-                                              namespace: str, repo: str) -> None:
+def test_crash_right_after_creating_the_issue(
+    control_plane: ControlPlane, kubeconfig: str, gh: GitHubStandIn, namespace: str, repo: str
+) -> None:
     cp, ns = control_plane, namespace
     ro = setup_world(cp, gh, ns, repo)
     name = create_ticket(cp, ns, ro, FAILING, "3", fingerprint())
@@ -359,8 +455,9 @@ def test_crash_right_after_creating_the_issue(control_plane: ControlPlane, kubec
     assert gh.comment_bodies(1, repo) == []
 
 
-def test_fix_merged_then_the_next_revision_fails_the_same_way(control_plane: ControlPlane, kubeconfig: str,
-                                                              gh: GitHubStandIn, namespace: str, repo: str) -> None:
+def test_fix_merged_then_the_next_revision_fails_the_same_way(
+    control_plane: ControlPlane, kubeconfig: str, gh: GitHubStandIn, namespace: str, repo: str
+) -> None:
     cp, ns = control_plane, namespace
     ro = setup_world(cp, gh, ns, repo, agent={"type": "label", "label": "fix-me"})
     fp = fingerprint()
@@ -382,9 +479,17 @@ def test_fix_merged_then_the_next_revision_fails_the_same_way(control_plane: Con
     assert record(cp, ns, "0d1e2f3a4b", "4", fp) == name  # reported again: recorded once
     assert status(cp, ns, name)["phase"] == "Regressed"
     with operator_process(kubeconfig, ns):
-        st = wait_status(cp, ns, name, lambda s: s.get("phase") == "Regressed"
-                         and (s.get("issue") or {}).get("reopenedFor") == "0d1e2f3a4b"
-                         and condition(s, "FixProposed")[1] == "AgentAskedAgain", "regression followed up")
+        st = wait_status(
+            cp,
+            ns,
+            name,
+            lambda s: (
+                s.get("phase") == "Regressed"
+                and (s.get("issue") or {}).get("reopenedFor") == "0d1e2f3a4b"
+                and condition(s, "FixProposed")[1] == "AgentAskedAgain"
+            ),
+            "regression followed up",
+        )
         assert st["occurrences"] == 2 and st["verification"]["state"] == "Failed"
         assert condition(st, "Verified")[:2] == ("False", "RevisionRegressed")
         assert condition(st, "FixProposed")[:2] == ("False", "AgentAskedAgain")
@@ -398,21 +503,26 @@ def test_fix_merged_then_the_next_revision_fails_the_same_way(control_plane: Con
         assert "TicketRegressed" in rollout_event_reasons(cp, ns)
 
 
-def test_github_outage_rate_limit_and_bad_token(control_plane: ControlPlane, kubeconfig: str, gh: GitHubStandIn,
-                                                namespace: str, repo: str) -> None:
+def test_github_outage_rate_limit_and_bad_token(
+    control_plane: ControlPlane, kubeconfig: str, gh: GitHubStandIn, namespace: str, repo: str
+) -> None:
     cp, ns = control_plane, namespace
     ro = setup_world(cp, gh, ns, repo, agent={"type": "none"})
     path = f"/repos/{repo}/"
     with operator_process(kubeconfig, ns, **{REFUSED_RETRY_ENV: "3"}):
         # The policy's own access check comes first, so the faults below all meet the ticket.
-        cp.admin.wait_for(lambda: (cp.admin.get(f"{POLICIES.format(ns=ns)}/web").get("status") or {})
-                          .get("phase") == "Ready", timeout=30, message="the policy Ready")
+        cp.admin.wait_for(
+            lambda: (cp.admin.get(f"{POLICIES.format(ns=ns)}/web").get("status") or {}).get("phase") == "Ready",
+            timeout=30,
+            message="the policy Ready",
+        )
         gh.fail_next(3, 500)  # one call's worth: the client retries twice quickly, then gives up
         gh.rate_limit_next(retry_after=4, status=429)
         name = create_ticket(cp, ns, ro, FAILING, "3", fingerprint())
         wait_status(cp, ns, name, lambda s: condition(s, "IssueOpened")[1] == "GitHubUnavailable", "outage shown")
-        wait_status(cp, ns, name, lambda s: condition(s, "IssueOpened")[1] == "RateLimited", "rate limit shown",
-                    timeout=20)
+        wait_status(
+            cp, ns, name, lambda s: condition(s, "IssueOpened")[1] == "RateLimited", "rate limit shown", timeout=20
+        )
         st = wait_status(cp, ns, name, lambda s: (s.get("issue") or {}).get("number"), "issue once recovered")
         assert st["phase"] == "IssueOpened" and condition(st, "FixProposed")[1] == "NoAgent"
         log = [r for r in gh.requests if r.path.startswith(path)]
@@ -440,13 +550,19 @@ def test_github_outage_rate_limit_and_bad_token(control_plane: ControlPlane, kub
         gh.bad_token(False)
         st = wait_phase(cp, ns, other, "IssueOpened", timeout=20)
         assert st["issue"]["number"] == 2
-        wait_status(cp, ns, name, lambda s: s["issue"].get("commentedOccurrences") == 2
-                    and "reason" not in s["issue"], "repeat reported, failure cleared")
+        wait_status(
+            cp,
+            ns,
+            name,
+            lambda s: s["issue"].get("commentedOccurrences") == 2 and "reason" not in s["issue"],
+            "repeat reported, failure cleared",
+        )
         assert len(gh.comment_bodies(1, repo)) == 1
 
 
-def test_refusals_are_named_and_heal(control_plane: ControlPlane, kubeconfig: str, gh: GitHubStandIn,
-                                     namespace: str) -> None:
+def test_refusals_are_named_and_heal(
+    control_plane: ControlPlane, kubeconfig: str, gh: GitHubStandIn, namespace: str
+) -> None:
     cp, ns = control_plane, namespace
     repo = f"acme/{namespace}-later"  # does not exist yet
     ro = setup_world(cp, gh, ns, repo)
@@ -460,19 +576,22 @@ def test_refusals_are_named_and_heal(control_plane: ControlPlane, kubeconfig: st
             st = wait_status(cp, ns, name, lambda s: condition(s, "IssueOpened")[1] == "InvalidLabel", "422 named")
             assert "value=selfheal" in condition(st, "IssueOpened")[2] and st["phase"] == "Failed"
             gh.strict_labels = False
-            st = wait_status(cp, ns, name, lambda s: condition(s, "FixProposed")[1] == "AgentNotStarted",
-                             "agent not started")
+            st = wait_status(
+                cp, ns, name, lambda s: condition(s, "FixProposed")[1] == "AgentNotStarted", "agent not started"
+            )
             assert st["phase"] == "IssueOpened" and st["issue"]["agentAssigned"] is False
             assert "did not start" in condition(st, "FixProposed")[2]
-            cp.admin.wait_for(lambda: "AgentNotStarted" in rollout_event_reasons(cp, ns), timeout=10,
-                              message="AgentNotStarted Event")
+            cp.admin.wait_for(
+                lambda: "AgentNotStarted" in rollout_event_reasons(cp, ns), timeout=10, message="AgentNotStarted Event"
+            )
             assert len(gh.issues(repo)) == 1
     finally:
         gh.strict_labels, gh.copilot_enabled = False, True
 
 
 def test_without_github_the_failure_and_the_verification_are_still_tracked(
-        control_plane: ControlPlane, kubeconfig: str, gh: GitHubStandIn, namespace: str, repo: str) -> None:
+    control_plane: ControlPlane, kubeconfig: str, gh: GitHubStandIn, namespace: str, repo: str
+) -> None:
     cp, ns = control_plane, namespace
     ro = setup_world(cp, gh, ns, repo)
     cp.admin.patch(f"{POLICIES.format(ns=ns)}/web", {"spec": {"remediation": {"github": None}}})
@@ -490,9 +609,9 @@ def test_without_github_the_failure_and_the_verification_are_still_tracked(
     assert gh.issues(repo) == []
 
 
-def test_an_agent_that_stalls_is_reported_and_a_human_called_once(control_plane: ControlPlane, kubeconfig: str,
-                                                                  gh: GitHubStandIn, namespace: str,
-                                                                  repo: str) -> None:
+def test_an_agent_that_stalls_is_reported_and_a_human_called_once(
+    control_plane: ControlPlane, kubeconfig: str, gh: GitHubStandIn, namespace: str, repo: str
+) -> None:
     cp, ns = control_plane, namespace
     ro = setup_world(cp, gh, ns, repo, patienceHours=2, escalation={"label": "needs-human", "mention": "@oncall"})
     name = create_ticket(cp, ns, ro, FAILING, "3", fingerprint())
@@ -508,9 +627,15 @@ def test_an_agent_that_stalls_is_reported_and_a_human_called_once(control_plane:
         st = wait_status(cp, ns, name, lambda s: condition(s, "FixProposed")[1] == "AgentStalled", "agent stalled")
         assert condition(st, "FixProposed")[0] == "False"
         assert "after 2 hour(s)" in condition(st, "FixProposed")[2]
-        cp.admin.wait_for(lambda: "AgentStalled" in rollout_event_reasons(cp, ns), timeout=10,
-                          message="an AgentStalled Event on the Rollout")
-        cp.admin.wait_for(lambda: "needs-human" in {label["name"] for label in gh.issue(1, repo)["labels"]},
-                          timeout=10, message="the escalation label")
+        cp.admin.wait_for(
+            lambda: "AgentStalled" in rollout_event_reasons(cp, ns),
+            timeout=10,
+            message="an AgentStalled Event on the Rollout",
+        )
+        cp.admin.wait_for(
+            lambda: "needs-human" in {label["name"] for label in gh.issue(1, repo)["labels"]},
+            timeout=10,
+            message="the escalation label",
+        )
         time.sleep(3)  # further passes do not call the human again
         assert len([c for c in gh.comment_bodies(1, repo) if "@oncall" in c]) == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import re
 import sys
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -338,7 +338,9 @@ def _compare(crd: dict[str, Any], js: dict[str, Any], defs: dict[str, Any], path
         crd_props = crd.get("properties", {})
         js_props = js.get("properties", {})
         if set(crd_props) != set(js_props):
-            problems.append(f"{path}: properties crd-only={set(crd_props) - set(js_props)} model-only={set(js_props) - set(crd_props)}")
+            problems.append(
+                f"{path}: properties crd-only={set(crd_props) - set(js_props)} model-only={set(js_props) - set(crd_props)}"
+            )
         if set(crd.get("required", [])) != set(js.get("required", [])):
             problems.append(f"{path}: required crd={crd.get('required')} model={js.get('required')}")
         for name in set(crd_props) & set(js_props):
@@ -502,7 +504,7 @@ def test_model_only_rules(case: PolicyCase) -> None:
 
 # --- Tickets ----------------------------------------------------------------------------------------
 
-NOW = datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 
 
 def sample_ticket() -> RemediationTicket:
@@ -519,7 +521,9 @@ def sample_ticket() -> RemediationTicket:
             trigger="analysisFailed",
             verdict=TicketVerdict(verdict="unhealthy", confidence=92, analyzer="combined", summary="new panic"),
             evidence=TicketEvidence(
-                templates=[TemplateRecord(id="T1", template="panic: <*>", severity="error", status="new", canary_count=4)],
+                templates=[
+                    TemplateRecord(id="T1", template="panic: <*>", severity="error", status="new", canary_count=4)
+                ],
                 pods=[PodRecord(name="checkout-5d4f8b7c9-x", side="canary", restarts=3, reasons=["CrashLoopBackOff"])],
                 redactions={"bearer-token": 2},
             ),

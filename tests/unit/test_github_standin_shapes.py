@@ -22,18 +22,48 @@ NULL = type(None)
 
 # components/schemas/simple-user (also nullable-simple-user when not null)
 SIMPLE_USER: dict[str, tuple[type, ...]] = {
-    "login": (str,), "id": (int,), "node_id": (str,), "avatar_url": (str,), "gravatar_id": (str, NULL),
-    "url": (str,), "html_url": (str,), "followers_url": (str,), "following_url": (str,), "gists_url": (str,),
-    "starred_url": (str,), "subscriptions_url": (str,), "organizations_url": (str,), "repos_url": (str,),
-    "events_url": (str,), "received_events_url": (str,), "type": (str,), "site_admin": (bool,),
+    "login": (str,),
+    "id": (int,),
+    "node_id": (str,),
+    "avatar_url": (str,),
+    "gravatar_id": (str, NULL),
+    "url": (str,),
+    "html_url": (str,),
+    "followers_url": (str,),
+    "following_url": (str,),
+    "gists_url": (str,),
+    "starred_url": (str,),
+    "subscriptions_url": (str,),
+    "organizations_url": (str,),
+    "repos_url": (str,),
+    "events_url": (str,),
+    "received_events_url": (str,),
+    "type": (str,),
+    "site_admin": (bool,),
 }
 
 # components/schemas/issue
 ISSUE: dict[str, tuple[type, ...]] = {
-    "id": (int,), "node_id": (str,), "url": (str,), "repository_url": (str,), "labels_url": (str,),
-    "comments_url": (str,), "events_url": (str,), "html_url": (str,), "number": (int,), "state": (str,),
-    "title": (str,), "user": (dict, NULL), "labels": (list,), "assignee": (dict, NULL), "milestone": (dict, NULL),
-    "locked": (bool,), "comments": (int,), "closed_at": (str, NULL), "created_at": (str,), "updated_at": (str,),
+    "id": (int,),
+    "node_id": (str,),
+    "url": (str,),
+    "repository_url": (str,),
+    "labels_url": (str,),
+    "comments_url": (str,),
+    "events_url": (str,),
+    "html_url": (str,),
+    "number": (int,),
+    "state": (str,),
+    "title": (str,),
+    "user": (dict, NULL),
+    "labels": (list,),
+    "assignee": (dict, NULL),
+    "milestone": (dict, NULL),
+    "locked": (bool,),
+    "comments": (int,),
+    "closed_at": (str, NULL),
+    "created_at": (str,),
+    "updated_at": (str,),
     "author_association": (str,),
 }
 # optional in components/schemas/issue, but selfheal reads them
@@ -41,22 +71,61 @@ ISSUE_READ = {"body": (str, NULL), "assignees": (list, NULL), "state_reason": (s
 
 # components/schemas/issue-comment
 ISSUE_COMMENT: dict[str, tuple[type, ...]] = {
-    "id": (int,), "node_id": (str,), "url": (str,), "html_url": (str,), "user": (dict, NULL),
-    "created_at": (str,), "updated_at": (str,), "issue_url": (str,), "author_association": (str,),
+    "id": (int,),
+    "node_id": (str,),
+    "url": (str,),
+    "html_url": (str,),
+    "user": (dict, NULL),
+    "created_at": (str,),
+    "updated_at": (str,),
+    "issue_url": (str,),
+    "author_association": (str,),
 }
 
 # components/schemas/pull-request
 PULL_REQUEST: dict[str, tuple[type, ...]] = {
-    "url": (str,), "id": (int,), "node_id": (str,), "html_url": (str,), "diff_url": (str,), "patch_url": (str,),
-    "issue_url": (str,), "commits_url": (str,), "review_comments_url": (str,), "review_comment_url": (str,),
-    "comments_url": (str,), "statuses_url": (str,), "number": (int,), "state": (str,), "locked": (bool,),
-    "title": (str,), "user": (dict,), "body": (str, NULL), "labels": (list,), "milestone": (dict, NULL),
-    "created_at": (str,), "updated_at": (str,), "closed_at": (str, NULL), "merged_at": (str, NULL),
-    "merge_commit_sha": (str, NULL), "assignee": (dict, NULL), "head": (dict,), "base": (dict,),
-    "_links": (dict,), "author_association": (str,), "auto_merge": (dict, NULL), "merged": (bool,),
-    "mergeable": (bool, NULL), "mergeable_state": (str,), "merged_by": (dict, NULL), "comments": (int,),
-    "review_comments": (int,), "maintainer_can_modify": (bool,), "commits": (int,), "additions": (int,),
-    "deletions": (int,), "changed_files": (int,),
+    "url": (str,),
+    "id": (int,),
+    "node_id": (str,),
+    "html_url": (str,),
+    "diff_url": (str,),
+    "patch_url": (str,),
+    "issue_url": (str,),
+    "commits_url": (str,),
+    "review_comments_url": (str,),
+    "review_comment_url": (str,),
+    "comments_url": (str,),
+    "statuses_url": (str,),
+    "number": (int,),
+    "state": (str,),
+    "locked": (bool,),
+    "title": (str,),
+    "user": (dict,),
+    "body": (str, NULL),
+    "labels": (list,),
+    "milestone": (dict, NULL),
+    "created_at": (str,),
+    "updated_at": (str,),
+    "closed_at": (str, NULL),
+    "merged_at": (str, NULL),
+    "merge_commit_sha": (str, NULL),
+    "assignee": (dict, NULL),
+    "head": (dict,),
+    "base": (dict,),
+    "_links": (dict,),
+    "author_association": (str,),
+    "auto_merge": (dict, NULL),
+    "merged": (bool,),
+    "mergeable": (bool, NULL),
+    "mergeable_state": (str,),
+    "merged_by": (dict, NULL),
+    "comments": (int,),
+    "review_comments": (int,),
+    "maintainer_can_modify": (bool,),
+    "commits": (int,),
+    "additions": (int,),
+    "deletions": (int,),
+    "changed_files": (int,),
 }
 # pull-request head / base objects
 PULL_REF = {"label": (str,), "ref": (str,), "repo": (dict, NULL), "sha": (str,), "user": (dict,)}
@@ -65,12 +134,20 @@ PULL_LINKS = ("comments", "commits", "statuses", "html", "issue", "review_commen
 
 # components/schemas/timeline-cross-referenced-event; its source.issue is an issue
 CROSS_REFERENCED: dict[str, tuple[type, ...]] = {
-    "event": (str,), "created_at": (str,), "updated_at": (str,), "source": (dict,),
+    "event": (str,),
+    "created_at": (str,),
+    "updated_at": (str,),
+    "source": (dict,),
 }
 
 # https://docs.github.com/rest/using-the-rest-api/rate-limits-for-the-rest-api
-RATE_HEADERS = ("x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-used", "x-ratelimit-reset",
-                "x-ratelimit-resource")
+RATE_HEADERS = (
+    "x-ratelimit-limit",
+    "x-ratelimit-remaining",
+    "x-ratelimit-used",
+    "x-ratelimit-reset",
+    "x-ratelimit-resource",
+)
 
 
 def conforms(obj: Any, schema: dict[str, tuple[type, ...]], where: str) -> None:
@@ -103,10 +180,13 @@ def issue_conforms(obj: dict[str, Any], where: str) -> None:
 @pytest.fixture(scope="module")
 def world():
     with GitHubStandIn(token="t", repos=[REPO]) as gh:
-        http = httpx.Client(base_url=gh.api_url, headers={"Authorization": "Bearer t",
-                                                          "Accept": "application/vnd.github+json"})
-        issue = http.post(f"/repos/{REPO}/issues", json={"title": "t", "body": "b", "labels": ["selfheal"],
-                                                         "assignees": ["copilot-swe-agent[bot]"]}).json()
+        http = httpx.Client(
+            base_url=gh.api_url, headers={"Authorization": "Bearer t", "Accept": "application/vnd.github+json"}
+        )
+        issue = http.post(
+            f"/repos/{REPO}/issues",
+            json={"title": "t", "body": "b", "labels": ["selfheal"], "assignees": ["copilot-swe-agent[bot]"]},
+        ).json()
         http.post(f"/repos/{REPO}/issues/{issue['number']}/comments", json={"body": "hello"})
         pull = gh.open_pull(REPO, "fix", f"Fixes #{issue['number']}", draft=False)
         gh.merge_pull(pull)

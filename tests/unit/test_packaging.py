@@ -39,7 +39,7 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
 def exec_form(instruction: str) -> list[str]:
     """The last ``instruction`` of the final stage, which must be in exec (JSON) form."""
     stages = [i for i, (name, _) in enumerate(dockerfile_instructions()) if name == "FROM"]
-    final = dockerfile_instructions()[stages[-1]:]
+    final = dockerfile_instructions()[stages[-1] :]
     values = [rest for name, rest in final if name == instruction]
     assert values, f"the final stage has no {instruction}"
     form = json.loads(values[-1])  # a shell form would wrap the CLI in /bin/sh and swallow SIGTERM
@@ -73,8 +73,11 @@ def test_dockerfile_runs_as_the_chart_non_root_user_and_exposes_the_liveness_por
 
 
 def test_dockerfile_copies_only_files_that_exist_and_are_not_ignored() -> None:
-    ignored = [p.strip() for p in (ROOT / ".dockerignore").read_text().splitlines()
-               if p.strip() and not p.startswith("#")] if (ROOT / ".dockerignore").exists() else []
+    ignored = (
+        [p.strip() for p in (ROOT / ".dockerignore").read_text().splitlines() if p.strip() and not p.startswith("#")]
+        if (ROOT / ".dockerignore").exists()
+        else []
+    )
     for name, rest in dockerfile_instructions():
         if name != "COPY" or rest.startswith("--from"):
             continue
@@ -168,8 +171,15 @@ def test_demo_rollout_is_the_canary_demo() -> None:
     assert ro.labels["app"] == "canary-demo"
     assert ro.images == ["argoproj/rollouts-demo:blue"]
     assert [s.describe() for s in ro.steps] == [
-        "setWeight: 20", "pause: 10s", "setWeight: 40", "pause: 10s",
-        "setWeight: 60", "pause: 10s", "setWeight: 80", "pause: 10s"]
+        "setWeight: 20",
+        "pause: 10s",
+        "setWeight: 40",
+        "pause: 10s",
+        "setWeight: 60",
+        "pause: 10s",
+        "setWeight: 80",
+        "pause: 10s",
+    ]
     assert ro.background_analysis and ro.background_analysis_starting_step == 1
     canary = doc["spec"]["strategy"]["canary"]
     assert canary["canaryMetadata"]["labels"] == {"role": "canary"}
@@ -184,7 +194,7 @@ def test_demo_rollout_is_the_canary_demo() -> None:
 
 
 def test_demo_analysis_template_measures_the_error_rate() -> None:
-    from selfheal.testing.argosim_expr import evaluate, jsonpath
+    from selfheal.testing.argosim.expr import evaluate, jsonpath
 
     (doc,) = demo_docs("analysistemplate-error-rate.yaml")
     assert doc["kind"] == "AnalysisTemplate"
@@ -194,8 +204,10 @@ def test_demo_analysis_template_measures_the_error_rate() -> None:
     web = metric["provider"]["web"]
     assert web["url"].startswith("http") and "/api/v1/query?" in web["url"]
     # a Prometheus answer, read through the template's jsonPath and judged by its successCondition
-    answer = {"status": "success", "data": {"resultType": "vector",
-                                            "result": [{"metric": {}, "value": [1764147600.0, "0.01"]}]}}
+    answer = {
+        "status": "success",
+        "data": {"resultType": "vector", "result": [{"metric": {}, "value": [1764147600.0, "0.01"]}]},
+    }
     value = jsonpath(web["jsonPath"], answer)
     assert value == "0.01"
     assert evaluate(metric["successCondition"], value) is True

@@ -219,8 +219,9 @@ class A2AClient:
     def _retries_text(self) -> str:
         return f"after {self.max_retries} retries" if self.max_retries else "with retries disabled"
 
-    async def _request(self, method: str, url: str, *, deadline: float, json_body: Any = None,
-                       allow: frozenset[int] = frozenset()) -> httpx.Response:
+    async def _request(
+        self, method: str, url: str, *, deadline: float, json_body: Any = None, allow: frozenset[int] = frozenset()
+    ) -> httpx.Response:
         """One HTTP exchange with the transport retries; statuses in ``allow`` are returned, not raised."""
         attempt = 0
         while True:
@@ -302,7 +303,8 @@ class A2AClient:
                     # The key goes only where the policy said: a card cannot redirect it elsewhere.
                     raise AnalyzerUnavailable(
                         f"the agent card names {describe_endpoint(card.rpc_url)} as its endpoint, not the "
-                        f"configured {self._endpoint}; the API key is sent only to the configured host")
+                        f"configured {self._endpoint}; the API key is sent only to the configured host"
+                    )
                 self.card = card
                 log.info("A2A agent %r: JSON-RPC endpoint %s", self.card.name, self.card.rpc_url)
         return self.card
@@ -393,15 +395,16 @@ class A2AClient:
         """The user message: one text part per bundle message, in order, then the answer schema as data."""
         parts: list[dict[str, Any]] = []
         for m in bundle.messages:
-            parts.append({"kind": "text", "text": m.get("content", ""),
-                          "metadata": {ROLE_KEY: m.get("role", "user")}})
+            parts.append({"kind": "text", "text": m.get("content", ""), "metadata": {ROLE_KEY: m.get("role", "user")}})
         if correction:
             parts.append({"kind": "text", "text": correction, "metadata": {ROLE_KEY: "user"}})
-        parts.append({
-            "kind": "data",
-            "data": answer_json_schema(),
-            "metadata": {PURPOSE_KEY: SCHEMA_PURPOSE, "name": SCHEMA_NAME, "mimeType": "application/schema+json"},
-        })
+        parts.append(
+            {
+                "kind": "data",
+                "data": answer_json_schema(),
+                "metadata": {PURPOSE_KEY: SCHEMA_PURPOSE, "name": SCHEMA_NAME, "mimeType": "application/schema+json"},
+            }
+        )
         message: dict[str, Any] = {
             "kind": "message",
             "role": "user",
@@ -423,8 +426,12 @@ class A2AClient:
         result = await self._rpc(card, "message/send", params, deadline=deadline)
         if _is_message(result):
             parts = result.get("parts")
-            return _Answer(parts if isinstance(parts, list) else [], result,
-                           str(result.get("taskId") or ""), str(result.get("contextId") or ""))
+            return _Answer(
+                parts if isinstance(parts, list) else [],
+                result,
+                str(result.get("taskId") or ""),
+                str(result.get("contextId") or ""),
+            )
         if not _is_task(result):
             raise AnalyzerUnavailable(
                 f"A2A agent at {self._endpoint} answered message/send with neither a Message nor a Task"

@@ -35,8 +35,9 @@ _WIRE_HEADERS = ("content-encoding", "content-length", "transfer-encoding")
 class GitHubError(PermanentError):
     """GitHub refused the request for good. Carries GitHub's error body."""
 
-    def __init__(self, message: str, *, status: int, errors: list[dict[str, Any]] | None = None,
-                 documentation_url: str = "") -> None:
+    def __init__(
+        self, message: str, *, status: int, errors: list[dict[str, Any]] | None = None, documentation_url: str = ""
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.errors = errors or []
@@ -211,6 +212,7 @@ def _retryable(idempotent: bool) -> Callable[[BaseException], bool]:
             return True
         # A create whose answer was lost may have happened: the caller re-finds by fingerprint instead.
         return idempotent and isinstance(error, (httpx.TransportError, _ServerError))
+
     return check
 
 
@@ -228,9 +230,19 @@ class GitHubClient:
     until the wait is over: the limit belongs to the token, not to one caller.
     """
 
-    def __init__(self, api_url: str, token: str, repository: str, *, timeout: float = 10.0,
-                 attempts: int = 3, backoff: float = 0.2, clock: Callable[[], float] = time.time,
-                 conditional: bool = False, hold_off: bool = False) -> None:
+    def __init__(
+        self,
+        api_url: str,
+        token: str,
+        repository: str,
+        *,
+        timeout: float = 10.0,
+        attempts: int = 3,
+        backoff: float = 0.2,
+        clock: Callable[[], float] = time.time,
+        conditional: bool = False,
+        hold_off: bool = False,
+    ) -> None:
         owner, _, name = repository.partition("/")
         if not owner or not name or "/" in name:
             raise ValueError(f"repository must be 'owner/name', got {repository!r}")
@@ -267,8 +279,16 @@ class GitHubClient:
 
     # -- transport -------------------------------------------------------------------------------
 
-    async def _request(self, method: str, url: str, *, params: dict[str, Any] | None = None,
-                       json: Any = None, etag: str | None = None, idempotent: bool = True) -> httpx.Response:
+    async def _request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        etag: str | None = None,
+        idempotent: bool = True,
+    ) -> httpx.Response:
         if self._held is not None:
             until, error = self._held
             remaining = until - time.monotonic()
@@ -282,8 +302,9 @@ class GitHubClient:
                 self._held = (time.monotonic() + e.delay, e)
             raise
 
-    async def _exchange(self, method: str, url: str, *, params: dict[str, Any] | None, json: Any,
-                        etag: str | None, idempotent: bool) -> httpx.Response:
+    async def _exchange(
+        self, method: str, url: str, *, params: dict[str, Any] | None, json: Any, etag: str | None, idempotent: bool
+    ) -> httpx.Response:
         cache_key, cached = None, None
         if self._conditional and method == "GET" and etag is None:
             cache_key = (url, urlencode(sorted((params or {}).items())))
@@ -303,8 +324,7 @@ class GitHubClient:
                     if response.status_code >= 500:
                         raise _ServerError(response)
         except _ServerError as e:
-            raise TransientError(f"GitHub {method} {url}: {e.response.status_code} "
-                                 f"{self._message(e.response)}") from e
+            raise TransientError(f"GitHub {method} {url}: {e.response.status_code} {self._message(e.response)}") from e
         except httpx.TransportError as e:
             raise TransientError(f"GitHub {method} {url}: {type(e).__name__}: {e}") from e
         limit = RateLimit.from_headers(response.headers)
@@ -316,8 +336,9 @@ class GitHubClient:
             response = self._remember(cache_key, cached, response)
         return response
 
-    def _remember(self, key: tuple[str, str], cached: tuple[str, list[tuple[str, str]], bytes] | None,
-                  response: httpx.Response) -> httpx.Response:
+    def _remember(
+        self, key: tuple[str, str], cached: tuple[str, list[tuple[str, str]], bytes] | None, response: httpx.Response
+    ) -> httpx.Response:
         """Keeps a 200's ETag and body; turns a 304 into the remembered 200."""
         if response.status_code == 304 and cached is not None:
             return httpx.Response(200, headers=cached[1], content=cached[2], request=response.request)
@@ -372,12 +393,14 @@ class GitHubClient:
                 ", ".join(f"{k}={v}" for k, v in error.items()) if isinstance(error, dict) else str(error)
                 for error in errors
             )
-            raise ValidationFailed(f"{what}: {detail}" if detail else what, status=status, errors=errors,
-                                   documentation_url=docs)
+            raise ValidationFailed(
+                f"{what}: {detail}" if detail else what, status=status, errors=errors, documentation_url=docs
+            )
         raise GitHubError(what, status=status, errors=errors, documentation_url=docs)
 
-    async def _pages(self, url: str, params: dict[str, Any] | None = None, *,
-                     max_pages: int = 50) -> AsyncIterator[tuple[httpx.Response, list[dict[str, Any]]]]:
+    async def _pages(
+        self, url: str, params: dict[str, Any] | None = None, *, max_pages: int = 50
+    ) -> AsyncIterator[tuple[httpx.Response, list[dict[str, Any]]]]:
         """Yields each page's response and items, following ``Link: <...>; rel="next"``."""
         next_url: str | None = url
         query = params
@@ -398,8 +421,9 @@ class GitHubClient:
 
     # -- issues ----------------------------------------------------------------------------------
 
-    async def find_issue_by_fingerprint(self, fingerprint: str, labels: list[str] | None = None, *,
-                                        max_pages: int = 20) -> Issue | None:
+    async def find_issue_by_fingerprint(
+        self, fingerprint: str, labels: list[str] | None = None, *, max_pages: int = 20
+    ) -> Issue | None:
         """The newest issue (open or closed) whose body carries the marker for ``fingerprint``.
 
         Lists issues filtered by label rather than searching: the search index lags behind writes."""
@@ -413,8 +437,9 @@ class GitHubClient:
                     return issue
         return None
 
-    async def create_issue(self, title: str, body: str, labels: list[str] | None = None,
-                           assignees: list[str] | None = None) -> Issue:
+    async def create_issue(
+        self, title: str, body: str, labels: list[str] | None = None, assignees: list[str] | None = None
+    ) -> Issue:
         payload: dict[str, Any] = {"title": title, "body": body, "labels": list(labels or [])}
         if assignees:
             payload["assignees"] = list(assignees)
@@ -428,24 +453,41 @@ class GitHubClient:
             return None, etag
         return Issue.model_validate(response.json()), response.headers.get("etag")
 
-    async def update_issue(self, number: int, *, state: str | None = None, state_reason: str | None = None,
-                           labels: list[str] | None = None, title: str | None = None,
-                           body: str | None = None) -> Issue:
-        changes = {key: value for key, value in (("state", state), ("state_reason", state_reason),
-                                                  ("labels", labels), ("title", title), ("body", body))
-                   if value is not None}
+    async def update_issue(
+        self,
+        number: int,
+        *,
+        state: str | None = None,
+        state_reason: str | None = None,
+        labels: list[str] | None = None,
+        title: str | None = None,
+        body: str | None = None,
+    ) -> Issue:
+        changes = {
+            key: value
+            for key, value in (
+                ("state", state),
+                ("state_reason", state_reason),
+                ("labels", labels),
+                ("title", title),
+                ("body", body),
+            )
+            if value is not None
+        }
         response = await self._request("PATCH", f"{self._repo_path}/issues/{number}", json=changes)
         return Issue.model_validate(response.json())
 
     async def add_labels(self, number: int, labels: list[str]) -> list[str]:
         """Adds labels (idempotent); returns all labels now on the issue."""
-        response = await self._request("POST", f"{self._repo_path}/issues/{number}/labels",
-                                       json={"labels": list(labels)})
+        response = await self._request(
+            "POST", f"{self._repo_path}/issues/{number}/labels", json={"labels": list(labels)}
+        )
         return [Label.model_validate(label).name for label in response.json()]
 
     async def comment(self, number: int, body: str) -> Comment:
-        response = await self._request("POST", f"{self._repo_path}/issues/{number}/comments",
-                                       json={"body": body}, idempotent=False)
+        response = await self._request(
+            "POST", f"{self._repo_path}/issues/{number}/comments", json={"body": body}, idempotent=False
+        )
         return Comment.model_validate(response.json())
 
     async def comments(self, number: int) -> list[Comment]:
@@ -458,18 +500,31 @@ class GitHubClient:
 
     async def assign(self, number: int, login: str) -> bool:
         """Assigns ``login``; GitHub silently ignores users who cannot be assigned, so this says whether it took."""
-        response = await self._request("POST", f"{self._repo_path}/issues/{number}/assignees",
-                                       json={"assignees": [login]})
+        response = await self._request(
+            "POST", f"{self._repo_path}/issues/{number}/assignees", json={"assignees": [login]}
+        )
         issue = Issue.model_validate(response.json())
         return login.lower() in {name.lower() for name in issue.assignee_logins}
 
-    async def assign_copilot(self, number: int, base_branch: str | None = None,
-                             custom_instructions: str | None = None, target_repo: str | None = None) -> bool:
+    async def assign_copilot(
+        self,
+        number: int,
+        base_branch: str | None = None,
+        custom_instructions: str | None = None,
+        target_repo: str | None = None,
+    ) -> bool:
         """Hands the issue to the Copilot coding agent and confirms it shows up among the assignees.
 
         The assignment can "succeed" without effect (wrong token kind, agent disabled): False then."""
-        agent = {key: value for key, value in (("target_repo", target_repo), ("base_branch", base_branch),
-                                               ("custom_instructions", custom_instructions)) if value}
+        agent = {
+            key: value
+            for key, value in (
+                ("target_repo", target_repo),
+                ("base_branch", base_branch),
+                ("custom_instructions", custom_instructions),
+            )
+            if value
+        }
         payload: dict[str, Any] = {"assignees": [COPILOT_ASSIGNEE]}
         if agent:
             payload["agent_assignment"] = agent
@@ -512,8 +567,9 @@ class GitHubClient:
             result += [PullRequest.model_validate(raw) for raw in items]
         return result
 
-    async def linked_pull_requests(self, number: int, *, require_closing_keyword: bool = True,
-                                   scan_pulls: bool = True) -> list[PullRequest]:
+    async def linked_pull_requests(
+        self, number: int, *, require_closing_keyword: bool = True, scan_pulls: bool = True
+    ) -> list[PullRequest]:
         """Pull requests that fix issue ``number``, oldest first.
 
         Found through the issue timeline (``cross-referenced`` events whose ``source.issue`` is a pull

@@ -81,8 +81,9 @@ def _retry_after(headers: Mapping[str, str] | None, default: float) -> float:
         return default
 
 
-def translate(status: int, message: str, *, verb: str, resource: str, target: str,
-              headers: Mapping[str, str] | None = None) -> SelfHealError:
+def translate(
+    status: int, message: str, *, verb: str, resource: str, target: str, headers: Mapping[str, str] | None = None
+) -> SelfHealError:
     """Map an apiserver answer to the selfheal error taxonomy, naming what was attempted."""
     what = f"{verb} {resource} {target}".strip()
     if status == 403 and "being terminated" in message:
@@ -90,13 +91,16 @@ def translate(status: int, message: str, *, verb: str, resource: str, target: st
     if status == 403:
         return ConfigError(
             f"forbidden: the operator may not {verb} {resource} ({target}); grant the verb {verb!r} on "
-            f"{resource!r} to its ServiceAccount (missing RBAC permission). apiserver: {message}")
+            f"{resource!r} to its ServiceAccount (missing RBAC permission). apiserver: {message}"
+        )
     if status == 429:
-        return RateLimitedError(f"{what}: rate limited by the apiserver: {message}",
-                                delay=_retry_after(headers, RATE_LIMIT_DELAY))
+        return RateLimitedError(
+            f"{what}: rate limited by the apiserver: {message}", delay=_retry_after(headers, RATE_LIMIT_DELAY)
+        )
     if status >= 500 or status in (0, 408):
-        return TransientError(f"{what}: apiserver error {status}: {message}",
-                              delay=_retry_after(headers, SERVER_ERROR_DELAY))
+        return TransientError(
+            f"{what}: apiserver error {status}: {message}", delay=_retry_after(headers, SERVER_ERROR_DELAY)
+        )
     if status == 401:
         return PermanentError(f"{what}: unauthorized (401): the operator's credentials were refused: {message}")
     return PermanentError(f"{what}: {status}: {message}")
@@ -125,7 +129,7 @@ async def connect(kubeconfig: str | None = None, *, context: str | None = None) 
 class _Answer:
     """Status, headers and body of one apiserver answer."""
 
-    __slots__ = ("status", "headers", "body")
+    __slots__ = ("body", "headers", "status")
 
     def __init__(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
         self.status = status
@@ -156,8 +160,16 @@ class KubeAdapter:
 
     # -- the one place where calls are made and errors translated ------------------------------------
 
-    async def _send(self, call: Callable[..., Awaitable[Any]], *args: Any, verb: str, resource: str,
-                    target: str, content_type: str | None = None, **kwargs: Any) -> _Answer:
+    async def _send(
+        self,
+        call: Callable[..., Awaitable[Any]],
+        *args: Any,
+        verb: str,
+        resource: str,
+        target: str,
+        content_type: str | None = None,
+        **kwargs: Any,
+    ) -> _Answer:
         """Run one generated API call without client-side decoding and return the raw answer.
 
         Transport failures and timeouts become TransientError; HTTP statuses are left to the caller.
@@ -172,36 +184,56 @@ class KubeAdapter:
                 body = await response.read()
                 return _Answer(response.status, dict(response.headers), body)
         except ApiException as e:
-            raise translate(e.status or 0, _status_message(e.body) or str(e.reason), verb=verb,
-                            resource=resource, target=target, headers=e.headers) from e
+            raise translate(
+                e.status or 0,
+                _status_message(e.body) or str(e.reason),
+                verb=verb,
+                resource=resource,
+                target=target,
+                headers=e.headers,
+            ) from e
         except TimeoutError as e:
-            raise TransientError(f"{verb} {resource} {target}: timed out after {self.request_timeout}s",
-                                 delay=NETWORK_ERROR_DELAY) from e
+            raise TransientError(
+                f"{verb} {resource} {target}: timed out after {self.request_timeout}s", delay=NETWORK_ERROR_DELAY
+            ) from e
         except aiohttp.ClientError as e:
-            raise TransientError(f"{verb} {resource} {target}: {e.__class__.__name__}: {e}",
-                                 delay=NETWORK_ERROR_DELAY) from e
+            raise TransientError(
+                f"{verb} {resource} {target}: {e.__class__.__name__}: {e}", delay=NETWORK_ERROR_DELAY
+            ) from e
 
-    async def _json(self, call: Callable[..., Awaitable[Any]], *args: Any, verb: str, resource: str,
-                    target: str, missing_ok: bool = False, content_type: str | None = None,
-                    **kwargs: Any) -> Any:
-        answer = await self._send(call, *args, verb=verb, resource=resource, target=target,
-                                  content_type=content_type, **kwargs)
+    async def _json(
+        self,
+        call: Callable[..., Awaitable[Any]],
+        *args: Any,
+        verb: str,
+        resource: str,
+        target: str,
+        missing_ok: bool = False,
+        content_type: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        answer = await self._send(
+            call, *args, verb=verb, resource=resource, target=target, content_type=content_type, **kwargs
+        )
         if answer.ok:
             return answer.json()
         if answer.status == 404 and missing_ok:
             return None
-        raise translate(answer.status, answer.message, verb=verb, resource=resource, target=target,
-                        headers=answer.headers)
+        raise translate(
+            answer.status, answer.message, verb=verb, resource=resource, target=target, headers=answer.headers
+        )
 
-    async def _list(self, call: Callable[..., Awaitable[Any]], *args: Any, resource: str, target: str,
-                    **kwargs: Any) -> list[dict[str, Any]]:
+    async def _list(
+        self, call: Callable[..., Awaitable[Any]], *args: Any, resource: str, target: str, **kwargs: Any
+    ) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         token = None
         for _ in range(MAX_PAGES):
             if token:
                 kwargs["_continue"] = token
-            page = await self._json(call, *args, verb="list", resource=resource, target=target,
-                                    limit=PAGE_SIZE, **kwargs)
+            page = await self._json(
+                call, *args, verb="list", resource=resource, target=target, limit=PAGE_SIZE, **kwargs
+            )
             items += page.get("items") or []
             token = (page.get("metadata") or {}).get("continue")
             if not token:
@@ -213,9 +245,18 @@ class KubeAdapter:
     # -- Rollouts --------------------------------------------------------------------------------------
 
     async def get_rollout_obj(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return await self._json(self.custom.get_namespaced_custom_object, ARGO_GROUP, ARGO_VERSION, namespace,
-                                ROLLOUT_PLURAL, name, verb="get", resource="rollouts.argoproj.io",
-                                target=f"{namespace}/{name}", missing_ok=True)
+        return await self._json(
+            self.custom.get_namespaced_custom_object,
+            ARGO_GROUP,
+            ARGO_VERSION,
+            namespace,
+            ROLLOUT_PLURAL,
+            name,
+            verb="get",
+            resource="rollouts.argoproj.io",
+            target=f"{namespace}/{name}",
+            missing_ok=True,
+        )
 
     async def get_rollout(self, namespace: str, name: str) -> Rollout | None:
         obj = await self.get_rollout_obj(namespace, name)
@@ -223,33 +264,68 @@ class KubeAdapter:
 
     async def patch_rollout_status(self, namespace: str, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """JSON merge patch on the Rollout's ``/status`` subresource (abort, retry, promote)."""
-        return await self._json(self.custom.patch_namespaced_custom_object_status, ARGO_GROUP, ARGO_VERSION,
-                                namespace, ROLLOUT_PLURAL, name, dict(body), verb="patch",
-                                resource="rollouts/status", target=f"{namespace}/{name}",
-                                content_type=MERGE_PATCH)
+        return await self._json(
+            self.custom.patch_namespaced_custom_object_status,
+            ARGO_GROUP,
+            ARGO_VERSION,
+            namespace,
+            ROLLOUT_PLURAL,
+            name,
+            dict(body),
+            verb="patch",
+            resource="rollouts/status",
+            target=f"{namespace}/{name}",
+            content_type=MERGE_PATCH,
+        )
 
     async def patch_rollout(self, namespace: str, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """JSON merge patch on the Rollout itself (pause, the spec part of promote)."""
-        return await self._json(self.custom.patch_namespaced_custom_object, ARGO_GROUP, ARGO_VERSION,
-                                namespace, ROLLOUT_PLURAL, name, dict(body), verb="patch",
-                                resource="rollouts.argoproj.io", target=f"{namespace}/{name}",
-                                content_type=MERGE_PATCH)
+        return await self._json(
+            self.custom.patch_namespaced_custom_object,
+            ARGO_GROUP,
+            ARGO_VERSION,
+            namespace,
+            ROLLOUT_PLURAL,
+            name,
+            dict(body),
+            verb="patch",
+            resource="rollouts.argoproj.io",
+            target=f"{namespace}/{name}",
+            content_type=MERGE_PATCH,
+        )
 
     # -- AnalysisRuns ----------------------------------------------------------------------------------
 
     async def get_analysis_run(self, namespace: str, name: str) -> AnalysisRun | None:
-        obj = await self._json(self.custom.get_namespaced_custom_object, ARGO_GROUP, ARGO_VERSION, namespace,
-                               ANALYSIS_RUN_PLURAL, name, verb="get", resource="analysisruns.argoproj.io",
-                               target=f"{namespace}/{name}", missing_ok=True)
+        obj = await self._json(
+            self.custom.get_namespaced_custom_object,
+            ARGO_GROUP,
+            ARGO_VERSION,
+            namespace,
+            ANALYSIS_RUN_PLURAL,
+            name,
+            verb="get",
+            resource="analysisruns.argoproj.io",
+            target=f"{namespace}/{name}",
+            missing_ok=True,
+        )
         return AnalysisRun.from_obj(obj) if obj is not None else None
 
-    async def list_analysis_runs(self, namespace: str, rollout_uid: str, *,
-                                 label_selector: str | None = None) -> list[AnalysisRun]:
+    async def list_analysis_runs(
+        self, namespace: str, rollout_uid: str, *, label_selector: str | None = None
+    ) -> list[AnalysisRun]:
         """The AnalysisRuns whose controller ownerReference is the Rollout (how Argo itself finds them)."""
         kwargs = {"label_selector": label_selector} if label_selector else {}
-        items = await self._list(self.custom.list_namespaced_custom_object, ARGO_GROUP, ARGO_VERSION, namespace,
-                                 ANALYSIS_RUN_PLURAL, resource="analysisruns.argoproj.io",
-                                 target=f"in namespace {namespace}", **kwargs)
+        items = await self._list(
+            self.custom.list_namespaced_custom_object,
+            ARGO_GROUP,
+            ARGO_VERSION,
+            namespace,
+            ANALYSIS_RUN_PLURAL,
+            resource="analysisruns.argoproj.io",
+            target=f"in namespace {namespace}",
+            **kwargs,
+        )
         runs = [AnalysisRun.from_obj(item) for item in items]
         owned = [run for run in runs if run.is_owned_by(rollout_uid)]
         return sorted(owned, key=lambda r: (r.creation_timestamp or datetime.min.replace(tzinfo=UTC), r.name))
@@ -257,23 +333,44 @@ class KubeAdapter:
     # -- ReplicaSets, pods, logs, events ----------------------------------------------------------------
 
     async def get_replicaset(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return await self._json(self.apps.read_namespaced_replica_set, name, namespace, verb="get",
-                                resource="replicasets.apps", target=f"{namespace}/{name}", missing_ok=True)
+        return await self._json(
+            self.apps.read_namespaced_replica_set,
+            name,
+            namespace,
+            verb="get",
+            resource="replicasets.apps",
+            target=f"{namespace}/{name}",
+            missing_ok=True,
+        )
 
-    async def list_pods(self, namespace: str, match_labels: Mapping[str, str],
-                        pod_hash: str | None = None) -> list[dict[str, Any]]:
+    async def list_pods(
+        self, namespace: str, match_labels: Mapping[str, str], pod_hash: str | None = None
+    ) -> list[dict[str, Any]]:
         """Pods matching the labels, narrowed to one ``rollouts-pod-template-hash`` when given."""
         labels = dict(match_labels)
         if pod_hash:
             labels[POD_HASH_LABEL] = pod_hash
         selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
         kwargs = {"label_selector": selector} if selector else {}
-        return await self._list(self.core.list_namespaced_pod, namespace, resource="pods",
-                                target=f"in namespace {namespace} ({selector or 'all'})", **kwargs)
+        return await self._list(
+            self.core.list_namespaced_pod,
+            namespace,
+            resource="pods",
+            target=f"in namespace {namespace} ({selector or 'all'})",
+            **kwargs,
+        )
 
-    async def read_log(self, namespace: str, pod: str, container: str, *, tail_lines: int | None = None,
-                       limit_bytes: int | None = None, since_seconds: int | None = None,
-                       previous: bool = False) -> str:
+    async def read_log(
+        self,
+        namespace: str,
+        pod: str,
+        container: str,
+        *,
+        tail_lines: int | None = None,
+        limit_bytes: int | None = None,
+        since_seconds: int | None = None,
+        previous: bool = False,
+    ) -> str:
         """A bounded log tail. A container without such a log (never restarted, not started) gives ``""``."""
         kwargs: dict[str, Any] = {"container": container}
         if tail_lines is not None:
@@ -286,23 +383,27 @@ class KubeAdapter:
             kwargs["previous"] = True
         target = f"{namespace}/{pod} container {container}" + (" (previous)" if previous else "")
         # The raw answer is read as bytes: generated clients would json-decode a log that looks like JSON.
-        answer = await self._send(self.core.read_namespaced_pod_log, pod, namespace, verb="get",
-                                  resource="pods/log", target=target, **kwargs)
+        answer = await self._send(
+            self.core.read_namespaced_pod_log, pod, namespace, verb="get", resource="pods/log", target=target, **kwargs
+        )
         if answer.ok:
             return answer.body.decode("utf-8", "replace")
         message = answer.message
         if answer.status == 404 or (answer.status == 400 and any(m in message for m in _NO_LOG_MARKERS)):
             return ""
-        raise translate(answer.status, message, verb="get", resource="pods/log", target=target,
-                        headers=answer.headers)
+        raise translate(answer.status, message, verb="get", resource="pods/log", target=target, headers=answer.headers)
 
     async def list_events(self, namespace: str, object_names: set[str] | frozenset[str]) -> list[EventRecord]:
         """Core Events whose involvedObject is one of the named objects, most recent first per object."""
 
         async def of(name: str) -> list[EventRecord]:
-            items = await self._list(self.core.list_namespaced_event, namespace, resource="events",
-                                     target=f"about {namespace}/{name}",
-                                     field_selector=f"involvedObject.name={name}")
+            items = await self._list(
+                self.core.list_namespaced_event,
+                namespace,
+                resource="events",
+                target=f"about {namespace}/{name}",
+                field_selector=f"involvedObject.name={name}",
+            )
             items.sort(key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "", reverse=True)
             return [
                 EventRecord(
@@ -318,8 +419,15 @@ class KubeAdapter:
         results = await asyncio.gather(*(of(name) for name in sorted(object_names)))
         return [record for records in results for record in records]
 
-    async def create_event(self, involved: Mapping[str, Any], *, reason: str, message: str,
-                           type: str = "Normal", now: datetime | None = None) -> dict[str, Any]:
+    async def create_event(
+        self,
+        involved: Mapping[str, Any],
+        *,
+        reason: str,
+        message: str,
+        type: str = "Normal",
+        now: datetime | None = None,
+    ) -> dict[str, Any]:
         """Post a core/v1 Event about ``involved`` (a full object or an ObjectReference-like mapping).
 
         The name is ``<object>.<hex>`` with the hex derived from the object, reason and message, so the
@@ -355,24 +463,40 @@ class KubeAdapter:
             "count": 1,
         }
         target = f"{namespace}/{name}"
-        answer = await self._send(self.core.create_namespaced_event, namespace, body, verb="create",
-                                  resource="events", target=target)
+        answer = await self._send(
+            self.core.create_namespaced_event, namespace, body, verb="create", resource="events", target=target
+        )
         if answer.ok:
             return answer.json()
         if answer.status != 409:
-            raise translate(answer.status, answer.message, verb="create", resource="events", target=target,
-                            headers=answer.headers)
-        return await self._json(self.core.patch_namespaced_event, name, namespace,
-                                {"lastTimestamp": stamp, "message": body["message"]}, verb="patch",
-                                resource="events", target=target, content_type=MERGE_PATCH)
+            raise translate(
+                answer.status, answer.message, verb="create", resource="events", target=target, headers=answer.headers
+            )
+        return await self._json(
+            self.core.patch_namespaced_event,
+            name,
+            namespace,
+            {"lastTimestamp": stamp, "message": body["message"]},
+            verb="patch",
+            resource="events",
+            target=target,
+            content_type=MERGE_PATCH,
+        )
 
     # -- Secrets ---------------------------------------------------------------------------------------
 
     async def read_secret_key(self, namespace: str, name: str, key: str) -> str:
         """One key of a Secret, decoded. A missing Secret or key is a configuration error naming both."""
         target = f"{namespace}/{name}"
-        obj = await self._json(self.core.read_namespaced_secret, name, namespace, verb="get", resource="secrets",
-                               target=f"{target} (key {key!r})", missing_ok=True)
+        obj = await self._json(
+            self.core.read_namespaced_secret,
+            name,
+            namespace,
+            verb="get",
+            resource="secrets",
+            target=f"{target} (key {key!r})",
+            missing_ok=True,
+        )
         if obj is None:
             raise ConfigError(f"Secret {target} not found (needed for its key {key!r})")
         data = obj.get("data") or {}
@@ -387,43 +511,82 @@ class KubeAdapter:
     # -- our resources ---------------------------------------------------------------------------------
 
     async def get_ticket(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return await self._json(self.custom.get_namespaced_custom_object, GROUP, VERSION, namespace,
-                                TICKET_PLURAL, name, verb="get", resource=f"{TICKET_PLURAL}.{GROUP}",
-                                target=f"{namespace}/{name}", missing_ok=True)
+        return await self._json(
+            self.custom.get_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            TICKET_PLURAL,
+            name,
+            verb="get",
+            resource=f"{TICKET_PLURAL}.{GROUP}",
+            target=f"{namespace}/{name}",
+            missing_ok=True,
+        )
 
     async def create_ticket(self, namespace: str, body: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
         """Create a RemediationTicket; ``(object, created)``. An existing one (409) is returned with ``False``."""
         name = (body.get("metadata") or {}).get("name", "")
         target = f"{namespace}/{name}"
         resource = f"{TICKET_PLURAL}.{GROUP}"
-        answer = await self._send(self.custom.create_namespaced_custom_object, GROUP, VERSION, namespace,
-                                  TICKET_PLURAL, dict(body), verb="create", resource=resource, target=target)
+        answer = await self._send(
+            self.custom.create_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            TICKET_PLURAL,
+            dict(body),
+            verb="create",
+            resource=resource,
+            target=target,
+        )
         if answer.ok:
             return answer.json(), True
         if answer.status == 409 and name:
             existing = await self.get_ticket(namespace, name)
             if existing is not None:
                 return existing, False
-        raise translate(answer.status, answer.message, verb="create", resource=resource, target=target,
-                        headers=answer.headers)
+        raise translate(
+            answer.status, answer.message, verb="create", resource=resource, target=target, headers=answer.headers
+        )
 
     async def patch_ticket_status(self, namespace: str, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """JSON merge patch (``{"status": {...}}``) on the ticket's ``/status`` subresource."""
-        return await self._json(self.custom.patch_namespaced_custom_object_status, GROUP, VERSION, namespace,
-                                TICKET_PLURAL, name, dict(body), verb="patch",
-                                resource=f"{TICKET_PLURAL}/status", target=f"{namespace}/{name}",
-                                content_type=MERGE_PATCH)
+        return await self._json(
+            self.custom.patch_namespaced_custom_object_status,
+            GROUP,
+            VERSION,
+            namespace,
+            TICKET_PLURAL,
+            name,
+            dict(body),
+            verb="patch",
+            resource=f"{TICKET_PLURAL}/status",
+            target=f"{namespace}/{name}",
+            content_type=MERGE_PATCH,
+        )
 
     async def list_tickets(self, namespace: str, rollout: str | None = None) -> list[dict[str, Any]]:
-        items = await self._list(self.custom.list_namespaced_custom_object, GROUP, VERSION, namespace,
-                                 TICKET_PLURAL, resource=f"{TICKET_PLURAL}.{GROUP}",
-                                 target=f"in namespace {namespace}")
+        items = await self._list(
+            self.custom.list_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            TICKET_PLURAL,
+            resource=f"{TICKET_PLURAL}.{GROUP}",
+            target=f"in namespace {namespace}",
+        )
         if rollout is None:
             return items
         return [t for t in items if (t.get("spec") or {}).get("rollout") == rollout]
 
     async def list_policies(self, namespace: str) -> list[dict[str, Any]]:
-        return await self._list(self.custom.list_namespaced_custom_object, GROUP, VERSION, namespace,
-                                POLICY_PLURAL, resource=f"{POLICY_PLURAL}.{GROUP}",
-                                target=f"in namespace {namespace}")
-
+        return await self._list(
+            self.custom.list_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            POLICY_PLURAL,
+            resource=f"{POLICY_PLURAL}.{GROUP}",
+            target=f"in namespace {namespace}",
+        )

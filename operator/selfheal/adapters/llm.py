@@ -115,9 +115,7 @@ class LLMClient:
         # Switches to "json_object" for good once the endpoint rejects json_schema.
         self.mode: Mode = "json_schema"
         self._send_temperature = temperature is not None
-        self._client = openai.AsyncOpenAI(
-            base_url=base_url, api_key=api_key, timeout=timeout, max_retries=max_retries
-        )
+        self._client = openai.AsyncOpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=max_retries)
         self._endpoint = self._describe(base_url)
 
     @staticmethod
@@ -160,8 +158,9 @@ class LLMClient:
                 return await self._client.chat.completions.create(**kwargs)
             except (openai.BadRequestError, openai.UnprocessableEntityError) as e:
                 if self.mode == "json_schema" and "format" not in adapted and _mentions_response_format(e):
-                    log.warning("%s rejected json_schema output (%s); using json_object from now on",
-                                self._endpoint, e.message)
+                    log.warning(
+                        "%s rejected json_schema output (%s); using json_object from now on", self._endpoint, e.message
+                    )
                     self.mode = "json_object"
                     adapted.add("format")
                     continue
@@ -231,11 +230,14 @@ class LLMClient:
                 messages = [
                     *bundle.messages,
                     {"role": "assistant", "content": (content or "")[:_ECHO_MAX]},
-                    {"role": "user", "content": (
-                        f"That answer was invalid: {invalid.reason}. Respond again with only one JSON object "
-                        "with exactly the fields verdict, confidence, summary, root_cause, evidence_refs and "
-                        "suggested_fix, as the system message describes."
-                    )},
+                    {
+                        "role": "user",
+                        "content": (
+                            f"That answer was invalid: {invalid.reason}. Respond again with only one JSON object "
+                            "with exactly the fields verdict, confidence, summary, root_cause, evidence_refs and "
+                            "suggested_fix, as the system message describes."
+                        ),
+                    },
                 ]
                 continue
             return LLMResult(

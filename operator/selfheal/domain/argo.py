@@ -497,6 +497,9 @@ class AnalysisRun(_ReadModel):
             measured = [m for m in metric.measurements if m.value or m.message]
             message = metric.message or next((m.message for m in reversed(measured) if m.message), "")
             values = [m.value for m in metric.measurements if m.value][-MAX_METRIC_VALUES:]
-            out.append(FailedMetric(analysis_run=self.name, name=metric.name, phase=metric.phase,
-                                    message=message, values=values))
+            out.append(
+                FailedMetric(
+                    analysis_run=self.name, name=metric.name, phase=metric.phase, message=message, values=values
+                )
+            )
         return out

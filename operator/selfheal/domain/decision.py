@@ -72,10 +72,13 @@ def _combine(statistical: Verdict, llm: Verdict, threshold: int) -> tuple[Verdic
     hard = statistical.hard_evidence and statistical.verdict == VerdictKind.UNHEALTHY
     if hard and llm_kind != VerdictKind.UNHEALTHY:
         kind = _sure(statistical, threshold)
-        summary = (f"{statistical.summary} (the {llm.analyzer} analyzer said {llm.verdict} at {llm.confidence}%, "
-                   "but hard evidence cannot be overruled)")
+        summary = (
+            f"{statistical.summary} (the {llm.analyzer} analyzer said {llm.verdict} at {llm.confidence}%, "
+            "but hard evidence cannot be overruled)"
+        )
         verdict = _with_kind(
-            statistical, kind,
+            statistical,
+            kind,
             analyzer=Analyzer.COMBINED,
             summary=summary[:_SUMMARY_LIMIT],
             root_cause=statistical.root_cause or llm.root_cause,
@@ -83,20 +86,29 @@ def _combine(statistical: Verdict, llm: Verdict, threshold: int) -> tuple[Verdic
             evidence_refs=_merge_refs(statistical, llm),
             hard_evidence=True,
         )
-        note = (f"the {llm.analyzer} verdict ({llm.verdict}, {llm.confidence}%) was overruled by statistical "
-                f"hard evidence ({', '.join(statistical.evidence_refs) or 'restarts/crashes/failed metrics'})")
+        note = (
+            f"the {llm.analyzer} verdict ({llm.verdict}, {llm.confidence}%) was overruled by statistical "
+            f"hard evidence ({', '.join(statistical.evidence_refs) or 'restarts/crashes/failed metrics'})"
+        )
         return verdict, True, note
     if llm_kind == VerdictKind.HEALTHY and statistical.verdict == VerdictKind.INCONCLUSIVE:
         # Without canary data of its own, the operator cannot check a "healthy" read from a few lines
         # the workload wrote: it stays unsure until there is evidence.
-        note = (f"the {llm.analyzer} verdict ({llm.verdict}, {llm.confidence}%) is not confirmed: "
-                f"{statistical.summary[:200]}")
-        verdict = _with_kind(statistical, VerdictKind.INCONCLUSIVE, analyzer=Analyzer.COMBINED,
-                             evidence_refs=_merge_refs(statistical, llm))
+        note = (
+            f"the {llm.analyzer} verdict ({llm.verdict}, {llm.confidence}%) is not confirmed: "
+            f"{statistical.summary[:200]}"
+        )
+        verdict = _with_kind(
+            statistical,
+            VerdictKind.INCONCLUSIVE,
+            analyzer=Analyzer.COMBINED,
+            evidence_refs=_merge_refs(statistical, llm),
+        )
         return verdict, True, note
     agree = llm.verdict == statistical.verdict
     verdict = _with_kind(
-        llm, llm_kind,
+        llm,
+        llm_kind,
         analyzer=Analyzer.COMBINED if agree else llm.analyzer,
         evidence_refs=_merge_refs(llm, statistical) if agree else list(llm.evidence_refs),
         hard_evidence=statistical.hard_evidence,
@@ -139,8 +151,10 @@ def decide(
     else:
         final = _with_kind(statistical, _sure(statistical, threshold))
         if final.verdict != statistical.verdict:
-            notes.append(f"the statistical verdict ({statistical.verdict}, {statistical.confidence}%) "
-                         f"is below the {threshold}% threshold")
+            notes.append(
+                f"the statistical verdict ({statistical.verdict}, {statistical.confidence}%) "
+                f"is below the {threshold}% threshold"
+            )
         if llm_configured:
             unavailable = True
             fallback = _value(decision.on_analyzer_unavailable)

@@ -18,7 +18,8 @@ _POD_NAME = re.compile(r"\b([a-z][a-z0-9-]*?)-[a-z0-9]{6,10}-[a-z0-9]{5}\b")
 _FRAMEWORK_FRAME = re.compile(
     r"^(goroutine |panic\(|runtime[./]|net/http\.|created by |reflect\.|sync\.|"
     r"at (java|javax|jdk|sun|org\.springframework|io\.netty)\.|File \"/usr/|Traceback |During handling|"
-    r"The above exception|\.\.\.|\[)")
+    r"The above exception|\.\.\.|\[)"
+)
 
 
 def _normalise_line(line: str) -> str:
@@ -41,8 +42,14 @@ def normalise_template(template: str) -> str:
     if lines[0].strip().startswith("Traceback"):
         detail = rest[-1]  # Python: the exception and its message close the traceback
     else:
-        detail = next((line for line in rest if not line.startswith(("/", "\t")) and ".go:" not in line
-                       and not _FRAMEWORK_FRAME.match(line)), "")
+        detail = next(
+            (
+                line
+                for line in rest
+                if not line.startswith(("/", "\t")) and ".go:" not in line and not _FRAMEWORK_FRAME.match(line)
+            ),
+            "",
+        )
     return f"{first} | {_normalise_line(detail)}" if detail else first
 
 

@@ -9,7 +9,9 @@ from selfheal.domain.evidence import Evidence, PodEvidence, Side
 from selfheal.domain.logdiff import LogDiff, TemplateStat
 from selfheal.domain.verdict import Analyzer, Verdict, VerdictKind
 
-IMAGE_ERRORS = frozenset({"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull", "RegistryUnavailable"})
+IMAGE_ERRORS = frozenset(
+    {"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull", "RegistryUnavailable"}
+)
 START_ERRORS = frozenset({"CreateContainerConfigError", "CreateContainerError", "RunContainerError", "StartError"})
 CRASH_LOOP = "CrashLoopBackOff"
 OOM_KILLED = "OOMKilled"
@@ -75,7 +77,10 @@ def _pod_findings(evidence: Evidence, f: _Findings) -> None:
             if c.waiting_reason == CRASH_LOOP:
                 f.add_hard(f"crashloop:{pod.name}", f"container {c.name} of {pod.name} is in CrashLoopBackOff")
             if c.waiting_reason in IMAGE_ERRORS and c.waiting_reason not in stable_reasons:
-                f.add_hard(f"imagepull:{pod.name}", f"container {c.name} of {pod.name} cannot pull its image ({c.waiting_reason})")
+                f.add_hard(
+                    f"imagepull:{pod.name}",
+                    f"container {c.name} of {pod.name} cannot pull its image ({c.waiting_reason})",
+                )
             if c.waiting_reason in START_ERRORS and c.waiting_reason not in stable_reasons:
                 f.add_hard(f"start:{pod.name}", f"container {c.name} of {pod.name} cannot start ({c.waiting_reason})")
 
@@ -89,7 +94,9 @@ def _pod_findings(evidence: Evidence, f: _Findings) -> None:
             kind = HARD_EVENT_REASONS[ev.reason]
             f.add_hard(f"{kind}:{ev.object_name}", f"pod {ev.object_name} reported {ev.reason} ({ev.count}x)")
         elif ev.reason in SOFT_EVENT_REASONS:
-            f.add_soft(f"event:{ev.object_name}:{ev.reason}", f"pod {ev.object_name} reported {ev.reason} ({ev.count}x)")
+            f.add_soft(
+                f"event:{ev.object_name}:{ev.reason}", f"pod {ev.object_name} reported {ev.reason} ({ev.count}x)"
+            )
 
 
 def _metric_findings(evidence: Evidence, f: _Findings) -> None:

@@ -195,11 +195,17 @@ def render_title(ctx: IssueContext) -> str:
 def _facts(ctx: IssueContext) -> str:
     rows = [
         ("Rollout", f"{inline_code(ctx.rollout)} in namespace {inline_code(ctx.namespace)}"),
-        ("Revision", f"{inline_code(ctx.revision or '?')}, pod-template-hash {inline_code(ctx.pod_template_hash or '?')}"),
+        (
+            "Revision",
+            f"{inline_code(ctx.revision or '?')}, pod-template-hash {inline_code(ctx.pod_template_hash or '?')}",
+        ),
         ("Images", ", ".join(inline_code(image) for image in ctx.images) or "unknown"),
         ("Canary step", inline_code(ctx.step) if ctx.step else "unknown"),
-        ("Verdict", f"**{_cell(ctx.verdict or 'unhealthy')}**, confidence {ctx.confidence}/100"
-                    + (f" (analyzer: {_cell(ctx.analyzer)})" if ctx.analyzer else "")),
+        (
+            "Verdict",
+            f"**{_cell(ctx.verdict or 'unhealthy')}**, confidence {ctx.confidence}/100"
+            + (f" (analyzer: {_cell(ctx.analyzer)})" if ctx.analyzer else ""),
+        ),
         ("Seen", f"{ctx.occurrences} time(s), first {_when(ctx.first_seen)}, last {_when(ctx.last_seen)}"),
     ]
     if ctx.repository:
@@ -208,17 +214,25 @@ def _facts(ctx: IssueContext) -> str:
     return "\n".join(lines)
 
 
-def _templates_section(ctx: IssueContext, max_templates: int = MAX_TEMPLATES,
-                       max_examples: int = MAX_EXAMPLES) -> list[str]:
+def _templates_section(
+    ctx: IssueContext, max_templates: int = MAX_TEMPLATES, max_examples: int = MAX_EXAMPLES
+) -> list[str]:
     if not ctx.templates:
         return []
-    out = ["## Error signatures, canary vs stable", "",
-           "Log lines grouped into templates (variable parts such as numbers, ids and durations masked). "
-           "Counts are lines seen in the canary pods and in the stable pods over the same window.", ""]
+    out = [
+        "## Error signatures, canary vs stable",
+        "",
+        "Log lines grouped into templates (variable parts such as numbers, ids and durations masked). "
+        "Counts are lines seen in the canary pods and in the stable pods over the same window.",
+        "",
+    ]
     for template in ctx.templates[:max_templates]:
         tags = " · ".join(part for part in (template.status, template.severity) if part)
-        out.append(f"### {_cell(template.id)}" + (f" ({_cell(tags)})" if tags else "")
-                   + f": canary {template.canary_count}, stable {template.stable_count}")
+        out.append(
+            f"### {_cell(template.id)}"
+            + (f" ({_cell(tags)})" if tags else "")
+            + f": canary {template.canary_count}, stable {template.stable_count}"
+        )
         out.append("")
         out.append(code_block(_clip(template.template, MAX_LINE * 2)))
         examples = [_clip(example, MAX_LINE) for example in template.examples[:max_examples]]
@@ -234,13 +248,19 @@ def _templates_section(ctx: IssueContext, max_templates: int = MAX_TEMPLATES,
 def _metrics_section(ctx: IssueContext) -> list[str]:
     if not ctx.failed_metrics:
         return []
-    out = ["## Failed analysis metrics", "", "| AnalysisRun | Metric | Phase | Values | Message |",
-           "|---|---|---|---|---|"]
+    out = [
+        "## Failed analysis metrics",
+        "",
+        "| AnalysisRun | Metric | Phase | Values | Message |",
+        "|---|---|---|---|---|",
+    ]
     for metric in ctx.failed_metrics:
         values = ", ".join(inline_code(value) for value in metric.values[-10:]) or "none"
-        out.append(f"| {inline_code(metric.analysis_run)} | {inline_code(metric.name)} | {_cell(metric.phase)} "
-                   f"| {values} | {_cell(_clip(metric.message, MAX_LINE))} |")
-    return out + [""]
+        out.append(
+            f"| {inline_code(metric.analysis_run)} | {inline_code(metric.name)} | {_cell(metric.phase)} "
+            f"| {values} | {_cell(_clip(metric.message, MAX_LINE))} |"
+        )
+    return [*out, ""]
 
 
 def _pods_section(ctx: IssueContext) -> list[str]:
@@ -249,9 +269,10 @@ def _pods_section(ctx: IssueContext) -> list[str]:
         return []
     out = ["## Pod states", "", "| Pod | Side | Restarts | Reasons |", "|---|---|---|---|"]
     for pod in notable:
-        out.append(f"| {inline_code(pod.name)} | {_cell(pod.side)} | {pod.restarts} "
-                   f"| {_cell(', '.join(pod.reasons)) or '-'} |")
-    return out + [""]
+        out.append(
+            f"| {inline_code(pod.name)} | {_cell(pod.side)} | {pod.restarts} | {_cell(', '.join(pod.reasons)) or '-'} |"
+        )
+    return [*out, ""]
 
 
 def _reproduce(ctx: IssueContext) -> list[str]:
@@ -266,10 +287,17 @@ def _reproduce(ctx: IssueContext) -> list[str]:
     ]
     if ctx.failed_metrics:
         steps.append("3. Compare the metric values above with the stable version under the same traffic.")
-    steps += ["", "In the cluster:", "",
-              code_block(f"kubectl argo rollouts get rollout {ctx.rollout} -n {ctx.namespace}\n"
-                         f"kubectl logs -n {ctx.namespace} -l rollouts-pod-template-hash={ctx.pod_template_hash or '<hash>'}",
-                         "sh"), ""]
+    steps += [
+        "",
+        "In the cluster:",
+        "",
+        code_block(
+            f"kubectl argo rollouts get rollout {ctx.rollout} -n {ctx.namespace}\n"
+            f"kubectl logs -n {ctx.namespace} -l rollouts-pod-template-hash={ctx.pod_template_hash or '<hash>'}",
+            "sh",
+        ),
+        "",
+    ]
     return steps
 
 
@@ -306,13 +334,23 @@ def _render_body(ctx: IssueContext, max_templates: int, max_examples: int) -> st
     body += _templates_section(ctx, max_templates, max_examples)
     body += _metrics_section(ctx)
     body += _pods_section(ctx)
-    body += ["## Suspected root cause", "", prose(_clip(ctx.root_cause, MAX_PROSE)) if ctx.root_cause else
-             "_Not determined; start from the first error signature above._", ""]
-    body += ["## Suggested fix", "", prose(_clip(ctx.suggested_fix, MAX_PROSE)) if ctx.suggested_fix else
-             "_None proposed._", ""]
+    body += [
+        "## Suspected root cause",
+        "",
+        prose(_clip(ctx.root_cause, MAX_PROSE))
+        if ctx.root_cause
+        else "_Not determined; start from the first error signature above._",
+        "",
+    ]
+    body += [
+        "## Suggested fix",
+        "",
+        prose(_clip(ctx.suggested_fix, MAX_PROSE)) if ctx.suggested_fix else "_None proposed._",
+        "",
+    ]
     body += _reproduce(ctx)
     body += [
-        "## What \"fixed\" means",
+        '## What "fixed" means',
         "",
         f"- A pull request against {inline_code(ctx.base_branch)} fixes the root cause, adds a test that fails "
         "without the fix, and says `Fixes #<this issue number>` in its description.",
@@ -333,18 +371,23 @@ def render_occurrence_comment(ctx: IssueContext, now: datetime) -> str:
     """A comment on the existing issue when the same failure is seen again."""
     lines = [
         f"selfheal saw this failure again at {_when(now)}: revision {inline_code(ctx.revision or '?')} "
-        f"(pod-template-hash {inline_code(ctx.pod_template_hash or '?')}) of {inline_code(ctx.namespace + '/' + ctx.rollout)}, "
+        f"(pod-template-hash {inline_code(ctx.pod_template_hash or '?')}) "
+        f"of {inline_code(ctx.namespace + '/' + ctx.rollout)}, "
         f"verdict **{_cell(ctx.verdict or 'unhealthy')}** at {ctx.confidence}/100.",
         "",
         f"Occurrences: {ctx.occurrences} (first seen {_when(ctx.first_seen)}).",
     ]
     if ctx.templates:
         lines += ["", "| Template | Canary | Stable |", "|---|---|---|"]
-        lines += [f"| {inline_code(_clip(t.template, 120))} | {t.canary_count} | {t.stable_count} |"
-                  for t in ctx.templates[:5]]
+        lines += [
+            f"| {inline_code(_clip(t.template, 120))} | {t.canary_count} | {t.stable_count} |"
+            for t in ctx.templates[:5]
+        ]
     if ctx.failed_metrics:
-        lines += ["", "Failed metrics: " + ", ".join(
-            f"{inline_code(m.name)} ({_cell(m.phase)})" for m in ctx.failed_metrics)]
+        lines += [
+            "",
+            "Failed metrics: " + ", ".join(f"{inline_code(m.name)} ({_cell(m.phase)})" for m in ctx.failed_metrics),
+        ]
     return "\n".join(lines)
 
 
@@ -357,8 +400,9 @@ def render_verified_comment(ctx: IssueContext, revision: str, pod_template_hash:
     )
 
 
-def render_regressed_comment(ctx: IssueContext, revision: str, pod_template_hash: str,
-                             now: datetime | None = None) -> str:
+def render_regressed_comment(
+    ctx: IssueContext, revision: str, pod_template_hash: str, now: datetime | None = None
+) -> str:
     """The comment posted when a revision that should contain the fix fails the same way."""
     when = f" at {_when(now)}" if now else ""
     top = f" Top signature: {inline_code(_clip(ctx.templates[0].template, 200))}." if ctx.templates else ""
@@ -374,8 +418,10 @@ def render_stalled_comment(mention: str, *, waited_hours: float | None = None) -
     who = " ".join(m if m.startswith("@") else "@" + m for m in mention.split()) if mention.strip() else ""
     waited = f" in {waited_hours:g} hour(s)" if waited_hours is not None else ""
     greeting = f"{who}: " if who else ""
-    return (f"{greeting}no pull request fixing this issue has appeared{waited}. "
-            "The coding agent may have stalled; please take a look.")
+    return (
+        f"{greeting}no pull request fixing this issue has appeared{waited}. "
+        "The coding agent may have stalled; please take a look."
+    )
 
 
 # -- pull request linkage ---------------------------------------------------------------------------

@@ -24,10 +24,15 @@ from selfheal.domain.ticket import (
 )
 
 # IssueOpened reasons that a retry cannot fix until someone changes the token, repository or labels.
-REFUSED_REASONS = frozenset({
-    Reason.BAD_CREDENTIALS, Reason.REPOSITORY_NOT_FOUND, Reason.INVALID_LABEL,
-    Reason.SECRET_NOT_FOUND, Reason.SECRET_KEY_MISSING,
-})
+REFUSED_REASONS = frozenset(
+    {
+        Reason.BAD_CREDENTIALS,
+        Reason.REPOSITORY_NOT_FOUND,
+        Reason.INVALID_LABEL,
+        Reason.SECRET_NOT_FOUND,
+        Reason.SECRET_KEY_MISSING,
+    }
+)
 # Phases after which nothing is done any more.
 FINAL_PHASES = frozenset({TicketPhase.RESOLVED})
 # Phases in which a failure of the next revision with the same fingerprint is a regression.
@@ -71,8 +76,9 @@ def derive_phase(conditions: Sequence[Condition]) -> TicketPhase:
 # --- the issue --------------------------------------------------------------------------------------
 
 
-def issue_context(ticket: RemediationTicket, redact: Callable[[str], str], *, repository: str = "",
-                  base_branch: str = "main") -> IssueContext:
+def issue_context(
+    ticket: RemediationTicket, redact: Callable[[str], str], *, repository: str = "", base_branch: str = "main"
+) -> IssueContext:
     """What the issue says, from the ticket; every free text passes through ``redact`` once more."""
     spec, status = ticket.spec, ticket.status
     ev = spec.evidence
@@ -89,14 +95,31 @@ def issue_context(ticket: RemediationTicket, redact: Callable[[str], str], *, re
         summary=redact(spec.verdict.summary),
         root_cause=redact(spec.verdict.root_cause),
         suggested_fix=redact(spec.verdict.suggested_fix),
-        templates=[IssueTemplate(id=t.id, template=redact(t.template), severity=t.severity.value,
-                                 status=t.status.value, canary_count=t.canary_count, stable_count=t.stable_count,
-                                 examples=[redact(x) for x in t.examples]) for t in ev.templates],
-        failed_metrics=[IssueMetric(analysis_run=m.analysis_run, name=m.name, phase=m.phase,
-                                    message=redact(m.message), values=[redact(v) for v in m.values])
-                        for m in ev.failed_metrics],
-        pod_states=[IssuePodState(name=p.name, side=p.side.value, restarts=p.restarts, reasons=list(p.reasons))
-                    for p in ev.pods],
+        templates=[
+            IssueTemplate(
+                id=t.id,
+                template=redact(t.template),
+                severity=t.severity.value,
+                status=t.status.value,
+                canary_count=t.canary_count,
+                stable_count=t.stable_count,
+                examples=[redact(x) for x in t.examples],
+            )
+            for t in ev.templates
+        ],
+        failed_metrics=[
+            IssueMetric(
+                analysis_run=m.analysis_run,
+                name=m.name,
+                phase=m.phase,
+                message=redact(m.message),
+                values=[redact(v) for v in m.values],
+            )
+            for m in ev.failed_metrics
+        ],
+        pod_states=[
+            IssuePodState(name=p.name, side=p.side.value, restarts=p.restarts, reasons=list(p.reasons)) for p in ev.pods
+        ],
         fingerprint=spec.fingerprint,
         occurrences=status.occurrences,
         first_seen=status.first_seen,
@@ -129,9 +152,15 @@ class PostedComment:
     created_at: datetime | None
 
 
-def occurrence_comment_plan(ticket: str, occurrences: int, commented: int, last_comment_at: datetime | None,
-                            comments: Iterable[PostedComment], interval_minutes: int,
-                            now: datetime) -> tuple[bool, int]:
+def occurrence_comment_plan(
+    ticket: str,
+    occurrences: int,
+    commented: int,
+    last_comment_at: datetime | None,
+    comments: Iterable[PostedComment],
+    interval_minutes: int,
+    now: datetime,
+) -> tuple[bool, int]:
     """``(post, commented)``: whether to post an occurrence comment now, and the count already reported.
 
     Occurrence comments on one issue (from any ticket) are at least ``interval_minutes`` apart; a count
@@ -173,8 +202,11 @@ def regression_cutoff(verification: VerificationStatus | None) -> datetime | Non
 
 def merged_fix(pulls: Sequence[PullRequestStatus], cutoff: datetime | None) -> PullRequestStatus | None:
     """The latest merged pull request that counts (merged after ``cutoff``)."""
-    merged = [p for p in pulls if p.state == PullRequestState.MERGED and p.merged_at is not None
-              and (cutoff is None or p.merged_at > cutoff)]
+    merged = [
+        p
+        for p in pulls
+        if p.state == PullRequestState.MERGED and p.merged_at is not None and (cutoff is None or p.merged_at > cutoff)
+    ]
     return max(merged, key=lambda p: p.merged_at) if merged else None  # type: ignore[arg-type,return-value]
 
 
@@ -191,31 +223,62 @@ def tracked_pull(pulls: Sequence[PullRequestStatus], cutoff: datetime | None) ->
     return chosen.number if chosen else None
 
 
-def fix_conditions(conditions: Sequence[Condition], pulls: Sequence[PullRequestStatus], cutoff: datetime | None,
-                   now: datetime) -> list[Condition]:
+def fix_conditions(
+    conditions: Sequence[Condition], pulls: Sequence[PullRequestStatus], cutoff: datetime | None, now: datetime
+) -> list[Condition]:
     """FixProposed and FixMerged from the pull requests; untouched while there is none (the agent's turn)."""
     conds = list(conditions)
     merged = merged_fix(pulls, cutoff)
     proposed = open_fix(pulls)
     if merged is not None:
-        conds = set_condition(conds, ConditionType.FIX_PROPOSED, True, Reason.PULL_REQUEST_OPENED,
-                              f"pull request #{merged.number} by {merged.author or 'unknown'}", now)
+        conds = set_condition(
+            conds,
+            ConditionType.FIX_PROPOSED,
+            True,
+            Reason.PULL_REQUEST_OPENED,
+            f"pull request #{merged.number} by {merged.author or 'unknown'}",
+            now,
+        )
         sha = f" as {merged.merge_sha[:12]}" if merged.merge_sha else ""
-        return set_condition(conds, ConditionType.FIX_MERGED, True, Reason.PULL_REQUEST_MERGED,
-                             f"pull request #{merged.number} merged{sha}", now)
+        return set_condition(
+            conds,
+            ConditionType.FIX_MERGED,
+            True,
+            Reason.PULL_REQUEST_MERGED,
+            f"pull request #{merged.number} merged{sha}",
+            now,
+        )
     if proposed is not None:
         kind = "draft pull request" if proposed.state == PullRequestState.DRAFT else "pull request"
-        conds = set_condition(conds, ConditionType.FIX_PROPOSED, True, Reason.PULL_REQUEST_OPENED,
-                              f"{kind} #{proposed.number} by {proposed.author or 'unknown'}", now)
+        conds = set_condition(
+            conds,
+            ConditionType.FIX_PROPOSED,
+            True,
+            Reason.PULL_REQUEST_OPENED,
+            f"{kind} #{proposed.number} by {proposed.author or 'unknown'}",
+            now,
+        )
         if get_condition(conds, ConditionType.FIX_MERGED) is None or cutoff is None:
-            conds = set_condition(conds, ConditionType.FIX_MERGED, False, Reason.PULL_REQUEST_OPENED,
-                                  f"pull request #{proposed.number} not merged yet", now)
+            conds = set_condition(
+                conds,
+                ConditionType.FIX_MERGED,
+                False,
+                Reason.PULL_REQUEST_OPENED,
+                f"pull request #{proposed.number} not merged yet",
+                now,
+            )
         return conds
     closed = [p for p in pulls if p.state == PullRequestState.CLOSED]
     if closed and _is(conds, ConditionType.FIX_PROPOSED, ConditionStatus.TRUE):
         last = max(closed, key=lambda p: p.number)
-        conds = set_condition(conds, ConditionType.FIX_PROPOSED, False, Reason.PULL_REQUEST_CLOSED,
-                              f"pull request #{last.number} was closed without merging", now)
+        conds = set_condition(
+            conds,
+            ConditionType.FIX_PROPOSED,
+            False,
+            Reason.PULL_REQUEST_CLOSED,
+            f"pull request #{last.number} was closed without merging",
+            now,
+        )
     return conds
 
 
@@ -265,67 +328,127 @@ def carries_sha(sha: str, images: Iterable[str], annotations: Mapping[str, str])
     return False
 
 
-def accepts_revision(rev: RevisionView, failing_hash: str, since: datetime, merge_sha: str,
-                     require_sha: bool) -> bool:
+def accepts_revision(rev: RevisionView, failing_hash: str, since: datetime, merge_sha: str, require_sha: bool) -> bool:
     """Whether ``rev`` should contain the fix: a new hash, created after ``since``, with the SHA if required."""
     if not rev.pod_hash or rev.pod_hash == failing_hash or rev.created is None or rev.created <= since:
         return False
     return not require_sha or carries_sha(merge_sha, rev.images, rev.annotations)
 
 
-def advance_verification(current: VerificationStatus | None, candidate: RevisionView | None, ro: RolloutView,
-                         now: datetime) -> VerificationStatus:
+def advance_verification(
+    current: VerificationStatus | None, candidate: RevisionView | None, ro: RolloutView, now: datetime
+) -> VerificationStatus:
     """Pending until an accepted revision shows up; Verifying while it rolls out; Passed once stable and healthy.
 
     A Failed verification (a regression) stays Failed until a new accepted revision shows up."""
     if current is None or current.state != VerificationState.VERIFYING:
-        if current is not None and current.state in (VerificationState.PASSED, VerificationState.FAILED) \
-                and candidate is None:
+        if (
+            current is not None
+            and current.state in (VerificationState.PASSED, VerificationState.FAILED)
+            and candidate is None
+        ):
             return current
         if candidate is None:
             return VerificationStatus(state=VerificationState.PENDING, message="waiting for the next revision")
-        current = VerificationStatus(revision=candidate.revision, pod_template_hash=candidate.pod_hash,
-                                     state=VerificationState.VERIFYING, started_at=now,
-                                     message=f"revision {candidate.revision or '?'} is rolling out")
-    if current.state == VerificationState.VERIFYING and ro.stable_hash == current.pod_template_hash \
-            and ro.phase == "Healthy":
-        return current.model_copy(update={
-            "state": VerificationState.PASSED, "verified_at": now,
-            "message": f"revision {current.revision or '?'} is stable and healthy"})
+        current = VerificationStatus(
+            revision=candidate.revision,
+            pod_template_hash=candidate.pod_hash,
+            state=VerificationState.VERIFYING,
+            started_at=now,
+            message=f"revision {candidate.revision or '?'} is rolling out",
+        )
+    if (
+        current.state == VerificationState.VERIFYING
+        and ro.stable_hash == current.pod_template_hash
+        and ro.phase == "Healthy"
+    ):
+        return current.model_copy(
+            update={
+                "state": VerificationState.PASSED,
+                "verified_at": now,
+                "message": f"revision {current.revision or '?'} is stable and healthy",
+            }
+        )
     return current
 
 
-def verified_condition(conditions: Sequence[Condition], verification: VerificationStatus,
-                       now: datetime) -> list[Condition]:
+def verified_condition(
+    conditions: Sequence[Condition], verification: VerificationStatus, now: datetime
+) -> list[Condition]:
     what = f"revision {verification.revision or '?'} ({verification.pod_template_hash or '?'})"
     if verification.state == VerificationState.PASSED:
-        return set_condition(conditions, ConditionType.VERIFIED, True, Reason.REVISION_VERIFIED,
-                             f"{what} is stable and healthy", now)
+        return set_condition(
+            conditions, ConditionType.VERIFIED, True, Reason.REVISION_VERIFIED, f"{what} is stable and healthy", now
+        )
     if verification.state == VerificationState.VERIFYING:
-        return set_condition(conditions, ConditionType.VERIFIED, ConditionStatus.UNKNOWN, Reason.REVISION_VERIFYING,
-                             f"{what} is rolling out", now)
+        return set_condition(
+            conditions,
+            ConditionType.VERIFIED,
+            ConditionStatus.UNKNOWN,
+            Reason.REVISION_VERIFYING,
+            f"{what} is rolling out",
+            now,
+        )
     if verification.state == VerificationState.FAILED:
-        return set_condition(conditions, ConditionType.VERIFIED, False, Reason.REVISION_REGRESSED,
-                             f"{what} failed again with the same fingerprint", now)
-    return set_condition(conditions, ConditionType.VERIFIED, ConditionStatus.UNKNOWN, Reason.AWAITING_ROLLOUT,
-                         "waiting for the first revision rolled out after the fix", now)
+        return set_condition(
+            conditions,
+            ConditionType.VERIFIED,
+            False,
+            Reason.REVISION_REGRESSED,
+            f"{what} failed again with the same fingerprint",
+            now,
+        )
+    return set_condition(
+        conditions,
+        ConditionType.VERIFIED,
+        ConditionStatus.UNKNOWN,
+        Reason.AWAITING_ROLLOUT,
+        "waiting for the first revision rolled out after the fix",
+        now,
+    )
 
 
-def regressed_conditions(conditions: Sequence[Condition], revision: str, pod_hash: str,
-                         now: datetime) -> list[Condition]:
+def regressed_conditions(
+    conditions: Sequence[Condition], revision: str, pod_hash: str, now: datetime
+) -> list[Condition]:
     """The fix did not hold: not merged any more (a new fix is needed), the agent asked again."""
     what = f"revision {revision or '?'} ({pod_hash})"
-    conds = set_condition(conditions, ConditionType.VERIFIED, False, Reason.REVISION_REGRESSED,
-                          f"{what} failed again with the same fingerprint", now)
-    conds = set_condition(conds, ConditionType.FIX_MERGED, False, Reason.FIX_REGRESSED,
-                          f"the merged fix did not hold: {what} regressed", now)
-    return set_condition(conds, ConditionType.FIX_PROPOSED, False, Reason.AGENT_ASKED_AGAIN,
-                         "waiting for a new fix after the regression", now)
+    conds = set_condition(
+        conditions,
+        ConditionType.VERIFIED,
+        False,
+        Reason.REVISION_REGRESSED,
+        f"{what} failed again with the same fingerprint",
+        now,
+    )
+    conds = set_condition(
+        conds,
+        ConditionType.FIX_MERGED,
+        False,
+        Reason.FIX_REGRESSED,
+        f"the merged fix did not hold: {what} regressed",
+        now,
+    )
+    return set_condition(
+        conds,
+        ConditionType.FIX_PROPOSED,
+        False,
+        Reason.AGENT_ASKED_AGAIN,
+        "waiting for a new fix after the regression",
+        now,
+    )
 
 
-def is_regression(phase: TicketPhase | None, ticket_fingerprint: str, failing_hash: str,
-                  verification: VerificationStatus | None, pod_hash: str, fingerprint: str,
-                  rs_created: datetime | None, since: datetime | None) -> bool:
+def is_regression(
+    phase: TicketPhase | None,
+    ticket_fingerprint: str,
+    failing_hash: str,
+    verification: VerificationStatus | None,
+    pod_hash: str,
+    fingerprint: str,
+    rs_created: datetime | None,
+    since: datetime | None,
+) -> bool:
     """Whether a failure of ``pod_hash`` with ``fingerprint`` is this ticket's fix failing."""
     if phase not in VERIFYING_PHASES or fingerprint != ticket_fingerprint or pod_hash == failing_hash:
         return False

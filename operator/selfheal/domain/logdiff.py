@@ -64,10 +64,7 @@ _REL_EPS = 1e-15
 
 
 def _log_pmf(k: int, n: int, p: float) -> float:
-    return (
-        math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
-        + k * math.log(p) + (n - k) * math.log1p(-p)
-    )
+    return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) + k * math.log(p) + (n - k) * math.log1p(-p)
 
 
 def _sum_up(x: int, n: int, p: float) -> float:

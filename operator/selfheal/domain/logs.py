@@ -28,9 +28,7 @@ _TOKEN_CACHE_LIMIT = 400_000
 _LEAD = "([{<\"'`+"
 _TRAIL = ")]}>\"'`,;:.!?"
 
-_ISO_TS = re.compile(
-    r"\d{4}-\d{2}-\d{2}(?:[T_]\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?"
-)
+_ISO_TS = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T_]\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?")
 _DATE = re.compile(r"\d{4}/\d{1,2}/\d{1,2}|\d{1,2}/[A-Z][a-z]{2}/\d{4}(?::\d{2}:\d{2}:\d{2})?|\d{4}\.\d{2}\.\d{2}")
 _TIME = re.compile(r"\d{1,2}:\d{2}:\d{2}(?:[.,]\d{1,9})?(?:Z|[+-]\d{2}:?\d{2})?")
 _KLOG_HEAD = re.compile(r"([IWEF])\d{4}")
@@ -46,10 +44,12 @@ _NUM_UNIT = re.compile(r"[-+]?\d+(?:\.\d+)?(%|[kKMGTP]i?[bB]?|[bB]|bytes|x|rps|q
 _PATH_LINE = re.compile(r"(.{0,512}\.[A-Za-z]{1,8}):(\d+)(?::\d+)?")
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]{0,20}://\S+")
 _EMAIL = re.compile(r"[^@\s]{1,64}@[A-Za-z0-9\-.]{1,253}\.[A-Za-z]{2,24}")
-_STATUS_KEYS = frozenset({"status", "status_code", "statuscode", "code", "http_status", "httpstatus", "response_code", "resp_status"})
+_STATUS_KEYS = frozenset(
+    {"status", "status_code", "statuscode", "code", "http_status", "httpstatus", "response_code", "resp_status"}
+)
 _STATUS = re.compile(r"[1-5]\d\d")
 _SEGMENT_SPLIT = re.compile(r"([/\-_.:,#@|()\[\]{}?*&+])")
-_MONTHS = frozenset("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split())
+_MONTHS = frozenset(["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"])
 
 _CLASSES = re.compile(
     "|".join(
@@ -71,8 +71,16 @@ _CLASSES = re.compile(
     )
 )
 _CLASS_TOKENS = {
-    "ts": "<TS>", "time": "<TS>", "date": "<TS>", "epoch": "<TS>", "ipport": "<IP>:<PORT>", "ip": "<IP>",
-    "num": "<NUM>", "uuid": "<UUID>", "hex": "<HEX>", "dur": "<DUR>",
+    "ts": "<TS>",
+    "time": "<TS>",
+    "date": "<TS>",
+    "epoch": "<TS>",
+    "ipport": "<IP>:<PORT>",
+    "ip": "<IP>",
+    "num": "<NUM>",
+    "uuid": "<UUID>",
+    "hex": "<HEX>",
+    "dur": "<DUR>",
 }
 
 _token_cache: dict[str, str] = {}
@@ -153,10 +161,7 @@ def _mask_token(tok: str, kv: bool = True) -> str:
     else:
         lead = tok.lstrip(_LEAD)
         core = lead.rstrip(_TRAIL)
-        if not core:
-            masked = tok
-        else:
-            masked = tok[: len(tok) - len(lead)] + _mask_core(core, kv) + lead[len(core) :]
+        masked = tok if not core else tok[: len(tok) - len(lead)] + _mask_core(core, kv) + lead[len(core) :]
     if len(cache) >= _TOKEN_CACHE_LIMIT:
         cache.clear()
     cache[tok] = masked
@@ -205,8 +210,11 @@ def _mask_line(line: str) -> str:
         # An HTTP status code is kept: "200 - blue" and "500 - red" must stay apart.
         n = len(tokens)
         for i, tok in enumerate(tokens):
-            if len(tok) == 3 and tok.isdigit() and tok[0] in "12345" and (
-                (i + 1 < n and tokens[i + 1] == "-") or (i > 0 and tokens[i - 1].startswith("HTTP/"))
+            if (
+                len(tok) == 3
+                and tok.isdigit()
+                and tok[0] in "12345"
+                and ((i + 1 < n and tokens[i + 1] == "-") or (i > 0 and tokens[i - 1].startswith("HTTP/")))
             ):
                 out[i] = tok
     if len(out) > 1 and out[1] == "<TS>" and out[0] == "<TS>":
@@ -251,26 +259,47 @@ def mask(line: str) -> str:
 # ---------------------------------------------------------------------------------------------
 
 _LEVEL_WORDS: dict[str, Severity] = {
-    "trace": "info", "debug": "info", "dbug": "info", "info": "info", "inf": "info", "notice": "info",
-    "warn": "warning", "warning": "warning", "wrn": "warning",
-    "error": "error", "err": "error", "eror": "error", "crit": "error", "critical": "error",
-    "fatal": "error", "panic": "error", "severe": "error", "alert": "error", "emerg": "error",
-    "emergency": "error", "dpanic": "error",
+    "trace": "info",
+    "debug": "info",
+    "dbug": "info",
+    "info": "info",
+    "inf": "info",
+    "notice": "info",
+    "warn": "warning",
+    "warning": "warning",
+    "wrn": "warning",
+    "error": "error",
+    "err": "error",
+    "eror": "error",
+    "crit": "error",
+    "critical": "error",
+    "fatal": "error",
+    "panic": "error",
+    "severe": "error",
+    "alert": "error",
+    "emerg": "error",
+    "emergency": "error",
+    "dpanic": "error",
 }
 _LEVEL_NAMES = "|".join(sorted(_LEVEL_WORDS, key=len, reverse=True))
 _KV_LEVEL = re.compile(
-    r"(?<![\w.])[\"']?(?:level|lvl|severity|loglevel|log\.level|levelname)[\"']?[ \t]{0,2}[=:][ \t]{0,2}[\"']?(" + _LEVEL_NAMES + r")\b",
+    r"(?<![\w.])[\"']?(?:level|lvl|severity|loglevel|log\.level|levelname)[\"']?[ \t]{0,2}[=:][ \t]{0,2}[\"']?("
+    + _LEVEL_NAMES
+    + r")\b",
     re.IGNORECASE,
 )
 # "(?!\w)", not "\b": after the masked "<TS>" the next character is a space, and there is no
 # word boundary between ">" and a space.
 _KLOG = re.compile(r"^([IWEF])(?:\d{4}|<TS>)(?!\w)")
 _BRACKET_LEVEL = re.compile(r"[\[<(|](" + _LEVEL_NAMES + r")[\]>)|:]", re.IGNORECASE)
-_UPPER_LEVEL = re.compile(r"(?<![\w\-])(TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|ERR|CRIT|CRITICAL|FATAL|PANIC|SEVERE)(?![\w\-])")
+_UPPER_LEVEL = re.compile(
+    r"(?<![\w\-])(TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|ERR|CRIT|CRITICAL|FATAL|PANIC|SEVERE)(?![\w\-])"
+)
 _STATUS_LINE = re.compile(
     r"(?:(?<![\w.:/\-])([1-5]\d\d)(?= - )"
     r"|HTTP/\d(?:\.\d)?\"?[ \t]{1,3}([1-5]\d\d)\b"
-    r"|(?<![\w])(?:status|status_?code|statusCode|http_status|response_code)[\"']?[ \t]{0,2}[=:][ \t]{0,2}[\"']?([1-5]\d\d)\b)",
+    r"|(?<![\w])(?:status|status_?code|statusCode|http_status|response_code)"
+    r"[\"']?[ \t]{0,2}[=:][ \t]{0,2}[\"']?([1-5]\d\d)\b)",
     re.IGNORECASE,
 )
 _ERROR_WORDS = re.compile(
@@ -296,6 +325,8 @@ def _error_words(line: str) -> tuple[bool, bool]:
             uncertain = True
             return True, uncertain
     return False, uncertain
+
+
 _WARN_WORDS = re.compile(r"\b(?:warn|warning|deprecated|retrying|timed out|timeout|refused|throttled)\b", re.IGNORECASE)
 
 _CRASH = re.compile(
@@ -438,14 +469,10 @@ def parse_events(text: str) -> list[str]:
             joined = False
             if not line.strip():
                 joined = mode in ("go", "py", "py_end")
-            elif c0 in _WS:
-                joined = True
-            elif line.startswith(_JAVA_CONT):
+            elif c0 in _WS or line.startswith(_JAVA_CONT):
                 joined = True
             elif mode == "go":
-                joined = not _RECORD_START.match(line) and (
-                    bool(_GO_CONT.match(line)) or bool(_GO_FRAME.match(line))
-                )
+                joined = not _RECORD_START.match(line) and (bool(_GO_CONT.match(line)) or bool(_GO_FRAME.match(line)))
             elif mode in ("py", "py_end"):
                 if line.startswith(_PY_CHAIN):
                     joined, mode = True, "py"
@@ -529,7 +556,7 @@ def _tokenize(masked: str) -> list[str]:
             if part:
                 tokens.extend(part.split(" "))
     if len(tokens) > MAX_TEMPLATE_TOKENS:
-        tokens = tokens[:MAX_TEMPLATE_TOKENS] + ["…"]
+        tokens = [*tokens[:MAX_TEMPLATE_TOKENS], "…"]
     return tokens
 
 
@@ -628,7 +655,7 @@ class TemplateMiner:
                 best, best_equal = cand, equal
         best_score = best_equal / n if n else 1.0
         if best is not None and best_score >= self.similarity:
-            best.tokens = [a if a == b else WILDCARD for a, b in zip(best.tokens, tokens)]
+            best.tokens = [a if a == b else WILDCARD for a, b in zip(best.tokens, tokens, strict=True)]
             return best
         if len(candidates) >= self.max_candidates:
             # A full group: the catch-all absorbs the event instead of a new template, which
@@ -636,7 +663,7 @@ class TemplateMiner:
             full_key = (key, prefix)
             catch_all = self._overflow.get(full_key)
             if catch_all is not None:
-                catch_all.tokens = [a if a == b else WILDCARD for a, b in zip(catch_all.tokens, tokens)]
+                catch_all.tokens = [a if a == b else WILDCARD for a, b in zip(catch_all.tokens, tokens, strict=True)]
                 return catch_all
             tpl = Template(id=f"T{len(self._templates) + 1}", tokens=tokens, severity=sev, crash_signature=crash)
             self._templates.append(tpl)

@@ -77,7 +77,7 @@ class _Family:
         lines = [f"# HELP {self.name} {escape_help(self.help)}", f"# TYPE {self.name} {self.kind}"]
         for key, value in self.samples():
             if key:
-                labels = ",".join(f'{n}="{escape_label_value(v)}"' for n, v in zip(self.labelnames, key))
+                labels = ",".join(f'{n}="{escape_label_value(v)}"' for n, v in zip(self.labelnames, key, strict=True))
                 lines.append(f"{self.name}{{{labels}}} {format_value(value)}")
             else:
                 lines.append(f"{self.name} {format_value(value)}")
@@ -168,26 +168,42 @@ class OperatorMetrics:
         metrics = cls(
             registry=r,
             build_info=r.gauge("selfheal_build_info", "The running selfheal version (always 1).", ["version"]),
-            analyses=r.counter("selfheal_analyses_total", "Canary analyses, by the verdict reached and who reached it.",
-                               ["namespace", "policy", "trigger", "verdict", "analyzer"]),
-            actions=r.counter("selfheal_actions_total",
-                              "Actions sent to Rollouts (abort, pause, promote); dry runs and skips not counted.",
-                              ["namespace", "action"]),
-            canaries_stopped=r.counter("selfheal_canaries_stopped_total",
-                                       "Canaries aborted or paused by selfheal on an unhealthy verdict.",
-                                       ["namespace"]),
-            analyzer_unavailable=r.counter("selfheal_analyzer_unavailable_total",
-                                           "Analyses whose configured LLM or agent gave no verdict (the fallback applied).",
-                                           ["namespace", "policy"]),
-            llm_tokens=r.counter("selfheal_llm_tokens_total", "Tokens spent by the LLM (prompt plus completion).",
-                                 ["namespace", "policy"]),
+            analyses=r.counter(
+                "selfheal_analyses_total",
+                "Canary analyses, by the verdict reached and who reached it.",
+                ["namespace", "policy", "trigger", "verdict", "analyzer"],
+            ),
+            actions=r.counter(
+                "selfheal_actions_total",
+                "Actions sent to Rollouts (abort, pause, promote); dry runs and skips not counted.",
+                ["namespace", "action"],
+            ),
+            canaries_stopped=r.counter(
+                "selfheal_canaries_stopped_total",
+                "Canaries aborted or paused by selfheal on an unhealthy verdict.",
+                ["namespace"],
+            ),
+            analyzer_unavailable=r.counter(
+                "selfheal_analyzer_unavailable_total",
+                "Analyses whose configured LLM or agent gave no verdict (the fallback applied).",
+                ["namespace", "policy"],
+            ),
+            llm_tokens=r.counter(
+                "selfheal_llm_tokens_total",
+                "Tokens spent by the LLM (prompt plus completion).",
+                ["namespace", "policy"],
+            ),
             tickets_opened=r.counter("selfheal_tickets_opened_total", "RemediationTickets created.", ["namespace"]),
-            ticket_phase_changes=r.counter("selfheal_ticket_phase_changes_total",
-                                           "RemediationTicket phase changes, by the phase entered.",
-                                           ["namespace", "phase"]),
-            github_requests_failed=r.counter("selfheal_github_requests_failed_total",
-                                             "GitHub requests of ticket reconciliations that failed, by reason.",
-                                             ["reason"]),
+            ticket_phase_changes=r.counter(
+                "selfheal_ticket_phase_changes_total",
+                "RemediationTicket phase changes, by the phase entered.",
+                ["namespace", "phase"],
+            ),
+            github_requests_failed=r.counter(
+                "selfheal_github_requests_failed_total",
+                "GitHub requests of ticket reconciliations that failed, by reason.",
+                ["reason"],
+            ),
         )
         if version:
             metrics.build_info.set(1, version=version)

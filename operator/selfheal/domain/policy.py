@@ -70,9 +70,7 @@ class LabelSelector(BaseModel):
     match_expressions: list[LabelSelectorRequirement] = Field(default_factory=list)
 
 
-def selector_matches(
-    selector: LabelSelector | Mapping[str, Any] | None, labels: Mapping[str, str] | None
-) -> bool:
+def selector_matches(selector: LabelSelector | Mapping[str, Any] | None, labels: Mapping[str, str] | None) -> bool:
     """Whether ``labels`` satisfy ``selector`` (every matchLabels pair and every expression).
 
     An empty or absent selector matches everything.

@@ -91,7 +91,9 @@ def answer_json_schema() -> dict[str, Any]:
             "evidence_refs": {
                 "type": "array",
                 "items": {"type": "string"},
-                "description": "Ids of the evidence items that decided the verdict, e.g. T3, restarts, metric:error-rate.",
+                "description": (
+                    "Ids of the evidence items that decided the verdict, e.g. T3, restarts, metric:error-rate."
+                ),
             },
             "suggested_fix": {
                 "type": "string",
@@ -316,12 +318,19 @@ def _pod_side(pods: list[PodEvidence], clean: _Cleaner, detail: bool) -> dict[st
     if exit_codes:
         side["exit_codes"] = sorted(exit_codes)[:10]
     if detail:
-        troubled = [p for p in pods if p.restarts or not p.ready or any(
-            c.waiting_reason or c.last_terminated_reason for c in p.containers)]
+        troubled = [
+            p
+            for p in pods
+            if p.restarts or not p.ready or any(c.waiting_reason or c.last_terminated_reason for c in p.containers)
+        ]
         rows = []
         for pod in troubled[:PODS_DETAIL_PER_SIDE]:
-            row: dict[str, Any] = {"pod": clean(pod.name, 80), "phase": clean(pod.phase, 30),
-                                   "ready": pod.ready, "restarts": pod.restarts}
+            row: dict[str, Any] = {
+                "pod": clean(pod.name, 80),
+                "phase": clean(pod.phase, 30),
+                "ready": pod.ready,
+                "restarts": pod.restarts,
+            }
             states = []
             for c in pod.containers:
                 if c.restart_count or c.waiting_reason or c.last_terminated_reason or not c.ready:
@@ -359,10 +368,16 @@ def _header_lines(evidence: Evidence, diff: LogDiff, clean: _Cleaner, level: int
         head["canary_since"] = evidence.canary_since.isoformat()
     lines = [_dump(head)]
     detail = level < 2
-    lines.append(_dump({"pods": {
-        "canary": _pod_side(evidence.side(Side.CANARY), clean, detail),
-        "stable": _pod_side(evidence.side(Side.STABLE), clean, detail),
-    }}))
+    lines.append(
+        _dump(
+            {
+                "pods": {
+                    "canary": _pod_side(evidence.side(Side.CANARY), clean, detail),
+                    "stable": _pod_side(evidence.side(Side.STABLE), clean, detail),
+                }
+            }
+        )
+    )
     if evidence.failed_metrics:
         metrics = []
         for m in evidence.failed_metrics[:METRICS_MAX]:
@@ -379,13 +394,24 @@ def _header_lines(evidence: Evidence, diff: LogDiff, clean: _Cleaner, level: int
         ranked = sorted(evidence.events, key=lambda e: (e.type != "Warning", -e.count))
         limit = EVENTS_MAX if level < 1 else 4
         events = [
-            {"ref": "event:" + clean(e.reason, 60), "object": clean(e.object_name, 80), "type": clean(e.type, 20),
-             "count": e.count, "message": clean(e.message, 200 if level < 1 else 100)}
+            {
+                "ref": "event:" + clean(e.reason, 60),
+                "object": clean(e.object_name, 80),
+                "type": clean(e.type, 20),
+                "count": e.count,
+                "message": clean(e.message, 200 if level < 1 else 100),
+            }
             for e in ranked[:limit]
         ]
         lines.append(_dump({"events": events, "omitted": max(len(evidence.events) - limit, 0)}))
-    lines.append(_dump({"log_events": {"canary": diff.canary_events, "stable": diff.stable_events},
-                        "templates_total": len(diff.templates)}))
+    lines.append(
+        _dump(
+            {
+                "log_events": {"canary": diff.canary_events, "stable": diff.stable_events},
+                "templates_total": len(diff.templates),
+            }
+        )
+    )
     return lines
 
 
@@ -477,7 +503,7 @@ def build_messages(
         for level in _EXAMPLE_LEVELS:
             lines = [
                 _template_line(t, *level[0 if tier == 0 else 2 if tier == 3 else 1])
-                for t, tier in zip(ranked, tiers)
+                for t, tier in zip(ranked, tiers, strict=True)
             ]
             if sum(len(line) + 1 for line in lines) <= room:
                 break
@@ -494,8 +520,15 @@ def build_messages(
         dropped_by_tier = [0, 0, 0, 0]
         for tier in tiers[kept:]:
             dropped_by_tier[tier] += 1
-        body_lines.append(_dump({"templates_omitted": omitted, "omitted_errors_or_crashes": dropped_by_tier[0],
-                                 "omitted_warnings": dropped_by_tier[1]}))
+        body_lines.append(
+            _dump(
+                {
+                    "templates_omitted": omitted,
+                    "omitted_errors_or_crashes": dropped_by_tier[0],
+                    "omitted_warnings": dropped_by_tier[1],
+                }
+            )
+        )
 
     body = "\n".join(body_lines)
     # The whole evidence body goes through redaction once more, then is made fence-safe again in

@@ -102,7 +102,7 @@ def _kv(m: re.Match[str]) -> tuple[str, str] | None:
     if value.startswith("\\"):
         # JSON-escaped quotes: keep them so the surrounding JSON string stays valid.
         return kind, f"{m.group('lead')}{value[:2]}[REDACTED:{kind}]{value[:2]}"
-    if value.startswith(("\"", "'")):
+    if value.startswith(('"', "'")):
         return kind, f"{m.group('lead')}{value[0]}[REDACTED:{kind}]{value[0]}"
     return kind, f"{m.group('lead')}[REDACTED:{kind}]"
 
@@ -135,7 +135,9 @@ _BUILTINS: tuple[_Detector, ...] = (
     ),
     _Detector(
         "jwt",
-        re.compile(r"eyJ(?<![A-Za-z0-9_\-]eyJ)[A-Za-z0-9_\-]{4,8192}\.eyJ[A-Za-z0-9_\-]{4,8192}\.[A-Za-z0-9_\-]{0,8192}"),
+        re.compile(
+            r"eyJ(?<![A-Za-z0-9_\-]eyJ)[A-Za-z0-9_\-]{4,8192}\.eyJ[A-Za-z0-9_\-]{4,8192}\.[A-Za-z0-9_\-]{0,8192}"
+        ),
         gates=("eyJ",),
     ),
     _Detector(
@@ -149,7 +151,11 @@ _BUILTINS: tuple[_Detector, ...] = (
     ),
     _Detector(
         "basic_auth",
-        re.compile(r"(?i)(\bauthorization[\"']?[ \t]{0,3}[:=][ \t]{0,3}[\[\"']{0,2}basic[ \t]{1,4})" + _NOT_REDACTED + r"[A-Za-z0-9+/]{4,4096}={0,2}"),
+        re.compile(
+            r"(?i)(\bauthorization[\"']?[ \t]{0,3}[:=][ \t]{0,3}[\[\"']{0,2}basic[ \t]{1,4})"
+            + _NOT_REDACTED
+            + r"[A-Za-z0-9+/]{4,4096}={0,2}"
+        ),
         gates=("basic",),
         lowered=True,
         replace=_basic,
@@ -164,7 +170,8 @@ _BUILTINS: tuple[_Detector, ...] = (
     _Detector(
         "aws_secret_key",
         re.compile(
-            r"(?i)(aws_?secret_?(?:access_?)?key[\"']?[ \t]{0,3}[:=][ \t]{0,3}[\"']?|secret_?access_?key[\"']?[ \t]{0,3}[:=][ \t]{0,3}[\"']?)"
+            r"(?i)(aws_?secret_?(?:access_?)?key[\"']?[ \t]{0,3}[:=][ \t]{0,3}[\"']?"
+            r"|secret_?access_?key[\"']?[ \t]{0,3}[:=][ \t]{0,3}[\"']?)"
             + _NOT_REDACTED
             + rf"[{_B64}]{{40}}(?![{_B64}])"
         ),
@@ -181,7 +188,9 @@ _BUILTINS: tuple[_Detector, ...] = (
     ),
     _Detector(
         "github_token",
-        re.compile(r"g(?<![A-Za-z0-9_]g)(?:h[pousr]_[A-Za-z0-9]{30,255}|ithub_pat_[A-Za-z0-9_]{22,255})(?![A-Za-z0-9_])"),
+        re.compile(
+            r"g(?<![A-Za-z0-9_]g)(?:h[pousr]_[A-Za-z0-9]{30,255}|ithub_pat_[A-Za-z0-9_]{22,255})(?![A-Za-z0-9_])"
+        ),
         gates=("gh", "github_pat_"),
     ),
     _Detector(
@@ -198,8 +207,7 @@ _BUILTINS: tuple[_Detector, ...] = (
         "credential",
         re.compile(
             r"(?i)(?P<lead>(?P<key>passw(?:or)?d|pwd|secret|token|api[_\-]?key|access[_\-]?key)"
-            r"[A-Za-z_]{0,12}\\?[\"']?[ \t]{0,3}[:=][ \t]{0,3})"
-            + _KV_VALUE
+            r"[A-Za-z_]{0,12}\\?[\"']?[ \t]{0,3}[:=][ \t]{0,3})" + _KV_VALUE
         ),
         gates=("passw", "pwd", "secret", "token", "api", "access"),
         lowered=True,
@@ -220,7 +228,7 @@ _BUILTINS: tuple[_Detector, ...] = (
     ),
 )
 
-BUILTIN_KINDS: tuple[str, ...] = ("private_key",) + tuple(d.kind for d in _BUILTINS)
+BUILTIN_KINDS: tuple[str, ...] = ("private_key", *tuple(d.kind for d in _BUILTINS))
 
 
 def fold(text: str) -> str:

@@ -20,8 +20,9 @@ def failed_runs_index(namespace: str, body: kopf.Body, **_: Any) -> dict[tuple[s
 
 
 @kopf.on.event(ARGO_GROUP, ARGO_VERSION, "analysisruns", id="analysisrun-triggers")
-async def analysis_run_changed(type: str, body: kopf.Body, namespace: str, memo: kopf.Memo,
-                               policies: kopf.Index, logger: kopf.Logger, **_: Any) -> None:
+async def analysis_run_changed(
+    type: str, body: kopf.Body, namespace: str, memo: kopf.Memo, policies: kopf.Index, logger: kopf.Logger, **_: Any
+) -> None:
     run = AnalysisRun.from_obj(body)
     if type == "DELETED" or run.owner is None or run.owner.kind != "Rollout" or run.phase not in (AR_FAILED, AR_ERROR):
         return

@@ -25,17 +25,40 @@ def policies_index(namespace: str, name: str, spec: kopf.Spec, **_: Any) -> dict
 
 @kopf.on.create(GROUP, VERSION, PLURAL, id="policy-created")
 @kopf.on.update(GROUP, VERSION, PLURAL, id="policy-updated", field="spec")
-async def policy_changed(namespace: str, name: str, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta,
-                         patch: kopf.Patch, memo: kopf.Memo, policies: kopf.Index, rollouts: kopf.Index,
-                         **_: Any) -> None:
-    patch.status.update(await service.reconcile(memo.runtime, namespace, name, spec, status, meta,
-                                                rollouts.get(namespace, []), policies.get(namespace, [])))
+async def policy_changed(
+    namespace: str,
+    name: str,
+    spec: kopf.Spec,
+    status: kopf.Status,
+    meta: kopf.Meta,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    policies: kopf.Index,
+    rollouts: kopf.Index,
+    **_: Any,
+) -> None:
+    patch.status.update(
+        await service.reconcile(
+            memo.runtime, namespace, name, spec, status, meta, rollouts.get(namespace, []), policies.get(namespace, [])
+        )
+    )
 
 
 @kopf.timer(GROUP, VERSION, PLURAL, id="policy-tick", interval=CONFIG.policy_tick_seconds, initial_delay=1)
-async def policy_tick(namespace: str, name: str, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta,
-                      patch: kopf.Patch, memo: kopf.Memo, policies: kopf.Index, rollouts: kopf.Index,
-                      failed_runs: kopf.Index, logger: kopf.Logger, **_: Any) -> None:
+async def policy_tick(
+    namespace: str,
+    name: str,
+    spec: kopf.Spec,
+    status: kopf.Status,
+    meta: kopf.Meta,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    policies: kopf.Index,
+    rollouts: kopf.Index,
+    failed_runs: kopf.Index,
+    logger: kopf.Logger,
+    **_: Any,
+) -> None:
     runtime, governed, rivals = memo.runtime, rollouts.get(namespace, []), policies.get(namespace, [])
     service.load_usage(runtime.usage_of(namespace, name), status)  # the budget survives restarts
     ref = next((p for p in rivals if p.name == name), None)

@@ -17,8 +17,16 @@ def rollouts_index(namespace: str, name: str, labels: kopf.Labels, body: kopf.Bo
 
 
 @kopf.on.event(ARGO_GROUP, ARGO_VERSION, "rollouts", id="rollout-triggers")
-async def rollout_changed(type: str, body: kopf.Body, namespace: str, name: str, memo: kopf.Memo,
-                          policies: kopf.Index, logger: kopf.Logger, **_: Any) -> None:
+async def rollout_changed(
+    type: str,
+    body: kopf.Body,
+    namespace: str,
+    name: str,
+    memo: kopf.Memo,
+    policies: kopf.Index,
+    logger: kopf.Logger,
+    **_: Any,
+) -> None:
     if type == "DELETED":
         memo.runtime.forget_revisions(namespace, name, set())
         return

@@ -8,9 +8,18 @@ from collections.abc import Sequence
 import kopf
 
 
-def run_operator(*, namespaces: Sequence[str], all_namespaces: bool, standalone: bool, peering: str | None,
-                 priority: int | None, liveness: str | None, log_level: str, log_format: str,
-                 metrics_port: int = 0) -> None:
+def run_operator(
+    *,
+    namespaces: Sequence[str],
+    all_namespaces: bool,
+    standalone: bool,
+    peering: str | None,
+    priority: int | None,
+    liveness: str | None,
+    log_level: str,
+    log_format: str,
+    metrics_port: int = 0,
+) -> None:
     kopf.configure(
         debug=log_level == "debug",
         quiet=log_level in ("warning", "error"),

@@ -16,13 +16,15 @@ PLURAL = "remediationtickets"
 
 @kopf.on.create(GROUP, VERSION, PLURAL, id="ticket-created")
 @kopf.timer(GROUP, VERSION, PLURAL, id="ticket-reconcile", interval=CONFIG.ticket_poll_seconds)
-async def reconcile_ticket(namespace: str, name: str, spec: kopf.Spec, memo: kopf.Memo, policies: kopf.Index,
-                           **_: Any) -> None:
+async def reconcile_ticket(
+    namespace: str, name: str, spec: kopf.Spec, memo: kopf.Memo, policies: kopf.Index, **_: Any
+) -> None:
     policy = next((p for p in policies.get(namespace, []) if p.name == spec.get("policy")), None)
     try:
         retry = await service.reconcile_ticket(memo.runtime, namespace, name, policy)
     except TransientError as e:  # RateLimitedError too: wait what GitHub or the apiserver asked for
         raise kopf.TemporaryError(str(e), delay=e.delay) from e
     if retry is not None:
-        raise kopf.TemporaryError(f"GitHub refused; trying again in {retry:.0f}s (see the ticket's conditions)",
-                                  delay=retry)
+        raise kopf.TemporaryError(
+            f"GitHub refused; trying again in {retry:.0f}s (see the ticket's conditions)", delay=retry
+        )

@@ -58,8 +58,15 @@ class Outcome:
     ticket: str | None = None
 
 
-async def analyze(rt: Runtime, policy: PolicyRef, ro: Rollout, trigger: Trigger, *,
-                  analysis_run: AnalysisRun | None = None, occurrence_key: str = "") -> Outcome | None:
+async def analyze(
+    rt: Runtime,
+    policy: PolicyRef,
+    ro: Rollout,
+    trigger: Trigger,
+    *,
+    analysis_run: AnalysisRun | None = None,
+    occurrence_key: str = "",
+) -> Outcome | None:
     """Analyze the Rollout's current canary once; None when skipped (another analysis of the same canary
     is running, or the budget is spent). Safe to call on every event: repeats neither repeat actions nor
     count twice."""
@@ -70,8 +77,9 @@ async def analyze(rt: Runtime, policy: PolicyRef, ro: Rollout, trigger: Trigger,
         return None
     rt.in_flight.add(key)
     try:
-        return await _analyze(rt, policy, ro, trigger, pod_hash, step, analysis_run,
-                              occurrence_key or cycle_key(rt, ro, pod_hash))
+        return await _analyze(
+            rt, policy, ro, trigger, pod_hash, step, analysis_run, occurrence_key or cycle_key(rt, ro, pod_hash)
+        )
     finally:
         rt.in_flight.discard(key)
 
@@ -90,24 +98,39 @@ def cycle_key(rt: Runtime, ro: Rollout, pod_hash: str) -> str:
     return f"{pod_hash}:attempt-{rt.attempt(ro.namespace, ro.name, pod_hash)}"
 
 
-async def _analyze(rt: Runtime, policy: PolicyRef, ro: Rollout, trigger: Trigger, pod_hash: str, step: str,
-                   analysis_run: AnalysisRun | None, occurrence_key: str) -> Outcome | None:
+async def _analyze(
+    rt: Runtime,
+    policy: PolicyRef,
+    ro: Rollout,
+    trigger: Trigger,
+    pod_hash: str,
+    step: str,
+    analysis_run: AnalysisRun | None,
+    occurrence_key: str,
+) -> Outcome | None:
     spec = policy.spec
     now = rt.clock()
     usage = rt.usage_of(policy.namespace, policy.name)
     usage.roll(now)
     if usage.this_hour >= spec.budget.analyses_per_hour:
-        await _event(rt, ro, BUDGET_EXHAUSTED, "Warning",
-                     f"policy {policy.name} spent its {spec.budget.analyses_per_hour} analyses this hour; "
-                     f"{trigger.value} on revision {ro.revision} not analyzed")
+        await _event(
+            rt,
+            ro,
+            BUDGET_EXHAUSTED,
+            "Warning",
+            f"policy {policy.name} spent its {spec.budget.analyses_per_hour} analyses this hour; "
+            f"{trigger.value} on revision {ro.revision} not analyzed",
+        )
         return None
-    evidence = await gather_evidence(rt.kube, ro, spec.analysis.logs, trigger=trigger.value, now=now,
-                                     analysis_run=analysis_run)
+    evidence = await gather_evidence(
+        rt.kube, ro, spec.analysis.logs, trigger=trigger.value, now=now, analysis_run=analysis_run
+    )
     evidence = _with_snapshot(rt, evidence)
     analyzer, analyzer_error = await analyzer_for(rt.kube, rt.clients, policy.namespace, spec.analysis.llm)
     tokens_left = max(0, spec.budget.tokens_per_day - usage.tokens_today)
-    j = await judge(evidence, spec.analysis, spec.decision, analyzer, analyzer_error=analyzer_error,
-                    token_budget_left=tokens_left)
+    j = await judge(
+        evidence, spec.analysis, spec.decision, analyzer, analyzer_error=analyzer_error, token_budget_left=tokens_left
+    )
     usage.count_analysis(now)
     usage.count_tokens(j.tokens, now)
     _count_analysis(rt, policy, ro.namespace, trigger, j)
@@ -131,8 +154,7 @@ async def look_at_logs(rt: Runtime, policy: PolicyRef, ro: Rollout) -> Outcome |
     if not is_canary_in_progress(ro):
         return None
     now = rt.clock()
-    evidence = await gather_evidence(rt.kube, ro, policy.spec.analysis.logs, trigger=Trigger.LOG_WATCH.value,
-                                     now=now)
+    evidence = await gather_evidence(rt.kube, ro, policy.spec.analysis.logs, trigger=Trigger.LOG_WATCH.value, now=now)
     if any(log.text for pod in evidence.side(Side.CANARY) for log in pod.logs):
         rt.keep_snapshot(evidence)
     _, _, statistical, _ = await asyncio.to_thread(prepare, evidence, policy.spec.analysis)
@@ -151,8 +173,13 @@ async def look_at_logs(rt: Runtime, policy: PolicyRef, ro: Rollout) -> Outcome |
 
 def _count_analysis(rt: Runtime, policy: PolicyRef, namespace: str, trigger: Trigger, j: Judgement) -> None:
     m = rt.metrics
-    m.analyses.inc(namespace=namespace, policy=policy.name, trigger=trigger.value, verdict=str(j.verdict.verdict),
-                   analyzer=str(j.verdict.analyzer))
+    m.analyses.inc(
+        namespace=namespace,
+        policy=policy.name,
+        trigger=trigger.value,
+        verdict=str(j.verdict.verdict),
+        analyzer=str(j.verdict.analyzer),
+    )
     if j.llm_error:
         m.analyzer_unavailable.inc(namespace=namespace, policy=policy.name)
     if j.tokens:
@@ -169,8 +196,9 @@ def _with_snapshot(rt: Runtime, evidence: Evidence) -> Evidence:
     if snapshot is None:
         return evidence
     stable = evidence.side(Side.STABLE) or snapshot.side(Side.STABLE)
-    return evidence.model_copy(update={"pods": snapshot.side(Side.CANARY) + stable,
-                                       "events": evidence.events or snapshot.events})
+    return evidence.model_copy(
+        update={"pods": snapshot.side(Side.CANARY) + stable, "events": evidence.events or snapshot.events}
+    )
 
 
 async def _act(rt: Runtime, ro: Rollout, j: Judgement, pod_hash: str, step: str) -> str:
@@ -216,8 +244,10 @@ async def _explain(rt: Runtime, ro: Rollout, j: Judgement, trigger: Trigger, tak
     """Every verdict is an Event on the Rollout: `kubectl describe rollout` answers "why"."""
     v = j.verdict
     summary = " ".join(v.summary.split())[:300]
-    message = (f"{v.verdict} (confidence {v.confidence}, analyzer {v.analyzer}, trigger {trigger.value}, "
-               f"revision {ro.revision}): {summary} Action: {taken}. {j.decision.reason}")
+    message = (
+        f"{v.verdict} (confidence {v.confidence}, analyzer {v.analyzer}, trigger {trigger.value}, "
+        f"revision {ro.revision}): {summary} Action: {taken}. {j.decision.reason}"
+    )
     if j.llm_error:
         message += f" Analyzer unavailable: {j.llm_error[:200]}"
     kind = "Warning" if v.verdict == VerdictKind.UNHEALTHY else "Normal"
@@ -225,27 +255,43 @@ async def _explain(rt: Runtime, ro: Rollout, j: Judgement, trigger: Trigger, tak
 
 
 async def _event(rt: Runtime, ro: Rollout, reason: str, kind: str, message: str) -> None:
-    involved = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
-                "metadata": {"name": ro.name, "namespace": ro.namespace, "uid": ro.uid}}
+    involved = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Rollout",
+        "metadata": {"name": ro.name, "namespace": ro.namespace, "uid": ro.uid},
+    }
     try:
         await rt.kube.create_event(involved, reason=reason, message=message, type=kind, now=rt.clock())
     except SelfHealError as e:  # an Event is an explanation; losing one must not stop the work
         log.warning("could not post Event %s on %s/%s: %s", reason, ro.namespace, ro.name, e)
 
 
-async def _ticket(rt: Runtime, policy: PolicyRef, ro: Rollout, j: Judgement, trigger: Trigger,
-                  occurrence_key: str) -> str:
+async def _ticket(
+    rt: Runtime, policy: PolicyRef, ro: Rollout, j: Judgement, trigger: Trigger, occurrence_key: str
+) -> str:
     async with rt.lock(f"ticket:{ro.namespace}/{ro.name}/{j.evidence.canary_hash}"):
         regressed = await _record_regression(rt, ro, j)
         if regressed:
             return regressed
-        name, created, counted = await tickets.record(rt.kube, j, ro, policy=policy.name, trigger=trigger.value,
-                                                      key=occurrence_key, now=rt.clock(),
-                                                      redact=redactor_for(policy.spec.analysis).redact)
+        name, created, counted = await tickets.record(
+            rt.kube,
+            j,
+            ro,
+            policy=policy.name,
+            trigger=trigger.value,
+            key=occurrence_key,
+            now=rt.clock(),
+            redact=redactor_for(policy.spec.analysis).redact,
+        )
     if created:
         rt.metrics.tickets_opened.inc(namespace=ro.namespace)
-        await _event(rt, ro, "RemediationTicketOpened", "Warning",
-                     f"ticket {name} opened for revision {ro.revision} (fingerprint {j.fingerprint[:12]})")
+        await _event(
+            rt,
+            ro,
+            "RemediationTicketOpened",
+            "Warning",
+            f"ticket {name} opened for revision {ro.revision} (fingerprint {j.fingerprint[:12]})",
+        )
     elif counted:
         log.info("ticket %s/%s: one more occurrence (%s)", ro.namespace, name, occurrence_key)
     return name
@@ -253,5 +299,6 @@ async def _ticket(rt: Runtime, policy: PolicyRef, ro: Rollout, j: Judgement, tri
 
 async def _record_regression(rt: Runtime, ro: Rollout, j: Judgement) -> str | None:
     """A fixed-and-merged failure seen again on the revision meant to verify it reopens its ticket."""
-    return await remediation.record_failure(rt, ro.namespace, ro.name, j.evidence.canary_hash, ro.revision,
-                                            j.fingerprint, rt.clock())
+    return await remediation.record_failure(
+        rt, ro.namespace, ro.name, j.evidence.canary_hash, ro.revision, j.fingerprint, rt.clock()
+    )

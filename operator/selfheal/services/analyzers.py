@@ -14,8 +14,9 @@ from selfheal.services.judge import secret_digest
 NO_KEY = "not-needed"
 
 
-async def analyzer_for(kube: KubeAdapter, clients: dict[tuple[str, ...], Any], namespace: str,
-                       llm: LLMSpec) -> tuple[Any | None, str | None]:
+async def analyzer_for(
+    kube: KubeAdapter, clients: dict[tuple[str, ...], Any], namespace: str, llm: LLMSpec
+) -> tuple[Any | None, str | None]:
     """``(client, None)``, or ``(None, why)`` when the policy names no analyzer or its Secret is unusable."""
     if llm.provider == LLMProvider.NONE:
         return None, None
@@ -25,17 +26,34 @@ async def analyzer_for(kube: KubeAdapter, clients: dict[tuple[str, ...], Any], n
             key = await kube.read_secret_key(namespace, llm.api_key_secret_ref.name, llm.api_key_secret_ref.key)
         except ConfigError as e:
             return None, str(e)
-    cache_key = (llm.provider.value, llm.base_url, llm.model, secret_digest(key), str(llm.timeout_seconds),
-                 str(llm.max_retries), str(llm.temperature))
+    cache_key = (
+        llm.provider.value,
+        llm.base_url,
+        llm.model,
+        secret_digest(key),
+        str(llm.timeout_seconds),
+        str(llm.max_retries),
+        str(llm.temperature),
+    )
     client = clients.get(cache_key)
     if client is None:
         if llm.provider == LLMProvider.OPENAI:
-            client = LLMClient(llm.base_url or None, key, llm.model, timeout=llm.timeout_seconds,
-                               max_retries=llm.max_retries, temperature=llm.temperature)
+            client = LLMClient(
+                llm.base_url or None,
+                key,
+                llm.model,
+                timeout=llm.timeout_seconds,
+                max_retries=llm.max_retries,
+                temperature=llm.temperature,
+            )
         else:
             from selfheal.adapters.a2a import A2AClient
 
-            client = A2AClient(llm.base_url, api_key="" if key == NO_KEY else key, timeout=llm.timeout_seconds,
-                               max_retries=llm.max_retries)
+            client = A2AClient(
+                llm.base_url,
+                api_key="" if key == NO_KEY else key,
+                timeout=llm.timeout_seconds,
+                max_retries=llm.max_retries,
+            )
         clients[cache_key] = client
     return client, None

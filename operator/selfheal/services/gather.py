@@ -53,7 +53,6 @@ class LogsSpec(Protocol):
     containers: Sequence[str]
 
 
-
 def container_states(pod: Mapping[str, Any]) -> list[ContainerState]:
     """One ContainerState per container of the pod spec, filled from ``status.containerStatuses``."""
     spec = pod.get("spec") or {}
@@ -66,15 +65,17 @@ def container_states(pod: Mapping[str, Any]) -> list[ContainerState]:
         last = (status.get("lastState") or {}).get("terminated") or {}
         terminated = state.get("terminated") or {}
         finished = last or terminated
-        out.append(ContainerState(
-            name=name,
-            image=status.get("image") or container.get("image", ""),
-            ready=bool(status.get("ready")),
-            restart_count=int(status.get("restartCount") or 0),
-            waiting_reason=(state.get("waiting") or {}).get("reason") or "",
-            last_terminated_reason=finished.get("reason") or "",
-            last_exit_code=finished.get("exitCode"),
-        ))
+        out.append(
+            ContainerState(
+                name=name,
+                image=status.get("image") or container.get("image", ""),
+                ready=bool(status.get("ready")),
+                restart_count=int(status.get("restartCount") or 0),
+                waiting_reason=(state.get("waiting") or {}).get("reason") or "",
+                last_terminated_reason=finished.get("reason") or "",
+                last_exit_code=finished.get("exitCode"),
+            )
+        )
     return out
 
 
@@ -103,13 +104,27 @@ async def _canary_start(kube: KubeAdapter, ro: Rollout, pod_hash: str) -> dateti
     return parse_time((rs.get("metadata") or {}).get("creationTimestamp"))
 
 
-async def _read(kube: KubeAdapter, gate: asyncio.Semaphore, namespace: str, pod: str, container: str,
-                logs: LogsSpec, since_seconds: int | None, previous: bool) -> PodLog:
+async def _read(
+    kube: KubeAdapter,
+    gate: asyncio.Semaphore,
+    namespace: str,
+    pod: str,
+    container: str,
+    logs: LogsSpec,
+    since_seconds: int | None,
+    previous: bool,
+) -> PodLog:
     async with gate:
         try:
-            text = await kube.read_log(namespace, pod, container, tail_lines=logs.tail_lines,
-                                       limit_bytes=logs.limit_bytes, since_seconds=since_seconds,
-                                       previous=previous)
+            text = await kube.read_log(
+                namespace,
+                pod,
+                container,
+                tail_lines=logs.tail_lines,
+                limit_bytes=logs.limit_bytes,
+                since_seconds=since_seconds,
+                previous=previous,
+            )
         except (PermanentError, TransientError) as e:
             # One unreadable log (a node gone NotReady, a pod being deleted) must not cost the verdict;
             # a missing permission (ConfigError) is not swallowed: it says what to grant.
@@ -119,8 +134,15 @@ async def _read(kube: KubeAdapter, gate: asyncio.Semaphore, namespace: str, pod:
     return PodLog(pod=pod, container=container, previous=previous, text=text, truncated=truncated)
 
 
-async def _pod_evidence(kube: KubeAdapter, gate: asyncio.Semaphore, namespace: str, pod: Mapping[str, Any],
-                        side: Side, logs: LogsSpec, since_seconds: int | None) -> PodEvidence:
+async def _pod_evidence(
+    kube: KubeAdapter,
+    gate: asyncio.Semaphore,
+    namespace: str,
+    pod: Mapping[str, Any],
+    side: Side,
+    logs: LogsSpec,
+    since_seconds: int | None,
+) -> PodEvidence:
     name = (pod.get("metadata") or {}).get("name", "")
     states = container_states(pod)
     wanted = [c for c in states if not logs.containers or c.name in logs.containers]
@@ -140,8 +162,9 @@ async def _pod_evidence(kube: KubeAdapter, gate: asyncio.Semaphore, namespace: s
     )
 
 
-async def _failed_metrics(kube: KubeAdapter, ro: Rollout, pod_hash: str,
-                          analysis_run: AnalysisRun | None) -> tuple[list[FailedMetric], str]:
+async def _failed_metrics(
+    kube: KubeAdapter, ro: Rollout, pod_hash: str, analysis_run: AnalysisRun | None
+) -> tuple[list[FailedMetric], str]:
     if analysis_run is not None:
         return analysis_run.failed_metrics(), analysis_run.message
     runs = await kube.list_analysis_runs(ro.namespace, ro.uid)
@@ -159,8 +182,15 @@ async def _events(kube: KubeAdapter, namespace: str, names: set[str]) -> list[Ev
         return []
 
 
-async def gather_evidence(kube: KubeAdapter, ro: Rollout, logs: LogsSpec | LogBounds, *, trigger: str,
-                          now: datetime, analysis_run: AnalysisRun | None = None) -> Evidence:
+async def gather_evidence(
+    kube: KubeAdapter,
+    ro: Rollout,
+    logs: LogsSpec | LogBounds,
+    *,
+    trigger: str,
+    now: datetime,
+    analysis_run: AnalysisRun | None = None,
+) -> Evidence:
     """Collect the evidence about the Rollout's canary, reading at most pods_per_side x containers x 2 logs."""
     namespace = ro.namespace
     new_hash = canary_hash(ro) or ro.status.current_pod_hash

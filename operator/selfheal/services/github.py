@@ -61,8 +61,12 @@ async def check_access(runtime: Runtime, namespace: str, gh: GitHubSpec, now: da
     except BadCredentials as e:
         access = Access(False, Reason.BAD_CREDENTIALS, f"GitHub refused the token for {gh.repository}: {e}", now)
     except NotFound as e:
-        access = Access(False, Reason.REPOSITORY_NOT_FOUND,
-                        f"GitHub repository {gh.repository} not found or not visible to the token: {e}", now)
+        access = Access(
+            False,
+            Reason.REPOSITORY_NOT_FOUND,
+            f"GitHub repository {gh.repository} not found or not visible to the token: {e}",
+            now,
+        )
     except TransientError:
         return known or Access(True)
     except SelfHealError as e:

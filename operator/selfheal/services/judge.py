@@ -22,7 +22,7 @@ from selfheal.errors import AnalyzerUnavailable
 class AnalyzerClient(Protocol):
     """What the LLM and A2A adapters have in common."""
 
-    async def judge(self, bundle: PromptBundle): ...  # noqa: ANN201 - returns the adapter's result
+    async def judge(self, bundle: PromptBundle): ...
 
 
 @dataclass
@@ -61,14 +61,25 @@ def prepare(evidence: Evidence, analysis: AnalysisSpec) -> tuple[Redactor, LogDi
     redactor = redactor_for(analysis)
     diff = diff_logs(evidence.log_text(Side.CANARY), evidence.log_text(Side.STABLE), redactor=redactor)
     statistical = statistical_verdict(evidence, diff)
-    bundle = build_messages(evidence, diff, extra_prompt=analysis.extra_prompt,
-                            max_input_tokens=analysis.llm.max_input_tokens, redactor=redactor)
+    bundle = build_messages(
+        evidence,
+        diff,
+        extra_prompt=analysis.extra_prompt,
+        max_input_tokens=analysis.llm.max_input_tokens,
+        redactor=redactor,
+    )
     return redactor, diff, statistical, bundle
 
 
-async def judge(evidence: Evidence, analysis: AnalysisSpec, decision: DecisionSpec,
-                analyzer: AnalyzerClient | None, *, analyzer_error: str | None = None,
-                token_budget_left: int | None = None) -> Judgement:
+async def judge(
+    evidence: Evidence,
+    analysis: AnalysisSpec,
+    decision: DecisionSpec,
+    analyzer: AnalyzerClient | None,
+    *,
+    analyzer_error: str | None = None,
+    token_budget_left: int | None = None,
+) -> Judgement:
     """Judge one canary. ``analyzer`` is None when the policy names none or it could not be built
     (``analyzer_error`` then says why); the policy's fallback applies and is recorded."""
     # Templating and diffing a few megabytes of logs is CPU work: off the event loop.
@@ -94,10 +105,18 @@ async def judge(evidence: Evidence, analysis: AnalysisSpec, decision: DecisionSp
     final = decide(statistical, llm, decision, llm_error=error, llm_configured=configured)
     signature = failure_signature(evidence, diff)
     return Judgement(
-        evidence=evidence, diff=diff, statistical=statistical, decision=final,
-        redactions=dict(redactor.counts), fingerprint=fingerprint(evidence.namespace, evidence.rollout, signature),
-        signature=signature, bundle=bundle, llm=llm, llm_error=error,
-        prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+        evidence=evidence,
+        diff=diff,
+        statistical=statistical,
+        decision=final,
+        redactions=dict(redactor.counts),
+        fingerprint=fingerprint(evidence.namespace, evidence.rollout, signature),
+        signature=signature,
+        bundle=bundle,
+        llm=llm,
+        llm_error=error,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
     )
 
 

@@ -40,23 +40,42 @@ def apply_flags(spec: PolicySpec, args: argparse.Namespace) -> PolicySpec:
     if args.llm_base_url or args.llm_model:
         if not (args.llm_base_url and args.llm_model):
             raise ConfigError("--llm-base-url and --llm-model go together")
-        llm = analysis.llm.model_copy(update={"provider": LLMProvider.OPENAI, "base_url": args.llm_base_url,
-                                              "model": args.llm_model, "api_key_secret_ref": None})
+        llm = analysis.llm.model_copy(
+            update={
+                "provider": LLMProvider.OPENAI,
+                "base_url": args.llm_base_url,
+                "model": args.llm_model,
+                "api_key_secret_ref": None,
+            }
+        )
         analysis = analysis.model_copy(update={"llm": llm})
     elif analysis.llm.provider != LLMProvider.NONE and not args.print_prompt:
         # A policy's analyzer lives in the cluster (its key in a Secret): offline, say where it is.
-        raise ConfigError("the policy names an analyzer; pass --llm-base-url and --llm-model to use one offline, "
-                         "or remove analysis.llm to use the statistical verdict")
+        raise ConfigError(
+            "the policy names an analyzer; pass --llm-base-url and --llm-model to use one offline, "
+            "or remove analysis.llm to use the statistical verdict"
+        )
     return spec.model_copy(update={"analysis": analysis})
 
 
 def evidence_from_logs(name: str, canary: str, stable: str) -> Evidence:
     def pod(side: Side, text: str) -> PodEvidence:
-        return PodEvidence(name=side.value, side=side, phase="Running", ready=True,
-                           logs=[PodLog(pod=side.value, container="app", text=text)])
+        return PodEvidence(
+            name=side.value,
+            side=side,
+            phase="Running",
+            ready=True,
+            logs=[PodLog(pod=side.value, container="app", text=text)],
+        )
 
-    return Evidence(namespace="offline", rollout=name, canary_hash="canary", stable_hash="stable",
-                    trigger="offline", pods=[pod(Side.CANARY, canary), pod(Side.STABLE, stable)])
+    return Evidence(
+        namespace="offline",
+        rollout=name,
+        canary_hash="canary",
+        stable_hash="stable",
+        trigger="offline",
+        pods=[pod(Side.CANARY, canary), pod(Side.STABLE, stable)],
+    )
 
 
 def result_object(j: Judgement) -> dict[str, Any]:
@@ -72,13 +91,23 @@ def result_object(j: Judgement) -> dict[str, Any]:
         "action": j.decision.action.value,
         "reason": j.decision.reason,
         "evidence": [
-            {"id": t.id, "template": t.template, "severity": t.severity, "status": t.status,
-             "canaryCount": t.canary_count, "stableCount": t.stable_count, "examples": t.examples}
+            {
+                "id": t.id,
+                "template": t.template,
+                "severity": t.severity,
+                "status": t.status,
+                "canaryCount": t.canary_count,
+                "stableCount": t.stable_count,
+                "examples": t.examples,
+            }
             for t in j.diff.significant()
         ],
         "evidenceRefs": v.evidence_refs,
-        "statistical": {"verdict": j.statistical.verdict.value, "confidence": j.statistical.confidence,
-                        "summary": j.statistical.summary},
+        "statistical": {
+            "verdict": j.statistical.verdict.value,
+            "confidence": j.statistical.confidence,
+            "summary": j.statistical.summary,
+        },
         "analyzerError": j.llm_error,
         "redactions": j.redactions,
         "promptTokens": j.bundle.estimated_tokens if j.bundle else 0,
@@ -97,8 +126,11 @@ def print_human(j: Judgement, out: TextIO) -> None:
     if j.llm_error:
         print(f"analyzer:    unavailable ({j.llm_error})", file=out)
     for t in j.diff.significant()[:10]:
-        print(f"  {t.id} [{t.severity}, {t.status}] canary {t.canary_count} / stable {t.stable_count}: "
-              f"{t.template.splitlines()[0][:160]}", file=out)
+        print(
+            f"  {t.id} [{t.severity}, {t.status}] canary {t.canary_count} / stable {t.stable_count}: "
+            f"{t.template.splitlines()[0][:160]}",
+            file=out,
+        )
     if j.redactions:
         print("redacted:    " + ", ".join(f"{k}={n}" for k, n in sorted(j.redactions.items())), file=out)
 
@@ -110,8 +142,10 @@ async def _run(args: argparse.Namespace, out: TextIO) -> int:
     if args.print_prompt:
         _, _, _, bundle = prepare(evidence, spec.analysis)
         if args.json:
-            print(json.dumps({"messages": bundle.messages, "estimatedTokens": bundle.estimated_tokens}, indent=2),
-                  file=out)
+            print(
+                json.dumps({"messages": bundle.messages, "estimatedTokens": bundle.estimated_tokens}, indent=2),
+                file=out,
+            )
         else:
             for message in bundle.messages:
                 print(f"----- {message['role']} -----\n{message['content']}", file=out)
@@ -119,8 +153,14 @@ async def _run(args: argparse.Namespace, out: TextIO) -> int:
     client = None
     if spec.analysis.llm.provider == LLMProvider.OPENAI:
         llm = spec.analysis.llm
-        client = LLMClient(llm.base_url, os.environ.get(args.llm_api_key_env) or "not-needed", llm.model,
-                           timeout=llm.timeout_seconds, max_retries=llm.max_retries, temperature=llm.temperature)
+        client = LLMClient(
+            llm.base_url,
+            os.environ.get(args.llm_api_key_env) or "not-needed",
+            llm.model,
+            timeout=llm.timeout_seconds,
+            max_retries=llm.max_retries,
+            temperature=llm.temperature,
+        )
     try:
         j = await judge(evidence, spec.analysis, spec.decision, client)
     finally:

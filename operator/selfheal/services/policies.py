@@ -52,8 +52,9 @@ def policies_for(rollout_labels: Mapping[str, str], policies: Iterable[PolicyRef
     return sorted((p for p in policies if selector_matches(p.spec.selector, rollout_labels)), key=lambda p: p.name)
 
 
-def matching(policy: PolicyRef, rollouts: Iterable[Mapping[str, Any]],
-             policies: Iterable[PolicyRef]) -> tuple[list[str], list[dict[str, Any]]]:
+def matching(
+    policy: PolicyRef, rollouts: Iterable[Mapping[str, Any]], policies: Iterable[PolicyRef]
+) -> tuple[list[str], list[dict[str, Any]]]:
     """The Rollouts this policy selects, and the conflicts among them (with the winner)."""
     others = list(policies)
     matched: list[str] = []
@@ -66,8 +67,9 @@ def matching(policy: PolicyRef, rollouts: Iterable[Mapping[str, Any]],
         rivals = policies_for(labels, others)
         if len(rivals) > 1:
             winner = choose_policy(rivals)
-            conflicts.append({"rollout": ro["name"], "policies": [p.name for p in rivals],
-                              "chosen": winner.name if winner else ""})
+            conflicts.append(
+                {"rollout": ro["name"], "policies": [p.name for p in rivals], "chosen": winner.name if winner else ""}
+            )
     return sorted(matched), sorted(conflicts, key=lambda c: c["rollout"])
 
 
@@ -102,31 +104,46 @@ async def check_readiness(runtime: Any, namespace: str, spec: PolicySpec) -> Rea
     return Readiness(True, Reason.VALID, "policy is valid and its Secrets are present")
 
 
-def status_patch(readiness: Readiness, conditions: Any, generation: int, now: datetime,
-                 matched: list[str], conflicts: list[dict[str, Any]]) -> dict[str, Any]:
+def status_patch(
+    readiness: Readiness,
+    conditions: Any,
+    generation: int,
+    now: datetime,
+    matched: list[str],
+    conflicts: list[dict[str, Any]],
+) -> dict[str, Any]:
     """The policy's status: Ready condition, phase derived from it, matched Rollouts and conflicts."""
     reason, message = readiness.reason, readiness.message
     if readiness.ready and conflicts:
         message += "; " + "; ".join(
-            f"Rollout {c['rollout']} is selected by {', '.join(c['policies'])} (using {c['chosen']})" for c in conflicts)
+            f"Rollout {c['rollout']} is selected by {', '.join(c['policies'])} (using {c['chosen']})" for c in conflicts
+        )
     conds = set_condition(conditions, ConditionType.READY, readiness.ready, reason, message, now, generation)
-    return to_wire({
-        "observedGeneration": generation,
-        "phase": "Ready" if readiness.ready else "NotReady",
-        "conditions": conds,
-        "matchedRollouts": matched,
-        "matchedCount": len(matched),
-        "conflicts": conflicts,
-    })
+    return to_wire(
+        {
+            "observedGeneration": generation,
+            "phase": "Ready" if readiness.ready else "NotReady",
+            "conditions": conds,
+            "matchedRollouts": matched,
+            "matchedCount": len(matched),
+            "conflicts": conflicts,
+        }
+    )
 
 
 def usage_status(usage: Any) -> dict[str, Any]:
     """The policy's spend, as its status shows it."""
-    return to_wire({
-        "analyses": {"hourStart": rfc3339(usage.hour_start), "thisHour": usage.this_hour, "total": usage.analyses_total},
-        "tokens": {"day": usage.day or None, "today": usage.tokens_today, "total": usage.tokens_total},
-        "lastAnalysisTime": rfc3339(usage.last_analysis),
-    })
+    return to_wire(
+        {
+            "analyses": {
+                "hourStart": rfc3339(usage.hour_start),
+                "thisHour": usage.this_hour,
+                "total": usage.analyses_total,
+            },
+            "tokens": {"day": usage.day or None, "today": usage.tokens_today, "total": usage.tokens_total},
+            "lastAnalysisTime": rfc3339(usage.last_analysis),
+        }
+    )
 
 
 def load_usage(usage: Any, status: Mapping[str, Any]) -> None:
@@ -149,21 +166,31 @@ def load_usage(usage: Any, status: Mapping[str, Any]) -> None:
         usage.last_analysis = parse_time(status.get("lastAnalysisTime"))
 
 
-async def reconcile(runtime: Any, namespace: str, name: str, spec: Mapping[str, Any], status: Mapping[str, Any],
-                    meta: Mapping[str, Any], rollouts: Iterable[Mapping[str, Any]],
-                    policies: Iterable[PolicyRef]) -> dict[str, Any]:
+async def reconcile(
+    runtime: Any,
+    namespace: str,
+    name: str,
+    spec: Mapping[str, Any],
+    status: Mapping[str, Any],
+    meta: Mapping[str, Any],
+    rollouts: Iterable[Mapping[str, Any]],
+    policies: Iterable[PolicyRef],
+) -> dict[str, Any]:
     """The whole status of one policy: readiness, matches, conflicts and spend."""
     generation = meta.get("generation", 0)
     now = runtime.clock()
     try:
         ref = PolicyRef(namespace, name, parse_spec(spec))
     except ConfigError as e:
-        return status_patch(Readiness(False, Reason.INVALID_SPEC, str(e)), status.get("conditions"), generation,
-                            now, [], [])
+        return status_patch(
+            Readiness(False, Reason.INVALID_SPEC, str(e)), status.get("conditions"), generation, now, [], []
+        )
     readiness = await check_readiness(runtime, namespace, ref.spec)
     matched, conflicts = matching(ref, rollouts, policies)
     usage = runtime.usage_of(namespace, name)
     load_usage(usage, status)
     usage.roll(now)
-    return {**status_patch(readiness, status.get("conditions"), generation, now, matched, conflicts),
-            **usage_status(usage)}
+    return {
+        **status_patch(readiness, status.get("conditions"), generation, now, matched, conflicts),
+        **usage_status(usage),
+    }

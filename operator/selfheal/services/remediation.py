@@ -86,7 +86,6 @@ def _owned(status: Any, extra: set[str] | frozenset[str] = frozenset()) -> dict[
     return _merge_patch(status.model_dump(mode="json", by_alias=True, include=_OWNED | set(extra)))
 
 
-
 def _lock_key(namespace: str, name: str) -> str:
     return f"ticket:{namespace}/{name}"
 
@@ -117,9 +116,15 @@ class _Ticket:
 
     def rollout_ref(self) -> dict[str, Any]:
         owner = next((o for o in self.ticket.metadata.owner_references if o.kind == "Rollout"), None)
-        return {"apiVersion": ROLLOUT_API_VERSION, "kind": "Rollout",
-                "metadata": {"name": self.ticket.spec.rollout, "namespace": self.namespace,
-                             "uid": owner.uid if owner else ""}}
+        return {
+            "apiVersion": ROLLOUT_API_VERSION,
+            "kind": "Rollout",
+            "metadata": {
+                "name": self.ticket.spec.rollout,
+                "namespace": self.namespace,
+                "uid": owner.uid if owner else "",
+            },
+        }
 
     async def event(self, reason: str, message: str, now: datetime, type: str = "Normal") -> None:
         """An Event on the ticket's Rollout (where users look), naming the ticket."""
@@ -130,8 +135,9 @@ class _Ticket:
                 if rollout is None:
                     return
                 ref["metadata"]["uid"] = rollout.uid
-            await self.kube.create_event(ref, reason=reason, message=f"{self.name}: {message}"[:1024], type=type,
-                                         now=now)
+            await self.kube.create_event(
+                ref, reason=reason, message=f"{self.name}: {message}"[:1024], type=type, now=now
+            )
         except SelfHealError as e:  # an Event explains; losing one must not stop the work
             log.warning("could not post Event %s about ticket %s/%s: %s", reason, self.namespace, self.name, e)
 
@@ -148,8 +154,12 @@ class _Ticket:
             previous, self.written_phase = self.written_phase, phase
             if previous is not None or phase != TicketPhase.OPEN:
                 self.runtime.metrics.ticket_phase_changes.inc(namespace=self.namespace, phase=phase.value)
-                await self.event(f"Ticket{phase.value}", self._describe(phase), now,
-                                 "Warning" if phase in _WARNING_PHASES else "Normal")
+                await self.event(
+                    f"Ticket{phase.value}",
+                    self._describe(phase),
+                    now,
+                    "Warning" if phase in _WARNING_PHASES else "Normal",
+                )
 
     def _describe(self, phase: TicketPhase) -> str:
         issue = self.status.issue
@@ -159,16 +169,18 @@ class _Ticket:
         if self.status.pull_request:
             parts.append(f"pull request #{self.status.pull_request}")
         if self.status.verification is not None and self.status.verification.pod_template_hash:
-            parts.append(f"revision {self.status.verification.revision or '?'} "
-                         f"({self.status.verification.pod_template_hash})")
+            parts.append(
+                f"revision {self.status.verification.revision or '?'} ({self.status.verification.pod_template_hash})"
+            )
         return ", ".join(parts)
 
 
 # --- entry points -------------------------------------------------------------------------------
 
 
-async def reconcile_ticket(runtime: Runtime, namespace: str, name: str, policy: PolicyRef | None,
-                           now: datetime | None = None) -> float | None:
+async def reconcile_ticket(
+    runtime: Runtime, namespace: str, name: str, policy: PolicyRef | None, now: datetime | None = None
+) -> float | None:
     """One pass over a ticket. Returns a delay when GitHub refused for good (try again that much later).
 
     Raises TransientError (RateLimitedError included) with the delay GitHub or the apiserver asked for.
@@ -182,7 +194,8 @@ async def reconcile_ticket(runtime: Runtime, namespace: str, name: str, policy: 
         issue = t.status.issue
         verification = t.status.verification
         if t.status.phase == TicketPhase.RESOLVED and (
-                issue is None or not issue.number or (verification is not None and verification.reported)):
+            issue is None or not issue.number or (verification is not None and verification.reported)
+        ):
             return None
         gh = _github_spec(t, policy, now)
         failure: Exception | None = None
@@ -204,8 +217,9 @@ async def reconcile_ticket(runtime: Runtime, namespace: str, name: str, policy: 
         return runtime.config.github_refused_retry_seconds if failure is not None else None
 
 
-async def record_failure(runtime: Runtime, namespace: str, rollout: str, pod_hash: str, revision: str,
-                         fingerprint: str, now: datetime) -> str | None:
+async def record_failure(
+    runtime: Runtime, namespace: str, rollout: str, pod_hash: str, revision: str, fingerprint: str, now: datetime
+) -> str | None:
     """For the pipeline: a failure of ``pod_hash`` that is a ticket's merged fix failing the same way.
 
     When a ticket of ``rollout`` waits for or verifies this revision and has the same fingerprint, the
@@ -214,8 +228,9 @@ async def record_failure(runtime: Runtime, namespace: str, rollout: str, pod_has
     """
     rs_created: datetime | None = None
     rs_read = False
-    for obj in sorted(await runtime.kube.list_tickets(namespace, rollout),
-                      key=lambda o: (o.get("metadata") or {}).get("name", "")):
+    for obj in sorted(
+        await runtime.kube.list_tickets(namespace, rollout), key=lambda o: (o.get("metadata") or {}).get("name", "")
+    ):
         name = (obj.get("metadata") or {}).get("name", "")
         async with runtime.lock(_lock_key(namespace, name)):
             fresh = await runtime.kube.get_ticket(namespace, name)
@@ -224,8 +239,12 @@ async def record_failure(runtime: Runtime, namespace: str, rollout: str, pod_has
             t = _Ticket(runtime, namespace, fresh)
             st = t.status
             v = st.verification
-            if v is not None and v.state == VerificationState.FAILED and v.pod_template_hash == pod_hash \
-                    and t.ticket.spec.fingerprint == fingerprint:
+            if (
+                v is not None
+                and v.state == VerificationState.FAILED
+                and v.pod_template_hash == pod_hash
+                and t.ticket.spec.fingerprint == fingerprint
+            ):
                 return name  # this regression is already recorded on the ticket
             phase = st.phase or lifecycle.derive_phase(st.conditions)
             since = _verification_since(t, github=bool(st.issue and st.issue.number))
@@ -233,14 +252,26 @@ async def record_failure(runtime: Runtime, namespace: str, rollout: str, pod_has
                 rs = await runtime.kube.get_replicaset(namespace, f"{rollout}-{pod_hash}")
                 rs_created = parse_time(((rs or {}).get("metadata") or {}).get("creationTimestamp"))
                 rs_read = True
-            if not lifecycle.is_regression(phase, t.ticket.spec.fingerprint, t.ticket.spec.pod_template_hash,
-                                           st.verification, pod_hash, fingerprint, rs_created, since):
+            if not lifecycle.is_regression(
+                phase,
+                t.ticket.spec.fingerprint,
+                t.ticket.spec.pod_template_hash,
+                st.verification,
+                pod_hash,
+                fingerprint,
+                rs_created,
+                since,
+            ):
                 continue
             previous = st.verification
             st.verification = VerificationStatus(
-                revision=revision, pod_template_hash=pod_hash, state=VerificationState.FAILED,
+                revision=revision,
+                pod_template_hash=pod_hash,
+                state=VerificationState.FAILED,
                 started_at=previous.started_at if previous and previous.pod_template_hash == pod_hash else now,
-                verified_at=now, message=f"revision {revision or '?'} failed again with the same fingerprint")
+                verified_at=now,
+                message=f"revision {revision or '?'} failed again with the same fingerprint",
+            )
             st.conditions = lifecycle.regressed_conditions(st.conditions, revision, pod_hash, now)
             st.occurrences += 1
             st.last_seen = now
@@ -257,8 +288,13 @@ def _github_spec(t: _Ticket, policy: PolicyRef | None, now: datetime) -> GitHubS
     if policy is None:
         if not t.issue.number:
             t.status.conditions = set_condition(
-                t.status.conditions, ConditionType.ISSUE_OPENED, ConditionStatus.UNKNOWN, Reason.POLICY_NOT_FOUND,
-                f"policy {t.ticket.spec.policy} not found in namespace {t.namespace}", now)
+                t.status.conditions,
+                ConditionType.ISSUE_OPENED,
+                ConditionStatus.UNKNOWN,
+                Reason.POLICY_NOT_FOUND,
+                f"policy {t.ticket.spec.policy} not found in namespace {t.namespace}",
+                now,
+            )
         return None
     gh = policy.spec.remediation.github
     if gh is None or policy.spec.decision.dry_run:
@@ -266,8 +302,14 @@ def _github_spec(t: _Ticket, policy: PolicyRef | None, now: datetime) -> GitHubS
         t.issue.disabled = True
         t.issue.reason = Reason.GITHUB_DISABLED.value
         if not t.issue.number:
-            t.status.conditions = set_condition(t.status.conditions, ConditionType.ISSUE_OPENED, False,
-                                                Reason.GITHUB_DISABLED, f"policy {policy.name}: {why}", now)
+            t.status.conditions = set_condition(
+                t.status.conditions,
+                ConditionType.ISSUE_OPENED,
+                False,
+                Reason.GITHUB_DISABLED,
+                f"policy {policy.name}: {why}",
+                now,
+            )
         return None
     if t.issue.disabled:
         t.issue.disabled = False
@@ -298,8 +340,9 @@ def _record_failure(t: _Ticket, error: Exception, now: datetime) -> Exception:
     if not isinstance(error, ConfigError):  # a missing Secret is no GitHub request
         t.runtime.metrics.github_requests_failed.inc(reason=reason.value)
     if not t.issue.number:
-        t.status.conditions = set_condition(t.status.conditions, ConditionType.ISSUE_OPENED, False, reason,
-                                            message, now)
+        t.status.conditions = set_condition(
+            t.status.conditions, ConditionType.ISSUE_OPENED, False, reason, message, now
+        )
     t.issue.reason = reason.value
     return error
 
@@ -314,14 +357,18 @@ async def _guarded(t: _Ticket, work: Awaitable[None], now: datetime) -> Exceptio
 
 def _context(t: _Ticket, gh: GitHubSpec, policy: PolicyRef | None) -> IssueContext:
     redaction = policy.spec.analysis.redaction if policy is not None else None
-    redactor = Redactor([(p.name, p.regex) for p in redaction.patterns] if redaction else [],
-                        builtins=redaction.builtins if redaction else True)
-    return lifecycle.issue_context(t.with_status(), redactor.redact, repository=gh.repository,
-                                   base_branch=gh.agent.base_branch)
+    redactor = Redactor(
+        [(p.name, p.regex) for p in redaction.patterns] if redaction else [],
+        builtins=redaction.builtins if redaction else True,
+    )
+    return lifecycle.issue_context(
+        t.with_status(), redactor.redact, repository=gh.repository, base_branch=gh.agent.base_branch
+    )
 
 
-async def _sync_github(t: _Ticket, client: GitHubClient, gh: GitHubSpec, policy: PolicyRef | None,
-                       now: datetime) -> None:
+async def _sync_github(
+    t: _Ticket, client: GitHubClient, gh: GitHubSpec, policy: PolicyRef | None, now: datetime
+) -> None:
     if not t.issue.number:
         await _open_issue(t, client, gh, policy, now)
     if not t.issue.agent:
@@ -335,8 +382,9 @@ async def _sync_github(t: _Ticket, client: GitHubClient, gh: GitHubSpec, policy:
     t.issue.reason = ""
 
 
-async def _open_issue(t: _Ticket, client: GitHubClient, gh: GitHubSpec, policy: PolicyRef | None,
-                      now: datetime) -> None:
+async def _open_issue(
+    t: _Ticket, client: GitHubClient, gh: GitHubSpec, policy: PolicyRef | None, now: datetime
+) -> None:
     """Adopt the issue carrying this fingerprint's marker, or create it; record its number at once."""
     fingerprint = t.ticket.spec.fingerprint
     found = await client.find_issue_by_fingerprint(fingerprint, labels=list(gh.labels))
@@ -353,10 +401,17 @@ async def _open_issue(t: _Ticket, client: GitHubClient, gh: GitHubSpec, policy: 
         found = await client.create_issue(rendered.title, f"{rendered.body}\n{mine}", labels=list(gh.labels))
         _fault_point("issue-created")
         reason, verb, commented = Reason.ISSUE_CREATED, "created", max(t.status.occurrences, 1)
-    t.status.issue = IssueStatus(number=found.number, url=found.html_url, state=IssueState.OPEN,
-                                 commented_occurrences=commented)
-    t.status.conditions = set_condition(t.status.conditions, ConditionType.ISSUE_OPENED, True, reason,
-                                        f"issue #{found.number} {verb} in {gh.repository}", now)
+    t.status.issue = IssueStatus(
+        number=found.number, url=found.html_url, state=IssueState.OPEN, commented_occurrences=commented
+    )
+    t.status.conditions = set_condition(
+        t.status.conditions,
+        ConditionType.ISSUE_OPENED,
+        True,
+        reason,
+        f"issue #{found.number} {verb} in {gh.repository}",
+        now,
+    )
     await t.commit(now)
 
 
@@ -368,9 +423,12 @@ async def _hand_over(t: _Ticket, client: GitHubClient, gh: GitHubSpec, now: date
     started = False
     if agent.type == AgentType.COPILOT:
         who = "Copilot coding agent"
-        started = await client.assign_copilot(number, base_branch=agent.base_branch,
-                                               custom_instructions=agent.custom_instructions or None,
-                                               target_repo=gh.repository)
+        started = await client.assign_copilot(
+            number,
+            base_branch=agent.base_branch,
+            custom_instructions=agent.custom_instructions or None,
+            target_repo=gh.repository,
+        )
     elif agent.type in (AgentType.JULES, AgentType.LABEL):
         label = JULES_LABEL if agent.type == AgentType.JULES else agent.label
         who = f"label {label}"
@@ -388,22 +446,38 @@ async def _hand_over(t: _Ticket, client: GitHubClient, gh: GitHubSpec, now: date
     if is_condition_true(t.status.conditions, ConditionType.FIX_PROPOSED) and not again:
         return
     if agent.type == AgentType.NONE:
-        t.status.conditions = set_condition(t.status.conditions, ConditionType.FIX_PROPOSED, False, Reason.NO_AGENT,
-                                            "no coding agent configured; waiting for a pull request", now)
+        t.status.conditions = set_condition(
+            t.status.conditions,
+            ConditionType.FIX_PROPOSED,
+            False,
+            Reason.NO_AGENT,
+            "no coding agent configured; waiting for a pull request",
+            now,
+        )
     elif started:
         reason = Reason.AGENT_ASKED_AGAIN if again else Reason.AGENT_ASSIGNED
-        t.status.conditions = set_condition(t.status.conditions, ConditionType.FIX_PROPOSED, False, reason,
-                                            f"issue #{number} handed to {who}; waiting for a pull request", now)
+        t.status.conditions = set_condition(
+            t.status.conditions,
+            ConditionType.FIX_PROPOSED,
+            False,
+            reason,
+            f"issue #{number} handed to {who}; waiting for a pull request",
+            now,
+        )
     else:
-        message = (f"the coding agent did not start: {who} does not show on issue #{number} after the assignment "
-                   "(the token must be a user token and the agent enabled for the repository)")
-        t.status.conditions = set_condition(t.status.conditions, ConditionType.FIX_PROPOSED, False,
-                                            Reason.AGENT_NOT_STARTED, message, now)
+        message = (
+            f"the coding agent did not start: {who} does not show on issue #{number} after the assignment "
+            "(the token must be a user token and the agent enabled for the repository)"
+        )
+        t.status.conditions = set_condition(
+            t.status.conditions, ConditionType.FIX_PROPOSED, False, Reason.AGENT_NOT_STARTED, message, now
+        )
         await t.event(Reason.AGENT_NOT_STARTED.value, message, now, "Warning")
 
 
-async def _comment_occurrences(t: _Ticket, client: GitHubClient, gh: GitHubSpec, policy: PolicyRef | None,
-                               now: datetime) -> None:
+async def _comment_occurrences(
+    t: _Ticket, client: GitHubClient, gh: GitHubSpec, policy: PolicyRef | None, now: datetime
+) -> None:
     """The same failure seen again: one comment per new count, at most one per commentIntervalMinutes."""
     issue = t.issue
     assert issue.number is not None
@@ -411,8 +485,14 @@ async def _comment_occurrences(t: _Ticket, client: GitHubClient, gh: GitHubSpec,
         return
     posted = [lifecycle.PostedComment(c.body or "", c.created_at) for c in await client.comments(issue.number)]
     post, commented = lifecycle.occurrence_comment_plan(
-        t.name, t.status.occurrences, issue.commented_occurrences, issue.last_comment_at, posted,
-        gh.comment_interval_minutes, now)
+        t.name,
+        t.status.occurrences,
+        issue.commented_occurrences,
+        issue.last_comment_at,
+        posted,
+        gh.comment_interval_minutes,
+        now,
+    )
     issue.commented_occurrences = commented
     if post:
         body = render_occurrence_comment(_context(t, gh, policy), now)
@@ -429,9 +509,14 @@ async def _track_pulls(t: _Ticket, client: GitHubClient, now: datetime) -> None:
     known = {p.number: p for p in t.status.pull_requests}
     for pull in await client.linked_pull_requests(number):
         known[pull.number] = PullRequestStatus(
-            number=pull.number, url=pull.html_url, author=pull.user.login if pull.user else "",
-            state=lifecycle.pull_state(pull.state, pull.draft, pull.merged), head_sha=pull.head.sha,
-            merge_sha=(pull.merge_commit_sha or "") if pull.merged else "", merged_at=pull.merged_at)
+            number=pull.number,
+            url=pull.html_url,
+            author=pull.user.login if pull.user else "",
+            state=lifecycle.pull_state(pull.state, pull.draft, pull.merged),
+            head_sha=pull.head.sha,
+            merge_sha=(pull.merge_commit_sha or "") if pull.merged else "",
+            merged_at=pull.merged_at,
+        )
     pulls = [known[n] for n in sorted(known)][-50:]
     cutoff = lifecycle.regression_cutoff(t.status.verification)
     t.status.pull_requests = pulls
@@ -449,17 +534,23 @@ async def _follow_issue_state(t: _Ticket, client: GitHubClient, now: datetime) -
     t.issue.state = IssueState(current.state) if current.state in ("open", "closed") else None
     t.issue.url = current.html_url or t.issue.url
     fixed = is_condition_true(t.status.conditions, ConditionType.FIX_MERGED) or (
-        t.status.verification is not None and t.status.verification.state == VerificationState.PASSED)
+        t.status.verification is not None and t.status.verification.state == VerificationState.PASSED
+    )
     opened = get_condition(t.status.conditions, ConditionType.ISSUE_OPENED)
     if current.state == "closed" and not fixed:
-        t.status.conditions = set_condition(t.status.conditions, ConditionType.ISSUE_OPENED, False,
-                                            Reason.ISSUE_CLOSED,
-                                            f"issue #{number} was closed ({current.state_reason or 'no reason'}) "
-                                            "without a merged fix", now)
+        t.status.conditions = set_condition(
+            t.status.conditions,
+            ConditionType.ISSUE_OPENED,
+            False,
+            Reason.ISSUE_CLOSED,
+            f"issue #{number} was closed ({current.state_reason or 'no reason'}) without a merged fix",
+            now,
+        )
     elif opened is not None and opened.reason == Reason.ISSUE_CLOSED:
         how = "was reopened" if current.state == "open" else "was closed by the merged fix"
-        t.status.conditions = set_condition(t.status.conditions, ConditionType.ISSUE_OPENED, True, Reason.ISSUE_FOUND,
-                                            f"issue #{number} {how}", now)
+        t.status.conditions = set_condition(
+            t.status.conditions, ConditionType.ISSUE_OPENED, True, Reason.ISSUE_FOUND, f"issue #{number} {how}", now
+        )
 
 
 async def _escalate_if_stalled(t: _Ticket, client: GitHubClient, gh: GitHubSpec, now: datetime) -> None:
@@ -468,21 +559,22 @@ async def _escalate_if_stalled(t: _Ticket, client: GitHubClient, gh: GitHubSpec,
     number = t.issue.number
     assert number is not None
     message = f"no pull request for issue #{number} after {gh.patience_hours} hour(s)"
-    t.status.conditions = set_condition(t.status.conditions, ConditionType.FIX_PROPOSED, False,
-                                        Reason.AGENT_STALLED, message, now)
+    t.status.conditions = set_condition(
+        t.status.conditions, ConditionType.FIX_PROPOSED, False, Reason.AGENT_STALLED, message, now
+    )
     if not t.issue.escalated:
         if gh.escalation.label:
             await client.add_labels(number, [gh.escalation.label])
         if gh.escalation.mention:
-            await client.comment(number, render_stalled_comment(gh.escalation.mention,
-                                                                waited_hours=gh.patience_hours))
+            await client.comment(number, render_stalled_comment(gh.escalation.mention, waited_hours=gh.patience_hours))
         t.issue.escalated = True
     await t.commit(now)
     await t.event(Reason.AGENT_STALLED.value, message, now, "Warning")
 
 
-async def _follow_regression(t: _Ticket, client: GitHubClient, gh: GitHubSpec, policy: PolicyRef | None,
-                             now: datetime) -> None:
+async def _follow_regression(
+    t: _Ticket, client: GitHubClient, gh: GitHubSpec, policy: PolicyRef | None, now: datetime
+) -> None:
     """After a regression: the issue reopened, told which revision failed, and the agent asked again (once)."""
     v = t.status.verification
     number = t.issue.number
@@ -490,8 +582,9 @@ async def _follow_regression(t: _Ticket, client: GitHubClient, gh: GitHubSpec, p
         return
     assert number is not None
     await client.update_issue(number, state="open")
-    await client.comment(number, render_regressed_comment(_context(t, gh, policy), v.revision,
-                                                          v.pod_template_hash, now))
+    await client.comment(
+        number, render_regressed_comment(_context(t, gh, policy), v.revision, v.pod_template_hash, now)
+    )
     await _hand_over(t, client, gh, now, again=True)
     t.issue.state = IssueState.OPEN
     t.issue.reopened_for = v.pod_template_hash
@@ -501,8 +594,7 @@ async def _follow_regression(t: _Ticket, client: GitHubClient, gh: GitHubSpec, p
     await t.commit(now)
 
 
-async def _report(t: _Ticket, client: GitHubClient, gh: GitHubSpec, policy: PolicyRef | None,
-                  now: datetime) -> None:
+async def _report(t: _Ticket, client: GitHubClient, gh: GitHubSpec, policy: PolicyRef | None, now: datetime) -> None:
     """The verified revision named on the issue, which is then closed (verification.closeIssue)."""
     v = t.status.verification
     number = t.issue.number
@@ -550,8 +642,12 @@ async def _verify(t: _Ticket, gh: GitHubSpec | None, now: datetime) -> None:
     ro = await t.kube.get_rollout(t.namespace, t.ticket.spec.rollout)
     if ro is None:
         return
-    view = lifecycle.RolloutView(current_hash=ro.status.current_pod_hash, stable_hash=ro.status.stable_rs,
-                                 phase=effective_phase(ro)[0], aborted=ro.status.abort)
+    view = lifecycle.RolloutView(
+        current_hash=ro.status.current_pod_hash,
+        stable_hash=ro.status.stable_rs,
+        phase=effective_phase(ro)[0],
+        aborted=ro.status.abort,
+    )
     candidate = None
     if current is None or current.state != VerificationState.VERIFYING:
         for pod_hash in dict.fromkeys(h for h in (view.current_hash, view.stable_hash) if h):
@@ -561,10 +657,12 @@ async def _verify(t: _Ticket, gh: GitHubSpec | None, now: datetime) -> None:
             meta = rs.get("metadata") or {}
             template = (rs.get("spec") or {}).get("template") or {}
             rev = lifecycle.RevisionView(
-                pod_hash=pod_hash, revision=(meta.get("annotations") or {}).get(REVISION_ANNOTATION, ""),
+                pod_hash=pod_hash,
+                revision=(meta.get("annotations") or {}).get(REVISION_ANNOTATION, ""),
                 created=parse_time(meta.get("creationTimestamp")),
                 images=tuple(c.get("image", "") for c in ((template.get("spec") or {}).get("containers") or [])),
-                annotations=dict((template.get("metadata") or {}).get("annotations") or {}))
+                annotations=dict((template.get("metadata") or {}).get("annotations") or {}),
+            )
             if lifecycle.accepts_revision(rev, t.ticket.spec.pod_template_hash, since, sha, require_sha):
                 candidate = rev
                 break

@@ -107,6 +107,7 @@ class Runtime:
             return True
         verdict, at = seen
         return verdict == VerdictKind.INCONCLUSIVE and (now - at).total_seconds() >= interval
+
     # Failed AnalysisRuns already analyzed: (namespace, name, uid).
     handled_runs: set[tuple[str, str, str]] = field(default_factory=set)
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
@@ -128,6 +129,7 @@ class Runtime:
     def forget_revisions(self, namespace: str, rollout: str, keep: set[str]) -> None:
         """Drop what is remembered about a Rollout's revisions other than ``keep`` (all when empty):
         memory stays bounded by the live canaries, however long the operator runs."""
+
         def stale(key: tuple[Any, ...]) -> bool:
             return key[0] == namespace and key[1] == rollout and key[2] not in keep
 

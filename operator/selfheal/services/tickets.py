@@ -34,13 +34,16 @@ ROLLOUT_LABEL = "selfheal.dev/rollout"
 FINGERPRINT_LABEL = "selfheal.dev/fingerprint"
 
 
-def ticket_spec(j: Judgement, ro: Rollout, policy: str, trigger: str,
-                redact: Callable[[str], str] = lambda text: text) -> TicketSpec:
+def ticket_spec(
+    j: Judgement, ro: Rollout, policy: str, trigger: str, redact: Callable[[str], str] = lambda text: text
+) -> TicketSpec:
     """Identity, verdict and redacted evidence, bounded so the object stays small.
 
     Templates and examples were redacted with the logs; metric messages and values are redacted here."""
-    metrics = [m.model_copy(update={"message": redact(m.message), "values": [redact(v) for v in m.values]})
-               for m in j.evidence.failed_metrics[:MAX_FAILED_METRICS]]
+    metrics = [
+        m.model_copy(update={"message": redact(m.message), "values": [redact(v) for v in m.values]})
+        for m in j.evidence.failed_metrics[:MAX_FAILED_METRICS]
+    ]
     templates = [t for t in j.diff.templates if t.status in ("new", "increased")] or j.diff.templates
     return TicketSpec(
         rollout=ro.name,
@@ -55,9 +58,14 @@ def ticket_spec(j: Judgement, ro: Rollout, policy: str, trigger: str,
         evidence=TicketEvidence(
             templates=[
                 TemplateRecord(
-                    id=t.id, template=t.template[:MAX_TEMPLATE_LENGTH], severity=t.severity, status=t.status,
-                    canary_count=t.canary_count, stable_count=t.stable_count,
-                    canary_rate=t.canary_rate, stable_rate=t.stable_rate,
+                    id=t.id,
+                    template=t.template[:MAX_TEMPLATE_LENGTH],
+                    severity=t.severity,
+                    status=t.status,
+                    canary_count=t.canary_count,
+                    stable_count=t.stable_count,
+                    canary_rate=t.canary_rate,
+                    stable_rate=t.stable_rate,
                     examples=[e[:MAX_TEMPLATE_LENGTH] for e in t.examples[:MAX_TEMPLATE_EXAMPLES]],
                 )
                 for t in templates[:MAX_TEMPLATES]
@@ -77,10 +85,16 @@ def ticket_body(spec: TicketSpec, ro: Rollout) -> dict[str, Any]:
             "name": ticket_name(ro.name, spec.pod_template_hash),
             "namespace": ro.namespace,
             "labels": {ROLLOUT_LABEL: ro.name[:63], FINGERPRINT_LABEL: spec.fingerprint[:63]},
-            "ownerReferences": [{
-                "apiVersion": f"{ARGO_GROUP}/{ARGO_VERSION}", "kind": "Rollout", "name": ro.name, "uid": ro.uid,
-                "controller": True, "blockOwnerDeletion": False,
-            }],
+            "ownerReferences": [
+                {
+                    "apiVersion": f"{ARGO_GROUP}/{ARGO_VERSION}",
+                    "kind": "Rollout",
+                    "name": ro.name,
+                    "uid": ro.uid,
+                    "controller": True,
+                    "blockOwnerDeletion": False,
+                }
+            ],
         },
         "spec": to_wire(spec),
     }
@@ -95,12 +109,24 @@ def occurrence_patch(status: dict[str, Any] | None, key: str, now: datetime) -> 
         return {"occurrences": 1, "occurrenceKeys": [key], "firstSeen": stamp, "lastSeen": stamp}
     if key in keys:
         return None
-    return {"occurrences": int(status["occurrences"]) + 1,
-            "occurrenceKeys": (keys + [key])[-MAX_OCCURRENCE_KEYS:], "lastSeen": stamp}
+    return {
+        "occurrences": int(status["occurrences"]) + 1,
+        "occurrenceKeys": ([*keys, key])[-MAX_OCCURRENCE_KEYS:],
+        "lastSeen": stamp,
+    }
 
 
-async def record(kube: KubeAdapter, j: Judgement, ro: Rollout, *, policy: str, trigger: str, key: str,
-                 now: datetime, redact: Callable[[str], str] = lambda text: text) -> tuple[str, bool, bool]:
+async def record(
+    kube: KubeAdapter,
+    j: Judgement,
+    ro: Rollout,
+    *,
+    policy: str,
+    trigger: str,
+    key: str,
+    now: datetime,
+    redact: Callable[[str], str] = lambda text: text,
+) -> tuple[str, bool, bool]:
     """Create the ticket or count the repeat: ``(name, created, counted)``. Idempotent per ``key``."""
     spec = ticket_spec(j, ro, policy, trigger, redact)
     obj, created = await kube.create_ticket(ro.namespace, ticket_body(spec, ro))

@@ -37,8 +37,9 @@ async def on_rollout(rt: Runtime, ro: Rollout, policies: Iterable[PolicyRef]) ->
     Each pause is judged once; an inconclusive judgement (too little evidence yet) is judged again
     after the policy's log-watch interval, so a pause reached early gets its verdict when there is data.
     """
-    rt.forget_revisions(ro.namespace, ro.name, {h for h in (canary_hash(ro), stable_hash(ro),
-                                                            ro.status.current_pod_hash) if h})
+    rt.forget_revisions(
+        ro.namespace, ro.name, {h for h in (canary_hash(ro), stable_hash(ro), ro.status.current_pod_hash) if h}
+    )
     policy = governing_policy(ro, policies)
     if policy is None:
         return None
@@ -60,8 +61,9 @@ async def on_rollout(rt: Runtime, ro: Rollout, policies: Iterable[PolicyRef]) ->
     return outcome
 
 
-async def on_analysis_run(rt: Runtime, run: AnalysisRun, rollout_obj: Mapping[str, Any] | None,
-                          policies: Iterable[PolicyRef]) -> Outcome | None:
+async def on_analysis_run(
+    rt: Runtime, run: AnalysisRun, rollout_obj: Mapping[str, Any] | None, policies: Iterable[PolicyRef]
+) -> Outcome | None:
     """An AnalysisRun of a Rollout ended Failed or Error: analyze that revision once per run."""
     if run.phase not in (AR_FAILED, AR_ERROR) or rollout_obj is None:
         return None
@@ -87,8 +89,9 @@ async def on_analysis_run(rt: Runtime, run: AnalysisRun, rollout_obj: Mapping[st
     return outcome
 
 
-def governed(policy: PolicyRef, rollouts: Iterable[Mapping[str, Any]],
-             policies: Iterable[PolicyRef]) -> Iterator[tuple[Rollout, Mapping[str, Any]]]:
+def governed(
+    policy: PolicyRef, rollouts: Iterable[Mapping[str, Any]], policies: Iterable[PolicyRef]
+) -> Iterator[tuple[Rollout, Mapping[str, Any]]]:
     """The Rollouts (model and body) for which ``policy`` is the one that decides."""
     all_policies = list(policies)
     for entry in rollouts:
@@ -98,8 +101,13 @@ def governed(policy: PolicyRef, rollouts: Iterable[Mapping[str, Any]],
             yield ro, entry["body"]
 
 
-async def sweep(rt: Runtime, policy: PolicyRef, rollouts: Iterable[Mapping[str, Any]],
-                runs: Mapping[Any, Iterable[Mapping[str, Any]]], policies: Iterable[PolicyRef]) -> None:
+async def sweep(
+    rt: Runtime,
+    policy: PolicyRef,
+    rollouts: Iterable[Mapping[str, Any]],
+    runs: Mapping[Any, Iterable[Mapping[str, Any]]],
+    policies: Iterable[PolicyRef],
+) -> None:
     """Catch up on failed runs whose event was missed or whose analysis failed for a passing reason,
     and on pauses still waiting for a verdict."""
     all_policies = list(policies)
@@ -112,8 +120,9 @@ async def sweep(rt: Runtime, policy: PolicyRef, rollouts: Iterable[Mapping[str, 
             log.warning("catch-up for %s/%s deferred: %s", ro.namespace, ro.name, e)
 
 
-async def watch_logs(rt: Runtime, policy: PolicyRef, rollouts: Iterable[Mapping[str, Any]],
-                     policies: Iterable[PolicyRef]) -> list[Outcome]:
+async def watch_logs(
+    rt: Runtime, policy: PolicyRef, rollouts: Iterable[Mapping[str, Any]], policies: Iterable[PolicyRef]
+) -> list[Outcome]:
     """The policy's periodic log look at each canary it governs, when its interval has passed."""
     watch = policy.spec.triggers.log_watch
     if not watch.enabled:

@@ -1,1 +1,1 @@
-"""Test kit for selfheal and its users: a real control plane, a simulated Argo Rollouts controller, LLM and GitHub stand-ins."""
+"""Test kit: a real control plane, a simulated Argo Rollouts controller, LLM, A2A and GitHub stand-ins."""

@@ -61,14 +61,21 @@ class _Task:
     def snapshot(self) -> dict[str, Any]:
         state = self.states[0]
         status: dict[str, Any] = {"state": state, "timestamp": _now()}
-        task: dict[str, Any] = {"kind": "task", "id": self.id, "contextId": self.context_id, "status": status,
-                                "history": self.history}
+        task: dict[str, Any] = {
+            "kind": "task",
+            "id": self.id,
+            "contextId": self.context_id,
+            "status": status,
+            "history": self.history,
+        }
         if state == "completed":
-            task["artifacts"] = [{"artifactId": f"verdict-{self.id[:8]}", "name": "verdict",
-                                  "parts": self.answer_parts}]
+            task["artifacts"] = [
+                {"artifactId": f"verdict-{self.id[:8]}", "name": "verdict", "parts": self.answer_parts}
+            ]
         elif state in ("failed", "rejected", "canceled"):
-            status["message"] = _agent_message([{"kind": "text", "text": self.failure or f"task {state}"}],
-                                               self.context_id, self.id)
+            status["message"] = _agent_message(
+                [{"kind": "text", "text": self.failure or f"task {state}"}], self.context_id, self.id
+            )
         return task
 
     def advance(self) -> None:
@@ -81,8 +88,13 @@ def _now() -> str:
 
 
 def _agent_message(parts: list[dict[str, Any]], context_id: str, task_id: str | None = None) -> dict[str, Any]:
-    message: dict[str, Any] = {"kind": "message", "role": "agent", "messageId": uuid.uuid4().hex,
-                               "parts": parts, "contextId": context_id}
+    message: dict[str, Any] = {
+        "kind": "message",
+        "role": "agent",
+        "messageId": uuid.uuid4().hex,
+        "parts": parts,
+        "contextId": context_id,
+    }
     if task_id:
         message["taskId"] = task_id
     return message
@@ -113,8 +125,9 @@ class A2AAgentStandIn(LoopbackServer):
 
     thread_name = "a2a-stand-in"
 
-    def __init__(self, *, api_key: str | None = None, name: str = DEFAULT_NAME, host: str = "127.0.0.1",
-                 port: int = 0) -> None:
+    def __init__(
+        self, *, api_key: str | None = None, name: str = DEFAULT_NAME, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
         super().__init__(host=host, port=port)
         self.api_key = api_key
         self.name = name
@@ -144,10 +157,17 @@ class A2AAgentStandIn(LoopbackServer):
 
     # --- scripting -----------------------------------------------------------------------------
 
-    def respond(self, verdict: str = "healthy", confidence: int = 99,
-                summary: str = "The canary behaves like the stable.", root_cause: str = "",
-                evidence_refs: list[str] | tuple[str, ...] = (), suggested_fix: str = "",
-                *, as_part: str = "data") -> None:
+    def respond(
+        self,
+        verdict: str = "healthy",
+        confidence: int = 99,
+        summary: str = "The canary behaves like the stable.",
+        root_cause: str = "",
+        evidence_refs: list[str] | tuple[str, ...] = (),
+        suggested_fix: str = "",
+        *,
+        as_part: str = "data",
+    ) -> None:
         """Answer every message/send with this verdict, as a ``data`` part or as JSON in a ``text`` part."""
         if as_part not in ("data", "text"):
             raise ValueError(f"unknown part kind {as_part!r}")
@@ -190,8 +210,9 @@ class A2AAgentStandIn(LoopbackServer):
         with self._lock:
             self._faults.append(Fault("malformed", times, kind))
 
-    def fail_task(self, times: int | None = None, state: str = "failed",
-                  message: str = "the analysis model crashed") -> None:
+    def fail_task(
+        self, times: int | None = None, state: str = "failed", message: str = "the analysis model crashed"
+    ) -> None:
         """Answer message/send with a Task that ends in ``state`` (failed, rejected, canceled...)."""
         if state not in KNOWN_STATES:
             raise ValueError(f"unknown task state {state!r}")
@@ -247,21 +268,23 @@ class A2AAgentStandIn(LoopbackServer):
             "protocolVersion": PROTOCOL_VERSION,
             "name": self.name,
             "description": "Judges Argo Rollouts canaries: compares canary with stable evidence and answers "
-                           "with a verdict and a confidence.",
+            "with a verdict and a confidence.",
             "url": self.rpc_url,
             "preferredTransport": "JSONRPC",
             "version": "1.0.0",
             "capabilities": {"streaming": False, "pushNotifications": False, "stateTransitionHistory": False},
             "defaultInputModes": ["text/plain", "application/json"],
             "defaultOutputModes": ["application/json", "text/plain"],
-            "skills": [{
-                "id": "canary-verdict",
-                "name": "Canary verdict",
-                "description": "Decides whether a canary is healthy, unhealthy or inconclusive.",
-                "tags": ["argo-rollouts", "canary", "analysis"],
-                "inputModes": ["text/plain", "application/json"],
-                "outputModes": ["application/json"],
-            }],
+            "skills": [
+                {
+                    "id": "canary-verdict",
+                    "name": "Canary verdict",
+                    "description": "Decides whether a canary is healthy, unhealthy or inconclusive.",
+                    "tags": ["argo-rollouts", "canary", "analysis"],
+                    "inputModes": ["text/plain", "application/json"],
+                    "outputModes": ["application/json"],
+                }
+            ],
         }
         if key:
             card["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
@@ -277,8 +300,11 @@ class A2AAgentStandIn(LoopbackServer):
         if header == f"Bearer {key}":
             return None
         reason = "missing bearer token" if not header.startswith("Bearer ") else "invalid bearer token"
-        return web.json_response({"error": "unauthorized", "message": reason}, status=401,
-                                 headers={"WWW-Authenticate": 'Bearer realm="a2a", error="invalid_token"'})
+        return web.json_response(
+            {"error": "unauthorized", "message": reason},
+            status=401,
+            headers={"WWW-Authenticate": 'Bearer realm="a2a", error="invalid_token"'},
+        )
 
     async def _card(self, request: web.Request) -> web.Response:
         with self._lock:
@@ -303,8 +329,12 @@ class A2AAgentStandIn(LoopbackServer):
         if not isinstance(body, dict):
             return _rpc_error(None, INVALID_REQUEST, "a batch or a non-object request is not supported")
         rid = body.get("id")
-        if (body.get("jsonrpc") != "2.0" or not isinstance(body.get("method"), str)
-                or not isinstance(rid, (str, int)) or isinstance(rid, bool)):
+        if (
+            body.get("jsonrpc") != "2.0"
+            or not isinstance(body.get("method"), str)
+            or not isinstance(rid, (str, int))
+            or isinstance(rid, bool)
+        ):
             return _rpc_error(rid if isinstance(rid, (str, int)) else None, INVALID_REQUEST)
         params = body.get("params")
         if not isinstance(params, dict):

@@ -146,16 +146,25 @@ class ControlPlane:
 
     def _start_etcd(self) -> None:
         peer = free_port()
-        self._spawn("etcd", [
-            str(self.assets / "etcd"),
-            "--data-dir", str(self.workdir / "etcd"),
-            "--listen-client-urls", f"http://127.0.0.1:{self.etcd_port}",
-            "--advertise-client-urls", f"http://127.0.0.1:{self.etcd_port}",
-            "--listen-peer-urls", f"http://127.0.0.1:{peer}",
-            "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
-            "--initial-cluster", f"default=http://127.0.0.1:{peer}",
-            "--unsafe-no-fsync",
-        ])
+        self._spawn(
+            "etcd",
+            [
+                str(self.assets / "etcd"),
+                "--data-dir",
+                str(self.workdir / "etcd"),
+                "--listen-client-urls",
+                f"http://127.0.0.1:{self.etcd_port}",
+                "--advertise-client-urls",
+                f"http://127.0.0.1:{self.etcd_port}",
+                "--listen-peer-urls",
+                f"http://127.0.0.1:{peer}",
+                "--initial-advertise-peer-urls",
+                f"http://127.0.0.1:{peer}",
+                "--initial-cluster",
+                f"default=http://127.0.0.1:{peer}",
+                "--unsafe-no-fsync",
+            ],
+        )
 
     def _start_apiserver(self) -> None:
         certs = self.workdir / "certs"
@@ -163,24 +172,27 @@ class ControlPlane:
         tokens = self.workdir / "tokens.csv"
         tokens.write_text(f'{self.admin_token},selfheal-admin,uid-admin,"system:masters"\n')
         key, pub = _write_sa_keys(self.workdir)
-        self._spawn("kube-apiserver", [
-            str(self.assets / "kube-apiserver"),
-            f"--etcd-servers=http://127.0.0.1:{self.etcd_port}",
-            f"--cert-dir={certs}",
-            f"--secure-port={self.port}",
-            "--bind-address=127.0.0.1",
-            "--insecure-port=0",
-            f"--token-auth-file={tokens}",
-            "--authorization-mode=RBAC",
-            "--service-account-issuer=https://kubernetes.default.svc",
-            f"--service-account-key-file={pub}",
-            f"--service-account-signing-key-file={key}",
-            "--service-cluster-ip-range=10.0.0.0/24",
-            "--kubelet-preferred-address-types=InternalIP",
-            "--allow-privileged=true",
-            "--disable-admission-plugins=ServiceAccount",
-            "--event-ttl=1h",
-        ])
+        self._spawn(
+            "kube-apiserver",
+            [
+                str(self.assets / "kube-apiserver"),
+                f"--etcd-servers=http://127.0.0.1:{self.etcd_port}",
+                f"--cert-dir={certs}",
+                f"--secure-port={self.port}",
+                "--bind-address=127.0.0.1",
+                "--insecure-port=0",
+                f"--token-auth-file={tokens}",
+                "--authorization-mode=RBAC",
+                "--service-account-issuer=https://kubernetes.default.svc",
+                f"--service-account-key-file={pub}",
+                f"--service-account-signing-key-file={key}",
+                "--service-cluster-ip-range=10.0.0.0/24",
+                "--kubelet-preferred-address-types=InternalIP",
+                "--allow-privileged=true",
+                "--disable-admission-plugins=ServiceAccount",
+                "--event-ttl=1h",
+            ],
+        )
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -222,38 +234,58 @@ class ControlPlane:
         Path(path).write_text(yaml.safe_dump(config))
         return path
 
-    def service_account(self, namespace: str, name: str, *, cluster_rules: list[dict[str, Any]] | None = None,
-                        rules: list[dict[str, Any]] | None = None, cluster_role: str | None = None) -> str:
+    def service_account(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        cluster_rules: list[dict[str, Any]] | None = None,
+        rules: list[dict[str, Any]] | None = None,
+        cluster_role: str | None = None,
+    ) -> str:
         """Create a ServiceAccount bound to the given rules (or an existing ClusterRole) and return a
         kubeconfig path authenticating as it through a real TokenRequest token."""
         assert self.admin is not None
         self.ensure_namespace(namespace)
-        self.admin.apply(f"/api/v1/namespaces/{namespace}/serviceaccounts",
-                         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name}})
+        self.admin.apply(
+            f"/api/v1/namespaces/{namespace}/serviceaccounts",
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name}},
+        )
         subject = [{"kind": "ServiceAccount", "name": name, "namespace": namespace}]
         rbac = "/apis/rbac.authorization.k8s.io/v1"
         if cluster_rules is not None:
             cluster_role = f"{namespace}-{name}"
             self.admin.apply(f"{rbac}/clusterroles", {"metadata": {"name": cluster_role}, "rules": cluster_rules})
         if cluster_role:
-            self.admin.apply(f"{rbac}/clusterrolebindings", {
-                "metadata": {"name": f"{namespace}-{name}"},
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_role},
-                "subjects": subject,
-            })
+            self.admin.apply(
+                f"{rbac}/clusterrolebindings",
+                {
+                    "metadata": {"name": f"{namespace}-{name}"},
+                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_role},
+                    "subjects": subject,
+                },
+            )
         if rules is not None:
             self.admin.apply(f"{rbac}/namespaces/{namespace}/roles", {"metadata": {"name": name}, "rules": rules})
-            self.admin.apply(f"{rbac}/namespaces/{namespace}/rolebindings", {
-                "metadata": {"name": name},
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-                "subjects": subject,
-            })
-        token = self.admin.create(f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token", {
-            "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-            "spec": {"expirationSeconds": 86400},
-        })["status"]["token"]
-        return self._write_kubeconfig(str(self.workdir / f"{namespace}-{name}.kubeconfig"),
-                                      f"{namespace}-{name}", token, namespace)
+            self.admin.apply(
+                f"{rbac}/namespaces/{namespace}/rolebindings",
+                {
+                    "metadata": {"name": name},
+                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+                    "subjects": subject,
+                },
+            )
+        token = self.admin.create(
+            f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token",
+            {
+                "apiVersion": "authentication.k8s.io/v1",
+                "kind": "TokenRequest",
+                "spec": {"expirationSeconds": 86400},
+            },
+        )["status"]["token"]
+        return self._write_kubeconfig(
+            str(self.workdir / f"{namespace}-{name}.kubeconfig"), f"{namespace}-{name}", token, namespace
+        )
 
     def token_of(self, kubeconfig: str) -> str:
         return yaml.safe_load(Path(kubeconfig).read_text())["users"][0]["user"]["token"]
@@ -268,8 +300,9 @@ class ControlPlane:
     def ensure_namespace(self, namespace: str) -> None:
         assert self.admin is not None
         try:
-            self.admin.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
-                                                     "metadata": {"name": namespace}})
+            self.admin.create(
+                "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+            )
         except ApiError as e:
             if e.status != 409:
                 raise
@@ -291,7 +324,10 @@ class ControlPlane:
         def all_established() -> bool:
             crds = self.admin.items("/apis/apiextensions.k8s.io/v1/customresourcedefinitions")
             return all(
-                any(c["type"] == "Established" and c["status"] == "True" for c in (crd.get("status") or {}).get("conditions") or [])
+                any(
+                    c["type"] == "Established" and c["status"] == "True"
+                    for c in (crd.get("status") or {}).get("conditions") or []
+                )
                 for crd in crds
             )
 
@@ -302,8 +338,12 @@ class ControlPlane:
             for version in crd["spec"]["versions"]:
                 path = f"/apis/{group}/{version['name']}"
                 self.admin.wait_for(
-                    lambda p=path, r=plural: any(x["name"] == r for x in (self.admin.get_or_none(p) or {}).get("resources", [])),
-                    timeout=timeout, message=f"{plural}.{group}/{version['name']} served")
+                    lambda p=path, r=plural: any(
+                        x["name"] == r for x in (self.admin.get_or_none(p) or {}).get("resources", [])
+                    ),
+                    timeout=timeout,
+                    message=f"{plural}.{group}/{version['name']} served",
+                )
 
 
 _CLUSTER_SCOPED = {"namespaces", "nodes", "customresourcedefinitions", "clusterroles", "clusterrolebindings"}

@@ -22,8 +22,11 @@ TOKEN = "ghp_demo_standin_token"
 SECRET = "selfheal-github"
 POLICIES = "/apis/selfheal.dev/v1alpha1/namespaces/{ns}/selfhealingpolicies"
 TICKETS = "/apis/selfheal.dev/v1alpha1/namespaces/{ns}/remediationtickets"
-FAST_OPERATOR = {"SELFHEAL_POLICY_TICK_SECONDS": "1", "SELFHEAL_LOG_WATCH_SCALE": "0.1",
-                 "SELFHEAL_TICKET_POLL_SECONDS": "1"}
+FAST_OPERATOR = {
+    "SELFHEAL_POLICY_TICK_SECONDS": "1",
+    "SELFHEAL_LOG_WATCH_SCALE": "0.1",
+    "SELFHEAL_TICKET_POLL_SECONDS": "1",
+}
 SCENARIO_TIMEOUT = 45.0  # seconds from the new image to the verdict
 ISSUE_PATIENCE = 20.0  # seconds a ticket is given to get its GitHub issue (and agent)
 TICK = 0.25
@@ -44,28 +47,42 @@ class Scenario:
 
     @property
     def expectation(self) -> str:
-        return ("the canary is aborted and a RemediationTicket is opened" if self.expect_abort
-                else "the canary is promoted and no ticket is opened")
+        return (
+            "the canary is aborted and a RemediationTicket is opened"
+            if self.expect_abort
+            else "the canary is promoted and no ticket is opened"
+        )
 
 
 _SLOW = [{"setWeight": 40}, {"pause": {"duration": "60s"}}, {"setWeight": 80}, {"pause": {"duration": "60s"}}]
 SCENARIOS: dict[str, Scenario] = {
     "panic": Scenario(
-        "panic", "panic",
+        "panic",
+        "panic",
         "the new image panics ('index out of range') on red requests; a panic-rate analysis watches it",
-        [{"setWeight": 40}, {"pause": {"duration": "3s"}}, *_SLOW[1:]], True,
+        [{"setWeight": 40}, {"pause": {"duration": "3s"}}, *_SLOW[1:]],
+        True,
         template=argo_cli.analysis_template("panic-rate", "panic-rate", "result < 0.01", interval="1s"),
-        starting_step=2, decision={"onUnhealthy": "abort"}),
+        starting_step=2,
+        decision={"onUnhealthy": "abort"},
+    ),
     "http500": Scenario(
-        "http500", "bad-blue",
+        "http500",
+        "bad-blue",
         "the new image answers HTTP 500 to most requests, but its only metric (restarts) keeps passing",
-        _SLOW, True, template=argo_cli.analysis_template("restarts", "restarts", "result < 1", interval="1s"),
-        decision={"onUnhealthy": "abort"}),
+        _SLOW,
+        True,
+        template=argo_cli.analysis_template("restarts", "restarts", "result < 1", interval="1s"),
+        decision={"onUnhealthy": "abort"},
+    ),
     "colors": Scenario(
-        "colors", "random",
+        "colors",
+        "random",
         "the new image serves random colours instead of blue: different, not broken; the steps pause indefinitely",
-        [{"setWeight": 40}, {"pause": {}}, {"setWeight": 80}, {"pause": {}}], False,
-        decision={"onUnhealthy": "abort", "onHealthy": "promote"}),
+        [{"setWeight": 40}, {"pause": {}}, {"setWeight": 80}, {"pause": {}}],
+        False,
+        decision={"onUnhealthy": "abort", "onHealthy": "promote"},
+    ),
 }
 
 
@@ -118,8 +135,11 @@ class Watcher:
         for cond in (obj.get("status") or {}).get("conditions") or []:
             if cond.get("type") == "Ready" and (cond["status"], cond.get("message", "")) != self.policy_ready:
                 self.policy_ready = (cond["status"], cond.get("message", ""))
-                self.n.say("policy", f"SelfHealingPolicy {APP}: Ready={cond['status']} ({cond.get('reason', '')})"
-                           + (f": {cond['message']}" if cond.get("message") else ""))
+                self.n.say(
+                    "policy",
+                    f"SelfHealingPolicy {APP}: Ready={cond['status']} ({cond.get('reason', '')})"
+                    + (f": {cond['message']}" if cond.get("message") else ""),
+                )
 
     def _rollout(self) -> None:
         obj = self.cp.admin.get_or_none(argo_cli.rollout_path(NAMESPACE, APP))
@@ -139,16 +159,26 @@ class Watcher:
         where = f", step {step}/{len(steps)}" if step is not None and steps else ""
         weight = ((status.get("canary") or {}).get("weights") or {}).get("canary", {}).get("weight")
         weight_text = f", canary weight {weight}%" if weight is not None else ""
-        self.n.say("rollout", f"Rollout {APP}: {phase}{where}{weight_text}" + (f" - {message}" if message else ""),
-                   phase=phase, message=message, step=step)
+        self.n.say(
+            "rollout",
+            f"Rollout {APP}: {phase}{where}{weight_text}" + (f" - {message}" if message else ""),
+            phase=phase,
+            message=message,
+            step=step,
+        )
 
     def _events(self) -> None:
         found = argo_cli.events(self.cp.admin, NAMESPACE, name=APP)
-        found.sort(key=lambda e: (e.get("lastTimestamp") or e.get("eventTime") or "",
-                                  int(e["metadata"].get("resourceVersion") or 0)))
+        found.sort(
+            key=lambda e: (
+                e.get("lastTimestamp") or e.get("eventTime") or "",
+                int(e["metadata"].get("resourceVersion") or 0),
+            )
+        )
         for event in found:
-            if (event.get("source") or {}).get("component") != "selfheal" and \
-                    event.get("reportingComponent") != "selfheal":
+            if (event.get("source") or {}).get("component") != "selfheal" and event.get(
+                "reportingComponent"
+            ) != "selfheal":
                 continue
             key = (event["metadata"]["uid"], event.get("count"))
             if key in self._seen_events:
@@ -157,8 +187,7 @@ class Watcher:
             record = {"type": event.get("type"), "reason": event["reason"], "message": event.get("message", "")}
             self.events.append(record)
             repeat = f" (x{event['count']})" if (event.get("count") or 1) > 1 else ""
-            self.n.say("event", f"selfheal Event {event.get('type', 'Normal')} {event['reason']}{repeat}",
-                       **record)
+            self.n.say("event", f"selfheal Event {event.get('type', 'Normal')} {event['reason']}{repeat}", **record)
             for line in _wrap(record["message"]):
                 self.n.detail(line)
 
@@ -175,8 +204,12 @@ class Watcher:
             first = name not in self._ticket_view
             self._ticket_view[name] = view
             verb = "opened" if first else "now"
-            self.n.say("ticket", f"RemediationTicket {name} {verb}: phase {summary['phase'] or '(new)'}, "
-                       f"occurrences {summary['occurrences']}, issue {summary['issue'] or '-'}", ticket=summary)
+            self.n.say(
+                "ticket",
+                f"RemediationTicket {name} {verb}: phase {summary['phase'] or '(new)'}, "
+                f"occurrences {summary['occurrences']}, issue {summary['issue'] or '-'}",
+                ticket=summary,
+            )
             if first:
                 self.n.detail(f"fingerprint {summary['fingerprint']}")
                 for line in _wrap(f"verdict: {summary['verdict']}" if summary["verdict"] else "", lines=3):
@@ -189,10 +222,15 @@ class Watcher:
                 continue
             first = view["number"] not in self.issues
             self.issues[view["number"]] = view
-            self.n.say("issue", f"GitHub issue {REPO}#{view['number']} {'opened' if first else 'updated'}: "
-                       f"{view['title']!r}", issue=view)
-            self.n.detail(f"labels: {', '.join(view['labels']) or '-'}; "
-                          f"assignees: {', '.join(view['assignees']) or '-'}; state: {view['state']}")
+            self.n.say(
+                "issue",
+                f"GitHub issue {REPO}#{view['number']} {'opened' if first else 'updated'}: {view['title']!r}",
+                issue=view,
+            )
+            self.n.detail(
+                f"labels: {', '.join(view['labels']) or '-'}; "
+                f"assignees: {', '.join(view['assignees']) or '-'}; state: {view['state']}"
+            )
 
 
 def ticket_summary(ticket: dict[str, Any]) -> dict[str, Any]:
@@ -200,18 +238,30 @@ def ticket_summary(ticket: dict[str, Any]) -> dict[str, Any]:
     issue = status.get("issue") or {}
     verdict = spec.get("verdict") or {}
     return {
-        "name": ticket["metadata"]["name"], "phase": status.get("phase") or "",
-        "occurrences": status.get("occurrences"), "fingerprint": spec.get("fingerprint", ""),
-        "issue": issue.get("number"), "issue_note": issue.get("reason", ""),
-        "verdict": (f"{verdict.get('verdict')} ({verdict.get('confidence')}%, {verdict.get('analyzer')}): "
-                    f"{verdict.get('summary', '')}") if verdict else "",
+        "name": ticket["metadata"]["name"],
+        "phase": status.get("phase") or "",
+        "occurrences": status.get("occurrences"),
+        "fingerprint": spec.get("fingerprint", ""),
+        "issue": issue.get("number"),
+        "issue_note": issue.get("reason", ""),
+        "verdict": (
+            f"{verdict.get('verdict')} ({verdict.get('confidence')}%, {verdict.get('analyzer')}): "
+            f"{verdict.get('summary', '')}"
+        )
+        if verdict
+        else "",
     }
 
 
 def issue_summary(issue: dict[str, Any]) -> dict[str, Any]:
-    return {"number": issue["number"], "title": issue["title"], "state": issue["state"], "url": issue["html_url"],
-            "labels": [label["name"] for label in issue.get("labels") or []],
-            "assignees": [a["login"] for a in issue.get("assignees") or []]}
+    return {
+        "number": issue["number"],
+        "title": issue["title"],
+        "state": issue["state"],
+        "url": issue["html_url"],
+        "labels": [label["name"] for label in issue.get("labels") or []],
+        "assignees": [a["login"] for a in issue.get("assignees") or []],
+    }
 
 
 def _wrap(text: str, width: int = 100, lines: int = 6) -> list[str]:
@@ -221,16 +271,22 @@ def _wrap(text: str, width: int = 100, lines: int = 6) -> list[str]:
 
 def _policy(gh_api_url: str, scenario: Scenario) -> dict[str, Any]:
     return {
-        "apiVersion": "selfheal.dev/v1alpha1", "kind": "SelfHealingPolicy", "metadata": {"name": APP},
+        "apiVersion": "selfheal.dev/v1alpha1",
+        "kind": "SelfHealingPolicy",
+        "metadata": {"name": APP},
         "spec": {
             "selector": {"matchLabels": {"app": APP}},
             "analysis": {"llm": {"provider": "none"}},
             "decision": scenario.decision,
-            "remediation": {"github": {
-                "repository": REPO, "apiURL": gh_api_url, "tokenSecretRef": {"name": SECRET, "key": "token"},
-                "labels": ["selfheal", "canary-failure"],
-                "agent": {"type": "copilot", "baseBranch": "main"},
-            }},
+            "remediation": {
+                "github": {
+                    "repository": REPO,
+                    "apiURL": gh_api_url,
+                    "tokenSecretRef": {"name": SECRET, "key": "token"},
+                    "labels": ["selfheal", "canary-failure"],
+                    "agent": {"type": "copilot", "baseBranch": "main"},
+                }
+            },
         },
     }
 
@@ -275,8 +331,11 @@ def run_demo(scenario: str = "panic", *, keep: bool = False, json_output: bool =
         return 3
     logging.basicConfig(level=logging.CRITICAL)  # the simulator's expected races are not news
     narrator = Narrator(quiet=json_output)
-    summary: dict[str, Any] = {"scenario": chosen.name, "image": f"{argo_cli.DEMO_IMAGE}:{chosen.image}",
-                               "expectation": chosen.expectation}
+    summary: dict[str, Any] = {
+        "scenario": chosen.name,
+        "image": f"{argo_cli.DEMO_IMAGE}:{chosen.image}",
+        "expectation": chosen.expectation,
+    }
     # Teardown runs with Ctrl-C ignored, so a second Ctrl-C cannot leave an apiserver or an operator behind.
     with _signals(signal.SIG_IGN), contextlib.ExitStack() as stack, _signals(_interrupt):
         try:
@@ -287,7 +346,7 @@ def run_demo(scenario: str = "panic", *, keep: bool = False, json_output: bool =
             keep = False
             if not json_output:
                 print("\ninterrupted", flush=True)
-        except Exception as e:  # noqa: BLE001 - a demo reports its failure in one line, then tears down
+        except Exception as e:
             summary.update(ok=False, error=f"{type(e).__name__}: {e}", keep_operator_log=True)
             code = 1
             if not json_output:
@@ -297,10 +356,13 @@ def run_demo(scenario: str = "panic", *, keep: bool = False, json_output: bool =
             summary["timeline"] = narrator.timeline
             print(json.dumps(summary, indent=2), flush=True)
         if keep and "kubeconfig" in summary:
-            print(f"\nkept running: export KUBECONFIG={summary['kubeconfig']}\n"
-                  f"  kubectl -n {NAMESPACE} get rollouts,remediationtickets,events\n"
-                  f"operator log: {summary['operator_log']}\npress Ctrl-C to tear everything down",
-                  file=sys.stderr if json_output else sys.stdout, flush=True)
+            print(
+                f"\nkept running: export KUBECONFIG={summary['kubeconfig']}\n"
+                f"  kubectl -n {NAMESPACE} get rollouts,remediationtickets,events\n"
+                f"operator log: {summary['operator_log']}\npress Ctrl-C to tear everything down",
+                file=sys.stderr if json_output else sys.stdout,
+                flush=True,
+            )
             with contextlib.suppress(KeyboardInterrupt):
                 while True:
                     time.sleep(3600)
@@ -333,18 +395,24 @@ def _run(chosen: Scenario, n: Narrator, summary: dict[str, Any], stack: contextl
     summary.update(kubeconfig=cp.kubeconfig, namespace=NAMESPACE, operator_log=str(operator.log_path))
     n.say("setup", "selfheal operator started (`selfheal run`, as a ServiceAccount with the Helm chart's RBAC)")
 
-    cp.admin.create(f"/api/v1/namespaces/{NAMESPACE}/secrets",
-                    {"metadata": {"name": SECRET}, "stringData": {"token": TOKEN}})
+    cp.admin.create(
+        f"/api/v1/namespaces/{NAMESPACE}/secrets", {"metadata": {"name": SECRET}, "stringData": {"token": TOKEN}}
+    )
     cp.admin.create(POLICIES.format(ns=NAMESPACE), _policy(gh.api_url, chosen))
-    n.say("setup", f"Secret {SECRET} and SelfHealingPolicy {APP} created: statistical verdict, "
-          + ", ".join(f"{k}={v}" for k, v in chosen.decision.items()) + f", issues on {REPO} for copilot")
+    n.say(
+        "setup",
+        f"Secret {SECRET} and SelfHealingPolicy {APP} created: statistical verdict, "
+        + ", ".join(f"{k}={v}" for k, v in chosen.decision.items())
+        + f", issues on {REPO} for copilot",
+    )
 
     watcher = Watcher(cp, gh, n)
     if chosen.template is not None:
         argo_cli.create(cp.admin, NAMESPACE, chosen.template)
     analysis = chosen.template["metadata"]["name"] if chosen.template else None
-    manifest = argo_cli.demo_rollout(APP, "blue", steps=chosen.steps, replicas=5, starting_step=chosen.starting_step,
-                                     background_analysis=analysis)
+    manifest = argo_cli.demo_rollout(
+        APP, "blue", steps=chosen.steps, replicas=5, starting_step=chosen.starting_step, background_analysis=analysis
+    )
     argo_cli.create(cp.admin, NAMESPACE, manifest)
     n.say("deploy", f"Rollout {APP} created: 5 replicas of {argo_cli.DEMO_IMAGE}:blue")
     if not _wait(watcher, lambda: (watcher.phase or ("",))[0] == "Healthy", 30):
@@ -363,7 +431,7 @@ def _run(chosen: Scenario, n: Narrator, summary: dict[str, Any], stack: contextl
             if not (status.get("abort") and (watcher.phase or ("",))[0] == "Degraded" and watcher.tickets):
                 return False
             ticket = next(iter(watcher.tickets.values()))
-            issue = ((ticket.get("status") or {}).get("issue") or {})
+            issue = (ticket.get("status") or {}).get("issue") or {}
             if issue.get("disabled") or (issue.get("number") and (issue.get("agentAssigned") or _assigned(watcher))):
                 return True
             return watcher.ticket_since is not None and time.monotonic() - watcher.ticket_since > ISSUE_PATIENCE
@@ -381,17 +449,30 @@ def _run(chosen: Scenario, n: Narrator, summary: dict[str, Any], stack: contextl
     issue_note = ""
     if tickets and not issues:
         note = next((t["issue_note"] for t in tickets if t["issue_note"]), "")
-        issue_note = (f"no GitHub issue yet: the ticket has none after {ISSUE_PATIENCE:.0f}s"
-                      + (f" ({note})" if note else " (is the ticket handler running?)"))
+        issue_note = f"no GitHub issue yet: the ticket has none after {ISSUE_PATIENCE:.0f}s" + (
+            f" ({note})" if note else " (is the ticket handler running?)"
+        )
         n.say("issue", issue_note)
     ok = (aborted and bool(tickets)) if chosen.expect_abort else (promoted and not tickets)
     summary.update(
-        ok=ok, finished=finished,
-        rollout={"name": APP, "phase": phase, "message": status.get("message", ""), "aborted": aborted,
-                 "promoted": promoted, "stableRS": status.get("stableRS"), "canaryPodHash": canary,
-                 "previousStableRS": stable},
-        events=watcher.events, tickets=tickets, ticket=tickets[0] if tickets else None,
-        issues=issues, issue=issues[0] if issues else None, issue_note=issue_note,
+        ok=ok,
+        finished=finished,
+        rollout={
+            "name": APP,
+            "phase": phase,
+            "message": status.get("message", ""),
+            "aborted": aborted,
+            "promoted": promoted,
+            "stableRS": status.get("stableRS"),
+            "canaryPodHash": canary,
+            "previousStableRS": stable,
+        },
+        events=watcher.events,
+        tickets=tickets,
+        ticket=tickets[0] if tickets else None,
+        issues=issues,
+        issue=issues[0] if issues else None,
+        issue_note=issue_note,
         simulator_errors=len(sim.errors),
     )
     _narrate_summary(n, chosen, summary)
@@ -427,11 +508,17 @@ def _narrate_summary(n: Narrator, chosen: Scenario, summary: dict[str, Any]) -> 
     reasons = [e["reason"] for e in summary["events"]]
     print(f"selfheal   {', '.join(reasons) or 'no Events'}")
     for t in summary["tickets"] or [None]:
-        print(f"ticket     {t['name']}: {t['phase'] or '(new)'}, occurrences {t['occurrences']}, "
-              f"fingerprint {t['fingerprint'][:16]}" if t else "ticket     none")
+        print(
+            f"ticket     {t['name']}: {t['phase'] or '(new)'}, occurrences {t['occurrences']}, "
+            f"fingerprint {t['fingerprint'][:16]}"
+            if t
+            else "ticket     none"
+        )
     for i in summary["issues"]:
-        print(f"issue      {REPO}#{i['number']} {i['title']!r} labels [{', '.join(i['labels'])}] "
-              f"assignees [{', '.join(i['assignees'])}]")
+        print(
+            f"issue      {REPO}#{i['number']} {i['title']!r} labels [{', '.join(i['labels'])}] "
+            f"assignees [{', '.join(i['assignees'])}]"
+        )
     if summary["issue_note"]:
         print(f"issue      {summary['issue_note']}")
     verdict = "held" if summary["ok"] else "did NOT hold"

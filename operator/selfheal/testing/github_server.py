@@ -22,15 +22,22 @@ COPILOT_ALIASES = frozenset({"copilot-swe-agent[bot]", "copilot-swe-agent", "cop
 DOCS = "https://docs.github.com/rest"
 RATE_DOCS = "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"
 JSON_TYPE = "application/json; charset=utf-8"
-_FAULT_MESSAGES = {403: "Resource not accessible by personal access token", 404: "Not Found", 500: "Server Error",
-                   502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
+_FAULT_MESSAGES = {
+    403: "Resource not accessible by personal access token",
+    404: "Not Found",
+    500: "Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
 
 _MENTION = re.compile(
     r"(?:(?P<repo>[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)#|https?://[^\s/]+/(?P<url>[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)/(?:issues|pull)/|"
     r"(?<![\w/])#)(?P<number>\d+)(?!\d)"
 )
-_CLOSING_WORDS = re.compile(r"(?<![\w-])(?:close|closes|closed|fix|fixes|fixed|resolve|resolves|resolved):?[ \t]+$",
-                            re.IGNORECASE)
+_CLOSING_WORDS = re.compile(
+    r"(?<![\w-])(?:close|closes|closed|fix|fixes|fixed|resolve|resolves|resolved):?[ \t]+$", re.IGNORECASE
+)
 
 
 class LoggedRequest(NamedTuple):
@@ -44,8 +51,7 @@ class LoggedRequest(NamedTuple):
 class _Reply(Exception):
     """Raised inside a route to answer with an error status and GitHub's error body."""
 
-    def __init__(self, status: int, message: str, errors: list[dict[str, Any]] | None = None,
-                 docs: str = DOCS) -> None:
+    def __init__(self, status: int, message: str, errors: list[dict[str, Any]] | None = None, docs: str = DOCS) -> None:
         super().__init__(message)
         self.status = status
         self.body: dict[str, Any] = {"message": message, "documentation_url": docs, "status": str(status)}
@@ -139,8 +145,15 @@ class GitHubStandIn(LoopbackServer):
     thread_name = "github-standin"
     client_max_size = 8 * 1024 * 1024
 
-    def __init__(self, token: str = "t", repos: list[str] | tuple[str, ...] = ("acme/shop",), *,
-                 login: str = "selfheal-bot", rate_limit: int = 5000, html_url: str = "https://github.com") -> None:
+    def __init__(
+        self,
+        token: str = "t",
+        repos: list[str] | tuple[str, ...] = ("acme/shop",),
+        *,
+        login: str = "selfheal-bot",
+        rate_limit: int = 5000,
+        html_url: str = "https://github.com",
+    ) -> None:
         super().__init__()
         self.token = token
         self.html_url = html_url.rstrip("/")
@@ -208,11 +221,20 @@ class GitHubStandIn(LoopbackServer):
     def add_repo(self, full_name: str, default_branch: str = "main") -> None:
         owner, _, name = full_name.partition("/")
         with self._lock:
-            self._repos[full_name.lower()] = _Repo(id=self._next_id(), owner=owner, name=name,
-                                                   default_branch=default_branch, created_at=self._now())
+            self._repos[full_name.lower()] = _Repo(
+                id=self._next_id(), owner=owner, name=name, default_branch=default_branch, created_at=self._now()
+            )
 
-    def add_issue(self, repo: str, title: str, body: str = "", labels: list[str] | None = None, *,
-                  author: str | None = None, state: str = "open") -> int:
+    def add_issue(
+        self,
+        repo: str,
+        title: str,
+        body: str = "",
+        labels: list[str] | None = None,
+        *,
+        author: str | None = None,
+        state: str = "open",
+    ) -> int:
         """Create an issue directly (no request, no rate limit); returns its number."""
         with self._lock:
             r = self._repo(repo)
@@ -225,16 +247,34 @@ class GitHubStandIn(LoopbackServer):
                 self._set_state(r, issue, "closed", "completed", user)
             return issue.number
 
-    def open_pull(self, repo: str, title: str, body: str = "", *, author: str = "Copilot", draft: bool = True,
-                  head_sha: str | None = None, head_ref: str | None = None, base: str | None = None,
-                  cross_reference: bool = True) -> int:
+    def open_pull(
+        self,
+        repo: str,
+        title: str,
+        body: str = "",
+        *,
+        author: str = "Copilot",
+        draft: bool = True,
+        head_sha: str | None = None,
+        head_ref: str | None = None,
+        base: str | None = None,
+        cross_reference: bool = True,
+    ) -> int:
         """Open a pull request as ``author`` (Copilot by default, a draft as Copilot's start). Issues it
         mentions get a ``cross-referenced`` timeline event unless ``cross_reference`` is False."""
         with self._lock:
             r = self._repo(repo)
             user = _copilot_user() if author.lower() in COPILOT_ALIASES else self._user(author)
-            pull = self._new_pull(r, title, body, user, draft=draft, head_ref=head_ref or f"fix/{r.next_number}",
-                                  base=base or r.default_branch, head_sha=head_sha)
+            pull = self._new_pull(
+                r,
+                title,
+                body,
+                user,
+                draft=draft,
+                head_ref=head_ref or f"fix/{r.next_number}",
+                base=base or r.default_branch,
+                head_sha=head_sha,
+            )
             if cross_reference:
                 self._cross_reference(r, pull, user)
             return pull.number
@@ -283,8 +323,11 @@ class GitHubStandIn(LoopbackServer):
 
     def count(self, method: str | None = None, path: str | None = None) -> int:
         """How many logged requests match ``method`` and ``path`` (prefix)."""
-        return sum(1 for entry in list(self.requests)
-                   if (method is None or entry.method == method) and (path is None or entry.path.startswith(path)))
+        return sum(
+            1
+            for entry in list(self.requests)
+            if (method is None or entry.method == method) and (path is None or entry.path.startswith(path))
+        )
 
     @property
     def remaining(self) -> int:
@@ -334,9 +377,12 @@ class GitHubStandIn(LoopbackServer):
         if name.lower() in repo.labels:
             return
         if self.strict_labels:
-            raise _Reply(422, "Validation Failed",
-                         [{"value": name, "resource": "Label", "code": "invalid", "field": "labels"}],
-                         docs=f"{DOCS}/issues/labels")
+            raise _Reply(
+                422,
+                "Validation Failed",
+                [{"value": name, "resource": "Label", "code": "invalid", "field": "labels"}],
+                docs=f"{DOCS}/issues/labels",
+            )
         repo.labels[name.lower()] = _Label(id=self._next_id(), name=name)
 
     def _label_of(self, repo: _Repo, name: str) -> _Label:
@@ -346,29 +392,48 @@ class GitHubStandIn(LoopbackServer):
 
     def _event(self, repo: _Repo, issue: _Issue, kind: str, actor: dict[str, Any], **extra: Any) -> None:
         event_id = self._next_id()
-        issue.events.append({
-            "id": event_id,
-            "node_id": f"E_{event_id}",
-            "url": f"{self.api_url}/repos/{repo.full_name}/issues/events/{event_id}",
-            "actor": actor,
-            "event": kind,
-            "commit_id": None,
-            "commit_url": None,
-            "created_at": self._now(),
-            "performed_via_github_app": None,
-            **extra,
-        })
+        issue.events.append(
+            {
+                "id": event_id,
+                "node_id": f"E_{event_id}",
+                "url": f"{self.api_url}/repos/{repo.full_name}/issues/events/{event_id}",
+                "actor": actor,
+                "event": kind,
+                "commit_id": None,
+                "commit_url": None,
+                "created_at": self._now(),
+                "performed_via_github_app": None,
+                **extra,
+            }
+        )
 
     def _new_issue(self, repo: _Repo, title: str, body: str | None, user: dict[str, Any]) -> _Issue:
         now = self._now()
-        issue = _Issue(id=self._next_id(), number=repo.next_number, title=title, body=body, user=user,
-                       created_at=now, updated_at=now)
+        issue = _Issue(
+            id=self._next_id(),
+            number=repo.next_number,
+            title=title,
+            body=body,
+            user=user,
+            created_at=now,
+            updated_at=now,
+        )
         repo.issues[issue.number] = issue
         repo.next_number += 1
         return issue
 
-    def _new_pull(self, repo: _Repo, title: str, body: str | None, user: dict[str, Any], *, draft: bool,
-                  head_ref: str, base: str, head_sha: str | None = None) -> _Issue:
+    def _new_pull(
+        self,
+        repo: _Repo,
+        title: str,
+        body: str | None,
+        user: dict[str, Any],
+        *,
+        draft: bool,
+        head_ref: str,
+        base: str,
+        head_sha: str | None = None,
+    ) -> _Issue:
         pull = self._new_issue(repo, title, body, user)
         pull.is_pull = True
         pull.pull_id = self._next_id()
@@ -379,8 +444,15 @@ class GitHubStandIn(LoopbackServer):
         pull.base_sha = _sha()
         return pull
 
-    def _set_state(self, repo: _Repo, issue: _Issue, state: str, reason: str | None, actor: dict[str, Any],
-                   commit_id: str | None = None) -> None:
+    def _set_state(
+        self,
+        repo: _Repo,
+        issue: _Issue,
+        state: str,
+        reason: str | None,
+        actor: dict[str, Any],
+        commit_id: str | None = None,
+    ) -> None:
         if state == issue.state:
             if reason and state == "closed":
                 issue.state_reason = reason
@@ -440,8 +512,15 @@ class GitHubStandIn(LoopbackServer):
             if any(e.get("_source") == (repo.full_name.lower(), pull.number) for e in issue.events):
                 continue
             now = self._now()
-            issue.events.append({"event": "cross-referenced", "actor": actor, "created_at": now,
-                                 "updated_at": now, "_source": (repo.full_name.lower(), pull.number)})
+            issue.events.append(
+                {
+                    "event": "cross-referenced",
+                    "actor": actor,
+                    "created_at": now,
+                    "updated_at": now,
+                    "_source": (repo.full_name.lower(), pull.number),
+                }
+            )
 
     def _merge(self, repo: _Repo, pull: _Issue, actor: dict[str, Any]) -> str:
         if pull.state != "open" or pull.draft or pull.merged:
@@ -465,102 +544,186 @@ class GitHubStandIn(LoopbackServer):
     def _repo_json(self, repo: _Repo) -> dict[str, Any]:
         api = f"{self.api_url}/repos/{repo.full_name}"
         return {
-            "id": repo.id, "node_id": f"R_{repo.id}", "name": repo.name, "full_name": repo.full_name,
-            "private": False, "owner": self._user(repo.owner), "html_url": f"{self.html_url}/{repo.full_name}",
-            "description": None, "fork": False, "url": api, "issues_url": f"{api}/issues{{/number}}",
-            "pulls_url": f"{api}/pulls{{/number}}", "default_branch": repo.default_branch,
-            "visibility": "public", "has_issues": True, "archived": False, "disabled": False,
+            "id": repo.id,
+            "node_id": f"R_{repo.id}",
+            "name": repo.name,
+            "full_name": repo.full_name,
+            "private": False,
+            "owner": self._user(repo.owner),
+            "html_url": f"{self.html_url}/{repo.full_name}",
+            "description": None,
+            "fork": False,
+            "url": api,
+            "issues_url": f"{api}/issues{{/number}}",
+            "pulls_url": f"{api}/pulls{{/number}}",
+            "default_branch": repo.default_branch,
+            "visibility": "public",
+            "has_issues": True,
+            "archived": False,
+            "disabled": False,
             "open_issues_count": sum(1 for i in repo.issues.values() if i.state == "open"),
-            "created_at": repo.created_at, "updated_at": repo.created_at, "pushed_at": repo.created_at,
+            "created_at": repo.created_at,
+            "updated_at": repo.created_at,
+            "pushed_at": repo.created_at,
             "permissions": {"admin": False, "maintain": False, "push": True, "triage": True, "pull": True},
         }
 
     def _label_json(self, repo: _Repo, name: str) -> dict[str, Any]:
         label = self._label_of(repo, name)
-        return {"id": label.id, "node_id": f"LA_{label.id}",
-                "url": f"{self.api_url}/repos/{repo.full_name}/labels/{label.name}",
-                "name": label.name, "color": label.color, "default": False, "description": label.description}
+        return {
+            "id": label.id,
+            "node_id": f"LA_{label.id}",
+            "url": f"{self.api_url}/repos/{repo.full_name}/labels/{label.name}",
+            "name": label.name,
+            "color": label.color,
+            "default": False,
+            "description": label.description,
+        }
 
     def _issue_json(self, repo: _Repo, issue: _Issue) -> dict[str, Any]:
         api = f"{self.api_url}/repos/{repo.full_name}"
         kind = "pull" if issue.is_pull else "issues"
         data: dict[str, Any] = {
-            "id": issue.id, "node_id": f"I_{issue.id}", "url": f"{api}/issues/{issue.number}",
-            "repository_url": api, "labels_url": f"{api}/issues/{issue.number}/labels{{/name}}",
-            "comments_url": f"{api}/issues/{issue.number}/comments", "events_url": f"{api}/issues/{issue.number}/events",
+            "id": issue.id,
+            "node_id": f"I_{issue.id}",
+            "url": f"{api}/issues/{issue.number}",
+            "repository_url": api,
+            "labels_url": f"{api}/issues/{issue.number}/labels{{/name}}",
+            "comments_url": f"{api}/issues/{issue.number}/comments",
+            "events_url": f"{api}/issues/{issue.number}/events",
             "html_url": f"{self.html_url}/{repo.full_name}/{kind}/{issue.number}",
             "timeline_url": f"{api}/issues/{issue.number}/timeline",
-            "number": issue.number, "state": issue.state, "state_reason": issue.state_reason,
-            "title": issue.title, "body": issue.body, "user": issue.user,
+            "number": issue.number,
+            "state": issue.state,
+            "state_reason": issue.state_reason,
+            "title": issue.title,
+            "body": issue.body,
+            "user": issue.user,
             "labels": [self._label_json(repo, name) for name in issue.labels],
-            "assignee": issue.assignees[0] if issue.assignees else None, "assignees": list(issue.assignees),
-            "milestone": None, "locked": False, "active_lock_reason": None, "comments": len(issue.comments),
-            "closed_at": issue.closed_at, "created_at": issue.created_at, "updated_at": issue.updated_at,
-            "closed_by": issue.closed_by, "author_association": self._association(issue.user),
+            "assignee": issue.assignees[0] if issue.assignees else None,
+            "assignees": list(issue.assignees),
+            "milestone": None,
+            "locked": False,
+            "active_lock_reason": None,
+            "comments": len(issue.comments),
+            "closed_at": issue.closed_at,
+            "created_at": issue.created_at,
+            "updated_at": issue.updated_at,
+            "closed_by": issue.closed_by,
+            "author_association": self._association(issue.user),
             "performed_via_github_app": None,
         }
         if issue.is_pull:
             data["draft"] = issue.draft
-            data["pull_request"] = {"url": f"{api}/pulls/{issue.number}",
-                                    "html_url": f"{self.html_url}/{repo.full_name}/pull/{issue.number}",
-                                    "diff_url": f"{self.html_url}/{repo.full_name}/pull/{issue.number}.diff",
-                                    "patch_url": f"{self.html_url}/{repo.full_name}/pull/{issue.number}.patch",
-                                    "merged_at": issue.merged_at}
+            data["pull_request"] = {
+                "url": f"{api}/pulls/{issue.number}",
+                "html_url": f"{self.html_url}/{repo.full_name}/pull/{issue.number}",
+                "diff_url": f"{self.html_url}/{repo.full_name}/pull/{issue.number}.diff",
+                "patch_url": f"{self.html_url}/{repo.full_name}/pull/{issue.number}.patch",
+                "merged_at": issue.merged_at,
+            }
         return data
 
     def _association(self, user: dict[str, Any]) -> str:
         return "OWNER" if user["login"].lower() in self.collaborators else "NONE"
 
     def _branch_json(self, repo: _Repo, ref: str, sha: str) -> dict[str, Any]:
-        return {"label": f"{repo.owner}:{ref}", "ref": ref, "sha": sha, "user": self._user(repo.owner),
-                "repo": self._repo_json(repo)}
+        return {
+            "label": f"{repo.owner}:{ref}",
+            "ref": ref,
+            "sha": sha,
+            "user": self._user(repo.owner),
+            "repo": self._repo_json(repo),
+        }
 
     def _pull_json(self, repo: _Repo, pull: _Issue, *, simple: bool = False) -> dict[str, Any]:
         api = f"{self.api_url}/repos/{repo.full_name}"
         html = f"{self.html_url}/{repo.full_name}/pull/{pull.number}"
         data: dict[str, Any] = {
-            "url": f"{api}/pulls/{pull.number}", "id": pull.pull_id, "node_id": f"PR_{pull.pull_id}",
-            "html_url": html, "diff_url": f"{html}.diff", "patch_url": f"{html}.patch",
-            "issue_url": f"{api}/issues/{pull.number}", "commits_url": f"{api}/pulls/{pull.number}/commits",
+            "url": f"{api}/pulls/{pull.number}",
+            "id": pull.pull_id,
+            "node_id": f"PR_{pull.pull_id}",
+            "html_url": html,
+            "diff_url": f"{html}.diff",
+            "patch_url": f"{html}.patch",
+            "issue_url": f"{api}/issues/{pull.number}",
+            "commits_url": f"{api}/pulls/{pull.number}/commits",
             "review_comments_url": f"{api}/pulls/{pull.number}/comments",
             "review_comment_url": f"{api}/pulls/comments{{/number}}",
-            "comments_url": f"{api}/issues/{pull.number}/comments", "statuses_url": f"{api}/statuses/{pull.head_sha}",
-            "number": pull.number, "state": pull.state, "locked": False, "title": pull.title, "user": pull.user,
-            "body": pull.body, "labels": [self._label_json(repo, name) for name in pull.labels], "milestone": None,
-            "active_lock_reason": None, "created_at": pull.created_at, "updated_at": pull.updated_at,
-            "closed_at": pull.closed_at, "merged_at": pull.merged_at, "merge_commit_sha": pull.merge_commit_sha,
-            "assignee": pull.assignees[0] if pull.assignees else None, "assignees": list(pull.assignees),
-            "requested_reviewers": [], "requested_teams": [],
+            "comments_url": f"{api}/issues/{pull.number}/comments",
+            "statuses_url": f"{api}/statuses/{pull.head_sha}",
+            "number": pull.number,
+            "state": pull.state,
+            "locked": False,
+            "title": pull.title,
+            "user": pull.user,
+            "body": pull.body,
+            "labels": [self._label_json(repo, name) for name in pull.labels],
+            "milestone": None,
+            "active_lock_reason": None,
+            "created_at": pull.created_at,
+            "updated_at": pull.updated_at,
+            "closed_at": pull.closed_at,
+            "merged_at": pull.merged_at,
+            "merge_commit_sha": pull.merge_commit_sha,
+            "assignee": pull.assignees[0] if pull.assignees else None,
+            "assignees": list(pull.assignees),
+            "requested_reviewers": [],
+            "requested_teams": [],
             "head": self._branch_json(repo, pull.head_ref, pull.head_sha),
             "base": self._branch_json(repo, pull.base_ref, pull.base_sha),
-            "_links": {name: {"href": href} for name, href in (
-                ("self", f"{api}/pulls/{pull.number}"), ("html", html), ("issue", f"{api}/issues/{pull.number}"),
-                ("comments", f"{api}/issues/{pull.number}/comments"),
-                ("review_comments", f"{api}/pulls/{pull.number}/comments"),
-                ("review_comment", f"{api}/pulls/comments{{/number}}"),
-                ("commits", f"{api}/pulls/{pull.number}/commits"), ("statuses", f"{api}/statuses/{pull.head_sha}"))},
-            "author_association": self._association(pull.user), "auto_merge": None, "draft": pull.draft,
+            "_links": {
+                name: {"href": href}
+                for name, href in (
+                    ("self", f"{api}/pulls/{pull.number}"),
+                    ("html", html),
+                    ("issue", f"{api}/issues/{pull.number}"),
+                    ("comments", f"{api}/issues/{pull.number}/comments"),
+                    ("review_comments", f"{api}/pulls/{pull.number}/comments"),
+                    ("review_comment", f"{api}/pulls/comments{{/number}}"),
+                    ("commits", f"{api}/pulls/{pull.number}/commits"),
+                    ("statuses", f"{api}/statuses/{pull.head_sha}"),
+                )
+            },
+            "author_association": self._association(pull.user),
+            "auto_merge": None,
+            "draft": pull.draft,
         }
         if simple:
             return data
-        data.update({
-            "merged": pull.merged, "mergeable": None if pull.merged else not pull.draft,
-            "rebaseable": None if pull.merged else not pull.draft,
-            "mergeable_state": "draft" if pull.draft else ("unknown" if pull.merged else "clean"),
-            "merged_by": pull.merged_by, "comments": len(pull.comments), "review_comments": 0,
-            "maintainer_can_modify": False, "commits": 1, "additions": 1, "deletions": 0, "changed_files": 1,
-        })
+        data.update(
+            {
+                "merged": pull.merged,
+                "mergeable": None if pull.merged else not pull.draft,
+                "rebaseable": None if pull.merged else not pull.draft,
+                "mergeable_state": "draft" if pull.draft else ("unknown" if pull.merged else "clean"),
+                "merged_by": pull.merged_by,
+                "comments": len(pull.comments),
+                "review_comments": 0,
+                "maintainer_can_modify": False,
+                "commits": 1,
+                "additions": 1,
+                "deletions": 0,
+                "changed_files": 1,
+            }
+        )
         return data
 
     def _comment_json(self, repo: _Repo, issue: _Issue, comment: _Comment) -> dict[str, Any]:
         api = f"{self.api_url}/repos/{repo.full_name}"
         kind = "pull" if issue.is_pull else "issues"
         return {
-            "id": comment.id, "node_id": f"IC_{comment.id}", "url": f"{api}/issues/comments/{comment.id}",
+            "id": comment.id,
+            "node_id": f"IC_{comment.id}",
+            "url": f"{api}/issues/comments/{comment.id}",
             "html_url": f"{self.html_url}/{repo.full_name}/{kind}/{issue.number}#issuecomment-{comment.id}",
-            "body": comment.body, "user": comment.user, "created_at": comment.created_at,
-            "updated_at": comment.updated_at, "issue_url": f"{api}/issues/{issue.number}",
-            "author_association": self._association(comment.user), "performed_via_github_app": None,
+            "body": comment.body,
+            "user": comment.user,
+            "created_at": comment.created_at,
+            "updated_at": comment.updated_at,
+            "issue_url": f"{api}/issues/{issue.number}",
+            "author_association": self._association(comment.user),
+            "performed_via_github_app": None,
         }
 
     def _event_json(self, repo: _Repo, event: dict[str, Any]) -> dict[str, Any]:
@@ -568,8 +731,13 @@ class GitHubStandIn(LoopbackServer):
             source_repo = self._repos[event["_source"][0]]
             source = self._issue_json(source_repo, source_repo.issues[event["_source"][1]])
             source["repository"] = self._repo_json(source_repo)
-            return {"event": "cross-referenced", "actor": event["actor"], "created_at": event["created_at"],
-                    "updated_at": event["updated_at"], "source": {"type": "issue", "issue": source}}
+            return {
+                "event": "cross-referenced",
+                "actor": event["actor"],
+                "created_at": event["created_at"],
+                "updated_at": event["updated_at"],
+                "source": {"type": "issue", "issue": source},
+            }
         if event["event"] == "commented":
             issue, comment = event["_comment"]
             return {**self._comment_json(repo, issue, comment), "event": "commented", "actor": comment.user}
@@ -584,9 +752,13 @@ class GitHubStandIn(LoopbackServer):
             self.reset_at = now + 3600
 
     def _rate_headers(self) -> dict[str, str]:
-        return {"X-RateLimit-Limit": str(self.limit), "X-RateLimit-Remaining": str(max(self.limit - self.used, 0)),
-                "X-RateLimit-Used": str(self.used), "X-RateLimit-Reset": str(self.reset_at),
-                "X-RateLimit-Resource": "core"}
+        return {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(max(self.limit - self.used, 0)),
+            "X-RateLimit-Used": str(self.used),
+            "X-RateLimit-Reset": str(self.reset_at),
+            "X-RateLimit-Resource": "core",
+        }
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         path = request.rel_url.path
@@ -613,8 +785,15 @@ class GitHubStandIn(LoopbackServer):
         with self._lock:
             if self._fail:
                 status = self._fail.pop(0)
-                return status, {"message": _FAULT_MESSAGES.get(status, "Server Error"), "documentation_url": DOCS,
-                                "status": str(status)}, {}
+                return (
+                    status,
+                    {
+                        "message": _FAULT_MESSAGES.get(status, "Server Error"),
+                        "documentation_url": DOCS,
+                        "status": str(status),
+                    },
+                    {},
+                )
             auth = request.headers.get("Authorization", "")
             scheme, _, presented = auth.partition(" ")
             if not auth:
@@ -627,22 +806,35 @@ class GitHubStandIn(LoopbackServer):
             if self._secondary:
                 status, retry_after = self._secondary.pop(0)
                 self.used = min(self.used + 1, self.limit)
-                return status, {
-                    "message": "You have exceeded a secondary rate limit. Please wait a few minutes before you "
-                               "try again.",
-                    "documentation_url": f"{RATE_DOCS}#about-secondary-rate-limits", "status": str(status),
-                }, {**self._rate_headers(), "Retry-After": str(retry_after)}
+                return (
+                    status,
+                    {
+                        "message": "You have exceeded a secondary rate limit. Please wait a few minutes before you "
+                        "try again.",
+                        "documentation_url": f"{RATE_DOCS}#about-secondary-rate-limits",
+                        "status": str(status),
+                    },
+                    {**self._rate_headers(), "Retry-After": str(retry_after)},
+                )
             if self.used >= self.limit:
-                return 403, {
-                    "message": f"API rate limit exceeded for user ID {self.viewer['id']}.",
-                    "documentation_url": f"{RATE_DOCS}#about-primary-rate-limits", "status": "403",
-                }, self._rate_headers()
+                return (
+                    403,
+                    {
+                        "message": f"API rate limit exceeded for user ID {self.viewer['id']}.",
+                        "documentation_url": f"{RATE_DOCS}#about-primary-rate-limits",
+                        "status": "403",
+                    },
+                    self._rate_headers(),
+                )
             try:
                 payload = json.loads(raw) if raw else None
             except ValueError:
                 self.used += 1
-                return 400, {"message": "Problems parsing JSON", "documentation_url": DOCS, "status": "400"}, \
-                    self._rate_headers()
+                return (
+                    400,
+                    {"message": "Problems parsing JSON", "documentation_url": DOCS, "status": "400"},
+                    self._rate_headers(),
+                )
             query = {key: request.rel_url.query.getall(key)[-1] for key in request.rel_url.query}
             headers: dict[str, str] = {}
             try:
@@ -658,13 +850,16 @@ class GitHubStandIn(LoopbackServer):
             return status, body, {**headers, **self._rate_headers()}
 
     def _rate_limit_json(self) -> dict[str, Any]:
-        core = {"limit": self.limit, "used": self.used, "remaining": max(self.limit - self.used, 0),
-                "reset": self.reset_at}
+        core = {
+            "limit": self.limit,
+            "used": self.used,
+            "remaining": max(self.limit - self.used, 0),
+            "reset": self.reset_at,
+        }
         search = {"limit": 30, "used": 0, "remaining": 30, "reset": int(time.time()) + 60}
         return {"resources": {"core": core, "search": search}, "rate": core}
 
-    def _route(self, method: str, path: str, query: dict[str, str],
-               payload: Any) -> tuple[int, Any, dict[str, str]]:
+    def _route(self, method: str, path: str, query: dict[str, str], payload: Any) -> tuple[int, Any, dict[str, str]]:
         parts = path.strip("/").split("/")
         if len(parts) < 3 or parts[0] != "repos":
             raise _Reply(404, "Not Found")
@@ -695,8 +890,9 @@ class GitHubStandIn(LoopbackServer):
                 issue = self._issue(repo, int(number))
                 names = payload if isinstance(payload, list) else body.get("labels", [])
                 if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-                    raise _Reply(422, "Validation Failed",
-                                 [{"resource": "Label", "code": "invalid", "field": "labels"}])
+                    raise _Reply(
+                        422, "Validation Failed", [{"resource": "Label", "code": "invalid", "field": "labels"}]
+                    )
                 for name in names:
                     self._ensure_label(repo, name)
                 for name in names:
@@ -732,7 +928,7 @@ class GitHubStandIn(LoopbackServer):
         except ValueError:
             per_page, page = 30, 1
         last = max((len(items) + per_page - 1) // per_page, 1)
-        chunk = items[(page - 1) * per_page: page * per_page]
+        chunk = items[(page - 1) * per_page : page * per_page]
         links = []
 
         def link(number: int, rel: str) -> str:
@@ -764,7 +960,8 @@ class GitHubStandIn(LoopbackServer):
                 issues = [i for i in issues if any(a["login"].lower() == who for a in i.assignees)]
         sort = query.get("sort", "created")
         key = {"updated": lambda i: (i.updated_at, i.number), "comments": lambda i: (len(i.comments), i.number)}.get(
-            sort, lambda i: (i.created_at, i.number))
+            sort, lambda i: (i.created_at, i.number)
+        )
         issues.sort(key=key, reverse=query.get("direction", "desc") != "asc")
         return self._page(path, query, [self._issue_json(repo, i) for i in issues])
 
@@ -819,8 +1016,9 @@ class GitHubStandIn(LoopbackServer):
     def _create_comment(self, repo: _Repo, issue: _Issue, body: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
         text = body.get("body")
         if not isinstance(text, str) or not text:
-            raise _Reply(422, "Validation Failed",
-                         [{"resource": "IssueComment", "code": "missing_field", "field": "body"}])
+            raise _Reply(
+                422, "Validation Failed", [{"resource": "IssueComment", "code": "missing_field", "field": "body"}]
+            )
         now = self._now()
         comment = _Comment(id=self._next_id(), user=self.viewer, body=text, created_at=now, updated_at=now)
         issue.comments.append(comment)
@@ -847,10 +1045,20 @@ class GitHubStandIn(LoopbackServer):
     def _create_pull(self, repo: _Repo, body: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
         missing = [name for name in ("title", "head", "base") if not body.get(name)]
         if missing:
-            raise _Reply(422, "Validation Failed",
-                         [{"resource": "PullRequest", "code": "missing_field", "field": name} for name in missing])
-        pull = self._new_pull(repo, body["title"], body.get("body"), self.viewer, draft=bool(body.get("draft")),
-                              head_ref=str(body["head"]).split(":")[-1], base=str(body["base"]))
+            raise _Reply(
+                422,
+                "Validation Failed",
+                [{"resource": "PullRequest", "code": "missing_field", "field": name} for name in missing],
+            )
+        pull = self._new_pull(
+            repo,
+            body["title"],
+            body.get("body"),
+            self.viewer,
+            draft=bool(body.get("draft")),
+            head_ref=str(body["head"]).split(":")[-1],
+            base=str(body["base"]),
+        )
         self._cross_reference(repo, pull, self.viewer)
         data = self._pull_json(repo, pull)
         return 201, data, {"Location": data["url"]}
@@ -873,13 +1081,24 @@ class GitHubStandIn(LoopbackServer):
 def _simple_user(login: str, user_id: int, kind: str) -> dict[str, Any]:
     url = f"https://api.github.com/users/{login}"
     return {
-        "login": login, "id": user_id, "node_id": f"U_{user_id}",
-        "avatar_url": f"https://avatars.githubusercontent.com/u/{user_id}?v=4", "gravatar_id": "",
-        "url": url, "html_url": f"https://github.com/{login}", "followers_url": f"{url}/followers",
-        "following_url": f"{url}/following{{/other_user}}", "gists_url": f"{url}/gists{{/gist_id}}",
-        "starred_url": f"{url}/starred{{/owner}}{{/repo}}", "subscriptions_url": f"{url}/subscriptions",
-        "organizations_url": f"{url}/orgs", "repos_url": f"{url}/repos", "events_url": f"{url}/events{{/privacy}}",
-        "received_events_url": f"{url}/received_events", "type": kind, "site_admin": False,
+        "login": login,
+        "id": user_id,
+        "node_id": f"U_{user_id}",
+        "avatar_url": f"https://avatars.githubusercontent.com/u/{user_id}?v=4",
+        "gravatar_id": "",
+        "url": url,
+        "html_url": f"https://github.com/{login}",
+        "followers_url": f"{url}/followers",
+        "following_url": f"{url}/following{{/other_user}}",
+        "gists_url": f"{url}/gists{{/gist_id}}",
+        "starred_url": f"{url}/starred{{/owner}}{{/repo}}",
+        "subscriptions_url": f"{url}/subscriptions",
+        "organizations_url": f"{url}/orgs",
+        "repos_url": f"{url}/repos",
+        "events_url": f"{url}/events{{/privacy}}",
+        "received_events_url": f"{url}/received_events",
+        "type": kind,
+        "site_admin": False,
     }
 
 

@@ -39,7 +39,7 @@ class TestKubelet:
         kubelet = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server naming
+            def do_GET(self) -> None:
                 kubelet._serve(self)
 
             def log_message(self, format: str, *args: object) -> None:
@@ -73,17 +73,29 @@ class TestKubelet:
         """Create (or refresh) the Node whose kubelet endpoint is this server."""
         assert cp.admin is not None
         cp.admin.apply("/api/v1/nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}})
-        cp.admin.patch(f"/api/v1/nodes/{name}/status", {"status": {
-            "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": self.port}},
-            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
-                            "message": "test kubelet is serving"}],
-        }})
+        cp.admin.patch(
+            f"/api/v1/nodes/{name}/status",
+            {
+                "status": {
+                    "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+                    "daemonEndpoints": {"kubeletEndpoint": {"Port": self.port}},
+                    "conditions": [
+                        {
+                            "type": "Ready",
+                            "status": "True",
+                            "reason": "KubeletReady",
+                            "message": "test kubelet is serving",
+                        }
+                    ],
+                }
+            },
+        )
 
     # -- log store --------------------------------------------------------------------------------
 
-    def append(self, namespace: str, pod: str, container: str, *lines: str, previous: bool = False,
-               at: datetime | None = None) -> None:
+    def append(
+        self, namespace: str, pod: str, container: str, *lines: str, previous: bool = False, at: datetime | None = None
+    ) -> None:
         at = at or datetime.now(UTC)
         with self._lock:
             stream = self._streams.setdefault((namespace, pod, container, previous), _Stream())

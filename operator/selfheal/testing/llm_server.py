@@ -59,12 +59,14 @@ class ErrorReply:
         default_type, default_code = _ERROR_TYPES.get(
             self.status, ("server_error" if self.status >= 500 else "invalid_request_error", None)
         )
-        body = {"error": {
-            "message": self.message or _DEFAULT_MESSAGES.get(self.status, f"HTTP {self.status}"),
-            "type": self.type or default_type,
-            "param": self.param,
-            "code": self.code if self.code is not None else default_code,
-        }}
+        body = {
+            "error": {
+                "message": self.message or _DEFAULT_MESSAGES.get(self.status, f"HTTP {self.status}"),
+                "type": self.type or default_type,
+                "param": self.param,
+                "code": self.code if self.code is not None else default_code,
+            }
+        }
         return web.json_response(body, status=self.status, headers=self.headers)
 
 
@@ -104,8 +106,9 @@ class OpenAIStandIn(LoopbackServer):
 
     thread_name = "openai-stand-in"
 
-    def __init__(self, *, api_key: str | None = None, model: str = DEFAULT_MODEL, host: str = "127.0.0.1",
-                 port: int = 0) -> None:
+    def __init__(
+        self, *, api_key: str | None = None, model: str = DEFAULT_MODEL, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
         super().__init__(host=host, port=port)
         self.api_key = api_key
         self.model = model
@@ -126,8 +129,15 @@ class OpenAIStandIn(LoopbackServer):
 
     # --- scripting -----------------------------------------------------------------------------
 
-    def respond(self, verdict: str = "healthy", confidence: int = 99, summary: str = "The canary behaves like the stable.",
-                root_cause: str = "", evidence_refs: list[str] | tuple[str, ...] = (), suggested_fix: str = "") -> None:
+    def respond(
+        self,
+        verdict: str = "healthy",
+        confidence: int = 99,
+        summary: str = "The canary behaves like the stable.",
+        root_cause: str = "",
+        evidence_refs: list[str] | tuple[str, ...] = (),
+        suggested_fix: str = "",
+    ) -> None:
         """Answer every request with this verdict."""
         with self._lock:
             self._responder = None
@@ -145,8 +155,14 @@ class OpenAIStandIn(LoopbackServer):
         with self._lock:
             self._faults.append(Fault("malformed", times, kind))
 
-    def http_error(self, status: int = 500, times: int | None = None, message: str = "",
-                   retry_after: float | None = None, code: str | None = None) -> None:
+    def http_error(
+        self,
+        status: int = 500,
+        times: int | None = None,
+        message: str = "",
+        retry_after: float | None = None,
+        code: str | None = None,
+    ) -> None:
         """Answer with an OpenAI-style error; ``retry_after`` (seconds) is sent as ``retry-after-ms``."""
         headers = {"retry-after-ms": str(int(retry_after * 1000))} if retry_after is not None else {}
         with self._lock:
@@ -183,22 +199,32 @@ class OpenAIStandIn(LoopbackServer):
             return None
         header = request.headers.get("Authorization", "")
         if not header.startswith("Bearer "):
-            return ErrorReply(401, "You didn't provide an API key. You need to provide your API key in an "
-                                   "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
-                              code=None)
-        key = header[len("Bearer "):]
+            return ErrorReply(
+                401,
+                "You didn't provide an API key. You need to provide your API key in an "
+                "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+                code=None,
+            )
+        key = header[len("Bearer ") :]
         if key != self.api_key:
             shown = (key[:3] + "*" * 4 + key[-4:]) if len(key) > 8 else "*" * len(key)
-            return ErrorReply(401, f"Incorrect API key provided: {shown}. You can find your API key in your "
-                                   "account settings.", code="invalid_api_key")
+            return ErrorReply(
+                401,
+                f"Incorrect API key provided: {shown}. You can find your API key in your account settings.",
+                code="invalid_api_key",
+            )
         return None
 
     async def _models(self, request: web.Request) -> web.Response:
         denied = self._check_auth(request)
         if denied:
             return denied.response()
-        return web.json_response({"object": "list", "data": [
-            {"id": self.model, "object": "model", "created": 0, "owned_by": "selfheal-stand-in"}]})
+        return web.json_response(
+            {
+                "object": "list",
+                "data": [{"id": self.model, "object": "model", "created": 0, "owned_by": "selfheal-stand-in"}],
+            }
+        )
 
     async def _not_found(self, request: web.Request) -> web.Response:
         return ErrorReply(404, f"Invalid URL ({request.method} {request.path})", code=None).response()
@@ -227,8 +253,11 @@ class OpenAIStandIn(LoopbackServer):
         with self._lock:
             no_schema = self._no_json_schema
         if no_schema and isinstance(response_format, dict) and response_format.get("type") == "json_schema":
-            return ErrorReply(400, "Invalid parameter: 'response_format' of type 'json_schema' is not supported "
-                                   "with this model.", param="response_format").response()
+            return ErrorReply(
+                400,
+                "Invalid parameter: 'response_format' of type 'json_schema' is not supported with this model.",
+                param="response_format",
+            ).response()
         fault = self._take_fault()
         if fault is not None and fault.kind == "http_error" and fault.detail is not None:
             return fault.detail.response()
@@ -252,21 +281,26 @@ class OpenAIStandIn(LoopbackServer):
                 content = json.dumps(reply)
         prompt_tokens = sum(_estimate(str(m.get("content", ""))) + 4 for m in messages if isinstance(m, dict)) + 3
         completion_tokens = _estimate(content)
-        return web.json_response({
-            "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": body["model"],
-            "choices": [{
-                "index": 0,
-                "message": {"role": "assistant", "content": content, "refusal": None},
-                "logprobs": None,
-                "finish_reason": "stop",
-            }],
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
+        return web.json_response(
+            {
+                "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body["model"],
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": content, "refusal": None},
+                        "logprobs": None,
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
+                },
+                "system_fingerprint": "fp_selfheal_stand_in",
             },
-            "system_fingerprint": "fp_selfheal_stand_in",
-        }, headers={"x-request-id": f"req_{uuid.uuid4().hex[:16]}"})
+            headers={"x-request-id": f"req_{uuid.uuid4().hex[:16]}"},
+        )

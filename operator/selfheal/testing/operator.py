@@ -48,8 +48,14 @@ def chart_cluster_rules() -> list[dict[str, Any]]:
 class OperatorProcess:
     """``selfheal run`` in a subprocess, as the identity of ``kubeconfig``; output kept in a file."""
 
-    def __init__(self, kubeconfig: str, *, namespaces: Sequence[str] = (), env: dict[str, str] | None = None,
-                 extra_args: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        kubeconfig: str,
+        *,
+        namespaces: Sequence[str] = (),
+        env: dict[str, str] | None = None,
+        extra_args: Sequence[str] = (),
+    ) -> None:
         self.kubeconfig = kubeconfig
         self.namespaces = list(namespaces)
         self.env = env or {}
@@ -67,14 +73,30 @@ class OperatorProcess:
         scope = [f"--namespace={ns}" for ns in self.namespaces] or ["--all-namespaces"]
         source_root = str(REPO_ROOT / "operator")
         python_path = os.pathsep.join(p for p in (source_root, os.environ.get("PYTHONPATH", "")) if p)
-        env = {**os.environ, "KUBECONFIG": self.kubeconfig, "PYTHONUNBUFFERED": "1", "PYTHONPATH": python_path,
-               **self.env}
+        env = {
+            **os.environ,
+            "KUBECONFIG": self.kubeconfig,
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONPATH": python_path,
+            **self.env,
+        }
         env.pop("KUBERNETES_SERVICE_HOST", None)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "selfheal.cli", "run", "--standalone", "--log-level=debug", *scope,
-                 *self.extra_args],
-                stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                [
+                    sys.executable,
+                    "-m",
+                    "selfheal.cli",
+                    "run",
+                    "--standalone",
+                    "--log-level=debug",
+                    *scope,
+                    *self.extra_args,
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
             )
         return self
 

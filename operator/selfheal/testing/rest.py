@@ -46,8 +46,16 @@ class KubeREST:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def request(self, method: str, path: str, body: Any = None, *, content_type: str = "application/json",
-                params: dict[str, Any] | None = None, raw: bool = False) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        content_type: str = "application/json",
+        params: dict[str, Any] | None = None,
+        raw: bool = False,
+    ) -> Any:
         headers = {}
         content = None
         if body is not None:
@@ -110,8 +118,9 @@ class KubeREST:
     def items(self, path: str, **params: Any) -> list[dict[str, Any]]:
         return self.get(path, **params).get("items", [])
 
-    def wait_for(self, predicate: Callable[[], Any], *, timeout: float = 30.0, interval: float = 0.1,
-                 message: str = "condition") -> Any:
+    def wait_for(
+        self, predicate: Callable[[], Any], *, timeout: float = 30.0, interval: float = 0.1, message: str = "condition"
+    ) -> Any:
         """Poll ``predicate`` until it returns a truthy value; raise TimeoutError naming ``message``."""
         deadline = time.monotonic() + timeout
         last: Any = None
@@ -131,8 +140,9 @@ def iter_documents(text: str) -> Iterator[dict[str, Any]]:
             yield doc
 
 
-def resource_path(api_version: str, plural: str, namespace: str | None = None, name: str | None = None,
-                  subresource: str | None = None) -> str:
+def resource_path(
+    api_version: str, plural: str, namespace: str | None = None, name: str | None = None, subresource: str | None = None
+) -> str:
     """The REST path of a resource: core (``v1``) or grouped (``group/version``)."""
     base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
     path = base + (f"/namespaces/{namespace}" if namespace else "") + f"/{plural}"

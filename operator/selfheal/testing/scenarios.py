@@ -22,10 +22,18 @@ def demo_steps(pause: str | int | None = "1s") -> list[dict]:
     return steps
 
 
-def demo_rollout(name: str, image: str, *, steps: list[dict] | None = None, replicas: int = 5,
-                 background_analysis: str | None = None, starting_step: int | None = 1,
-                 canary_metadata: bool = True, analysis_args: list[dict] | None = None,
-                 env: dict[str, str] | None = None) -> dict:
+def demo_rollout(
+    name: str,
+    image: str,
+    *,
+    steps: list[dict] | None = None,
+    replicas: int = 5,
+    background_analysis: str | None = None,
+    starting_step: int | None = 1,
+    canary_metadata: bool = True,
+    analysis_args: list[dict] | None = None,
+    env: dict[str, str] | None = None,
+) -> dict:
     """A Rollout shaped like the demo's ``canary-demo``; ``image`` may be a bare tag (``blue``)."""
     if "/" not in image and ":" not in image:
         image = f"{DEMO_IMAGE}:{image}"
@@ -43,10 +51,12 @@ def demo_rollout(name: str, image: str, *, steps: list[dict] | None = None, repl
         analysis["args"] = analysis_args if analysis_args is not None else default_analysis_args()
         canary["analysis"] = analysis
     return {
-        "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Rollout",
         "metadata": {"name": name, "labels": {"app": name}},
         "spec": {
-            "replicas": replicas, "revisionHistoryLimit": 2,
+            "replicas": replicas,
+            "revisionHistoryLimit": 2,
             "selector": {"matchLabels": {"app": name}},
             "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [container]}},
             "strategy": {"canary": canary},
@@ -65,15 +75,28 @@ def default_analysis_args() -> list[dict]:
 
 def analysis_step(template: str, args: list[dict] | None = None) -> dict:
     """A step running ``template``, passing :func:`default_analysis_args` unless ``args`` is given."""
-    return {"analysis": {"templates": [{"templateName": template}],
-                         "args": default_analysis_args() if args is None else args}}
+    return {
+        "analysis": {
+            "templates": [{"templateName": template}],
+            "args": default_analysis_args() if args is None else args,
+        }
+    }
 
 
-def analysis_template(name: str, query: str, condition: str | None, interval: str | None = "1s",
-                      count: int | None = None, failure_limit: int | None = 0, *,
-                      failure_condition: str | None = None, inconclusive_limit: int | None = None,
-                      consecutive_error_limit: int | None = None, metric: str | None = None,
-                      pod_hash_arg: str | None = "canary-hash") -> dict:
+def analysis_template(
+    name: str,
+    query: str,
+    condition: str | None,
+    interval: str | None = "1s",
+    count: int | None = None,
+    failure_limit: int | None = 0,
+    *,
+    failure_condition: str | None = None,
+    inconclusive_limit: int | None = None,
+    consecutive_error_limit: int | None = None,
+    metric: str | None = None,
+    pod_hash_arg: str | None = "canary-hash",
+) -> dict:
     """An AnalysisTemplate measuring ``query`` on the canary pods through the simulator's plugin provider."""
     config: dict[str, Any] = {"query": query}
     args = []
@@ -81,36 +104,80 @@ def analysis_template(name: str, query: str, condition: str | None, interval: st
         config["podTemplateHash"] = f"{{{{args.{pod_hash_arg}}}}}"
         args.append({"name": pod_hash_arg})
     body = {"name": metric or query, "provider": {"plugin": {PLUGIN: config}}}
-    return _template(name, body, args, condition, failure_condition, interval, count, failure_limit,
-                     inconclusive_limit, consecutive_error_limit)
+    return _template(
+        name,
+        body,
+        args,
+        condition,
+        failure_condition,
+        interval,
+        count,
+        failure_limit,
+        inconclusive_limit,
+        consecutive_error_limit,
+    )
 
 
-def web_analysis_template(name: str, url: str, condition: str | None, *, json_path: str = "{$.ok}",
-                          interval: str | None = "1s", count: int | None = None, failure_limit: int | None = 0,
-                          failure_condition: str | None = None, timeout_seconds: int | None = None,
-                          consecutive_error_limit: int | None = None, args: list[dict] | None = None,
-                          metric: str = "web") -> dict:
+def web_analysis_template(
+    name: str,
+    url: str,
+    condition: str | None,
+    *,
+    json_path: str = "{$.ok}",
+    interval: str | None = "1s",
+    count: int | None = None,
+    failure_limit: int | None = 0,
+    failure_condition: str | None = None,
+    timeout_seconds: int | None = None,
+    consecutive_error_limit: int | None = None,
+    args: list[dict] | None = None,
+    metric: str = "web",
+) -> dict:
     web: dict[str, Any] = {"url": url, "jsonPath": json_path}
     if timeout_seconds is not None:
         web["timeoutSeconds"] = timeout_seconds
     body = {"name": metric, "provider": {"web": web}}
-    return _template(name, body, args or [], condition, failure_condition, interval, count, failure_limit, None,
-                     consecutive_error_limit)
+    return _template(
+        name,
+        body,
+        args or [],
+        condition,
+        failure_condition,
+        interval,
+        count,
+        failure_limit,
+        None,
+        consecutive_error_limit,
+    )
 
 
-def _template(name: str, metric: dict, args: list[dict], success: str | None, failure: str | None,
-              interval: str | None, count: int | None, failure_limit: int | None, inconclusive_limit: int | None,
-              consecutive_error_limit: int | None) -> dict:
-    for key, value in (("successCondition", success), ("failureCondition", failure), ("interval", interval),
-                       ("count", count), ("failureLimit", failure_limit), ("inconclusiveLimit", inconclusive_limit),
-                       ("consecutiveErrorLimit", consecutive_error_limit)):
+def _template(
+    name: str,
+    metric: dict,
+    args: list[dict],
+    success: str | None,
+    failure: str | None,
+    interval: str | None,
+    count: int | None,
+    failure_limit: int | None,
+    inconclusive_limit: int | None,
+    consecutive_error_limit: int | None,
+) -> dict:
+    for key, value in (
+        ("successCondition", success),
+        ("failureCondition", failure),
+        ("interval", interval),
+        ("count", count),
+        ("failureLimit", failure_limit),
+        ("inconclusiveLimit", inconclusive_limit),
+        ("consecutiveErrorLimit", consecutive_error_limit),
+    ):
         if value is not None:
             metric[key] = value
     spec: dict[str, Any] = {"metrics": [metric]}
     if args:
         spec["args"] = args
-    return {"apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisTemplate", "metadata": {"name": name},
-            "spec": spec}
+    return {"apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisTemplate", "metadata": {"name": name}, "spec": spec}
 
 
 # -- API calls ---------------------------------------------------------------------------------------
@@ -170,11 +237,16 @@ def promote(client: KubeREST, namespace: str, rollout: str, full: bool = False) 
         if status.get("currentPodHash") != status.get("stableRS"):
             status_patch = {"status": {"promoteFull": True}}
     else:
-        step_run = ((status.get("canary") or {}).get("currentStepAnalysisRunStatus") or {})
-        if canary and step_run.get("status") == "Inconclusive" and status.get("pauseConditions") and \
-                status.get("controllerPause"):
-            status_patch = {"status": {"pauseConditions": None, "controllerPause": False,
-                                       "currentStepIndex": following}}
+        step_run = (status.get("canary") or {}).get("currentStepAnalysisRunStatus") or {}
+        if (
+            canary
+            and step_run.get("status") == "Inconclusive"
+            and status.get("pauseConditions")
+            and status.get("controllerPause")
+        ):
+            status_patch = {
+                "status": {"pauseConditions": None, "controllerPause": False, "currentStepIndex": following}
+            }
         elif status.get("pauseConditions"):
             status_patch = {"status": {"pauseConditions": None}}
         elif canary and steps:
@@ -207,8 +279,15 @@ def rollout_phase(obj: dict) -> tuple[str, str]:
     return status.get("phase", ""), status.get("message", "")
 
 
-def wait_rollout(client: KubeREST, namespace: str, rollout: str, predicate: Callable[[dict], Any], *,
-                 timeout: float = 20.0, message: str = "rollout condition") -> dict:
+def wait_rollout(
+    client: KubeREST,
+    namespace: str,
+    rollout: str,
+    predicate: Callable[[dict], Any],
+    *,
+    timeout: float = 20.0,
+    message: str = "rollout condition",
+) -> dict:
     holder: dict[str, dict] = {}
 
     def check() -> bool:
@@ -223,22 +302,37 @@ def wait_rollout(client: KubeREST, namespace: str, rollout: str, predicate: Call
 
 
 def wait_phase(client: KubeREST, namespace: str, rollout: str, phase: str, timeout: float = 20.0) -> dict:
-    return wait_rollout(client, namespace, rollout, lambda o: rollout_phase(o)[0] == phase, timeout=timeout,
-                        message=f"rollout {rollout} phase {phase}")
+    return wait_rollout(
+        client,
+        namespace,
+        rollout,
+        lambda o: rollout_phase(o)[0] == phase,
+        timeout=timeout,
+        message=f"rollout {rollout} phase {phase}",
+    )
 
 
 def events(client: KubeREST, namespace: str, *, name: str | None = None, reason: str | None = None) -> list[dict]:
     out = client.items(f"/api/v1/namespaces/{namespace}/events")
-    return [e for e in out if (name is None or e["involvedObject"]["name"] == name)
-            and (reason is None or e["reason"] == reason)]
+    return [
+        e
+        for e in out
+        if (name is None or e["involvedObject"]["name"] == name) and (reason is None or e["reason"] == reason)
+    ]
 
 
 def analysis_runs(client: KubeREST, namespace: str, rollout: str | None = None) -> list[dict]:
     """AnalysisRuns in ``namespace``, those controlled by Rollout ``rollout`` when given, oldest first."""
     runs = client.items(f"{GROUP}/namespaces/{namespace}/analysisruns")
     if rollout is not None:
-        runs = [r for r in runs if any(o.get("kind") == "Rollout" and o.get("name") == rollout and o.get("controller")
-                                       for o in r["metadata"].get("ownerReferences") or [])]
+        runs = [
+            r
+            for r in runs
+            if any(
+                o.get("kind") == "Rollout" and o.get("name") == rollout and o.get("controller")
+                for o in r["metadata"].get("ownerReferences") or []
+            )
+        ]
     return sorted(runs, key=lambda r: (r["metadata"].get("creationTimestamp", ""), r["metadata"]["name"]))
 
 
@@ -259,4 +353,3 @@ def pods_of(client: KubeREST, namespace: str, pod_hash: str) -> list[dict]:
 
 def replicaset(client: KubeREST, namespace: str, rollout: str, pod_hash: str) -> dict:
     return client.get(f"/apis/apps/v1/namespaces/{namespace}/replicasets/{rollout}-{pod_hash}")
-

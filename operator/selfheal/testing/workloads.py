@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 import threading
-from dataclasses import dataclass, field, replace
 from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 COLOURS = ("red", "orange", "yellow", "green", "blue", "purple")
@@ -76,8 +76,9 @@ def behaviour_for_image(image: str) -> Behaviour:
     if tag == "silent":
         return Behaviour(silent=True)
     if tag == "injection":
-        return Behaviour(panic_on_red=True,
-                         extra=lambda rng: [INJECTION_LINE, SECRET_LINE] if rng.random() < 0.3 else [])
+        return Behaviour(
+            panic_on_red=True, extra=lambda rng: [INJECTION_LINE, SECRET_LINE] if rng.random() < 0.3 else []
+        )
     return Behaviour()
 
 
@@ -89,7 +90,7 @@ def go_log_time(at: datetime) -> str:
 def panic_trace(rng: random.Random, at: datetime) -> list[str]:
     """A recovered handler panic as net/http logs it, with its goroutine stack."""
     ip = f"10.244.{rng.randint(0, 3)}.{rng.randint(2, 250)}:{rng.randint(32768, 60999)}"
-    ptr = lambda: f"0xc000{rng.randint(0x10000, 0xfffff):05x}"  # noqa: E731
+    ptr = lambda: f"0xc000{rng.randint(0x10000, 0xFFFFF):05x}"  # noqa: E731
     return [
         f"{go_log_time(at)} http: panic serving {ip}: runtime error: index out of range [0] with length 0",
         f"goroutine {rng.randint(6, 4000)} [running]:",
@@ -120,7 +121,7 @@ def fatal_trace(rng: random.Random, reason: str) -> list[str]:
         return []
     return [
         "panic: runtime error: invalid memory address or nil pointer dereference",
-        f"[signal SIGSEGV: segmentation violation code=0x1 addr=0x0 pc=0x{rng.randint(0x600000, 0x6fffff):x}]",
+        f"[signal SIGSEGV: segmentation violation code=0x1 addr=0x0 pc=0x{rng.randint(0x600000, 0x6FFFFF):x}]",
         "",
         "goroutine 1 [running]:",
         "main.loadConfig(...)",
@@ -160,8 +161,14 @@ class ContainerRun:
 class Workloads:
     """Runs the containers of the simulated pods: each :meth:`tick` they serve requests and log."""
 
-    def __init__(self, kubelet, *, requests_per_second: float = DEFAULT_REQUESTS_PER_SECOND,
-                 seed: int | None = None, backoff: float = 0.5) -> None:
+    def __init__(
+        self,
+        kubelet,
+        *,
+        requests_per_second: float = DEFAULT_REQUESTS_PER_SECOND,
+        seed: int | None = None,
+        backoff: float = 0.5,
+    ) -> None:
         self.kubelet = kubelet
         self.requests_per_second = requests_per_second
         self.backoff = backoff
@@ -175,9 +182,17 @@ class Workloads:
             run = self._runs.get(key)
             if run is None:
                 env = {e.get("name"): e.get("value") for e in container.get("env") or []}
-                run = ContainerRun(namespace, pod, container["name"], container.get("image", ""),
-                                   behaviour_for_image(container.get("image", "")), env.get("COLOR") or None,
-                                   now, random.Random(self._rng.random()), running_since=now)
+                run = ContainerRun(
+                    namespace,
+                    pod,
+                    container["name"],
+                    container.get("image", ""),
+                    behaviour_for_image(container.get("image", "")),
+                    env.get("COLOR") or None,
+                    now,
+                    random.Random(self._rng.random()),
+                    running_since=now,
+                )
                 self._runs[key] = run
                 if run.behaviour.crash_after is not None and run.behaviour.crash_after <= 0:
                     run.running, run.backoff_until = False, now  # dies as it starts: never ready
@@ -219,16 +234,24 @@ class Workloads:
             self._start(run, now)
             if b.crash_after is None or b.crash_after > 0:
                 return False
-        if b.crash_after is not None and run.running_since and \
-                (now - run.running_since).total_seconds() >= b.crash_after:
+        if (
+            b.crash_after is not None
+            and run.running_since
+            and (now - run.running_since).total_seconds() >= b.crash_after
+        ):
             lines = fatal_trace(run.rng, b.crash_reason)
             if lines:
                 self.kubelet.append(run.namespace, run.pod, run.container, *lines, at=now)
             self.kubelet.restart_container(run.namespace, run.pod, run.container)
             exit_code = 137 if b.crash_reason == "OOMKilled" else 2
-            run.last_termination = {"terminated": {
-                "exitCode": exit_code, "reason": b.crash_reason,
-                "startedAt": _ts(run.running_since), "finishedAt": _ts(now)}}
+            run.last_termination = {
+                "terminated": {
+                    "exitCode": exit_code,
+                    "reason": b.crash_reason,
+                    "startedAt": _ts(run.running_since),
+                    "finishedAt": _ts(now),
+                }
+            }
             run.restarts += 1
             run.running = False
             delay = min(self.backoff * (2 ** (run.restarts - 1)), 5 * self.backoff)
@@ -285,4 +308,3 @@ def with_rate(behaviour: Behaviour, requests_per_second: float) -> Behaviour:
 
 def _ts(at: datetime | None) -> str | None:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if at else None
-

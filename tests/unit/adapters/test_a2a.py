@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from selfheal.adapters.a2a import A2AClient, A2AResult, ROLE_KEY, verdict_from_parts
+from selfheal.adapters.a2a import ROLE_KEY, A2AClient, A2AResult, verdict_from_parts
 from selfheal.domain.evidence import Evidence
 from selfheal.domain.logdiff import diff_logs
 from selfheal.domain.prompt import LLMVerdict, PromptBundle, answer_json_schema, build_messages
@@ -45,8 +45,9 @@ def agent(server: A2AAgentStandIn) -> Iterator[A2AAgentStandIn]:
     server.up()
 
 
-def make_client(agent: A2AAgentStandIn, *, key: str = KEY, timeout: float = 5.0, max_retries: int = 2,
-                **kwargs: object) -> A2AClient:
+def make_client(
+    agent: A2AAgentStandIn, *, key: str = KEY, timeout: float = 5.0, max_retries: int = 2, **kwargs: object
+) -> A2AClient:
     return A2AClient(agent.base_url, api_key=key, timeout=timeout, max_retries=max_retries, **kwargs)
 
 
@@ -65,8 +66,9 @@ async def test_message_answer_is_parsed(agent: A2AAgentStandIn, client: A2AClien
     agent.respond(verdict="unhealthy", confidence=88, summary="New redis errors.", evidence_refs=["T1"])
     result = await client.judge(BUNDLE)
     assert isinstance(result, A2AResult)
-    assert result.verdict == LLMVerdict(verdict="unhealthy", confidence=88, summary="New redis errors.",
-                                        evidence_refs=["T1"])
+    assert result.verdict == LLMVerdict(
+        verdict="unhealthy", confidence=88, summary="New redis errors.", evidence_refs=["T1"]
+    )
     assert result.mode == "a2a"
     assert result.attempts == 1
     assert result.model == agent.name
@@ -98,10 +100,16 @@ async def test_real_prompt_reaches_the_agent_unchanged(agent: A2AAgentStandIn, c
     bundle = build_messages(Evidence(namespace="ns", rollout="web", canary_hash="abc"), diff_logs(canary, stable))
 
     def judge(body: dict) -> dict:
-        user = [p["text"] for p in parts_of(body) if p.get("metadata", {}).get(ROLE_KEY) == "user"][0]
+        user = next(p["text"] for p in parts_of(body) if p.get("metadata", {}).get(ROLE_KEY) == "user")
         bad = "redis" in user
-        return {"verdict": "unhealthy" if bad else "healthy", "confidence": 90, "summary": "redis" if bad else "ok",
-                "root_cause": "", "evidence_refs": ["T1"], "suggested_fix": ""}
+        return {
+            "verdict": "unhealthy" if bad else "healthy",
+            "confidence": 90,
+            "summary": "redis" if bad else "ok",
+            "root_cause": "",
+            "evidence_refs": ["T1"],
+            "suggested_fix": "",
+        }
 
     agent.respond_with(judge)
     result = await client.judge(bundle)
@@ -159,7 +167,7 @@ async def test_malformed_then_valid(agent: A2AAgentStandIn, client: A2AClient) -
 
 async def test_always_malformed_is_analyzer_unavailable(agent: A2AAgentStandIn, client: A2AClient) -> None:
     agent.malformed(kind="not_json")
-    with pytest.raises(AnalyzerUnavailable, match="no valid verdict in 3 attempts.*not JSON"):
+    with pytest.raises(AnalyzerUnavailable, match=r"no valid verdict in 3 attempts.*not JSON"):
         await client.judge(BUNDLE)
     assert len(agent.sends) == 3
 
@@ -187,7 +195,7 @@ async def test_rpc_error_is_unavailable(agent: A2AAgentStandIn, client: A2AClien
 async def test_bad_key_is_unavailable_and_says_so(agent: A2AAgentStandIn) -> None:
     c = make_client(agent, key="wrong-key")
     try:
-        with pytest.raises(AnalyzerUnavailable, match="rejected the API key \\(401\\)"):
+        with pytest.raises(AnalyzerUnavailable, match=r"rejected the API key \(401\)"):
             await c.judge(BUNDLE)
     finally:
         await c.aclose()
@@ -197,7 +205,7 @@ async def test_bad_key_is_unavailable_and_says_so(agent: A2AAgentStandIn) -> Non
 async def test_missing_key_is_unavailable_and_says_so(agent: A2AAgentStandIn) -> None:
     c = make_client(agent, key="")
     try:
-        with pytest.raises(AnalyzerUnavailable, match="requires authentication \\(401\\) and no apiKey"):
+        with pytest.raises(AnalyzerUnavailable, match=r"requires authentication \(401\) and no apiKey"):
             await c.judge(BUNDLE)
     finally:
         await c.aclose()
@@ -209,7 +217,7 @@ async def test_slow_beyond_timeout_is_unavailable_in_bounded_time(agent: A2AAgen
     c = make_client(agent, timeout=0.5, max_retries=2)
     start = time.monotonic()
     try:
-        with pytest.raises(AnalyzerUnavailable, match="did not answer within 0.5s"):
+        with pytest.raises(AnalyzerUnavailable, match=r"did not answer within 0.5s"):
             await c.judge(BUNDLE)
     finally:
         await c.aclose()
@@ -237,7 +245,7 @@ async def test_down_before_the_card_is_read(agent: A2AAgentStandIn) -> None:
     agent.down()
     c = make_client(agent, max_retries=0)
     try:
-        with pytest.raises(AnalyzerUnavailable, match="cannot read the agent card.*cannot connect"):
+        with pytest.raises(AnalyzerUnavailable, match=r"cannot read the agent card.*cannot connect"):
             await c.judge(BUNDLE)
     finally:
         await c.aclose()
@@ -252,7 +260,7 @@ async def test_transient_5xx_is_retried_then_answers(agent: A2AAgentStandIn, cli
 
 async def test_persistent_5xx_is_unavailable(agent: A2AAgentStandIn, client: A2AClient) -> None:
     agent.http_error(502)
-    with pytest.raises(AnalyzerUnavailable, match="HTTP 502 .*after 2 retries"):
+    with pytest.raises(AnalyzerUnavailable, match=r"HTTP 502 .*after 2 retries"):
         await client.judge(BUNDLE)
     assert len(agent.sends) == 3
 
@@ -276,15 +284,29 @@ async def test_card_without_jsonrpc_url_is_unavailable(agent: A2AAgentStandIn, c
 
 async def test_card_with_additional_jsonrpc_interface(agent: A2AAgentStandIn, client: A2AClient) -> None:
     card = agent.card()
-    agent.set_card({**card, "url": "grpc://127.0.0.1:1", "preferredTransport": "GRPC",
-                    "additionalInterfaces": [{"url": "grpc://127.0.0.1:1", "transport": "GRPC"},
-                                             {"url": agent.rpc_url, "transport": "JSONRPC"}]})
+    agent.set_card(
+        {
+            **card,
+            "url": "grpc://127.0.0.1:1",
+            "preferredTransport": "GRPC",
+            "additionalInterfaces": [
+                {"url": "grpc://127.0.0.1:1", "transport": "GRPC"},
+                {"url": agent.rpc_url, "transport": "JSONRPC"},
+            ],
+        }
+    )
     assert (await client.judge(BUNDLE)).verdict.verdict == "healthy"
 
 
 def test_verdict_from_parts_prefers_a_valid_data_part() -> None:
-    verdict = {"verdict": "healthy", "confidence": 9, "summary": "s", "root_cause": "", "evidence_refs": [],
-               "suggested_fix": ""}
+    verdict = {
+        "verdict": "healthy",
+        "confidence": 9,
+        "summary": "s",
+        "root_cause": "",
+        "evidence_refs": [],
+        "suggested_fix": "",
+    }
     parts = [{"kind": "text", "text": "Here is my verdict."}, {"kind": "data", "data": verdict}]
     assert verdict_from_parts(parts).confidence == 9
     fenced = [{"kind": "text", "text": "```json\n" + '{"verdict":"healthy","confidence":1,"summary":"x"}' + "\n```"}]
@@ -298,17 +320,31 @@ def test_stand_in_speaks_json_rpc(agent: A2AAgentStandIn) -> None:
     assert httpx.get(f"{agent.base_url}/.well-known/agent.json").json() == card
     r = httpx.post(agent.rpc_url, content=b"{not json", headers=headers).json()
     assert r == {"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "Invalid JSON payload"}}
-    r = httpx.post(agent.rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": "nope", "params": {}},
-                   headers=headers).json()
+    r = httpx.post(
+        agent.rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": "nope", "params": {}}, headers=headers
+    ).json()
     assert r["id"] == 1 and r["error"]["code"] == -32601
-    r = httpx.post(agent.rpc_url, json={"jsonrpc": "2.0", "id": 2, "method": "message/send",
-                                        "params": {"message": {"role": "user", "parts": []}}}, headers=headers).json()
+    r = httpx.post(
+        agent.rpc_url,
+        json={
+            "jsonrpc": "2.0",
+            "id": 2,
+            "method": "message/send",
+            "params": {"message": {"role": "user", "parts": []}},
+        },
+        headers=headers,
+    ).json()
     assert r["error"]["code"] == -32602
-    r = httpx.post(agent.rpc_url, json={"jsonrpc": "2.0", "id": 3, "method": "tasks/get", "params": {"id": "x"}},
-                   headers=headers).json()
+    r = httpx.post(
+        agent.rpc_url, json={"jsonrpc": "2.0", "id": 3, "method": "tasks/get", "params": {"id": "x"}}, headers=headers
+    ).json()
     assert r["error"]["code"] == -32001
-    assert httpx.post(agent.rpc_url, json={"jsonrpc": "2.0", "id": 4, "method": "tasks/get",
-                                           "params": {"id": "x"}}).status_code == 401
+    assert (
+        httpx.post(
+            agent.rpc_url, json={"jsonrpc": "2.0", "id": 4, "method": "tasks/get", "params": {"id": "x"}}
+        ).status_code
+        == 401
+    )
 
 
 def test_stand_in_serves_another_process(agent: A2AAgentStandIn) -> None:
@@ -340,8 +376,12 @@ async def test_the_api_key_is_not_sent_where_the_card_redirects() -> None:
     from selfheal.testing.a2a_server import A2AAgentStandIn
 
     with A2AAgentStandIn(api_key="k") as agent, A2AAgentStandIn() as elsewhere:
-        card = {"name": "redirecting", "url": elsewhere.base_url.rstrip("/") + "/a2a/v1",
-                "preferredTransport": "JSONRPC", "protocolVersion": "0.3.0"}
+        card = {
+            "name": "redirecting",
+            "url": elsewhere.base_url.rstrip("/") + "/a2a/v1",
+            "preferredTransport": "JSONRPC",
+            "protocolVersion": "0.3.0",
+        }
         agent.set_card(card)
         client = A2AClient(agent.base_url, api_key="k", timeout=3, max_retries=0)
         try:

@@ -272,8 +272,13 @@ async def test_copilot_assignment_is_confirmed(gh, client):
     issue = await client.create_issue("t", body_for(FP), ["selfheal"])
     assert await client.assign_copilot(issue.number, "main", "Fix the panic; add a test.", REPO)
     assert [a["login"] for a in gh.issue(issue.number)["assignees"]] == ["Copilot"]
-    assert gh.agent_assignments == [(REPO, issue.number, {
-        "target_repo": REPO, "base_branch": "main", "custom_instructions": "Fix the panic; add a test."})]
+    assert gh.agent_assignments == [
+        (
+            REPO,
+            issue.number,
+            {"target_repo": REPO, "base_branch": "main", "custom_instructions": "Fix the panic; add a test."},
+        )
+    ]
 
 
 async def test_copilot_silent_failure_is_detected(gh, client):

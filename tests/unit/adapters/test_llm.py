@@ -17,7 +17,14 @@ import pytest
 from selfheal.adapters.llm import LLMClient, LLMResult, parse_answer
 from selfheal.domain.evidence import Evidence
 from selfheal.domain.logdiff import diff_logs
-from selfheal.domain.prompt import LLMVerdict, PromptBundle, answer_json_schema, build_messages, verdict_from_llm
+from selfheal.domain.prompt import (
+    InvalidAnswer,
+    LLMVerdict,
+    PromptBundle,
+    answer_json_schema,
+    build_messages,
+    verdict_from_llm,
+)
 from selfheal.domain.verdict import Analyzer, VerdictKind
 from selfheal.errors import AnalyzerUnavailable
 from selfheal.testing.llm_server import ErrorReply, OpenAIStandIn, verdict_content
@@ -62,8 +69,9 @@ async def test_healthy_answer_is_parsed(llm: OpenAIStandIn, client: LLMClient) -
     llm.respond(verdict="healthy", confidence=97, summary="Same templates on both sides.", evidence_refs=["T1"])
     result = await client.judge(BUNDLE)
     assert isinstance(result, LLMResult)
-    assert result.verdict == LLMVerdict(verdict="healthy", confidence=97, summary="Same templates on both sides.",
-                                        evidence_refs=["T1"])
+    assert result.verdict == LLMVerdict(
+        verdict="healthy", confidence=97, summary="Same templates on both sides.", evidence_refs=["T1"]
+    )
     assert result.attempts == 1
     assert result.mode == "json_schema"
     body = llm.requests[-1]
@@ -144,7 +152,7 @@ async def test_slow_beyond_timeout_is_unavailable_in_bounded_time(llm: OpenAISta
     client = make_client(llm, timeout=0.5, max_retries=1)
     started = time.monotonic()
     try:
-        with pytest.raises(AnalyzerUnavailable, match="did not answer within 0.5s"):
+        with pytest.raises(AnalyzerUnavailable, match=r"did not answer within 0.5s"):
             await client.judge(BUNDLE)
     finally:
         await client.aclose()
@@ -220,7 +228,9 @@ async def test_endpoint_without_json_schema_falls_back_to_json_object(llm: OpenA
 
 async def test_json_object_answer_in_code_fences_is_accepted(llm: OpenAIStandIn, client: LLMClient) -> None:
     llm.no_json_schema()
-    llm.respond_with(lambda body: "```json\n" + json.dumps(verdict_content("inconclusive", 40, "Too few lines.")) + "\n```")
+    llm.respond_with(
+        lambda body: "```json\n" + json.dumps(verdict_content("inconclusive", 40, "Too few lines.")) + "\n```"
+    )
     result = await client.judge(BUNDLE)
     assert result.verdict.verdict == "inconclusive"
 
@@ -240,9 +250,12 @@ async def test_bad_api_key_is_unavailable_and_says_so(llm: OpenAIStandIn) -> Non
 
 
 async def test_other_400_is_unavailable_without_fallback(llm: OpenAIStandIn, client: LLMClient) -> None:
-    llm.respond_with(lambda body: ErrorReply(400, "This model's maximum context length is 8192 tokens.",
-                                             param="messages", code="context_length_exceeded"))
-    with pytest.raises(AnalyzerUnavailable, match="HTTP 400.*context length"):
+    llm.respond_with(
+        lambda body: ErrorReply(
+            400, "This model's maximum context length is 8192 tokens.", param="messages", code="context_length_exceeded"
+        )
+    )
+    with pytest.raises(AnalyzerUnavailable, match=r"HTTP 400.*context length"):
         await client.judge(BUNDLE)
     assert client.mode == "json_schema"
     assert len(llm.requests) == 1
@@ -256,7 +269,7 @@ async def test_unknown_model_is_unavailable(llm: OpenAIStandIn, client: LLMClien
 
 def test_parse_answer_rejects_non_objects() -> None:
     for bad in ["[]", "42", "null", "", "{", '{"verdict": "healthy"}']:
-        with pytest.raises(Exception):
+        with pytest.raises(InvalidAnswer):
             parse_answer(bad)
     ok = parse_answer(json.dumps(verdict_content()))
     assert ok.verdict == "healthy"
@@ -264,38 +277,42 @@ def test_parse_answer_rejects_non_objects() -> None:
 
 def test_stand_in_speaks_the_wire_protocol() -> None:
     """The stand-in's JSON is what the OpenAI protocol says, checked with a plain HTTP client."""
-    with OpenAIStandIn(api_key="k") as llm:
-        with httpx.Client(base_url=llm.base_url, timeout=5) as http:
-            r = http.post("/chat/completions", json={"model": "m", "messages": [{"role": "user", "content": "hi"}]},
-                          headers={"Authorization": "Bearer k"})
-            assert r.status_code == 200
-            body = r.json()
-            assert body["object"] == "chat.completion"
-            assert set(body) >= {"id", "object", "created", "model", "choices", "usage"}
-            choice = body["choices"][0]
-            assert choice["index"] == 0 and choice["finish_reason"] == "stop"
-            assert choice["message"]["role"] == "assistant"
-            assert json.loads(choice["message"]["content"])["verdict"] == "healthy"
-            usage = body["usage"]
-            assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+    with OpenAIStandIn(api_key="k") as llm, httpx.Client(base_url=llm.base_url, timeout=5) as http:
+        r = http.post(
+            "/chat/completions",
+            json={"model": "m", "messages": [{"role": "user", "content": "hi"}]},
+            headers={"Authorization": "Bearer k"},
+        )
+        assert r.status_code == 200
+        body = r.json()
+        assert body["object"] == "chat.completion"
+        assert set(body) >= {"id", "object", "created", "model", "choices", "usage"}
+        choice = body["choices"][0]
+        assert choice["index"] == 0 and choice["finish_reason"] == "stop"
+        assert choice["message"]["role"] == "assistant"
+        assert json.loads(choice["message"]["content"])["verdict"] == "healthy"
+        usage = body["usage"]
+        assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
 
-            denied = http.post("/chat/completions", json={"model": "m", "messages": []})
-            assert denied.status_code == 401
-            assert set(denied.json()["error"]) == {"message", "type", "param", "code"}
+        denied = http.post("/chat/completions", json={"model": "m", "messages": []})
+        assert denied.status_code == 401
+        assert set(denied.json()["error"]) == {"message", "type", "param", "code"}
 
-            bad = http.post("/chat/completions", json={"model": "m", "messages": []},
-                            headers={"Authorization": "Bearer k"})
-            assert bad.status_code == 400
-            assert bad.json()["error"]["param"] == "messages"
+        bad = http.post("/chat/completions", json={"model": "m", "messages": []}, headers={"Authorization": "Bearer k"})
+        assert bad.status_code == 400
+        assert bad.json()["error"]["param"] == "messages"
 
-            llm.http_error(500, times=1)
-            err = http.post("/chat/completions", json={"model": "m", "messages": [{"role": "user", "content": "x"}]},
-                            headers={"Authorization": "Bearer k"})
-            assert err.status_code == 500
-            assert err.json()["error"]["type"] == "server_error"
+        llm.http_error(500, times=1)
+        err = http.post(
+            "/chat/completions",
+            json={"model": "m", "messages": [{"role": "user", "content": "x"}]},
+            headers={"Authorization": "Bearer k"},
+        )
+        assert err.status_code == 500
+        assert err.json()["error"]["type"] == "server_error"
 
-            assert http.get("/nope").status_code == 404
-            assert http.get("/models", headers={"Authorization": "Bearer k"}).json()["data"][0]["id"]
+        assert http.get("/nope").status_code == 404
+        assert http.get("/models", headers={"Authorization": "Bearer k"}).json()["data"][0]["id"]
 
 
 async def test_prompt_to_verdict_end_to_end(llm: OpenAIStandIn, client: LLMClient) -> None:
@@ -306,7 +323,9 @@ async def test_prompt_to_verdict_end_to_end(llm: OpenAIStandIn, client: LLMClien
     def judge(body: dict) -> dict:
         user = body["messages"][1]["content"]
         bad = "redis" in user
-        return verdict_content("unhealthy" if bad else "healthy", 90, "redis errors" if bad else "fine", evidence_refs=["T1"])
+        return verdict_content(
+            "unhealthy" if bad else "healthy", 90, "redis errors" if bad else "fine", evidence_refs=["T1"]
+        )
 
     llm.respond_with(judge)
     result = await client.judge(bundle)

@@ -37,55 +37,93 @@ STEPS = [
 ]
 
 
-def rollout(status: dict[str, Any] | None = None, *, generation: int = 3, paused: bool = False,
-            strategy: dict[str, Any] | None = None) -> Rollout:
+def rollout(
+    status: dict[str, Any] | None = None,
+    *,
+    generation: int = 3,
+    paused: bool = False,
+    strategy: dict[str, Any] | None = None,
+) -> Rollout:
     spec: dict[str, Any] = {
         "replicas": 4,
         "selector": {"matchLabels": {"app": "web"}},
-        "template": {"metadata": {"labels": {"app": "web"}},
-                     "spec": {"containers": [{"name": "app", "image": "demo:v2"},
-                                             {"name": "proxy", "image": "envoy:1"}]}},
-        "strategy": strategy if strategy is not None else {
-            "canary": {"steps": STEPS, "analysis": {"templates": [{"templateName": "bg"}], "startingStep": 2}}},
+        "template": {
+            "metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "app", "image": "demo:v2"}, {"name": "proxy", "image": "envoy:1"}]},
+        },
+        "strategy": strategy
+        if strategy is not None
+        else {"canary": {"steps": STEPS, "analysis": {"templates": [{"templateName": "bg"}], "startingStep": 2}}},
     }
     if paused:
         spec["paused"] = True
-    return Rollout.from_obj({
-        "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
-        "metadata": {"name": "web", "namespace": "shop", "uid": "u-1", "generation": generation,
-                     "labels": {"team": "a"}, "annotations": {"rollout.argoproj.io/revision": "7"},
-                     "creationTimestamp": "2026-01-01T00:00:00Z"},
-        "spec": spec,
-        "status": {"observedGeneration": str(generation), "phase": "Paused", "message": "CanaryPauseStep",
-                   "currentPodHash": "new5c4", "stableRS": "old7d8", **(status or {})},
-    })
+    return Rollout.from_obj(
+        {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Rollout",
+            "metadata": {
+                "name": "web",
+                "namespace": "shop",
+                "uid": "u-1",
+                "generation": generation,
+                "labels": {"team": "a"},
+                "annotations": {"rollout.argoproj.io/revision": "7"},
+                "creationTimestamp": "2026-01-01T00:00:00Z",
+            },
+            "spec": spec,
+            "status": {
+                "observedGeneration": str(generation),
+                "phase": "Paused",
+                "message": "CanaryPauseStep",
+                "currentPodHash": "new5c4",
+                "stableRS": "old7d8",
+                **(status or {}),
+            },
+        }
+    )
 
 
 def blue_green(status: dict[str, Any]) -> Rollout:
-    return rollout({"currentPodHash": "", "stableRS": "", **status},
-                   strategy={"blueGreen": {"activeService": "web", "previewService": "web-preview"}})
+    return rollout(
+        {"currentPodHash": "", "stableRS": "", **status},
+        strategy={"blueGreen": {"activeService": "web", "previewService": "web-preview"}},
+    )
 
 
 # --- parsing --------------------------------------------------------------------------------------
 
 
 def test_rollout_is_read_from_the_raw_object() -> None:
-    ro = rollout({"currentStepIndex": 1, "pauseConditions": [{"reason": "CanaryPauseStep",
-                                                              "startTime": "2026-01-01T00:01:00Z"}],
-                  "controllerPause": True, "observedGeneration": "3",
-                  "canary": {"currentStepAnalysisRunStatus": {"name": "web-new5c4-7-2", "status": "Running"},
-                             "currentBackgroundAnalysisRunStatus": None},
-                  "conditions": [{"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated",
-                                  "message": "x"}],
-                  "unknownField": {"ignored": True}})
+    ro = rollout(
+        {
+            "currentStepIndex": 1,
+            "pauseConditions": [{"reason": "CanaryPauseStep", "startTime": "2026-01-01T00:01:00Z"}],
+            "controllerPause": True,
+            "observedGeneration": "3",
+            "canary": {
+                "currentStepAnalysisRunStatus": {"name": "web-new5c4-7-2", "status": "Running"},
+                "currentBackgroundAnalysisRunStatus": None,
+            },
+            "conditions": [{"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated", "message": "x"}],
+            "unknownField": {"ignored": True},
+        }
+    )
     assert (ro.name, ro.namespace, ro.uid, ro.generation, ro.revision) == ("web", "shop", "u-1", 3, "7")
     assert ro.selector == {"app": "web"}
     assert ro.replicas == 4
     assert ro.images == ["demo:v2", "envoy:1"]
     assert ro.containers == ["app", "proxy"]
     assert ro.strategy == "canary"
-    assert [s.kind for s in ro.steps] == ["setWeight", "pause", "analysis", "setWeight", "pause", "setWeight",
-                                         "pause", "setWeight"]
+    assert [s.kind for s in ro.steps] == [
+        "setWeight",
+        "pause",
+        "analysis",
+        "setWeight",
+        "pause",
+        "setWeight",
+        "pause",
+        "setWeight",
+    ]
     assert ro.background_analysis and ro.background_analysis_starting_step == 2
     assert ro.status.stable_rs == "old7d8"
     assert ro.status.current_step_index == 1
@@ -108,20 +146,32 @@ def test_an_empty_object_parses() -> None:
 # --- phase wrapper (contract §1.2) -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("status", "generation", "expected"), [
-    ({}, 3, ("Paused", "CanaryPauseStep")),
-    ({"observedGeneration": "2"}, 3, ("Progressing", "waiting for rollout spec update to be observed")),
-    ({"observedGeneration": None}, 3, ("Progressing", "waiting for rollout spec update to be observed")),
-    ({"controllerPause": True, "pauseConditions": []}, 3, ("Progressing", "waiting for rollout to unpause")),
-    ({"controllerPause": True, "pauseConditions": [{"reason": "CanaryPauseStep"}]}, 3,
-     ("Paused", "CanaryPauseStep")),
-    # generation check wins over the unpausing check
-    ({"observedGeneration": "2", "controllerPause": True}, 3,
-     ("Progressing", "waiting for rollout spec update to be observed")),
-    ({"phase": "Degraded", "message": "RolloutAborted: Rollout aborted update to revision 7"}, 3,
-     ("Degraded", "RolloutAborted: Rollout aborted update to revision 7")),
-    ({"phase": "Healthy", "message": ""}, 3, ("Healthy", "")),
-])
+@pytest.mark.parametrize(
+    ("status", "generation", "expected"),
+    [
+        ({}, 3, ("Paused", "CanaryPauseStep")),
+        ({"observedGeneration": "2"}, 3, ("Progressing", "waiting for rollout spec update to be observed")),
+        ({"observedGeneration": None}, 3, ("Progressing", "waiting for rollout spec update to be observed")),
+        ({"controllerPause": True, "pauseConditions": []}, 3, ("Progressing", "waiting for rollout to unpause")),
+        (
+            {"controllerPause": True, "pauseConditions": [{"reason": "CanaryPauseStep"}]},
+            3,
+            ("Paused", "CanaryPauseStep"),
+        ),
+        # generation check wins over the unpausing check
+        (
+            {"observedGeneration": "2", "controllerPause": True},
+            3,
+            ("Progressing", "waiting for rollout spec update to be observed"),
+        ),
+        (
+            {"phase": "Degraded", "message": "RolloutAborted: Rollout aborted update to revision 7"},
+            3,
+            ("Degraded", "RolloutAborted: Rollout aborted update to revision 7"),
+        ),
+        ({"phase": "Healthy", "message": ""}, 3, ("Healthy", "")),
+    ],
+)
 def test_effective_phase(status: dict[str, Any], generation: int, expected: tuple[str, str]) -> None:
     assert effective_phase(rollout(status, generation=generation)) == expected
 
@@ -157,8 +207,13 @@ def test_aborted_canary_is_not_in_progress_but_keeps_its_hashes() -> None:
 
 
 def test_blue_green_preview_vs_active() -> None:
-    ro = blue_green({"currentPodHash": "new5c4", "stableRS": "old7d8",
-                     "blueGreen": {"activeSelector": "old7d8", "previewSelector": "new5c4"}})
+    ro = blue_green(
+        {
+            "currentPodHash": "new5c4",
+            "stableRS": "old7d8",
+            "blueGreen": {"activeSelector": "old7d8", "previewSelector": "new5c4"},
+        }
+    )
     assert ro.strategy == "blueGreen"
     assert (canary_hash(ro), stable_hash(ro)) == ("new5c4", "old7d8")
     assert is_canary_in_progress(ro)
@@ -171,14 +226,24 @@ def test_blue_green_falls_back_to_selectors() -> None:
 
 
 def test_blue_green_after_the_switch_compares_with_the_old_stable() -> None:
-    ro = blue_green({"currentPodHash": "new5c4", "stableRS": "old7d8",
-                     "blueGreen": {"activeSelector": "new5c4", "previewSelector": "new5c4"}})
+    ro = blue_green(
+        {
+            "currentPodHash": "new5c4",
+            "stableRS": "old7d8",
+            "blueGreen": {"activeSelector": "new5c4", "previewSelector": "new5c4"},
+        }
+    )
     assert (canary_hash(ro), stable_hash(ro)) == ("new5c4", "old7d8")
 
 
 def test_blue_green_fully_promoted() -> None:
-    ro = blue_green({"currentPodHash": "new5c4", "stableRS": "new5c4",
-                     "blueGreen": {"activeSelector": "new5c4", "previewSelector": ""}})
+    ro = blue_green(
+        {
+            "currentPodHash": "new5c4",
+            "stableRS": "new5c4",
+            "blueGreen": {"activeSelector": "new5c4", "previewSelector": ""},
+        }
+    )
     assert canary_hash(ro) is None
 
 
@@ -186,42 +251,64 @@ def test_blue_green_fully_promoted() -> None:
 
 
 def test_indefinite_pause_step_is_detected() -> None:
-    ro = rollout({"currentStepIndex": 1, "controllerPause": True,
-                  "pauseConditions": [{"reason": "CanaryPauseStep", "startTime": "2026-01-01T00:01:00Z"}]})
+    ro = rollout(
+        {
+            "currentStepIndex": 1,
+            "controllerPause": True,
+            "pauseConditions": [{"reason": "CanaryPauseStep", "startTime": "2026-01-01T00:01:00Z"}],
+        }
+    )
     assert is_paused_at_indefinite_step(ro)
     assert current_step_description(ro) == "step 2/8 (pause)"
 
 
-@pytest.mark.parametrize(("index", "reasons", "abort"), [
-    (4, ["CanaryPauseStep"], False),    # pause with a duration
-    (6, ["CanaryPauseStep"], False),    # pause with an integer duration
-    (1, [], False),                     # the step is pause but no pause condition (resumed)
-    (1, ["CanaryPauseStep"], True),     # aborted
-    (2, ["InconclusiveAnalysisRun"], False),
-    (8, ["CanaryPauseStep"], False),    # past the last step
-])
+@pytest.mark.parametrize(
+    ("index", "reasons", "abort"),
+    [
+        (4, ["CanaryPauseStep"], False),  # pause with a duration
+        (6, ["CanaryPauseStep"], False),  # pause with an integer duration
+        (1, [], False),  # the step is pause but no pause condition (resumed)
+        (1, ["CanaryPauseStep"], True),  # aborted
+        (2, ["InconclusiveAnalysisRun"], False),
+        (8, ["CanaryPauseStep"], False),  # past the last step
+    ],
+)
 def test_other_pauses_are_not_indefinite(index: int, reasons: list[str], abort: bool) -> None:
-    ro = rollout({"currentStepIndex": index, "controllerPause": bool(reasons), "abort": abort,
-                  "pauseConditions": [{"reason": r} for r in reasons]})
+    ro = rollout(
+        {
+            "currentStepIndex": index,
+            "controllerPause": bool(reasons),
+            "abort": abort,
+            "pauseConditions": [{"reason": r} for r in reasons],
+        }
+    )
     assert not is_paused_at_indefinite_step(ro)
 
 
 def test_inconclusive_pause() -> None:
-    ro = rollout({"currentStepIndex": 2, "controllerPause": True,
-                  "pauseConditions": [{"reason": "InconclusiveAnalysisRun"}],
-                  "canary": {"currentStepAnalysisRunStatus": {"name": "ar", "status": "Inconclusive"}}})
+    ro = rollout(
+        {
+            "currentStepIndex": 2,
+            "controllerPause": True,
+            "pauseConditions": [{"reason": "InconclusiveAnalysisRun"}],
+            "canary": {"currentStepAnalysisRunStatus": {"name": "ar", "status": "Inconclusive"}},
+        }
+    )
     assert is_inconclusive_pause(ro)
     assert not is_inconclusive_pause(rollout({"pauseConditions": [{"reason": "CanaryPauseStep"}]}))
 
 
-@pytest.mark.parametrize(("index", "expected"), [
-    (None, "step 1/8 (setWeight: 20)"),
-    (0, "step 1/8 (setWeight: 20)"),
-    (2, "step 3/8 (analysis)"),
-    (4, "step 5/8 (pause: 30s)"),
-    (6, "step 7/8 (pause: 10)"),
-    (8, "step 8/8 (done)"),
-])
+@pytest.mark.parametrize(
+    ("index", "expected"),
+    [
+        (None, "step 1/8 (setWeight: 20)"),
+        (0, "step 1/8 (setWeight: 20)"),
+        (2, "step 3/8 (analysis)"),
+        (4, "step 5/8 (pause: 30s)"),
+        (6, "step 7/8 (pause: 10)"),
+        (8, "step 8/8 (done)"),
+    ],
+)
 def test_current_step_description(index: int | None, expected: str) -> None:
     assert current_step_description(rollout({"currentStepIndex": index})) == expected
 
@@ -236,8 +323,7 @@ GO = {
     "setCurrentStepIndex": '{"status":{"currentStepIndex":%d}}',
     "unpausePatch": '{"spec":{"paused":false}}',
     "clearPauseConditionsPatch": '{"status":{"pauseConditions":null}}',
-    "clearPauseConditionsAndControllerPausePatch":
-        '{"status":{"pauseConditions":null, "controllerPause":false, "currentStepIndex":%d}}',
+    "clearPauseConditionsAndControllerPausePatch": '{"status":{"pauseConditions":null, "controllerPause":false, "currentStepIndex":%d}}',
     "promoteFullPatch": '{"status":{"promoteFull":true}}',
     "clearPauseConditionsPatchWithStep": '{"status":{"pauseConditions":null, "currentStepIndex":%d}}',
     "abortPatch": '{"status":{"abort":true}}',
@@ -260,38 +346,91 @@ def test_constant_patches() -> None:
 INCONCLUSIVE = {"canary": {"currentStepAnalysisRunStatus": {"name": "ar", "status": "Inconclusive"}}}
 
 
-@pytest.mark.parametrize(("status", "paused", "full", "expected_status", "expected_spec"), [
-    # --full: promoteFull unless fully promoted; unpause only when spec.paused
-    ({}, False, True, GO["promoteFullPatch"], None),
-    ({}, True, True, GO["promoteFullPatch"], GO["unpausePatch"]),
-    ({"currentPodHash": "old7d8"}, False, True, None, None),
-    ({"currentPodHash": "old7d8"}, True, True, None, GO["unpausePatch"]),
-    # default, inconclusive step run with pause conditions and controllerPause: clear both and step on
-    ({"currentStepIndex": 2, "controllerPause": True, "pauseConditions": [{"reason": "InconclusiveAnalysisRun"}],
-      **INCONCLUSIVE}, False, False, GO["clearPauseConditionsAndControllerPausePatch"] % 3, None),
-    ({"currentStepIndex": 8, "controllerPause": True, "pauseConditions": [{"reason": "InconclusiveAnalysisRun"}],
-      **INCONCLUSIVE}, True, False, GO["clearPauseConditionsAndControllerPausePatch"] % 8, GO["unpausePatch"]),
-    ({"currentStepIndex": None, "controllerPause": True,
-      "pauseConditions": [{"reason": "InconclusiveAnalysisRun"}], **INCONCLUSIVE},
-     False, False, GO["clearPauseConditionsAndControllerPausePatch"] % 1, None),
-    # inconclusive but controllerPause false: falls to the plain pause-conditions case
-    ({"currentStepIndex": 2, "controllerPause": False, "pauseConditions": [{"reason": "InconclusiveAnalysisRun"}],
-      **INCONCLUSIVE}, False, False, GO["clearPauseConditionsPatch"], None),
-    # paused on a pause step: only clear the pause conditions, the controller steps on
-    ({"currentStepIndex": 1, "controllerPause": True, "pauseConditions": [{"reason": "CanaryPauseStep"}]},
-     False, False, GO["clearPauseConditionsPatch"], None),
-    ({"currentStepIndex": 1, "controllerPause": True, "pauseConditions": [{"reason": "CanaryPauseStep"}]},
-     True, False, GO["clearPauseConditionsPatch"], GO["unpausePatch"]),
-    # sitting on an analysis step: skip it
-    ({"currentStepIndex": 2}, False, False, GO["clearPauseConditionsPatchWithStep"] % 3, None),
-    ({"currentStepIndex": None}, False, False, GO["clearPauseConditionsPatchWithStep"] % 1, None),
-    # index already past the end stays at len(steps)
-    ({"currentStepIndex": 8}, False, False, GO["clearPauseConditionsPatchWithStep"] % 8, None),
-    # only spec.paused
-    ({"currentStepIndex": 3}, True, False, GO["clearPauseConditionsPatchWithStep"] % 4, GO["unpausePatch"]),
-])
-def test_promote_patches_canary(status: dict[str, Any], paused: bool, full: bool, expected_status: str | None,
-                                expected_spec: str | None) -> None:
+@pytest.mark.parametrize(
+    ("status", "paused", "full", "expected_status", "expected_spec"),
+    [
+        # --full: promoteFull unless fully promoted; unpause only when spec.paused
+        ({}, False, True, GO["promoteFullPatch"], None),
+        ({}, True, True, GO["promoteFullPatch"], GO["unpausePatch"]),
+        ({"currentPodHash": "old7d8"}, False, True, None, None),
+        ({"currentPodHash": "old7d8"}, True, True, None, GO["unpausePatch"]),
+        # default, inconclusive step run with pause conditions and controllerPause: clear both and step on
+        (
+            {
+                "currentStepIndex": 2,
+                "controllerPause": True,
+                "pauseConditions": [{"reason": "InconclusiveAnalysisRun"}],
+                **INCONCLUSIVE,
+            },
+            False,
+            False,
+            GO["clearPauseConditionsAndControllerPausePatch"] % 3,
+            None,
+        ),
+        (
+            {
+                "currentStepIndex": 8,
+                "controllerPause": True,
+                "pauseConditions": [{"reason": "InconclusiveAnalysisRun"}],
+                **INCONCLUSIVE,
+            },
+            True,
+            False,
+            GO["clearPauseConditionsAndControllerPausePatch"] % 8,
+            GO["unpausePatch"],
+        ),
+        (
+            {
+                "currentStepIndex": None,
+                "controllerPause": True,
+                "pauseConditions": [{"reason": "InconclusiveAnalysisRun"}],
+                **INCONCLUSIVE,
+            },
+            False,
+            False,
+            GO["clearPauseConditionsAndControllerPausePatch"] % 1,
+            None,
+        ),
+        # inconclusive but controllerPause false: falls to the plain pause-conditions case
+        (
+            {
+                "currentStepIndex": 2,
+                "controllerPause": False,
+                "pauseConditions": [{"reason": "InconclusiveAnalysisRun"}],
+                **INCONCLUSIVE,
+            },
+            False,
+            False,
+            GO["clearPauseConditionsPatch"],
+            None,
+        ),
+        # paused on a pause step: only clear the pause conditions, the controller steps on
+        (
+            {"currentStepIndex": 1, "controllerPause": True, "pauseConditions": [{"reason": "CanaryPauseStep"}]},
+            False,
+            False,
+            GO["clearPauseConditionsPatch"],
+            None,
+        ),
+        (
+            {"currentStepIndex": 1, "controllerPause": True, "pauseConditions": [{"reason": "CanaryPauseStep"}]},
+            True,
+            False,
+            GO["clearPauseConditionsPatch"],
+            GO["unpausePatch"],
+        ),
+        # sitting on an analysis step: skip it
+        ({"currentStepIndex": 2}, False, False, GO["clearPauseConditionsPatchWithStep"] % 3, None),
+        ({"currentStepIndex": None}, False, False, GO["clearPauseConditionsPatchWithStep"] % 1, None),
+        # index already past the end stays at len(steps)
+        ({"currentStepIndex": 8}, False, False, GO["clearPauseConditionsPatchWithStep"] % 8, None),
+        # only spec.paused
+        ({"currentStepIndex": 3}, True, False, GO["clearPauseConditionsPatchWithStep"] % 4, GO["unpausePatch"]),
+    ],
+)
+def test_promote_patches_canary(
+    status: dict[str, Any], paused: bool, full: bool, expected_status: str | None, expected_spec: str | None
+) -> None:
     status_patch, spec_patch = promote_patches(rollout(status, paused=paused), full=full)
     assert go_bytes(status_patch) == expected_status
     assert go_bytes(spec_patch) == expected_spec
@@ -304,24 +443,36 @@ def test_promote_canary_without_steps_sends_nothing() -> None:
 
 
 def test_promote_inconclusive_canary_without_steps_sends_no_status_patch() -> None:
-    ro = rollout({"controllerPause": True, "pauseConditions": [{"reason": "InconclusiveAnalysisRun"}],
-                  **INCONCLUSIVE}, strategy={"canary": {}})
+    ro = rollout(
+        {"controllerPause": True, "pauseConditions": [{"reason": "InconclusiveAnalysisRun"}], **INCONCLUSIVE},
+        strategy={"canary": {}},
+    )
     assert promote_patches(ro) == (None, None)
 
 
-@pytest.mark.parametrize(("status", "paused", "expected_status", "expected_spec"), [
-    ({}, False, None, None),  # blueGreen neither paused nor with pause conditions: no API call at all
-    ({}, True, None, GO["unpausePatch"]),
-    ({"pauseConditions": [{"reason": "BlueGreenPause"}], "controllerPause": True}, False,
-     GO["clearPauseConditionsPatch"], None),
-])
-def test_promote_patches_blue_green(status: dict[str, Any], paused: bool, expected_status: str | None,
-                                    expected_spec: str | None) -> None:
-    ro = Rollout.from_obj({
-        "metadata": {"name": "web", "generation": 1},
-        "spec": {"paused": paused, "strategy": {"blueGreen": {"activeService": "web"}}},
-        "status": {"currentPodHash": "new5c4", "stableRS": "old7d8", "observedGeneration": "1", **status},
-    })
+@pytest.mark.parametrize(
+    ("status", "paused", "expected_status", "expected_spec"),
+    [
+        ({}, False, None, None),  # blueGreen neither paused nor with pause conditions: no API call at all
+        ({}, True, None, GO["unpausePatch"]),
+        (
+            {"pauseConditions": [{"reason": "BlueGreenPause"}], "controllerPause": True},
+            False,
+            GO["clearPauseConditionsPatch"],
+            None,
+        ),
+    ],
+)
+def test_promote_patches_blue_green(
+    status: dict[str, Any], paused: bool, expected_status: str | None, expected_spec: str | None
+) -> None:
+    ro = Rollout.from_obj(
+        {
+            "metadata": {"name": "web", "generation": 1},
+            "spec": {"paused": paused, "strategy": {"blueGreen": {"activeService": "web"}}},
+            "status": {"currentPodHash": "new5c4", "stableRS": "old7d8", "observedGeneration": "1", **status},
+        }
+    )
     status_patch, spec_patch = promote_patches(ro)
     assert go_bytes(status_patch) == expected_status
     assert go_bytes(spec_patch) == expected_spec
@@ -338,27 +489,46 @@ def test_patch_builders_return_fresh_dicts() -> None:
 
 
 def analysis_run(**status: Any) -> AnalysisRun:
-    return AnalysisRun.from_obj({
-        "apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisRun",
-        "metadata": {
-            "name": "web-new5c4-7-2", "namespace": "shop", "uid": "ar-1",
-            "labels": {"rollouts-pod-template-hash": "new5c4", "rollout-type": "Step", "step-index": "2",
-                       "app": "web"},
-            "annotations": {"rollout.argoproj.io/revision": "7"},
-            "ownerReferences": [
-                {"apiVersion": "v1", "kind": "ConfigMap", "name": "other", "uid": "x"},
-                {"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": "web", "uid": "u-1",
-                 "controller": True, "blockOwnerDeletion": True},
-            ],
-        },
-        "spec": {"metrics": [{"name": "error-rate"}]},
-        "status": status,
-    })
+    return AnalysisRun.from_obj(
+        {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "AnalysisRun",
+            "metadata": {
+                "name": "web-new5c4-7-2",
+                "namespace": "shop",
+                "uid": "ar-1",
+                "labels": {
+                    "rollouts-pod-template-hash": "new5c4",
+                    "rollout-type": "Step",
+                    "step-index": "2",
+                    "app": "web",
+                },
+                "annotations": {"rollout.argoproj.io/revision": "7"},
+                "ownerReferences": [
+                    {"apiVersion": "v1", "kind": "ConfigMap", "name": "other", "uid": "x"},
+                    {
+                        "apiVersion": "argoproj.io/v1alpha1",
+                        "kind": "Rollout",
+                        "name": "web",
+                        "uid": "u-1",
+                        "controller": True,
+                        "blockOwnerDeletion": True,
+                    },
+                ],
+            },
+            "spec": {"metrics": [{"name": "error-rate"}]},
+            "status": status,
+        }
+    )
 
 
 def test_analysis_run_is_read() -> None:
-    run = analysis_run(phase="Failed", startedAt="2026-01-01T00:02:00Z", completedAt="2026-01-01T00:03:00Z",
-                       message='Metric "error-rate" assessed Failed due to failed (2) > failureLimit (1)')
+    run = analysis_run(
+        phase="Failed",
+        startedAt="2026-01-01T00:02:00Z",
+        completedAt="2026-01-01T00:03:00Z",
+        message='Metric "error-rate" assessed Failed due to failed (2) > failureLimit (1)',
+    )
     assert (run.name, run.namespace, run.phase) == ("web-new5c4-7-2", "shop", "Failed")
     assert (run.pod_hash, run.rollout_type, run.step_index, run.revision) == ("new5c4", "Step", 2, "7")
     assert run.owner is not None and (run.owner.kind, run.owner.name, run.owner.uid) == ("Rollout", "web", "u-1")
@@ -375,21 +545,39 @@ def test_analysis_run_without_status() -> None:
 
 
 def test_failed_metrics_with_values_and_messages() -> None:
-    run = analysis_run(phase="Failed", metricResults=[
-        {"name": "error-rate", "phase": "Failed", "count": 3, "failed": 2, "successful": 1,
-         "message": "", "measurements": [
-             {"phase": "Successful", "value": "0.01", "startedAt": "2026-01-01T00:02:00Z"},
-             {"phase": "Failed", "value": "0.31"},
-             {"phase": "Failed", "value": "0.42", "message": "above 0.05"}]},
-        {"name": "latency", "phase": "Successful", "measurements": [{"phase": "Successful", "value": "120"}]},
-        {"name": "shadow", "phase": "Failed", "dryRun": True, "measurements": [{"phase": "Failed", "value": "9"}]},
-        {"name": "web-check", "phase": "Error", "message": "Get \"http://x\": connection refused",
-         "measurements": [{"phase": "Error", "message": "connection refused"}]},
-        {"name": "maybe", "phase": "Inconclusive", "measurements": None},
-    ])
+    run = analysis_run(
+        phase="Failed",
+        metricResults=[
+            {
+                "name": "error-rate",
+                "phase": "Failed",
+                "count": 3,
+                "failed": 2,
+                "successful": 1,
+                "message": "",
+                "measurements": [
+                    {"phase": "Successful", "value": "0.01", "startedAt": "2026-01-01T00:02:00Z"},
+                    {"phase": "Failed", "value": "0.31"},
+                    {"phase": "Failed", "value": "0.42", "message": "above 0.05"},
+                ],
+            },
+            {"name": "latency", "phase": "Successful", "measurements": [{"phase": "Successful", "value": "120"}]},
+            {"name": "shadow", "phase": "Failed", "dryRun": True, "measurements": [{"phase": "Failed", "value": "9"}]},
+            {
+                "name": "web-check",
+                "phase": "Error",
+                "message": 'Get "http://x": connection refused',
+                "measurements": [{"phase": "Error", "message": "connection refused"}],
+            },
+            {"name": "maybe", "phase": "Inconclusive", "measurements": None},
+        ],
+    )
     metrics = run.failed_metrics()
-    assert [(m.name, m.phase) for m in metrics] == [("error-rate", "Failed"), ("web-check", "Error"),
-                                                    ("maybe", "Inconclusive")]
+    assert [(m.name, m.phase) for m in metrics] == [
+        ("error-rate", "Failed"),
+        ("web-check", "Error"),
+        ("maybe", "Inconclusive"),
+    ]
     assert metrics[0].values == ["0.01", "0.31", "0.42"]
     assert metrics[0].message == "above 0.05"
     assert metrics[0].analysis_run == "web-new5c4-7-2"

@@ -27,8 +27,17 @@ created by net/http.(*Server).Serve in goroutine 1
 \t/usr/local/go/src/net/http/server.go:3086 +0x4cc"""
 
 
-def demo_log(n: int, *, color: str | None = None, seed: int = 0, panic_on_red: bool = False,
-             error_rate: float = 0.0, latency: bool = False, extra: str = "", extra_rate: float = 0.0) -> str:
+def demo_log(
+    n: int,
+    *,
+    color: str | None = None,
+    seed: int = 0,
+    panic_on_red: bool = False,
+    error_rate: float = 0.0,
+    latency: bool = False,
+    extra: str = "",
+    extra_rate: float = 0.0,
+) -> str:
     rnd = random.Random(seed)
     out = []
     for i in range(n):
@@ -46,13 +55,19 @@ def demo_log(n: int, *, color: str | None = None, seed: int = 0, panic_on_red: b
     return "\n".join(out)
 
 
-def pod(name: str, side: Side, log: str = "", restarts: int = 0, waiting: str = "", terminated: str = "") -> PodEvidence:
+def pod(
+    name: str, side: Side, log: str = "", restarts: int = 0, waiting: str = "", terminated: str = ""
+) -> PodEvidence:
     return PodEvidence(
         name=name,
         side=side,
         phase="Running",
         ready=not waiting,
-        containers=[ContainerState(name="app", restart_count=restarts, waiting_reason=waiting, last_terminated_reason=terminated)],
+        containers=[
+            ContainerState(
+                name="app", restart_count=restarts, waiting_reason=waiting, last_terminated_reason=terminated
+            )
+        ],
         logs=[PodLog(pod=name, container="app", text=log)] if log else [],
     )
 
@@ -66,12 +81,17 @@ def judge(
     metrics: list[FailedMetric] | None = None,
     events: list[EventRecord] | None = None,
 ) -> Verdict:
-    pods = (
-        canary_pods if canary_pods is not None else [pod("demo-canary-1", Side.CANARY, canary_log)]
-    ) + (stable_pods if stable_pods is not None else [pod("demo-stable-1", Side.STABLE, stable_log)])
+    pods = (canary_pods if canary_pods is not None else [pod("demo-canary-1", Side.CANARY, canary_log)]) + (
+        stable_pods if stable_pods is not None else [pod("demo-stable-1", Side.STABLE, stable_log)]
+    )
     ev = Evidence(
-        namespace="demo", rollout="canary-demo", canary_hash="6b7c9d8f5", stable_hash="5f4d8c7b6",
-        pods=pods, failed_metrics=metrics or [], events=events or [],
+        namespace="demo",
+        rollout="canary-demo",
+        canary_hash="6b7c9d8f5",
+        stable_hash="5f4d8c7b6",
+        pods=pods,
+        failed_metrics=metrics or [],
+        events=events or [],
     )
     return statistical_verdict(ev, diff_logs(ev.log_text(Side.CANARY), ev.log_text(Side.STABLE)))
 
@@ -134,7 +154,7 @@ def test_missing_canary_pods_are_inconclusive_not_healthy() -> None:
 
 
 def test_pre_existing_errors_at_the_stable_rate_are_healthy() -> None:
-    extra = "level=error msg=\"cache backend timeout\" after=500ms"
+    extra = 'level=error msg="cache backend timeout" after=500ms'
     v = judge(
         demo_log(3000, color="blue", extra=extra, extra_rate=0.05, error_rate=0.02, seed=11),
         demo_log(3000, color="blue", extra=extra, extra_rate=0.05, error_rate=0.02, seed=12),
@@ -183,9 +203,13 @@ def test_a_canary_restart_is_hard_evidence_whatever_the_stable_pods_count() -> N
     # Canary pods were born with the canary; stable pods' counts span weeks and cannot excuse them.
     clean = demo_log(500, color="blue", seed=19)
     v = judge(
-        clean, clean,
+        clean,
+        clean,
         canary_pods=[pod("demo-canary-1", Side.CANARY, clean, restarts=1)],
-        stable_pods=[pod("demo-stable-1", Side.STABLE, clean, restarts=3), pod("demo-stable-2", Side.STABLE, restarts=3)],
+        stable_pods=[
+            pod("demo-stable-1", Side.STABLE, clean, restarts=3),
+            pod("demo-stable-2", Side.STABLE, restarts=3),
+        ],
     )
     assert v.verdict == VerdictKind.UNHEALTHY and v.hard_evidence
     assert "restarts:demo-canary-1" in v.evidence_refs
@@ -201,21 +225,35 @@ def test_a_canary_restart_is_hard_evidence_whatever_the_stable_pods_count() -> N
     ],
 )
 def test_container_failures_are_hard_evidence(waiting: str, terminated: str, ref: str) -> None:
-    v = judge("", demo_log(300, color="blue"), canary_pods=[pod("demo-canary-1", Side.CANARY, waiting=waiting, terminated=terminated)])
+    v = judge(
+        "",
+        demo_log(300, color="blue"),
+        canary_pods=[pod("demo-canary-1", Side.CANARY, waiting=waiting, terminated=terminated)],
+    )
     assert v.verdict == VerdictKind.UNHEALTHY and v.hard_evidence
     assert ref in v.evidence_refs
 
 
 def test_back_off_event_on_a_canary_pod_is_hard_evidence() -> None:
     clean = demo_log(300, color="blue")
-    events = [EventRecord(object_name="demo-canary-1", type="Warning", reason="BackOff", message="Back-off restarting failed container", count=4)]
+    events = [
+        EventRecord(
+            object_name="demo-canary-1",
+            type="Warning",
+            reason="BackOff",
+            message="Back-off restarting failed container",
+            count=4,
+        )
+    ]
     v = judge(clean, clean, events=events)
     assert v.verdict == VerdictKind.UNHEALTHY and v.hard_evidence
 
 
 def test_failed_metric_is_hard_evidence_even_with_clean_logs() -> None:
     clean = demo_log(500, color="blue", seed=20)
-    metric = FailedMetric(analysis_run="canary-demo-6b7c9d8f5-2", name="error-rate", phase="Failed", values=["0.31", "0.42"])
+    metric = FailedMetric(
+        analysis_run="canary-demo-6b7c9d8f5-2", name="error-rate", phase="Failed", values=["0.31", "0.42"]
+    )
     v = judge(clean, clean, metrics=[metric])
     assert v.verdict == VerdictKind.UNHEALTHY and v.hard_evidence
     assert v.evidence_refs == ["metric:error-rate"]
@@ -230,13 +268,23 @@ def test_failed_metric_decides_even_without_canary_pods() -> None:
 
 def test_metric_provider_error_alone_does_not_make_it_unhealthy() -> None:
     clean = demo_log(500, color="blue", seed=21)
-    v = judge(clean, clean, metrics=[FailedMetric(analysis_run="r", name="latency", phase="Error", message="prometheus unreachable")])
+    v = judge(
+        clean,
+        clean,
+        metrics=[FailedMetric(analysis_run="r", name="latency", phase="Error", message="prometheus unreachable")],
+    )
     assert v.verdict == VerdictKind.HEALTHY
     assert "latency" in v.summary
 
 
 def test_canary_logging_secrets_never_leaks_them_into_the_verdict() -> None:
-    canary = demo_log(300, color="blue", extra="level=error msg=\"auth failed\" password=hunter2 token=abc123xyz", extra_rate=0.3, seed=22)
+    canary = demo_log(
+        300,
+        color="blue",
+        extra='level=error msg="auth failed" password=hunter2 token=abc123xyz',
+        extra_rate=0.3,
+        seed=22,
+    )
     v = judge(canary, demo_log(300, color="blue", seed=23))
     assert v.verdict == VerdictKind.UNHEALTHY
     text = v.summary + v.root_cause

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -43,17 +44,38 @@ def context(**changes) -> IssueContext:
         root_cause="getColor dereferences a nil map when COLOR is unset.",
         suggested_fix="Initialise the colour map before use and fall back to a default colour.",
         templates=[
-            IssueTemplate(id="T1", template="panic: assignment to entry in nil map at main.go:<NUM>",
-                          severity="error", status="new", canary_count=42, stable_count=0,
-                          examples=["panic: assignment to entry in nil map at main.go:88"]),
-            IssueTemplate(id="T2", template="GET /color <NUM> <DURATION>", severity="info", status="increased",
-                          canary_count=300, stable_count=120, examples=[]),
+            IssueTemplate(
+                id="T1",
+                template="panic: assignment to entry in nil map at main.go:<NUM>",
+                severity="error",
+                status="new",
+                canary_count=42,
+                stable_count=0,
+                examples=["panic: assignment to entry in nil map at main.go:88"],
+            ),
+            IssueTemplate(
+                id="T2",
+                template="GET /color <NUM> <DURATION>",
+                severity="info",
+                status="increased",
+                canary_count=300,
+                stable_count=120,
+                examples=[],
+            ),
         ],
-        failed_metrics=[IssueMetric(analysis_run="checkout-7-2", name="error-rate", phase="Failed",
-                                    message="metric assessed Failed", values=["0.85", "0.91"])],
-        pod_states=[IssuePodState(name="checkout-6f8d9c7b5-abcde", side="canary", restarts=3,
-                                  reasons=["CrashLoopBackOff"]),
-                    IssuePodState(name="checkout-55d4-xyz", side="stable")],
+        failed_metrics=[
+            IssueMetric(
+                analysis_run="checkout-7-2",
+                name="error-rate",
+                phase="Failed",
+                message="metric assessed Failed",
+                values=["0.85", "0.91"],
+            )
+        ],
+        pod_states=[
+            IssuePodState(name="checkout-6f8d9c7b5-abcde", side="canary", restarts=3, reasons=["CrashLoopBackOff"]),
+            IssuePodState(name="checkout-55d4-xyz", side="stable"),
+        ],
         fingerprint=FP,
         occurrences=2,
         first_seen=datetime(2026, 11, 25, 9, 0, tzinfo=UTC),
@@ -91,12 +113,33 @@ def fenced_blocks(markdown: str) -> tuple[list[str], list[str]]:
 
 def test_body_tells_an_agent_what_failed_and_what_fixed_means():
     body = render_issue(context()).body
-    for fact in ("`checkout`", "`shop`", "`7`", "`6f8d9c7b5`", "`ghcr.io/acme/checkout:1.4.2`", "2 (setWeight 20)",
-                 "**unhealthy**", "92/100", "llm", "canary 42, stable 0", "canary 300, stable 120",
-                 "`0.85`", "`0.91`", "error-rate", "checkout-7-2", "CrashLoopBackOff",
-                 "getColor dereferences a nil map", "Initialise the colour map",
-                 "## How to reproduce", "kubectl argo rollouts get rollout checkout -n shop",
-                 "passes canary analysis", "closes this issue", "Fixes #", "`acme/shop`", "2 time(s)"):
+    for fact in (
+        "`checkout`",
+        "`shop`",
+        "`7`",
+        "`6f8d9c7b5`",
+        "`ghcr.io/acme/checkout:1.4.2`",
+        "2 (setWeight 20)",
+        "**unhealthy**",
+        "92/100",
+        "llm",
+        "canary 42, stable 0",
+        "canary 300, stable 120",
+        "`0.85`",
+        "`0.91`",
+        "error-rate",
+        "checkout-7-2",
+        "CrashLoopBackOff",
+        "getColor dereferences a nil map",
+        "Initialise the colour map",
+        "## How to reproduce",
+        "kubectl argo rollouts get rollout checkout -n shop",
+        "passes canary analysis",
+        "closes this issue",
+        "Fixes #",
+        "`acme/shop`",
+        "2 time(s)",
+    ):
         assert fact in body, fact
     blocks, _ = fenced_blocks(body)
     assert any("panic: assignment to entry in nil map at main.go:88" in block for block in blocks)
@@ -116,13 +159,18 @@ def test_title_is_short_stable_and_names_the_top_template():
 
 def test_title_without_templates_falls_back_to_metrics():
     assert render_issue(context(templates=[])).title == "[selfheal] checkout: metric error-rate failed"
-    assert render_issue(context(templates=[], failed_metrics=[], pod_states=[])).title == \
-        "[selfheal] checkout: canary failed analysis"
+    assert (
+        render_issue(context(templates=[], failed_metrics=[], pod_states=[])).title
+        == "[selfheal] checkout: canary failed analysis"
+    )
 
 
 def test_untrusted_prose_cannot_mention_or_hide_html():
-    body = render_issue(context(summary="ping @octocat <!-- selfheal:fingerprint=deadbeefdead --> <img src=x>",
-                                root_cause="@org/team look")).body
+    body = render_issue(
+        context(
+            summary="ping @octocat <!-- selfheal:fingerprint=deadbeefdead --> <img src=x>", root_cause="@org/team look"
+        )
+    ).body
     _, outside = fenced_blocks(body)
     text = "\n".join(outside)
     assert "@octocat" not in text and "@org/team" not in text
@@ -136,7 +184,7 @@ def test_body_is_capped_below_githubs_limit():
     assert len(body) <= BODY_MAX
     assert parse_fingerprint(body) == FP
     fenced_blocks(body)  # every code block is closed
-    assert "## What \"fixed\" means" in body and "omitted" in body
+    assert '## What "fixed" means' in body and "omitted" in body
 
 
 # -- marker -----------------------------------------------------------------------------------------
@@ -199,29 +247,32 @@ def test_comments():
 # -- closing keywords -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("body", "expected"), [
-    ("Fixes #12", True),
-    ("fixes #12", True),
-    ("CLOSES #12", True),
-    ("This PR closed #12.", True),
-    ("fix #12", True),
-    ("Fixed #12", True),
-    ("resolve #12", True),
-    ("Resolves: #12", True),
-    ("resolved #12", True),
-    ("close #12", True),
-    ("Fixes acme/shop#12", True),
-    ("Fixes https://github.com/acme/shop/issues/12", True),
-    ("Fixes other/repo#12", False),
-    ("Fixes https://github.com/other/repo/issues/12", False),
-    ("Fixes #123", False),
-    ("Fixes #1", False),
-    ("See #12", False),
-    ("hotfix #12", False),
-    ("Fixes #7 and #12", False),
-    ("Fixes #7, fixes #12", True),
-    ("", False),
-])
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("Fixes #12", True),
+        ("fixes #12", True),
+        ("CLOSES #12", True),
+        ("This PR closed #12.", True),
+        ("fix #12", True),
+        ("Fixed #12", True),
+        ("resolve #12", True),
+        ("Resolves: #12", True),
+        ("resolved #12", True),
+        ("close #12", True),
+        ("Fixes acme/shop#12", True),
+        ("Fixes https://github.com/acme/shop/issues/12", True),
+        ("Fixes other/repo#12", False),
+        ("Fixes https://github.com/other/repo/issues/12", False),
+        ("Fixes #123", False),
+        ("Fixes #1", False),
+        ("See #12", False),
+        ("hotfix #12", False),
+        ("Fixes #7 and #12", False),
+        ("Fixes #7, fixes #12", True),
+        ("", False),
+    ],
+)
 def test_pr_references_issue(body, expected):
     assert pr_references_issue(body, 12, "acme/shop") is expected
 
@@ -234,16 +285,31 @@ def test_pr_references_issue_without_repository_accepts_any_repo():
 def test_domain_issue_imports_only_stdlib_and_pydantic():
     import selfheal.domain.issue as module
 
-    source = open(module.__file__).read()
+    source = Path(module.__file__).read_text()
     imported = set(re.findall(r"^(?:from|import) ([\w.]+)", source, re.MULTILINE))
     assert imported <= {"__future__", "re", "datetime", "pydantic"}
 
 
 def test_the_title_starts_with_the_error_not_its_masked_timestamp() -> None:
-    ctx = IssueContext.model_validate({
-        "namespace": "shop", "rollout": "canary-demo", "fingerprint": "ab12cd34",
-        "verdict": "unhealthy", "confidence": 95, "analyzer": "statistical", "summary": "panics",
-        "templates": [{"id": "T1", "template": "<TS> http: panic serving <IP>:<PORT>: index out of range\\ngoroutine <NUM>",
-                       "severity": "error", "status": "new", "canary_count": 4, "stable_count": 0}],
-    })
+    ctx = IssueContext.model_validate(
+        {
+            "namespace": "shop",
+            "rollout": "canary-demo",
+            "fingerprint": "ab12cd34",
+            "verdict": "unhealthy",
+            "confidence": 95,
+            "analyzer": "statistical",
+            "summary": "panics",
+            "templates": [
+                {
+                    "id": "T1",
+                    "template": "<TS> http: panic serving <IP>:<PORT>: index out of range\\ngoroutine <NUM>",
+                    "severity": "error",
+                    "status": "new",
+                    "canary_count": 4,
+                    "stable_count": 0,
+                }
+            ],
+        }
+    )
     assert render_issue(ctx).title.startswith("[selfheal] canary-demo: http: panic serving")

@@ -45,31 +45,68 @@ def conds(*entries: tuple[str, ConditionStatus, str]) -> list:
 # --- phase -------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("conditions", "phase"), [
-    ([], TicketPhase.OPEN),
-    ([(ConditionType.ISSUE_OPENED, F, Reason.GITHUB_DISABLED)], TicketPhase.OPEN),
-    ([(ConditionType.ISSUE_OPENED, F, Reason.RATE_LIMITED)], TicketPhase.OPEN),
-    ([(ConditionType.ISSUE_OPENED, F, Reason.BAD_CREDENTIALS)], TicketPhase.FAILED),
-    ([(ConditionType.ISSUE_OPENED, F, Reason.INVALID_LABEL)], TicketPhase.FAILED),
-    ([(ConditionType.ISSUE_OPENED, T, Reason.ISSUE_CREATED)], TicketPhase.ISSUE_OPENED),
-    ([(ConditionType.ISSUE_OPENED, T, Reason.ISSUE_CREATED), (ConditionType.FIX_PROPOSED, F, Reason.AGENT_STALLED)],
-     TicketPhase.ISSUE_OPENED),
-    ([(ConditionType.ISSUE_OPENED, F, Reason.ISSUE_CLOSED)], TicketPhase.CLOSED),
-    ([(ConditionType.ISSUE_OPENED, T, Reason.ISSUE_CREATED), (ConditionType.FIX_PROPOSED, T, Reason.PULL_REQUEST_OPENED)],
-     TicketPhase.FIX_PROPOSED),
-    ([(ConditionType.FIX_PROPOSED, T, ""), (ConditionType.FIX_MERGED, T, ""),
-      (ConditionType.VERIFIED, U, Reason.AWAITING_ROLLOUT)], TicketPhase.FIX_MERGED),
-    ([(ConditionType.FIX_MERGED, T, ""), (ConditionType.VERIFIED, U, Reason.REVISION_VERIFYING)], TicketPhase.VERIFYING),
-    ([(ConditionType.FIX_MERGED, T, ""), (ConditionType.VERIFIED, T, Reason.REVISION_VERIFIED)], TicketPhase.RESOLVED),
-    ([(ConditionType.FIX_MERGED, F, Reason.FIX_REGRESSED), (ConditionType.VERIFIED, F, Reason.REVISION_REGRESSED)],
-     TicketPhase.REGRESSED),
-    # after a regression, a new fix moves the ticket forward again
-    ([(ConditionType.FIX_PROPOSED, T, ""), (ConditionType.VERIFIED, F, Reason.REVISION_REGRESSED)],
-     TicketPhase.FIX_PROPOSED),
-    # without GitHub, verification alone
-    ([(ConditionType.ISSUE_OPENED, F, Reason.GITHUB_DISABLED), (ConditionType.VERIFIED, U, Reason.REVISION_VERIFYING)],
-     TicketPhase.VERIFYING),
-])
+@pytest.mark.parametrize(
+    ("conditions", "phase"),
+    [
+        ([], TicketPhase.OPEN),
+        ([(ConditionType.ISSUE_OPENED, F, Reason.GITHUB_DISABLED)], TicketPhase.OPEN),
+        ([(ConditionType.ISSUE_OPENED, F, Reason.RATE_LIMITED)], TicketPhase.OPEN),
+        ([(ConditionType.ISSUE_OPENED, F, Reason.BAD_CREDENTIALS)], TicketPhase.FAILED),
+        ([(ConditionType.ISSUE_OPENED, F, Reason.INVALID_LABEL)], TicketPhase.FAILED),
+        ([(ConditionType.ISSUE_OPENED, T, Reason.ISSUE_CREATED)], TicketPhase.ISSUE_OPENED),
+        (
+            [
+                (ConditionType.ISSUE_OPENED, T, Reason.ISSUE_CREATED),
+                (ConditionType.FIX_PROPOSED, F, Reason.AGENT_STALLED),
+            ],
+            TicketPhase.ISSUE_OPENED,
+        ),
+        ([(ConditionType.ISSUE_OPENED, F, Reason.ISSUE_CLOSED)], TicketPhase.CLOSED),
+        (
+            [
+                (ConditionType.ISSUE_OPENED, T, Reason.ISSUE_CREATED),
+                (ConditionType.FIX_PROPOSED, T, Reason.PULL_REQUEST_OPENED),
+            ],
+            TicketPhase.FIX_PROPOSED,
+        ),
+        (
+            [
+                (ConditionType.FIX_PROPOSED, T, ""),
+                (ConditionType.FIX_MERGED, T, ""),
+                (ConditionType.VERIFIED, U, Reason.AWAITING_ROLLOUT),
+            ],
+            TicketPhase.FIX_MERGED,
+        ),
+        (
+            [(ConditionType.FIX_MERGED, T, ""), (ConditionType.VERIFIED, U, Reason.REVISION_VERIFYING)],
+            TicketPhase.VERIFYING,
+        ),
+        (
+            [(ConditionType.FIX_MERGED, T, ""), (ConditionType.VERIFIED, T, Reason.REVISION_VERIFIED)],
+            TicketPhase.RESOLVED,
+        ),
+        (
+            [
+                (ConditionType.FIX_MERGED, F, Reason.FIX_REGRESSED),
+                (ConditionType.VERIFIED, F, Reason.REVISION_REGRESSED),
+            ],
+            TicketPhase.REGRESSED,
+        ),
+        # after a regression, a new fix moves the ticket forward again
+        (
+            [(ConditionType.FIX_PROPOSED, T, ""), (ConditionType.VERIFIED, F, Reason.REVISION_REGRESSED)],
+            TicketPhase.FIX_PROPOSED,
+        ),
+        # without GitHub, verification alone
+        (
+            [
+                (ConditionType.ISSUE_OPENED, F, Reason.GITHUB_DISABLED),
+                (ConditionType.VERIFIED, U, Reason.REVISION_VERIFYING),
+            ],
+            TicketPhase.VERIFYING,
+        ),
+    ],
+)
 def test_phase_is_derived_from_conditions(conditions: list, phase: TicketPhase) -> None:
     assert lifecycle.derive_phase(conds(*conditions)) == phase
 
@@ -81,13 +118,30 @@ def ticket() -> RemediationTicket:
     return RemediationTicket(
         metadata=ObjectMeta(name="web-abc123", namespace="shop"),
         spec=TicketSpec(
-            rollout="web", policy="p", pod_template_hash="abc123", revision="3", fingerprint="0badc0ffee",
+            rollout="web",
+            policy="p",
+            pod_template_hash="abc123",
+            revision="3",
+            fingerprint="0badc0ffee",
             images=["ghcr.io/acme/web:1.2"],
-            verdict=TicketVerdict(verdict="unhealthy", confidence=90, analyzer="combined",
-                                  summary="panics; password=hunter2 in the log", root_cause="ACME-1234 leaked"),
+            verdict=TicketVerdict(
+                verdict="unhealthy",
+                confidence=90,
+                analyzer="combined",
+                summary="panics; password=hunter2 in the log",
+                root_cause="ACME-1234 leaked",
+            ),
             evidence=TicketEvidence(
-                templates=[TemplateRecord(id="T1", template="panic: token=<*>", severity="error", status="new",
-                                          canary_count=5, examples=["Authorization: Bearer abcdefghijklmnopqrstuvwx"])],
+                templates=[
+                    TemplateRecord(
+                        id="T1",
+                        template="panic: token=<*>",
+                        severity="error",
+                        status="new",
+                        canary_count=5,
+                        examples=["Authorization: Bearer abcdefghijklmnopqrstuvwx"],
+                    )
+                ],
                 pods=[PodRecord(name="web-abc123-x", side="canary", restarts=2, reasons=["CrashLoopBackOff"])],
             ),
         ),
@@ -133,8 +187,9 @@ def test_occurrence_comments_are_paced_per_issue_and_never_repeated() -> None:
 
 
 def pr(number: int, state: PullRequestState, merged_at: datetime | None = None) -> PullRequestStatus:
-    return PullRequestStatus(number=number, state=state, author="Copilot", merged_at=merged_at,
-                             merge_sha=MERGE_SHA if merged_at else "")
+    return PullRequestStatus(
+        number=number, state=state, author="Copilot", merged_at=merged_at, merge_sha=MERGE_SHA if merged_at else ""
+    )
 
 
 def test_pull_state() -> None:
@@ -164,7 +219,9 @@ def test_after_a_regression_only_a_later_merge_counts() -> None:
     assert lifecycle.derive_phase(regressed) == TicketPhase.REGRESSED
     assert lifecycle.derive_phase(lifecycle.fix_conditions(regressed, [old], cutoff, NOW)) == TicketPhase.REGRESSED
     new = pr(7, PullRequestState.MERGED, NOW)
-    assert lifecycle.derive_phase(lifecycle.fix_conditions(regressed, [old, new], cutoff, NOW)) == TicketPhase.FIX_MERGED
+    assert (
+        lifecycle.derive_phase(lifecycle.fix_conditions(regressed, [old, new], cutoff, NOW)) == TicketPhase.FIX_MERGED
+    )
     assert lifecycle.tracked_pull([old, new], cutoff) == 7
     assert lifecycle.tracked_pull([old, pr(8, PullRequestState.DRAFT)], cutoff) == 8
 
@@ -181,14 +238,17 @@ def test_stalled_after_patience_once() -> None:
 # --- verification ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("images", "annotations", "expected"), [
-    (["ghcr.io/acme/web:3f2c9ab"], {}, True),
-    (["ghcr.io/acme/web:sha-3f2c9ab41d5e"], {}, True),
-    (["ghcr.io/acme/web:v1.2.3"], {"git.acme.dev/commit": MERGE_SHA}, True),
-    (["ghcr.io/acme/web:3f2c9a"], {}, False),  # six digits are too few
-    (["ghcr.io/acme/web:1234567"], {}, False),
-    (["registry:5000/3f2c9ab/web:latest"], {}, False),  # in the path, not the tag
-])
+@pytest.mark.parametrize(
+    ("images", "annotations", "expected"),
+    [
+        (["ghcr.io/acme/web:3f2c9ab"], {}, True),
+        (["ghcr.io/acme/web:sha-3f2c9ab41d5e"], {}, True),
+        (["ghcr.io/acme/web:v1.2.3"], {"git.acme.dev/commit": MERGE_SHA}, True),
+        (["ghcr.io/acme/web:3f2c9a"], {}, False),  # six digits are too few
+        (["ghcr.io/acme/web:1234567"], {}, False),
+        (["registry:5000/3f2c9ab/web:latest"], {}, False),  # in the path, not the tag
+    ],
+)
 def test_merge_sha_in_image_tag_or_annotation(images: list[str], annotations: dict, expected: bool) -> None:
     assert lifecycle.carries_sha(MERGE_SHA, images, annotations) is expected
 
@@ -211,7 +271,11 @@ def test_verification_pending_verifying_passed() -> None:
     assert pending.state == VerificationState.PENDING
     rolling = RolloutView(current_hash="def456", stable_hash="old999", phase="Paused")
     verifying = lifecycle.advance_verification(pending, rev, rolling, NOW)
-    assert (verifying.state, verifying.pod_template_hash, verifying.revision) == (VerificationState.VERIFYING, "def456", "4")
+    assert (verifying.state, verifying.pod_template_hash, verifying.revision) == (
+        VerificationState.VERIFYING,
+        "def456",
+        "4",
+    )
     assert lifecycle.advance_verification(verifying, None, rolling, NOW) == verifying
     unhealthy = RolloutView(current_hash="def456", stable_hash="def456", phase="Degraded")
     assert lifecycle.advance_verification(verifying, None, unhealthy, NOW).state == VerificationState.VERIFYING

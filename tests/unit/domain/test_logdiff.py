@@ -61,7 +61,9 @@ def demo_log(
         if picked:
             continue
         if panic_on_red and c == "red":
-            out.append(PANIC.format(ts=ts(i), a=rnd.randint(1, 250), port=rnd.randint(30000, 60000), g=rnd.randint(1, 999)))
+            out.append(
+                PANIC.format(ts=ts(i), a=rnd.randint(1, 250), port=rnd.randint(30000, 60000), g=rnd.randint(1, 999))
+            )
         elif rnd.random() < error_rate:
             out.append(f"{ts(i)} 500 - {c}")
         else:
@@ -105,7 +107,7 @@ def test_comparison_is_normalised_by_volume() -> None:
 
 
 def test_a_high_ratio_on_tiny_counts_is_not_significant() -> None:
-    canary = demo_log(400, color="blue", extra=[(0.005, "level=error msg=\"cache miss storm\"")], seed=3)
+    canary = demo_log(400, color="blue", extra=[(0.005, 'level=error msg="cache miss storm"')], seed=3)
     diff = diff_logs(canary, demo_log(400, color="blue", seed=4))
     errors = [t for t in diff.templates if t.severity == "error"]
     assert errors and errors[0].canary_count <= 4 and errors[0].stable_count == 0
@@ -158,7 +160,7 @@ def test_random_colours_against_one_colour_are_not_a_regression() -> None:
 
 
 def test_pre_existing_errors_at_the_same_rate_are_unchanged() -> None:
-    extra = [(0.05, "level=error msg=\"cache backend timeout\" after=500ms"), (0.03, "level=warn msg=\"slow upstream\"")]
+    extra = [(0.05, 'level=error msg="cache backend timeout" after=500ms'), (0.03, 'level=warn msg="slow upstream"')]
     canary = demo_log(4000, color="blue", extra=extra, seed=11)
     stable = demo_log(4000, color="blue", extra=extra, seed=12)
     diff = diff_logs(canary, stable)
@@ -171,8 +173,8 @@ def test_pre_existing_errors_at_the_same_rate_are_unchanged() -> None:
 
 def test_ranking_puts_crashes_then_errors_then_warnings() -> None:
     extra = [
-        (0.02, "level=warn msg=\"deprecated flag --foo\""),
-        (0.03, "level=error msg=\"failed to decode payload\" size=12"),
+        (0.02, 'level=warn msg="deprecated flag --foo"'),
+        (0.03, 'level=error msg="failed to decode payload" size=12'),
     ]
     canary = demo_log(3000, extra=extra, panic_on_red=True, seed=13)
     stable = demo_log(3000, seed=14)
@@ -182,7 +184,7 @@ def test_ranking_puts_crashes_then_errors_then_warnings() -> None:
 
 
 def test_gone_templates_and_empty_sides() -> None:
-    stable = demo_log(1000, color="blue", extra=[(0.05, "level=error msg=\"legacy job failed\"")], seed=15)
+    stable = demo_log(1000, color="blue", extra=[(0.05, 'level=error msg="legacy job failed"')], seed=15)
     diff = diff_logs(demo_log(1000, color="blue", seed=16), stable)
     legacy = next(t for t in diff.templates if "legacy" in t.template)
     assert legacy.status == "gone" and legacy.canary_count == 0
@@ -212,21 +214,32 @@ SECRETS = {
     "aws": "s3 client key=AKIAIOSFODNN7EXAMPLE secret aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
     "github": "clone with ghp_1234567890abcdefghijABCDEFGHIJ123456",
     "url": "db postgres://app:s3cr3tP4ss@db.internal:5432/orders unreachable",
-    "password": "level=error msg=\"auth failed\" password=hunter2 user=jane.doe@example.com",
+    "password": 'level=error msg="auth failed" password=hunter2 user=jane.doe@example.com',
     "gcp": "geocode key AIzaSyA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q failed",
     "slack": "notify xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx failed",
 }
 RAW_SECRETS = [
-    "eyJzdWIiOiJib2IifQ", "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-    "ghp_1234567890abcdefghijABCDEFGHIJ123456", "s3cr3tP4ss", "hunter2", "jane.doe@example.com",
-    "AIzaSyA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q", "xoxb-123456789012", "MIIEowIBAAKCAQEAu1SU1LfVLPHC",
+    "eyJzdWIiOiJib2IifQ",
+    "AKIAIOSFODNN7EXAMPLE",
+    "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    "ghp_1234567890abcdefghijABCDEFGHIJ123456",
+    "s3cr3tP4ss",
+    "hunter2",
+    "jane.doe@example.com",
+    "AIzaSyA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q",
+    "xoxb-123456789012",
+    "MIIEowIBAAKCAQEAu1SU1LfVLPHC",
 ]
 
 
 def test_no_secret_survives_in_templates_or_examples() -> None:
     key_block = "\n".join(
-        ["-----BEGIN RSA PRIVATE KEY-----", "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun",
-         "VTLw7onLRnrq0/IzW7yWR7QkrmBL7jTKEn5u+qKhbwKfBstIs+bMY2Zkp18gnTxK", "-----END RSA PRIVATE KEY-----"]
+        [
+            "-----BEGIN RSA PRIVATE KEY-----",
+            "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun",
+            "VTLw7onLRnrq0/IzW7yWR7QkrmBL7jTKEn5u+qKhbwKfBstIs+bMY2Zkp18gnTxK",
+            "-----END RSA PRIVATE KEY-----",
+        ]
     )
     lines = []
     for i in range(300):
@@ -237,7 +250,7 @@ def test_no_secret_survives_in_templates_or_examples() -> None:
     redactor = Redactor(patterns=[("order-id", r"ORD-\d{6}")])
     diff = diff_logs(canary + f"\n{ts(302)} order ORD-123456 failed", demo_log(300, color="blue"), redactor=redactor)
     blob = "\n".join([t.template for t in diff.templates] + [e for t in diff.templates for e in t.examples])
-    for secret in RAW_SECRETS + ["ORD-123456"]:
+    for secret in [*RAW_SECRETS, "ORD-123456"]:
         assert secret not in blob
     assert "[REDACTED:" in blob
     assert redactor.counts["password"] == 300 and redactor.counts["private_key"] == 1
@@ -266,7 +279,7 @@ def test_many_unrelated_lines_diff_fast_and_keep_a_new_error() -> None:
         for i in range(n):
             w = rnd.choices(words, k=6)
             if with_error and i % 100 == 0:
-                out.append(f"{ts(i)} level=error msg=\"payment gateway rejected charge\" customer={w[0]}")
+                out.append(f'{ts(i)} level=error msg="payment gateway rejected charge" customer={w[0]}')
             elif i % 2:
                 out.append(f"{ts(i)} user {w[0]} {w[1]} logged in from {w[2]}")
             else:

@@ -108,7 +108,7 @@ def test_variable_parts_are_masked(a: str, b: str) -> None:
 
 
 def test_mask_keeps_words_and_levels() -> None:
-    masked = mask("2025-10-09T14:00:00Z level=error msg=\"cache backend timeout\" key=item:123")
+    masked = mask('2025-10-09T14:00:00Z level=error msg="cache backend timeout" key=item:123')
     for word in ("level=error", "cache", "backend", "timeout"):
         assert word in masked
     assert "123" not in masked and "2025" not in masked
@@ -175,9 +175,9 @@ def test_runaway_continuations_are_bounded() -> None:
         ("2025/10/09 14:00:00 500 - red (2.000000s)", "error"),
         ("2025/10/09 14:00:00 404 - blue", "warning"),
         ('10.0.0.1 - - [09/Oct/2025:14:00:00 +0000] "GET /color HTTP/1.1" 502 0', "error"),
-        ("level=error msg=\"db down\"", "error"),
-        ("level=warn msg=\"slow\"", "warning"),
-        ("level=info msg=\"error count is zero\"", "info"),
+        ('level=error msg="db down"', "error"),
+        ('level=warn msg="slow"', "warning"),
+        ('level=info msg="error count is zero"', "info"),
         ('{"level":"error","msg":"x"}', "error"),
         ('{"severity":"WARNING","message":"x"}', "warning"),
         ('{"level":"info","msg":"ok","status":503}', "error"),
@@ -207,11 +207,11 @@ def test_severity(line: str, expected: str) -> None:
         "fatal error: concurrent map writes",
         "Segmentation fault (core dumped)",
         "java.lang.OutOfMemoryError: Java heap space",
-        "Exception in thread \"main\" java.lang.IllegalStateException",
+        'Exception in thread "main" java.lang.IllegalStateException',
         "runtime: out of memory: cannot allocate 1048576-byte block",
         "Unhandled exception. System.InvalidOperationException: nope",
         "thread 'main' panicked at src/main.rs:4:5",
-        "level=error msg=\"index out of range\"",
+        'level=error msg="index out of range"',
     ],
 )
 def test_crash_signatures(event: str) -> None:
@@ -223,10 +223,10 @@ def test_crash_signatures(event: str) -> None:
     "event",
     [
         "2025/10/09 14:00:00 500 - red",
-        "level=error msg=\"db down\"",
+        'level=error msg="db down"',
         "2025/10/09 14:00:00 200 - blue",
         "recovered gracefully, no panic",
-        "level=info msg=\"memory usage 80%\"",
+        'level=info msg="memory usage 80%"',
     ],
 )
 def test_not_crash_signatures(event: str) -> None:
@@ -277,7 +277,7 @@ def test_panics_group_together_apart_from_ordinary_lines() -> None:
 
 
 def test_template_ids_are_deterministic() -> None:
-    lines = _demo_lines(200) + ["level=error msg=\"db down\" retry=3", "level=warn msg=\"slow\" ms=5"] * 3
+    lines = _demo_lines(200) + ['level=error msg="db down" retry=3', 'level=warn msg="slow" ms=5'] * 3
 
     def run() -> list[tuple[str, str, dict[str, int]]]:
         m = TemplateMiner()
@@ -298,11 +298,11 @@ def test_mining_100k_lines_is_fast() -> None:
             lines.append(f"2025/10/09 14:{i // 60 % 60:02d}:{i % 60:02d} 200 - {rnd.choice(['red', 'blue', 'green'])}")
         elif r < 0.9:
             lines.append(
-                f"2025/10/09 14:00:00 level=info msg=\"request served\" path=/api/items/{rnd.randint(1, 9999)} "
+                f'2025/10/09 14:00:00 level=info msg="request served" path=/api/items/{rnd.randint(1, 9999)} '
                 f"duration={rnd.random() * 50:.2f}ms id={rnd.getrandbits(64):016x} remote=10.0.{rnd.randint(0, 255)}.{rnd.randint(1, 254)}:{rnd.randint(1024, 65535)}"
             )
         else:
-            lines.append(f"2025/10/09 14:00:00 level=warn msg=\"slow upstream\" latency={rnd.randint(200, 999)}ms")
+            lines.append(f'2025/10/09 14:00:00 level=warn msg="slow upstream" latency={rnd.randint(200, 999)}ms')
     text = "\n".join(lines)
     start = time.perf_counter()
     miner = TemplateMiner()

@@ -122,13 +122,22 @@ def test_operator_metrics_expose_every_selfheal_family_in_valid_text_format() ->
     m.ticket_phase_changes.inc(namespace="team-a", phase="IssueOpened")
     m.github_requests_failed.inc(reason="RateLimited")
     text = m.render()
-    for name in ("selfheal_analyses_total", "selfheal_actions_total", "selfheal_canaries_stopped_total",
-                 "selfheal_analyzer_unavailable_total", "selfheal_llm_tokens_total", "selfheal_tickets_opened_total",
-                 "selfheal_ticket_phase_changes_total", "selfheal_github_requests_failed_total"):
+    for name in (
+        "selfheal_analyses_total",
+        "selfheal_actions_total",
+        "selfheal_canaries_stopped_total",
+        "selfheal_analyzer_unavailable_total",
+        "selfheal_llm_tokens_total",
+        "selfheal_tickets_opened_total",
+        "selfheal_ticket_phase_changes_total",
+        "selfheal_github_requests_failed_total",
+    ):
         assert f"# TYPE {name} counter\n" in text
     assert 'selfheal_build_info{version="1.2.3"} 1\n' in text
-    assert ('selfheal_analyses_total{namespace="team-a",policy="heal",trigger="logWatch",verdict="unhealthy",'
-            'analyzer="statistical"} 1\n') in text
+    assert (
+        'selfheal_analyses_total{namespace="team-a",policy="heal",trigger="logWatch",verdict="unhealthy",'
+        'analyzer="statistical"} 1\n'
+    ) in text
     assert 'selfheal_llm_tokens_total{namespace="team-a",policy="heal"} 120\n' in text
     for line in text.splitlines():
         assert line.startswith(("# HELP ", "# TYPE ")) or SAMPLE.match(line), line

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import ValidationError
@@ -47,7 +47,7 @@ from selfheal.domain.ticket import (
 )
 from selfheal.domain.verdict import Analyzer, Verdict, VerdictKind
 
-NOW = datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 
 
 # --- Defaults -------------------------------------------------------------------------------------
@@ -229,12 +229,18 @@ def req(key: str, operator: str, *values: str) -> dict:
         ({"matchExpressions": [req("opt-out", "DoesNotExist")]}, {}, True),
         ({"matchExpressions": [req("opt-out", "DoesNotExist")]}, {"opt-out": "yes"}, False),
         (
-            {"matchLabels": {"app": "a"}, "matchExpressions": [req("tier", "In", "web"), req("opt-out", "DoesNotExist")]},
+            {
+                "matchLabels": {"app": "a"},
+                "matchExpressions": [req("tier", "In", "web"), req("opt-out", "DoesNotExist")],
+            },
             {"app": "a", "tier": "web"},
             True,
         ),
         (
-            {"matchLabels": {"app": "a"}, "matchExpressions": [req("tier", "In", "web"), req("opt-out", "DoesNotExist")]},
+            {
+                "matchLabels": {"app": "a"},
+                "matchExpressions": [req("tier", "In", "web"), req("opt-out", "DoesNotExist")],
+            },
             {"app": "a", "tier": "web", "opt-out": "1"},
             False,
         ),
@@ -248,7 +254,14 @@ def test_selector_matches(selector, labels, expected: bool) -> None:
 
 @pytest.mark.parametrize(
     "requirement",
-    [req("k", "In"), req("k", "NotIn"), req("k", "Exists", "v"), req("k", "DoesNotExist", "v"), req("k", "Equals", "v"), req("", "Exists")],
+    [
+        req("k", "In"),
+        req("k", "NotIn"),
+        req("k", "Exists", "v"),
+        req("k", "DoesNotExist", "v"),
+        req("k", "Equals", "v"),
+        req("", "Exists"),
+    ],
 )
 def test_bad_selector_requirements(requirement: dict) -> None:
     with pytest.raises(ValidationError):
@@ -345,12 +358,22 @@ def test_set_condition_keeps_transition_time_when_status_unchanged() -> None:
 
 def test_set_condition_keeps_order_and_accepts_wire_dicts() -> None:
     wire = [
-        {"type": "IssueOpened", "status": "True", "reason": "IssueCreated", "lastTransitionTime": "2026-11-26T08:00:00Z"},
-        {"type": "FixProposed", "status": "False", "reason": "AgentAssigned", "lastTransitionTime": "2026-11-26T08:00:00Z"},
+        {
+            "type": "IssueOpened",
+            "status": "True",
+            "reason": "IssueCreated",
+            "lastTransitionTime": "2026-11-26T08:00:00Z",
+        },
+        {
+            "type": "FixProposed",
+            "status": "False",
+            "reason": "AgentAssigned",
+            "lastTransitionTime": "2026-11-26T08:00:00Z",
+        },
     ]
     conds = set_condition(wire, ConditionType.FIX_PROPOSED, True, Reason.PULL_REQUEST_OPENED, "#7", NOW)
     assert [c.type for c in conds] == ["IssueOpened", "FixProposed"]
-    assert conds[0].last_transition_time == datetime(2026, 11, 26, 8, 0, tzinfo=timezone.utc)
+    assert conds[0].last_transition_time == datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
     assert conds[1].last_transition_time == NOW
     assert is_condition_true(conds, "FixProposed")
     assert not is_condition_true(conds, "Verified")
@@ -421,7 +444,9 @@ def test_pod_and_metric_records() -> None:
         side=Side.CANARY,
         phase="Running",
         containers=[
-            ContainerState(name="app", restart_count=2, waiting_reason="CrashLoopBackOff", last_terminated_reason="OOMKilled"),
+            ContainerState(
+                name="app", restart_count=2, waiting_reason="CrashLoopBackOff", last_terminated_reason="OOMKilled"
+            ),
             ContainerState(name="side", restart_count=1, last_terminated_reason="OOMKilled"),
         ],
     )
@@ -438,9 +463,19 @@ def test_ticket_from_kube_object() -> None:
     obj = {
         "apiVersion": "selfheal.dev/v1alpha1",
         "kind": "RemediationTicket",
-        "metadata": {"name": "checkout-abc", "namespace": "shop", "ownerReferences": [
-            {"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": "checkout", "uid": "u", "controller": True}
-        ]},
+        "metadata": {
+            "name": "checkout-abc",
+            "namespace": "shop",
+            "ownerReferences": [
+                {
+                    "apiVersion": "argoproj.io/v1alpha1",
+                    "kind": "Rollout",
+                    "name": "checkout",
+                    "uid": "u",
+                    "controller": True,
+                }
+            ],
+        },
         "spec": {
             "rollout": "checkout",
             "policy": "p",

@@ -27,8 +27,16 @@ CASES = [
     ("aws_access_key", "temporary ASIAY34FZKBOKMUTVV7A expires soon", "ASIAY34FZKBOKMUTVV7A"),
     ("aws_secret_key", f"aws_secret_access_key={AWS_SECRET}", AWS_SECRET),
     ("aws_secret_key", f'"AWS_SECRET_ACCESS_KEY": "{AWS_SECRET}"', AWS_SECRET),
-    ("gcp_api_key", "maps key=AIzaSyA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q in url", "AIzaSyA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q"),
-    ("github_token", "push with ghp_1234567890abcdefghijABCDEFGHIJ123456 ok", "ghp_1234567890abcdefghijABCDEFGHIJ123456"),
+    (
+        "gcp_api_key",
+        "maps key=AIzaSyA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q in url",
+        "AIzaSyA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q",
+    ),
+    (
+        "github_token",
+        "push with ghp_1234567890abcdefghijABCDEFGHIJ123456 ok",
+        "ghp_1234567890abcdefghijABCDEFGHIJ123456",
+    ),
     ("github_token", "oauth gho_16C7e42F292c6912E7710c838347Ae178B4a done", "gho_16C7e42F292c6912E7710c838347Ae178B4a"),
     ("github_token", "app ghs_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789 x", "ghs_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"),
     ("github_token", "user ghu_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789 x", "ghu_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"),
@@ -38,13 +46,21 @@ CASES = [
         "fine-grained github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUV used",
         "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUV",
     ),
-    ("slack_token", "posting with xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx", "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx"),
+    (
+        "slack_token",
+        "posting with xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx",
+        "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx",
+    ),
     (
         "slack_webhook",
         "hook https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX failed",
         "T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX",
     ),
-    ("private_key", f"loaded key:\n{PRIVATE_KEY}\nserver starting", "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun"),
+    (
+        "private_key",
+        f"loaded key:\n{PRIVATE_KEY}\nserver starting",
+        "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun",
+    ),
     ("url_password", "connecting to postgres://app:s3cr3tP4ss@db.internal:5432/orders", "s3cr3tP4ss"),
     ("password", "login failed password=hunter2 for admin", "hunter2"),
     ("password", "db passwd=Tr0ub4dor&3 ok", "Tr0ub4dor"),
@@ -98,7 +114,7 @@ def test_ordinary_log_lines_are_left_alone() -> None:
         "2025/10/09 14:00:00 200 - blue",
         "2025/10/09 14:00:02 500 - red (2.000000s)",
         "2025/10/09 14:00:01 http: panic serving 10.0.0.5:41234: runtime error: index out of range [0] with length 0",
-        "level=info msg=\"Bearer authentication enabled\" path=/color",
+        'level=info msg="Bearer authentication enabled" path=/color',
         "GET https://example.com/api/v1/items?page=2 took 12ms",
         "goroutine 35 [running]:",
     ]
@@ -181,7 +197,9 @@ def test_100k_lines_with_scattered_secrets_redact_in_linear_time() -> None:
         if i % 1000 == 0:
             lines.append(f"2025/10/09 14:00:00 login user=u{i}@example.com password=pw{i} token=t{i}x")
         else:
-            lines.append(f"2025/10/09 14:00:00 level=info msg=\"request served\" path=/api/v1/items/{i} status=200 id={i:08x}")
+            lines.append(
+                f'2025/10/09 14:00:00 level=info msg="request served" path=/api/v1/items/{i} status=200 id={i:08x}'
+            )
     text = "\n".join(lines)
     r = Redactor()
     start = time.perf_counter()
@@ -250,8 +268,8 @@ def test_nfkc_folding_applies_to_counts_and_keeps_plain_non_ascii() -> None:
 
 
 def test_orphan_end_line_without_key_material_above_keeps_the_log() -> None:
-    out = Redactor().redact("level=info msg=\"rotating\"\n-----END EC PRIVATE KEY-----\nnext line")
-    assert out == "level=info msg=\"rotating\"\n[REDACTED:private_key]\nnext line"
+    out = Redactor().redact('level=info msg="rotating"\n-----END EC PRIVATE KEY-----\nnext line')
+    assert out == 'level=info msg="rotating"\n[REDACTED:private_key]\nnext line'
 
 
 @pytest.mark.parametrize(

@@ -6,12 +6,12 @@ import copy
 import re
 from typing import TYPE_CHECKING, Any
 
-from selfheal.testing.argosim_analysis import COMPLETED
-from selfheal.testing.argosim_util import controller_uid, owner_ref
+from selfheal.testing.argosim.analysis import COMPLETED
+from selfheal.testing.argosim.util import controller_uid, owner_ref
 from selfheal.testing.rest import ApiError
 
 if TYPE_CHECKING:
-    from selfheal.testing.argosim_rollout import RolloutReconcile
+    from selfheal.testing.argosim.rollout import RolloutReconcile
 
 GROUP = "/apis/argoproj.io/v1alpha1"
 _KEYS = {"Step": "currentStepAnalysisRunStatus", "Background": "currentBackgroundAnalysisRunStatus"}
@@ -46,14 +46,17 @@ def reconcile(ctx: RolloutReconcile) -> None:
 def garbage_collect(ctx: RolloutReconcile, keep: set[str]) -> None:
     """Delete completed runs beyond ``spec.analysis.{successful,unsuccessful}RunHistoryLimit`` (default 5 each)."""
     limits = ctx.spec.get("analysis") or {}
-    done = sorted((r for r in ctx.runs if r["metadata"]["uid"] not in keep
-                   and (r.get("status") or {}).get("phase") in COMPLETED),
-                  key=lambda r: (r["metadata"].get("creationTimestamp", ""), len(r["metadata"]["name"]),
-                                 r["metadata"]["name"]), reverse=True)
+    done = sorted(
+        (r for r in ctx.runs if r["metadata"]["uid"] not in keep and (r.get("status") or {}).get("phase") in COMPLETED),
+        key=lambda r: (r["metadata"].get("creationTimestamp", ""), len(r["metadata"]["name"]), r["metadata"]["name"]),
+        reverse=True,
+    )
     successful = [r for r in done if r["status"]["phase"] == "Successful"]
     unsuccessful = [r for r in done if r["status"]["phase"] != "Successful"]
-    doomed = successful[int(limits.get("successfulRunHistoryLimit", 5)):] + \
-        unsuccessful[int(limits.get("unsuccessfulRunHistoryLimit", 5)):]
+    doomed = (
+        successful[int(limits.get("successfulRunHistoryLimit", 5)) :]
+        + unsuccessful[int(limits.get("unsuccessfulRunHistoryLimit", 5)) :]
+    )
     for run in doomed:
         ctx.client.delete(f"{GROUP}/namespaces/{ctx.ns}/analysisruns/{run['metadata']['name']}")
 
@@ -131,9 +134,12 @@ def set_current(ctx: RolloutReconcile, runs: dict[str, dict | None]) -> None:
         before = previous.get(_KEYS[kind])
         if phase and (before is None or before.get("name") != entry["name"] or before.get("status") != phase):
             prior = before.get("status") if before and before.get("name") == entry["name"] else ""
-            ctx.event(f"AnalysisRun{phase}", f"{kind} Analysis Run '{entry['name']}' Status New: '{phase}' "
-                                             f"Previous: '{prior or 'NoPreviousStatus'}'",
-                      warning=phase in ("Failed", "Error"))
+            ctx.event(
+                f"AnalysisRun{phase}",
+                f"{kind} Analysis Run '{entry['name']}' Status New: '{phase}' "
+                f"Previous: '{prior or 'NoPreviousStatus'}'",
+                warning=phase in ("Failed", "Error"),
+            )
     ctx.new_canary = canary
     ctx.current_runs = runs
 
@@ -143,8 +149,9 @@ def cancel(ctx: RolloutReconcile, runs: list[dict | None]) -> None:
         if run is None or run["spec"].get("terminate") or (run.get("status") or {}).get("phase") in COMPLETED:
             continue
         try:
-            ctx.client.patch(f"{GROUP}/namespaces/{ctx.ns}/analysisruns/{run['metadata']['name']}",
-                             {"spec": {"terminate": True}})
+            ctx.client.patch(
+                f"{GROUP}/namespaces/{ctx.ns}/analysisruns/{run['metadata']['name']}", {"spec": {"terminate": True}}
+            )
         except ApiError as e:
             if e.status != 404:
                 raise
@@ -160,8 +167,12 @@ def create(ctx: RolloutReconcile, analysis: dict, infix: str | None, labels: dic
     revision = ctx.revision()
     base = "-".join([ctx.name, pod_hash, revision] + ([infix] if infix is not None else []))
     run_meta = analysis.get("analysisRunMetadata") or {}
-    all_labels = {"rollouts-pod-template-hash": pod_hash, **labels, **(run_meta.get("labels") or {}),
-                  **((ctx.spec.get("selector") or {}).get("matchLabels") or {})}
+    all_labels = {
+        "rollouts-pod-template-hash": pod_hash,
+        **labels,
+        **(run_meta.get("labels") or {}),
+        **((ctx.spec.get("selector") or {}).get("matchLabels") or {}),
+    }
     annotations = {"rollout.argoproj.io/revision": revision, **(run_meta.get("annotations") or {})}
     spec: dict[str, Any] = {"metrics": metrics}
     if args:
@@ -170,10 +181,18 @@ def create(ctx: RolloutReconcile, analysis: dict, infix: str | None, labels: dic
         spec["dryRun"] = dry_run
     if retention:
         spec["measurementRetention"] = retention
-    body = {"apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisRun",
-            "metadata": {"name": base, "namespace": ctx.ns, "labels": all_labels, "annotations": annotations,
-                         "ownerReferences": [owner_ref(ctx.ro)]},
-            "spec": spec}
+    body = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "AnalysisRun",
+        "metadata": {
+            "name": base,
+            "namespace": ctx.ns,
+            "labels": all_labels,
+            "annotations": annotations,
+            "ownerReferences": [owner_ref(ctx.ro)],
+        },
+        "spec": spec,
+    }
     path = f"{GROUP}/namespaces/{ctx.ns}/analysisruns"
     collisions = 0
     while True:
@@ -184,10 +203,14 @@ def create(ctx: RolloutReconcile, analysis: dict, infix: str | None, labels: dic
             if e.status != 409:
                 raise
             existing = ctx.client.get(f"{path}/{body['metadata']['name']}")
-            same = existing["spec"].get("metrics") == spec["metrics"] and \
-                existing["spec"].get("args") == spec.get("args")
-            if same and controller_uid(existing) == ctx.meta["uid"] and \
-                    (existing.get("status") or {}).get("phase") not in COMPLETED:
+            same = existing["spec"].get("metrics") == spec["metrics"] and existing["spec"].get("args") == spec.get(
+                "args"
+            )
+            if (
+                same
+                and controller_uid(existing) == ctx.meta["uid"]
+                and (existing.get("status") or {}).get("phase") not in COMPLETED
+            ):
                 return existing
             collisions += 1
             continue
@@ -244,8 +267,7 @@ def _rollout_args(ctx: RolloutReconcile, args: list[dict]) -> list[dict]:
             value = ((rs or {}).get("metadata", {}).get("labels") or {}).get("rollouts-pod-template-hash", "")
             out.append({"name": arg["name"], "value": value})
         elif value_from.get("fieldRef"):
-            out.append({"name": arg["name"],
-                        "value": _field(ctx.ro, value_from["fieldRef"].get("fieldPath", ""))})
+            out.append({"name": arg["name"], "value": _field(ctx.ro, value_from["fieldRef"].get("fieldPath", ""))})
         else:
             out.append(copy.deepcopy(arg))
     return out

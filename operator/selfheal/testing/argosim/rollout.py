@@ -8,16 +8,29 @@ import logging
 import math
 from typing import TYPE_CHECKING
 
-from selfheal.testing.argosim_status import (
-    calculate_phase, format_selector, get_condition, set_condition, step_string,
+from selfheal.testing.argosim.status import (
+    calculate_phase,
+    format_selector,
+    get_condition,
+    set_condition,
+    step_string,
 )
-from selfheal.testing.argosim_util import (
-    controller_uid, go_duration, merge_diff, now_utc, owner_ref, parse_ts, pod_template_hash, prune, step_hash, ts,
+from selfheal.testing.argosim.util import (
+    controller_uid,
+    go_duration,
+    merge_diff,
+    now_utc,
+    owner_ref,
+    parse_ts,
+    pod_template_hash,
+    prune,
+    step_hash,
+    ts,
 )
 from selfheal.testing.rest import ApiError
 
 if TYPE_CHECKING:
-    from selfheal.testing.argosim import ArgoSimulator
+    from selfheal.testing.argosim.simulator import ArgoSimulator
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +39,27 @@ HASH_LABEL = "rollouts-pod-template-hash"
 REVISION = "rollout.argoproj.io/revision"
 DESIRED = "rollout.argoproj.io/desired-replicas"
 EPHEMERAL = "rollout.argoproj.io/ephemeral-metadata"
-_SKIP_ANNOTATIONS = {REVISION, DESIRED, "rollout.argoproj.io/revision-history",
-                     "kubectl.kubernetes.io/last-applied-configuration"}
+_SKIP_ANNOTATIONS = {
+    REVISION,
+    DESIRED,
+    "rollout.argoproj.io/revision-history",
+    "kubectl.kubernetes.io/last-applied-configuration",
+}
 # Go omitempty: these fields vanish from the written status when zero / false.
-_OMIT_FALSY = ("abort", "controllerPause", "promoteFull", "replicas", "updatedReplicas", "readyReplicas",
-               "availableReplicas", "HPAReplicas", "currentPodHash", "currentStepHash", "stableRS", "selector")
+_OMIT_FALSY = (
+    "abort",
+    "controllerPause",
+    "promoteFull",
+    "replicas",
+    "updatedReplicas",
+    "readyReplicas",
+    "availableReplicas",
+    "HPAReplicas",
+    "currentPodHash",
+    "currentStepHash",
+    "stableRS",
+    "selector",
+)
 
 
 def rs_hash(rs: dict | None) -> str:
@@ -61,8 +90,9 @@ class RolloutReconcile:
         self.all_rs = [rs for rs in replicasets if controller_uid(rs) == uid]
         self.runs = [r for r in runs if controller_uid(r) == uid]
         self.computed_hash = pod_template_hash(self.spec.get("template") or {}, self.status.get("collisionCount"))
-        self.new_rs = next((rs for rs in self.all_rs if rs["metadata"]["name"] == f"{self.name}-{self.computed_hash}"),
-                           None)
+        self.new_rs = next(
+            (rs for rs in self.all_rs if rs["metadata"]["name"] == f"{self.name}-{self.computed_hash}"), None
+        )
         self.add_pause: list[str] = []
         self.remove_pause: list[str] = []
         self.clear_pause = False
@@ -154,23 +184,27 @@ class RolloutReconcile:
         abort_exists = bool(progressing and progressing["reason"] == "RolloutAborted")
         changed, resumed = False, False
         if is_paused != prog_paused and not abort_exists:
-            reason, message = ("RolloutPaused", "Rollout is paused") if is_paused else \
-                ("RolloutResumed", "Rollout is resumed")
+            reason, message = (
+                ("RolloutPaused", "Rollout is paused") if is_paused else ("RolloutResumed", "Rollout is resumed")
+            )
             changed |= set_condition(conditions, "Progressing", "Unknown", reason, message, self.now_s)
             resumed = not is_paused
         if not self.is_aborted() and abort_exists:
-            changed |= set_condition(conditions, "Progressing", "Unknown", "RolloutRetry",
-                                     "Retrying Rollout after abort", self.now_s)
+            changed |= set_condition(
+                conditions, "Progressing", "Unknown", "RolloutRetry", "Retrying Rollout after abort", self.now_s
+            )
         paused = get_condition(conditions, "Paused")
         if is_paused != bool(paused and paused["status"] == "True") and not abort_exists:
-            changed |= set_condition(conditions, "Paused", "True" if is_paused else "False", "RolloutPaused",
-                                     "Rollout is paused", self.now_s)
+            changed |= set_condition(
+                conditions, "Paused", "True" if is_paused else "False", "RolloutPaused", "Rollout is paused", self.now_s
+            )
         if not changed:
             return True
         status = dict(self.status, conditions=conditions)
         phase, message = calculate_phase(self.spec, status)
-        self.client.patch(f"{self.path}/status", {"status": {"conditions": conditions, "phase": phase,
-                                                             "message": message or None}})
+        self.client.patch(
+            f"{self.path}/status", {"status": {"conditions": conditions, "phase": phase, "message": message or None}}
+        )
         if resumed:
             self.event("RolloutResumed", "Rollout is resumed")
         return False
@@ -196,25 +230,31 @@ class RolloutReconcile:
                 self.new_rs = existing
             else:
                 self.rs_created = True
-                self.event("NewReplicaSetCreated", f"Created ReplicaSet {self.new_rs['metadata']['name']} "
-                                                   f"(revision {revision})")
+                self.event(
+                    "NewReplicaSetCreated",
+                    f"Created ReplicaSet {self.new_rs['metadata']['name']} (revision {revision})",
+                )
             self.all_rs.append(self.new_rs)
         elif revision_of(self.new_rs) < max_revision or revision_of(self.new_rs) == 0:
             revision = max_revision + 1
             self.new_rs = self.client.patch(
                 f"/apis/apps/v1/namespaces/{self.ns}/replicasets/{self.new_rs['metadata']['name']}",
-                {"metadata": {"annotations": {REVISION: str(revision)}}})
-            self.all_rs = [self.new_rs if rs["metadata"]["uid"] == self.new_rs["metadata"]["uid"] else rs
-                           for rs in self.all_rs]
+                {"metadata": {"annotations": {REVISION: str(revision)}}},
+            )
+            self.all_rs = [
+                self.new_rs if rs["metadata"]["uid"] == self.new_rs["metadata"]["uid"] else rs for rs in self.all_rs
+            ]
         copied = {k: v for k, v in (self.meta.get("annotations") or {}).items() if k not in _SKIP_ANNOTATIONS}
         current = self.new_rs["metadata"].get("annotations") or {}
         if any(current.get(k) != v for k, v in copied.items()):
             # Rollout annotations (Kopf's included) are carried over to the new ReplicaSet (§4).
             self.new_rs = self.client.patch(
                 f"/apis/apps/v1/namespaces/{self.ns}/replicasets/{self.new_rs['metadata']['name']}",
-                {"metadata": {"annotations": copied}})
-            self.all_rs = [self.new_rs if rs["metadata"]["uid"] == self.new_rs["metadata"]["uid"] else rs
-                           for rs in self.all_rs]
+                {"metadata": {"annotations": copied}},
+            )
+            self.all_rs = [
+                self.new_rs if rs["metadata"]["uid"] == self.new_rs["metadata"]["uid"] else rs for rs in self.all_rs
+            ]
         revision = str(revision_of(self.new_rs))
         if self.revision() != revision:
             self.ro = self.client.patch(self.path, {"metadata": {"annotations": {REVISION: revision}}})
@@ -237,15 +277,25 @@ class RolloutReconcile:
             annotations[EPHEMERAL] = json.dumps(ephemeral, sort_keys=True)
         selector = copy.deepcopy(self.spec.get("selector") or {})
         selector["matchLabels"] = dict(selector.get("matchLabels") or {}, **{HASH_LABEL: self.computed_hash})
-        labels = dict((self.spec.get("template") or {}).get("metadata", {}).get("labels") or {},
-                      **{HASH_LABEL: self.computed_hash})
+        labels = dict(
+            (self.spec.get("template") or {}).get("metadata", {}).get("labels") or {},
+            **{HASH_LABEL: self.computed_hash},
+        )
         spec = {"replicas": 0, "selector": selector, "template": template}
         if self.spec.get("minReadySeconds"):
             spec["minReadySeconds"] = self.spec["minReadySeconds"]
-        return {"apiVersion": "apps/v1", "kind": "ReplicaSet",
-                "metadata": {"name": f"{self.name}-{self.computed_hash}", "namespace": self.ns, "labels": labels,
-                             "annotations": annotations, "ownerReferences": [owner_ref(self.ro)]},
-                "spec": spec}
+        return {
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
+            "metadata": {
+                "name": f"{self.name}-{self.computed_hash}",
+                "namespace": self.ns,
+                "labels": labels,
+                "annotations": annotations,
+                "ownerReferences": [owner_ref(self.ro)],
+            },
+            "spec": spec,
+        }
 
     def reconcile_ephemeral_metadata(self) -> None:
         if not self.status.get("stableRS") or self.status.get("stableRS") == rs_hash(self.new_rs):
@@ -324,14 +374,19 @@ class RolloutReconcile:
         want_new, want_stable = self.desired_counts()
 
         def at(rs: dict, want: int) -> bool:
-            return int(rs["spec"].get("replicas") or 0) == want and \
-                int((rs.get("status") or {}).get("availableReplicas") or 0) == want
+            return (
+                int(rs["spec"].get("replicas") or 0) == want
+                and int((rs.get("status") or {}).get("availableReplicas") or 0) == want
+            )
 
         if not at(self.new_rs, want_new):
             return False
         stable = self.stable_rs
-        if stable is not None and stable["metadata"]["uid"] != self.new_rs["metadata"]["uid"] and \
-                not at(stable, want_stable):
+        if (
+            stable is not None
+            and stable["metadata"]["uid"] != self.new_rs["metadata"]["uid"]
+            and not at(stable, want_stable)
+        ):
             return False
         return all(int((rs.get("status") or {}).get("replicas") or 0) == 0 for rs in self.others())
 
@@ -355,15 +410,20 @@ class RolloutReconcile:
         annotations = rs["metadata"].get("annotations") or {}
         if current == replicas and annotations.get(DESIRED) == desired:
             return False
-        updated = self.client.patch(f"/apis/apps/v1/namespaces/{self.ns}/replicasets/{rs['metadata']['name']}",
-                                    {"metadata": {"annotations": {DESIRED: desired}}, "spec": {"replicas": replicas}})
+        updated = self.client.patch(
+            f"/apis/apps/v1/namespaces/{self.ns}/replicasets/{rs['metadata']['name']}",
+            {"metadata": {"annotations": {DESIRED: desired}}, "spec": {"replicas": replicas}},
+        )
         self.all_rs = [updated if r["metadata"]["uid"] == updated["metadata"]["uid"] else r for r in self.all_rs]
         if self.new_rs["metadata"]["uid"] == updated["metadata"]["uid"]:
             self.new_rs = updated
         if current != replicas:
             direction = "up" if replicas > current else "down"
-            self.event("ScalingReplicaSet", f"Scaled {direction} ReplicaSet {rs['metadata']['name']} "
-                                            f"(revision {revision_of(rs)}) from {current} to {replicas}")
+            self.event(
+                "ScalingReplicaSet",
+                f"Scaled {direction} ReplicaSet {rs['metadata']['name']} "
+                f"(revision {revision_of(rs)}) from {current} to {replicas}",
+            )
             return True
         return False
 
@@ -417,10 +477,12 @@ class RolloutReconcile:
         replicas = total("replicas", self.all_rs)
         status = {
             "currentPodHash": new_hash,
-            "replicas": replicas, "updatedReplicas": total("replicas", new_rss),
+            "replicas": replicas,
+            "updatedReplicas": total("replicas", new_rss),
             "readyReplicas": total("readyReplicas", self.all_rs),
             "availableReplicas": total("availableReplicas", self.all_rs),
-            "HPAReplicas": replicas, "selector": format_selector(self.spec.get("selector")),
+            "HPAReplicas": replicas,
+            "selector": format_selector(self.spec.get("selector")),
             "collisionCount": self.status.get("collisionCount"),
             "conditions": copy.deepcopy(self.status.get("conditions") or []),
             "restartedAt": self.status.get("restartedAt"),
@@ -431,8 +493,14 @@ class RolloutReconcile:
             "canary": self.new_canary if self.new_canary is not None else {},
         }
         if self.rs_created:
-            set_condition(status["conditions"], "Progressing", "True", "NewReplicaSetCreated",
-                          f'Created new replica set "{self.new_rs["metadata"]["name"]}"', self.now_s)
+            set_condition(
+                status["conditions"],
+                "Progressing",
+                "True",
+                "NewReplicaSetCreated",
+                f'Created new replica set "{self.new_rs["metadata"]["name"]}"',
+                self.now_s,
+            )
         return status
 
     def sync_status(self) -> None:
@@ -460,8 +528,10 @@ class RolloutReconcile:
             new["currentStepIndex"] = steps if steps else None
             if new.get("stableRS") != new["currentPodHash"]:
                 new["stableRS"] = new["currentPodHash"]
-                self.event("RolloutCompleted", f"Rollout completed update to revision {self.revision()} "
-                                               f"({new['currentPodHash']}): {reason}")
+                self.event(
+                    "RolloutCompleted",
+                    f"Rollout completed update to revision {self.revision()} ({new['currentPodHash']}): {reason}",
+                )
             self.persist(new)
             return
         if self.is_aborted():
@@ -503,20 +573,35 @@ class RolloutReconcile:
         if not is_paused and complete:
             set_condition(conditions, "Completed", "True", "RolloutCompleted", "RolloutCompleted", self.now_s)
         elif was_complete is not None:
-            not_completed = set_condition(conditions, "Completed", "False", "RolloutCompleted", "RolloutCompleted",
-                                          self.now_s) and was_complete["status"] == "True"
+            not_completed = (
+                set_condition(conditions, "Completed", "False", "RolloutCompleted", "RolloutCompleted", self.now_s)
+                and was_complete["status"] == "True"
+            )
         rs_name = self.new_rs["metadata"]["name"] if self.new_rs else self.name
         if not aborted:
             if complete:
-                set_condition(conditions, "Progressing", "True", "NewReplicaSetAvailable",
-                              f'ReplicaSet "{rs_name}" has successfully progressed.', self.now_s)
+                set_condition(
+                    conditions,
+                    "Progressing",
+                    "True",
+                    "NewReplicaSetAvailable",
+                    f'ReplicaSet "{rs_name}" has successfully progressed.',
+                    self.now_s,
+                )
             elif self._progressed(new):
                 current = get_condition(conditions, "Progressing")
                 transition = current["lastTransitionTime"] if current and current["status"] == "True" else self.now_s
                 conditions[:] = [c for c in conditions if c.get("type") != "Progressing"]
-                conditions.append({"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated",
-                                   "message": f'ReplicaSet "{rs_name}" is progressing.',
-                                   "lastUpdateTime": self.now_s, "lastTransitionTime": transition})
+                conditions.append(
+                    {
+                        "type": "Progressing",
+                        "status": "True",
+                        "reason": "ReplicaSetUpdated",
+                        "message": f'ReplicaSet "{rs_name}" is progressing.',
+                        "lastUpdateTime": self.now_s,
+                        "lastTransitionTime": transition,
+                    }
+                )
             elif not is_paused and self._timed_out(conditions):
                 message = f'ReplicaSet "{rs_name}" has timed out progressing.'
                 if set_condition(conditions, "Progressing", "False", "ProgressDeadlineExceeded", message, self.now_s):
@@ -526,28 +611,43 @@ class RolloutReconcile:
                     aborted = True
         replicas = int(self.spec.get("replicas", 1))
         if new.get("availableReplicas", 0) >= replicas:
-            set_condition(conditions, "Available", "True", "AvailableReason", "Rollout has minimum availability",
-                          self.now_s)
+            set_condition(
+                conditions, "Available", "True", "AvailableReason", "Rollout has minimum availability", self.now_s
+            )
         else:
-            set_condition(conditions, "Available", "False", "AvailableReason",
-                          "Rollout does not have minimum availability", self.now_s)
+            set_condition(
+                conditions,
+                "Available",
+                "False",
+                "AvailableReason",
+                "Rollout does not have minimum availability",
+                self.now_s,
+            )
         if aborted:
             message = f"Rollout aborted update to revision {self.revision()}"
             if self.abort_message:
                 message = f"{message}: {self.abort_message}"
             if set_condition(conditions, "Progressing", "False", "RolloutAborted", message, self.now_s):
                 self.event("RolloutAborted", message, warning=True)
-        executed_all = not self.steps or new.get("currentStepIndex") is None or \
-            new.get("currentStepIndex") == len(self.steps)
-        healthy = all(new.get(k, 0) == replicas for k in ("updatedReplicas", "availableReplicas", "readyReplicas",
-                                                          "replicas")) and executed_all and complete
+        executed_all = (
+            not self.steps or new.get("currentStepIndex") is None or new.get("currentStepIndex") == len(self.steps)
+        )
+        healthy = (
+            all(
+                new.get(k, 0) == replicas for k in ("updatedReplicas", "availableReplicas", "readyReplicas", "replicas")
+            )
+            and executed_all
+            and complete
+        )
         if healthy:
             set_condition(conditions, "Healthy", "True", "RolloutHealthy", "Rollout is healthy", self.now_s)
         else:
             set_condition(conditions, "Healthy", "False", "RolloutHealthy", "Rollout is not healthy", self.now_s)
         if not_completed:
-            self.event("RolloutNotCompleted", f"Rollout not completed, started update to revision "
-                                              f"{self.revision()} ({new['currentPodHash']})")
+            self.event(
+                "RolloutNotCompleted",
+                f"Rollout not completed, started update to revision {self.revision()} ({new['currentPodHash']})",
+            )
 
     def _timed_out(self, conditions: list[dict]) -> bool:
         """RolloutTimedOut: no progress for ``progressDeadlineSeconds`` (default 600) since lastUpdateTime."""
@@ -562,15 +662,23 @@ class RolloutReconcile:
 
     def _progressed(self, new: dict) -> bool:
         old = self.status
-        if old.get("stableRS") != new.get("stableRS") or old.get("currentStepHash") != new.get("currentStepHash") \
-                or old.get("currentPodHash") != new.get("currentPodHash"):
+        if (
+            old.get("stableRS") != new.get("stableRS")
+            or old.get("currentStepHash") != new.get("currentStepHash")
+            or old.get("currentPodHash") != new.get("currentPodHash")
+        ):
             return True
-        if old.get("currentStepIndex") is not None and new.get("currentStepIndex") is not None and \
-                old["currentStepIndex"] != new["currentStepIndex"]:
+        if (
+            old.get("currentStepIndex") is not None
+            and new.get("currentStepIndex") is not None
+            and old["currentStepIndex"] != new["currentStepIndex"]
+        ):
             return True
-        return new.get("updatedReplicas", 0) != old.get("updatedReplicas", 0) or \
-            new.get("readyReplicas", 0) > old.get("readyReplicas", 0) or \
-            new.get("availableReplicas", 0) > old.get("availableReplicas", 0)
+        return (
+            new.get("updatedReplicas", 0) != old.get("updatedReplicas", 0)
+            or new.get("readyReplicas", 0) > old.get("readyReplicas", 0)
+            or new.get("availableReplicas", 0) > old.get("availableReplicas", 0)
+        )
 
     def calculate_pause_status(self, new: dict) -> None:
         if self.is_aborted():

@@ -8,7 +8,7 @@ import random
 from datetime import datetime
 from typing import Any
 
-from selfheal.testing.argosim_util import Recorder, controller_uid, merge_diff, now_utc, parse_ts, ts
+from selfheal.testing.argosim.util import Recorder, controller_uid, merge_diff, now_utc, parse_ts, ts
 from selfheal.testing.kubelet import NODE_NAME
 from selfheal.testing.rest import ApiError, KubeREST
 from selfheal.testing.workloads import Workloads
@@ -71,7 +71,7 @@ class NodeSimulator:
                     continue
                 try:
                     self._sync_rs(rs, by_owner.get(rs["metadata"]["uid"], []), now)
-                except Exception as e:  # noqa: BLE001 - the loop keeps going and reports
+                except Exception as e:
                     if not (isinstance(e, ApiError) and e.status in (404, 409)):
                         errors.append(e)
         for run in crashed:
@@ -95,14 +95,20 @@ class NodeSimulator:
                 ready += 1
                 if (now - since).total_seconds() >= min_ready:
                     available += 1
-        status = {"replicas": len(pods), "fullyLabeledReplicas": len(pods), "readyReplicas": ready,
-                  "availableReplicas": available, "observedGeneration": rs["metadata"].get("generation", 1)}
+        status = {
+            "replicas": len(pods),
+            "fullyLabeledReplicas": len(pods),
+            "readyReplicas": ready,
+            "availableReplicas": available,
+            "observedGeneration": rs["metadata"].get("generation", 1),
+        }
         old = rs.get("status") or {}
         diff = merge_diff({k: old.get(k, 0) for k in status}, status)
         if diff:
             meta = rs["metadata"]
-            self.client.patch(f"/apis/apps/v1/namespaces/{meta['namespace']}/replicasets/{meta['name']}/status",
-                              {"status": status})
+            self.client.patch(
+                f"/apis/apps/v1/namespaces/{meta['namespace']}/replicasets/{meta['name']}/status", {"status": status}
+            )
 
     def _create_pod(self, rs: dict) -> dict:
         meta = rs["metadata"]
@@ -110,13 +116,22 @@ class NodeSimulator:
         spec = dict(template.get("spec") or {})
         spec["nodeName"] = NODE_NAME
         body = {
-            "apiVersion": "v1", "kind": "Pod",
+            "apiVersion": "v1",
+            "kind": "Pod",
             "metadata": {
                 "name": f"{meta['name']}-{_rand_suffix(self._rng)}",
                 "labels": dict((template.get("metadata") or {}).get("labels") or {}),
                 "annotations": dict((template.get("metadata") or {}).get("annotations") or {}),
-                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": meta["name"],
-                                     "uid": meta["uid"], "controller": True, "blockOwnerDeletion": True}],
+                "ownerReferences": [
+                    {
+                        "apiVersion": "apps/v1",
+                        "kind": "ReplicaSet",
+                        "name": meta["name"],
+                        "uid": meta["uid"],
+                        "controller": True,
+                        "blockOwnerDeletion": True,
+                    }
+                ],
             },
             "spec": spec,
         }
@@ -125,8 +140,11 @@ class NodeSimulator:
     def _delete_pod(self, pod: dict) -> None:
         meta = pod["metadata"]
         try:
-            self.client.request("DELETE", f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}",
-                                {"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0})
+            self.client.request(
+                "DELETE",
+                f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}",
+                {"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0},
+            )
         except ApiError as e:
             if e.status != 404:
                 raise
@@ -147,17 +165,28 @@ class NodeSimulator:
                 state = {"running": {"startedAt": ts(run.running_since or now)}}
             else:
                 backoff = max(1, round((run.backoff_until - now).total_seconds())) if run.backoff_until else 10
-                state = {"waiting": {"reason": "CrashLoopBackOff",
-                                     "message": f"back-off {backoff}s restarting failed container="
-                                                f"{container['name']} pod={name}_{namespace}({meta['uid']})"}}
+                state = {
+                    "waiting": {
+                        "reason": "CrashLoopBackOff",
+                        "message": f"back-off {backoff}s restarting failed container="
+                        f"{container['name']} pod={name}_{namespace}({meta['uid']})",
+                    }
+                }
             all_ready = all_ready and run.running
             image = container.get("image", "")
-            statuses.append({
-                "name": container["name"], "image": image,
-                "imageID": f"{image.split(':')[0]}@sha256:{hashlib.sha256(image.encode()).hexdigest()}",
-                "containerID": f"containerd://{cid}", "ready": run.running, "started": run.running,
-                "restartCount": run.restarts, "state": state, "lastState": run.last_termination or {},
-            })
+            statuses.append(
+                {
+                    "name": container["name"],
+                    "image": image,
+                    "imageID": f"{image.split(':')[0]}@sha256:{hashlib.sha256(image.encode()).hexdigest()}",
+                    "containerID": f"containerd://{cid}",
+                    "ready": run.running,
+                    "started": run.running,
+                    "restartCount": run.restarts,
+                    "state": state,
+                    "lastState": run.last_termination or {},
+                }
+            )
         ready = "True" if all_ready else "False"
         started = meta.get("creationTimestamp") or ts(now)
         old = self._sent.get(meta["uid"]) or pod.get("status") or {}
@@ -169,16 +198,24 @@ class NodeSimulator:
             out = {"type": kind, "status": status, "lastProbeTime": None, "lastTransitionTime": since}
             if status == "False":
                 out["reason"] = "ContainersNotReady"
-                out["message"] = "containers with unready status: [" + " ".join(
-                    s["name"] for s in statuses if not s["ready"]) + "]"
+                out["message"] = (
+                    "containers with unready status: [" + " ".join(s["name"] for s in statuses if not s["ready"]) + "]"
+                )
             return out
 
         octets = hashlib.sha256(meta["uid"].encode()).digest()
         status = {
-            "phase": "Running", "hostIP": "127.0.0.1", "podIP": f"10.244.{octets[0] % 4}.{octets[1] % 250 + 2}",
-            "startTime": started, "qosClass": "BestEffort",
-            "conditions": [cond("Initialized", "True"), cond("Ready", ready), cond("ContainersReady", ready),
-                           cond("PodScheduled", "True")],
+            "phase": "Running",
+            "hostIP": "127.0.0.1",
+            "podIP": f"10.244.{octets[0] % 4}.{octets[1] % 250 + 2}",
+            "startTime": started,
+            "qosClass": "BestEffort",
+            "conditions": [
+                cond("Initialized", "True"),
+                cond("Ready", ready),
+                cond("ContainersReady", ready),
+                cond("PodScheduled", "True"),
+            ],
             "containerStatuses": statuses,
         }
         if self._sent.get(meta["uid"]) != status:
@@ -192,8 +229,14 @@ class NodeSimulator:
     def _backoff_event(self, run: Any) -> None:
         try:
             pod = self.client.get(f"/api/v1/namespaces/{run.namespace}/pods/{run.pod}")
-            self.recorder.event(pod, "BackOff", "Back-off restarting failed container", warning=True,
-                                field_path=f"spec.containers{{{run.container}}}", aggregate=True)
+            self.recorder.event(
+                pod,
+                "BackOff",
+                "Back-off restarting failed container",
+                warning=True,
+                field_path=f"spec.containers{{{run.container}}}",
+                aggregate=True,
+            )
         except ApiError as e:
             if e.status != 404:
                 log.warning("BackOff event for %s/%s not recorded: %s", run.namespace, run.pod, e)

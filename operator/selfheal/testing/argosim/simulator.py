@@ -7,11 +7,11 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from selfheal.testing import argosim_runs
-from selfheal.testing.argosim_analysis import AnalysisController
-from selfheal.testing.argosim_kube import NODE_RULES, NodeSimulator
-from selfheal.testing.argosim_rollout import RolloutReconcile
-from selfheal.testing.argosim_util import Recorder
+from selfheal.testing.argosim import runs as argosim_runs
+from selfheal.testing.argosim.analysis import AnalysisController
+from selfheal.testing.argosim.kube import NODE_RULES, NodeSimulator
+from selfheal.testing.argosim.rollout import RolloutReconcile
+from selfheal.testing.argosim.util import Recorder
 from selfheal.testing.controlplane import ControlPlane
 from selfheal.testing.rest import ApiError
 from selfheal.testing.workloads import DEFAULT_REQUESTS_PER_SECOND, Workloads
@@ -23,25 +23,42 @@ NODE_SERVICE_ACCOUNT = ("kube-system", "selfheal-sim-node")
 
 # The rules of the real controller's ClusterRole that matter here (contract §8.1).
 ARGO_RULES: list[dict[str, Any]] = [
-    {"apiGroups": ["argoproj.io"], "resources": ["rollouts", "rollouts/status", "rollouts/finalizers"],
-     "verbs": ["get", "list", "watch", "update", "patch"]},
-    {"apiGroups": ["argoproj.io"], "resources": ["analysisruns", "analysisruns/finalizers", "experiments",
-                                                 "experiments/finalizers"],
-     "verbs": ["create", "get", "list", "watch", "update", "patch", "delete"]},
-    {"apiGroups": ["argoproj.io"], "resources": ["analysistemplates", "clusteranalysistemplates"],
-     "verbs": ["get", "list", "watch"]},
-    {"apiGroups": ["apps"], "resources": ["replicasets"],
-     "verbs": ["create", "get", "list", "watch", "update", "patch", "delete"]},
-    {"apiGroups": ["", "apps"], "resources": ["deployments", "podtemplates"],
-     "verbs": ["get", "list", "watch", "update"]},
+    {
+        "apiGroups": ["argoproj.io"],
+        "resources": ["rollouts", "rollouts/status", "rollouts/finalizers"],
+        "verbs": ["get", "list", "watch", "update", "patch"],
+    },
+    {
+        "apiGroups": ["argoproj.io"],
+        "resources": ["analysisruns", "analysisruns/finalizers", "experiments", "experiments/finalizers"],
+        "verbs": ["create", "get", "list", "watch", "update", "patch", "delete"],
+    },
+    {
+        "apiGroups": ["argoproj.io"],
+        "resources": ["analysistemplates", "clusteranalysistemplates"],
+        "verbs": ["get", "list", "watch"],
+    },
+    {
+        "apiGroups": ["apps"],
+        "resources": ["replicasets"],
+        "verbs": ["create", "get", "list", "watch", "update", "patch", "delete"],
+    },
+    {
+        "apiGroups": ["", "apps"],
+        "resources": ["deployments", "podtemplates"],
+        "verbs": ["get", "list", "watch", "update"],
+    },
     {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "list", "watch", "patch", "create", "delete"]},
     {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create", "get", "update"]},
     {"apiGroups": [""], "resources": ["secrets", "configmaps"], "verbs": ["get", "list", "watch"]},
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "update", "watch"]},
     {"apiGroups": [""], "resources": ["pods/eviction"], "verbs": ["create"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "update", "patch"]},
-    {"apiGroups": ["batch"], "resources": ["jobs"],
-     "verbs": ["create", "get", "list", "watch", "update", "patch", "delete"]},
+    {
+        "apiGroups": ["batch"],
+        "resources": ["jobs"],
+        "verbs": ["create", "get", "list", "watch", "update", "patch", "delete"],
+    },
 ]
 
 
@@ -55,9 +72,16 @@ class ArgoSimulator:
     kept in :attr:`errors` (404 and 409 races are expected and only logged).
     """
 
-    def __init__(self, cp: ControlPlane, kubelet: Any, *, namespaces: list[str] | None = None,
-                 interval: float = 0.2, requests_per_second: float = DEFAULT_REQUESTS_PER_SECOND,
-                 seed: int | None = None) -> None:
+    def __init__(
+        self,
+        cp: ControlPlane,
+        kubelet: Any,
+        *,
+        namespaces: list[str] | None = None,
+        interval: float = 0.2,
+        requests_per_second: float = DEFAULT_REQUESTS_PER_SECOND,
+        seed: int | None = None,
+    ) -> None:
         self.cp = cp
         self.namespaces = list(namespaces) if namespaces else None
         self.interval = interval
@@ -120,8 +144,9 @@ class ArgoSimulator:
     def wait_passes(self, count: int = 2, timeout: float = 10.0) -> None:
         """Block until the background thread has completed ``count`` more passes."""
         target = self.passes + count
-        self.client.wait_for(lambda: self.passes >= target, timeout=timeout, interval=0.02,
-                             message=f"{count} simulator passes")
+        self.client.wait_for(
+            lambda: self.passes >= target, timeout=timeout, interval=0.02, message=f"{count} simulator passes"
+        )
 
     def _reconcile_scope(self, namespace: str | None) -> None:
         base = "/apis/argoproj.io/v1alpha1" + (f"/namespaces/{namespace}" if namespace else "")
@@ -140,16 +165,28 @@ class ArgoSimulator:
             if "canary" not in strategy or rollout["spec"].get("workloadRef"):
                 if uid not in self._skipped:
                     self._skipped.add(uid)
-                    log.warning("rollout %s/%s: only canary rollouts with an inline template are simulated",
-                                ns, rollout["metadata"]["name"])
+                    log.warning(
+                        "rollout %s/%s: only canary rollouts with an inline template are simulated",
+                        ns,
+                        rollout["metadata"]["name"],
+                    )
                 continue
             if uid not in self._seen:
                 self._seen.add(uid)
-                self._guard(self.rollout_event, rollout, "RolloutAddedToInformer",
-                            f"Rollout resource added to informer: {ns}/{rollout['metadata']['name']}")
-            self._guard(lambda r=rollout: RolloutReconcile(
-                self, r, [x for x in replicasets if x["metadata"]["namespace"] == ns],
-                [x for x in runs if x["metadata"]["namespace"] == ns]).run())
+                self._guard(
+                    self.rollout_event,
+                    rollout,
+                    "RolloutAddedToInformer",
+                    f"Rollout resource added to informer: {ns}/{rollout['metadata']['name']}",
+                )
+            self._guard(
+                lambda r=rollout, n=ns: RolloutReconcile(
+                    self,
+                    r,
+                    [x for x in replicasets if x["metadata"]["namespace"] == n],
+                    [x for x in runs if x["metadata"]["namespace"] == n],
+                ).run()
+            )
 
     # -- hooks used by RolloutReconcile ------------------------------------------------------------
 
@@ -164,8 +201,9 @@ class ArgoSimulator:
         self._guard(self.analysis.reconcile, run)
         meta = run["metadata"]
         try:
-            return self.client.get(f"/apis/argoproj.io/v1alpha1/namespaces/{meta['namespace']}/analysisruns/"
-                                   f"{meta['name']}")
+            return self.client.get(
+                f"/apis/argoproj.io/v1alpha1/namespaces/{meta['namespace']}/analysisruns/{meta['name']}"
+            )
         except ApiError:
             return run
 
@@ -180,7 +218,7 @@ class ArgoSimulator:
     def _guard(self, fn: Callable[..., Any], *args: Any) -> None:
         try:
             fn(*args)
-        except Exception as e:  # noqa: BLE001 - the simulator never dies; tests read .errors
+        except Exception as e:
             self._record(e)
 
     def _record(self, error: BaseException) -> None:

@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 
-from selfheal.testing.argosim_expr import ExprError, JSONPathMissing, evaluate, jsonpath
-from selfheal.testing.argosim_util import Recorder, go_duration, merge_diff, now_utc, parse_ts, ts
+from selfheal.testing.argosim.expr import ExprError, JSONPathMissing, evaluate, jsonpath
+from selfheal.testing.argosim.util import Recorder, go_duration, merge_diff, now_utc, parse_ts, ts
 from selfheal.testing.rest import ApiError, KubeREST
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ class ArgsError(Exception):
 
 def go_json(value: Any) -> str:
     """``json.Marshal`` of a decoded JSON value: compact, map keys sorted, integral floats without ``.0``."""
+
     def norm(v: Any) -> Any:
         if isinstance(v, float) and v.is_integer() and abs(v) < 1e21:
             return int(v)
@@ -116,7 +117,8 @@ class AnalysisController:
         results = {r["name"]: r for r in new.get("metricResults") or []}
         dry = {d.get("metricName") for d in spec.get("dryRun") or []}
         terminating = bool(spec.get("terminate")) or any(
-            r.get("phase") in ("Failed", "Error", "Inconclusive") and r["name"] not in dry for r in results.values())
+            r.get("phase") in ("Failed", "Error", "Inconclusive") and r["name"] not in dry for r in results.values()
+        )
         started = parse_ts(new.get("startedAt")) or now
         if not terminating:
             for metric in metrics:
@@ -137,8 +139,12 @@ class AnalysisController:
             if phase != result.get("phase"):
                 result["phase"] = phase
                 if phase in COMPLETED:
-                    self._event(run, f"Metric{phase}", f"Metric '{metric['name']}' Completed. Result: {phase}",
-                                warning=phase in ("Failed", "Error"))
+                    self._event(
+                        run,
+                        f"Metric{phase}",
+                        f"Metric '{metric['name']}' Completed. Result: {phase}",
+                        warning=phase in ("Failed", "Error"),
+                    )
             if phase not in COMPLETED:
                 completed = False
                 continue
@@ -173,8 +179,9 @@ class AnalysisController:
         new["completedAt"] = ts(now)
         new.setdefault("startedAt", ts(now))
         self._persist(run, old, new)
-        self._event(run, f"AnalysisRun{phase}", f"Analysis Completed. Result: {phase}",
-                    warning=phase in ("Failed", "Error"))
+        self._event(
+            run, f"AnalysisRun{phase}", f"Analysis Completed. Result: {phase}", warning=phase in ("Failed", "Error")
+        )
 
     def _persist(self, run: dict, old: dict, new: dict) -> None:
         diff = merge_diff(old, new)
@@ -183,8 +190,9 @@ class AnalysisController:
         if "phase" not in diff:
             diff["phase"] = new["phase"]  # the CRD requires status.phase on every status write
         meta = run["metadata"]
-        self.client.patch(f"/apis/argoproj.io/v1alpha1/namespaces/{meta['namespace']}/analysisruns/{meta['name']}",
-                          {"status": diff})
+        self.client.patch(
+            f"/apis/argoproj.io/v1alpha1/namespaces/{meta['namespace']}/analysisruns/{meta['name']}", {"status": diff}
+        )
 
     def _event(self, run: dict, reason: str, message: str, *, warning: bool) -> None:
         try:
@@ -257,8 +265,12 @@ class AnalysisController:
             if r["name"] in dry:
                 continue
             summary["count"] += 1
-            key = {"Successful": "successful", "Failed": "failed", "Inconclusive": "inconclusive",
-                   "Error": "error"}.get(r.get("phase", ""))
+            key = {
+                "Successful": "successful",
+                "Failed": "failed",
+                "Inconclusive": "inconclusive",
+                "Error": "error",
+            }.get(r.get("phase", ""))
             if key:
                 summary[key] += 1
         return {k: v for k, v in summary.items() if v}
@@ -334,8 +346,9 @@ class AnalysisController:
             raise _MeasurementError(str(e)) from None
         timeout = float(web.get("timeoutSeconds") or 10)
         try:
-            response = httpx.request(method, url, headers=headers, content=body, timeout=timeout,
-                                     verify=not web.get("insecure"))
+            response = httpx.request(
+                method, url, headers=headers, content=body, timeout=timeout, verify=not web.get("insecure")
+            )
         except httpx.HTTPError as e:
             raise _MeasurementError(f'{method} "{url}": {e!r}') from None
         if not 200 <= response.status_code < 300:
@@ -355,13 +368,16 @@ class AnalysisController:
         namespace = run["metadata"]["namespace"]
         try:
             query = substitute(str(config.get("query", "")), args)
-            pod_hash = substitute(str(config.get("podTemplateHash") or ""), args) or \
-                (run["metadata"].get("labels") or {}).get("rollouts-pod-template-hash", "")
+            pod_hash = substitute(str(config.get("podTemplateHash") or ""), args) or (
+                run["metadata"].get("labels") or {}
+            ).get("rollouts-pod-template-hash", "")
         except ArgsError as e:
             raise _MeasurementError(str(e)) from None
         selector = f"rollouts-pod-template-hash={pod_hash}"
-        pods = {p["metadata"]["name"] for p in
-                self.client.items(f"/api/v1/namespaces/{namespace}/pods", labelSelector=selector)}
+        pods = {
+            p["metadata"]["name"]
+            for p in self.client.items(f"/api/v1/namespaces/{namespace}/pods", labelSelector=selector)
+        }
         if not pods:
             raise _MeasurementError(f"no pods match {selector}")
         try:

@@ -7,8 +7,7 @@ def get_condition(conditions: list[dict] | None, kind: str) -> dict | None:
     return next((c for c in conditions or [] if c.get("type") == kind), None)
 
 
-def set_condition(conditions: list[dict], kind: str, status: str, reason: str, message: str,
-                  now: str) -> bool:
+def set_condition(conditions: list[dict], kind: str, status: str, reason: str, message: str, now: str) -> bool:
     """SetRolloutCondition: no-op when status and reason are unchanged; keeps lastTransitionTime when the
     status is unchanged; the condition moves to the end."""
     current = get_condition(conditions, kind)
@@ -16,8 +15,16 @@ def set_condition(conditions: list[dict], kind: str, status: str, reason: str, m
         return False
     transition = current["lastTransitionTime"] if current and current["status"] == status else now
     conditions[:] = [c for c in conditions if c.get("type") != kind]
-    conditions.append({"type": kind, "status": status, "reason": reason, "message": message,
-                       "lastUpdateTime": now, "lastTransitionTime": transition})
+    conditions.append(
+        {
+            "type": kind,
+            "status": status,
+            "reason": reason,
+            "message": message,
+            "lastUpdateTime": now,
+            "lastTransitionTime": transition,
+        }
+    )
     return True
 
 

@@ -95,8 +95,14 @@ def prune(value: Any) -> Any:
 
 
 def owner_ref(obj: dict) -> dict:
-    return {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": obj["metadata"]["name"],
-            "uid": obj["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
+    return {
+        "apiVersion": obj["apiVersion"],
+        "kind": obj["kind"],
+        "name": obj["metadata"]["name"],
+        "uid": obj["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
 
 
 def controller_uid(obj: dict) -> str | None:
@@ -116,8 +122,16 @@ class Recorder:
         self.sent: list[dict] = []
         self._aggregate: dict[tuple, tuple[str, int]] = {}
 
-    def event(self, obj: dict, reason: str, message: str, *, warning: bool = False,
-              field_path: str | None = None, aggregate: bool = False) -> None:
+    def event(
+        self,
+        obj: dict,
+        reason: str,
+        message: str,
+        *,
+        warning: bool = False,
+        field_path: str | None = None,
+        aggregate: bool = False,
+    ) -> None:
         meta = obj["metadata"]
         namespace = meta.get("namespace", "default")
         now = ts(now_utc())
@@ -127,29 +141,42 @@ class Recorder:
             count += 1
             self._aggregate[key] = (name, count)
             try:
-                self.client.patch(f"/api/v1/namespaces/{namespace}/events/{name}",
-                                  {"count": count, "lastTimestamp": now})
+                self.client.patch(
+                    f"/api/v1/namespaces/{namespace}/events/{name}", {"count": count, "lastTimestamp": now}
+                )
                 return
             except ApiError as e:
                 if e.status != 404:
                     raise
-        involved = {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "namespace": namespace,
-                    "name": meta["name"], "uid": meta.get("uid"), "resourceVersion": meta.get("resourceVersion")}
+        involved = {
+            "apiVersion": obj.get("apiVersion"),
+            "kind": obj.get("kind"),
+            "namespace": namespace,
+            "name": meta["name"],
+            "uid": meta.get("uid"),
+            "resourceVersion": meta.get("resourceVersion"),
+        }
         if field_path:
             involved["fieldPath"] = field_path
         source = {"component": self.component}
         if self.host:
             source["host"] = self.host
         body = {
-            "apiVersion": "v1", "kind": "Event",
+            "apiVersion": "v1",
+            "kind": "Event",
             "metadata": {"name": f"{meta['name']}.{uuid.uuid4().hex[:16]}", "namespace": namespace},
             "involvedObject": {k: v for k, v in involved.items() if v is not None},
-            "reason": reason, "message": message, "type": "Warning" if warning else "Normal",
-            "source": source, "firstTimestamp": now, "lastTimestamp": now, "count": 1,
-            "reportingComponent": self.component, "reportingInstance": self.host or "",
+            "reason": reason,
+            "message": message,
+            "type": "Warning" if warning else "Normal",
+            "source": source,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+            "reportingComponent": self.component,
+            "reportingInstance": self.host or "",
         }
         created = self.client.create(f"/api/v1/namespaces/{namespace}/events", body)
         self.sent.append(created)
         if aggregate:
             self._aggregate[key] = (created["metadata"]["name"], 1)
-

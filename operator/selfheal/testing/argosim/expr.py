@@ -6,13 +6,16 @@ import math
 import re
 from typing import Any
 
-_TOKEN = re.compile(r"""
+_TOKEN = re.compile(
+    r"""
     (?P<ws>\s+)
   | (?P<num>\d+\.\d*(?:[eE][+-]?\d+)?|\d*\.\d+(?:[eE][+-]?\d+)?|\d+(?:[eE][+-]?\d+)?)
   | (?P<str>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
   | (?P<op>&&|\|\||==|!=|<=|>=|[<>!+\-*/%().,\[\]])
-""", re.VERBOSE)
+""",
+    re.VERBOSE,
+)
 
 
 class ExprError(Exception):
@@ -85,7 +88,7 @@ class _Parser:
         return tok
 
     def expect(self, value: str) -> None:
-        kind, text = self.take()
+        _kind, text = self.take()
         if text != value:
             raise ExprError(f"expected {value!r}, got {text!r}")
 
@@ -215,8 +218,14 @@ def _bool(v: Any) -> bool:
 def _type(v: Any) -> str:
     if v is None:
         return "nil"
-    return {bool: "bool", int: "int", float: "float64", str: "string", list: "[]interface {}",
-            dict: "map[string]interface {}"}.get(type(v), type(v).__name__)
+    return {
+        bool: "bool",
+        int: "int",
+        float: "float64",
+        str: "string",
+        list: "[]interface {}",
+        dict: "map[string]interface {}",
+    }.get(type(v), type(v).__name__)
 
 
 def _need_nums(op: str, a: Any, b: Any) -> None:
