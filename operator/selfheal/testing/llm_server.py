@@ -54,8 +54,12 @@ class ErrorReply:
     code: str | None = None
     param: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    # Sent verbatim instead of the OpenAI error object, for servers whose error bodies have another shape.
+    body: Any = None
 
     def response(self) -> web.Response:
+        if self.body is not None:
+            return web.json_response(self.body, status=self.status, headers=self.headers)
         default_type, default_code = _ERROR_TYPES.get(
             self.status, ("server_error" if self.status >= 500 else "invalid_request_error", None)
         )
@@ -91,6 +95,91 @@ def verdict_content(
     }
 
 
+# --- how OpenAI-compatible servers treat response_format ---------------------------------------------
+
+
+def _format_type(response_format: Any) -> str:
+    return str(response_format.get("type")) if isinstance(response_format, dict) else ""
+
+
+def _llama_cpp_python(response_format: Any) -> ErrorReply | None:
+    """llama-cpp-python 0.3: its pydantic model knows only text and json_object; FastAPI's validation error
+    comes back as HTTP 500 naming response_format."""
+    kind = _format_type(response_format)
+    if response_format is None or kind in ("text", "json_object"):
+        return None
+    message = (
+        "1 validation error:\n  {'type': 'literal_error', 'loc': ('body', 'response_format', 'type'), "
+        "'msg': \"Input should be 'text' or 'json_object'\", 'input': '" + kind + "', "
+        "'ctx': {'expected': \"'text' or 'json_object'\"}}\n\n"
+        '  File "llama_cpp/server/app.py", line 376, in create_chat_completion\n    POST /v1/chat/completions'
+    )
+    return ErrorReply(500, message, type="internal_server_error")
+
+
+def _llama_server(response_format: Any) -> ErrorReply | None:
+    """llama.cpp's own llama-server before json_schema support: HTTP 500 with its own error object."""
+    kind = _format_type(response_format)
+    if response_format is None or kind in ("text", "json_object"):
+        return None
+    message = f'response_format type must be one of "text" or "json_object", but got: {kind}'
+    return ErrorReply(500, body={"error": {"code": 500, "message": message, "type": "server_error"}})
+
+
+def _vllm_xgrammar(response_format: Any) -> ErrorReply | None:
+    """vLLM 0.8 with the xgrammar backend: a schema with numeric bounds is refused with 400, in vLLM's
+    top-level error object; json_object (extra keys ignored) is accepted."""
+    if _format_type(response_format) != "json_schema":
+        return None
+    schema = json.dumps((response_format.get("json_schema") or {}).get("schema") or {})
+    if not any(f'"{word}"' in schema for word in ("minimum", "maximum", "multipleOf")):
+        return None
+    message = "The provided JSON schema contains features not supported by xgrammar."
+    return ErrorReply(
+        400, body={"object": "error", "message": message, "type": "BadRequestError", "param": None, "code": 400}
+    )
+
+
+def _lm_studio(response_format: Any) -> ErrorReply | None:
+    """LM Studio: structured output only through json_schema; its error is a bare string."""
+    kind = _format_type(response_format)
+    if response_format is None or kind in ("json_schema", "text"):
+        return None
+    return ErrorReply(400, body={"error": "'response_format.type' must be 'json_schema'"})
+
+
+def _no_response_format(response_format: Any) -> ErrorReply | None:
+    """A gateway that knows no response_format at all (Azure OpenAI's older API versions)."""
+    if response_format is None:
+        return None
+    return ErrorReply(400, "Unrecognized request argument supplied: response_format", param="response_format")
+
+
+@dataclass(frozen=True)
+class ServerBehaviour:
+    """How one OpenAI-compatible server treats ``response_format``: what it refuses, and whether it ignores
+    json_schema (the model then writes as it likes: prose around a code fence)."""
+
+    refuse: Callable[[Any], ErrorReply | None] = lambda response_format: None
+    ignores_json_schema: bool = False
+
+
+SERVERS: dict[str, ServerBehaviour] = {
+    "openai": ServerBehaviour(),
+    "llama-cpp-python": ServerBehaviour(_llama_cpp_python),
+    "llama-server": ServerBehaviour(_llama_server),
+    "ollama-0.4": ServerBehaviour(ignores_json_schema=True),
+    "vllm-0.8": ServerBehaviour(_vllm_xgrammar),
+    "lm-studio": ServerBehaviour(_lm_studio),
+    "no-response-format": ServerBehaviour(_no_response_format),
+}
+
+
+def _unconstrained(content: str) -> str:
+    """What a model writes when nothing constrains it to JSON."""
+    return f"Sure! Here is my assessment of the canary:\n\n```json\n{content}\n```\n\nLet me know if you need more."
+
+
 def _estimate(text: str) -> int:
     return max(1, (len(text) + 3) // 4)
 
@@ -99,7 +188,8 @@ class OpenAIStandIn(LoopbackServer):
     """``with OpenAIStandIn() as llm:`` serves ``POST {llm.base_url}/chat/completions``.
 
     By default every request gets the same healthy verdict. Script it with `respond`,
-    `respond_with`, and the faults `down`, `slow`, `malformed`, `http_error`, `no_json_schema`.
+    `respond_with`, and the faults `down`, `slow`, `malformed`, `http_error`, `no_json_schema`;
+    `imitate` makes it treat ``response_format`` as another server does (llama.cpp, Ollama, vLLM, ...).
     Every parsed request body is kept in ``requests`` (headers in ``request_headers``).
     Safe to use from tests and from an operator running in another process.
     """
@@ -117,6 +207,7 @@ class OpenAIStandIn(LoopbackServer):
         self._answer: Any = verdict_content()
         self._responder: Responder | None = None
         self._no_json_schema = False
+        self._server = SERVERS["openai"]
 
     @property
     def base_url(self) -> str:
@@ -173,11 +264,19 @@ class OpenAIStandIn(LoopbackServer):
         with self._lock:
             self._no_json_schema = enabled
 
+    def imitate(self, server: str) -> None:
+        """Treat ``response_format`` as ``server`` does: one of `SERVERS` (``openai`` is the default)."""
+        if server not in SERVERS:
+            raise ValueError(f"unknown server {server!r}; known: {sorted(SERVERS)}")
+        with self._lock:
+            self._server = SERVERS[server]
+
     def reset(self) -> None:
         """Back to the default healthy answer, no faults, no recorded requests (stays up or down)."""
         with self._lock:
             self._answer = verdict_content()
             self._responder = None
+            self._server = SERVERS["openai"]
             self.clear_faults()
             self.requests.clear()
             self.request_headers.clear()
@@ -249,15 +348,18 @@ class OpenAIStandIn(LoopbackServer):
         if body.get("stream"):
             return ErrorReply(400, "streaming is not supported by the stand-in", param="stream").response()
         await self._pause()
-        response_format = body.get("response_format") or {}
+        response_format = body.get("response_format")
         with self._lock:
-            no_schema = self._no_json_schema
-        if no_schema and isinstance(response_format, dict) and response_format.get("type") == "json_schema":
+            no_schema, server = self._no_json_schema, self._server
+        if no_schema and _format_type(response_format) == "json_schema":
             return ErrorReply(
                 400,
                 "Invalid parameter: 'response_format' of type 'json_schema' is not supported with this model.",
                 param="response_format",
             ).response()
+        refusal = server.refuse(response_format)
+        if refusal is not None:
+            return refusal.response()
         fault = self._take_fault()
         if fault is not None and fault.kind == "http_error" and fault.detail is not None:
             return fault.detail.response()
@@ -279,6 +381,8 @@ class OpenAIStandIn(LoopbackServer):
                 content = reply
             else:
                 content = json.dumps(reply)
+            if server.ignores_json_schema and _format_type(response_format) == "json_schema":
+                content = _unconstrained(content)
         prompt_tokens = sum(_estimate(str(m.get("content", ""))) + 4 for m in messages if isinstance(m, dict)) + 3
         completion_tokens = _estimate(content)
         return web.json_response(
