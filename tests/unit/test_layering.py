@@ -9,6 +9,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "operator" / "selfheal"
 OUTSIDE = {"kopf", "kubernetes_asyncio", "kubernetes", "httpx", "httpx2", "openai", "aiohttp", "tenacity", "yaml"}
+OUTSIDE |= {"prometheus_client", "a2a"}
 
 
 def imported_roots(path: Path) -> set[str]:

@@ -25,7 +25,14 @@ async def github_client(runtime: Runtime, namespace: str, gh: GitHubSpec) -> Git
     if client is None:
         for stale in [k for k in runtime.clients if k[:3] == key[:3]]:
             await runtime.clients.pop(stale).aclose()
-        client = GitHubClient(gh.api_url, token, gh.repository, conditional=True, hold_off=True)
+        client = GitHubClient(
+            gh.api_url,
+            token,
+            gh.repository,
+            conditional=True,
+            hold_off=True,
+            observe=runtime.metrics.github_request_seconds.observe,
+        )
         runtime.clients[key] = client
     return client
 

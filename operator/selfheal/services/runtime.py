@@ -11,10 +11,9 @@ from typing import Any
 
 from selfheal import __version__
 from selfheal.adapters.kube import KubeAdapter, connect
-from selfheal.adapters.metrics import MetricsServer, start_metrics_server, stop_metrics_server
+from selfheal.adapters.metrics import MetricsServer, OperatorMetrics, start_metrics_server, stop_metrics_server
 from selfheal.config import CONFIG, OperatorConfig
 from selfheal.domain.evidence import Evidence, Side
-from selfheal.domain.metrics import OperatorMetrics
 from selfheal.domain.verdict import VerdictKind
 
 MAX_SNAPSHOTS = 256
@@ -143,7 +142,7 @@ class Runtime:
     async def serve_metrics(self, port: int, host: str = "0.0.0.0") -> MetricsServer:
         """Start the metrics endpoint (once); stopped by ``aclose``."""
         if self.metrics_server is None:
-            self.metrics_server = await start_metrics_server(self.metrics.render, host, port)
+            self.metrics_server = await start_metrics_server(self.metrics.registry, host, port)
         return self.metrics_server
 
     async def aclose(self) -> None:
