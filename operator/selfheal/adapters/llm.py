@@ -41,6 +41,10 @@ SCHEMA_NAME = "canary_verdict"
 DEFAULT_VALIDATION_RETRIES = 2
 # How much of an invalid answer is quoted back when asking again.
 _ECHO_MAX = 1500
+# A valid verdict takes well under this many tokens (its texts are bounded). The cap stops a weak model that
+# a grammar keeps writing (whitespace, an endless string) from holding a one-request-at-a-time server until
+# its context is full; a cut-off answer is asked for again like any invalid one.
+DEFAULT_MAX_ANSWER_TOKENS = 2048
 
 
 class LLMResult(BaseModel):
@@ -127,6 +131,12 @@ def _mentions_temperature(err: openai.APIStatusError) -> bool:
     return "temperature" in text
 
 
+def _wants_max_completion_tokens(err: openai.APIStatusError) -> bool:
+    """OpenAI's reasoning models refuse ``max_tokens`` and name ``max_completion_tokens`` instead."""
+    text = " ".join(str(x) for x in (err.message, err.param, err.body) if x).lower()
+    return "max_tokens" in text and "max_completion_tokens" in text
+
+
 def describe_endpoint(url: str) -> str:
     """``scheme://host[:port]`` of an endpoint, for messages: never the user or password a URL may carry."""
     parts = urlsplit(url)
@@ -164,7 +174,10 @@ class LLMClient:
         self.max_retries = max_retries
         self.temperature = temperature
         self.validation_retries = max(0, validation_retries)
-        self.max_completion_tokens = max_completion_tokens
+        self.max_completion_tokens = max_completion_tokens or DEFAULT_MAX_ANSWER_TOKENS
+        # The cap goes as max_tokens, which every OpenAI-compatible server reads (llama.cpp, Ollama and LM Studio
+        # ignore max_completion_tokens), until an endpoint asks for max_completion_tokens instead.
+        self._token_param = "max_tokens"
         self.usage = TokenUsage()
         # The output format asked for; steps down `FORMATS` for good when the endpoint refuses or ignores it.
         self.mode: Mode = FORMATS[0]
@@ -222,8 +235,7 @@ class LLMClient:
                 kwargs["response_format"] = response_format
             if self._send_temperature:
                 kwargs["temperature"] = self.temperature
-            if self.max_completion_tokens:
-                kwargs["max_completion_tokens"] = self.max_completion_tokens
+            kwargs[self._token_param] = self.max_completion_tokens
             started = time.monotonic()
             try:
                 response = await self._client.chat.completions.create(**kwargs)
@@ -241,6 +253,10 @@ class LLMClient:
                     log.warning("%s rejected the temperature setting; sending none from now on", self._endpoint)
                     self._send_temperature = False
                     temperature_adapted = True
+                    continue
+                if self._token_param == "max_tokens" and _wants_max_completion_tokens(e):
+                    log.warning("%s asked for max_completion_tokens; sending that from now on", self._endpoint)
+                    self._token_param = "max_completion_tokens"
                     continue
                 raise self._unavailable(e) from e
             except openai.OpenAIError as e:

@@ -95,18 +95,18 @@ def verdict_content(
     }
 
 
-# --- how OpenAI-compatible servers treat response_format ---------------------------------------------
+# --- how OpenAI-compatible servers treat response_format (and the other request fields that vary) -------
 
 
 def _format_type(response_format: Any) -> str:
     return str(response_format.get("type")) if isinstance(response_format, dict) else ""
 
 
-def _llama_cpp_python(response_format: Any) -> ErrorReply | None:
+def _llama_cpp_python(body: dict[str, Any]) -> ErrorReply | None:
     """llama-cpp-python 0.3: its pydantic model knows only text and json_object; FastAPI's validation error
     comes back as HTTP 500 naming response_format."""
-    kind = _format_type(response_format)
-    if response_format is None or kind in ("text", "json_object"):
+    kind = _format_type(body.get("response_format"))
+    if not kind or kind in ("text", "json_object"):
         return None
     message = (
         "1 validation error:\n  {'type': 'literal_error', 'loc': ('body', 'response_format', 'type'), "
@@ -117,18 +117,19 @@ def _llama_cpp_python(response_format: Any) -> ErrorReply | None:
     return ErrorReply(500, message, type="internal_server_error")
 
 
-def _llama_server(response_format: Any) -> ErrorReply | None:
+def _llama_server(body: dict[str, Any]) -> ErrorReply | None:
     """llama.cpp's own llama-server before json_schema support: HTTP 500 with its own error object."""
-    kind = _format_type(response_format)
-    if response_format is None or kind in ("text", "json_object"):
+    kind = _format_type(body.get("response_format"))
+    if not kind or kind in ("text", "json_object"):
         return None
     message = f'response_format type must be one of "text" or "json_object", but got: {kind}'
     return ErrorReply(500, body={"error": {"code": 500, "message": message, "type": "server_error"}})
 
 
-def _vllm_xgrammar(response_format: Any) -> ErrorReply | None:
+def _vllm_xgrammar(body: dict[str, Any]) -> ErrorReply | None:
     """vLLM 0.8 with the xgrammar backend: a schema with numeric bounds is refused with 400, in vLLM's
     top-level error object; json_object (extra keys ignored) is accepted."""
+    response_format = body.get("response_format")
     if _format_type(response_format) != "json_schema":
         return None
     schema = json.dumps((response_format.get("json_schema") or {}).get("schema") or {})
@@ -140,32 +141,58 @@ def _vllm_xgrammar(response_format: Any) -> ErrorReply | None:
     )
 
 
-def _lm_studio(response_format: Any) -> ErrorReply | None:
+def _lm_studio(body: dict[str, Any]) -> ErrorReply | None:
     """LM Studio: structured output only through json_schema; its error is a bare string."""
-    kind = _format_type(response_format)
-    if response_format is None or kind in ("json_schema", "text"):
+    kind = _format_type(body.get("response_format"))
+    if not kind or kind in ("json_schema", "text"):
         return None
     return ErrorReply(400, body={"error": "'response_format.type' must be 'json_schema'"})
 
 
-def _no_response_format(response_format: Any) -> ErrorReply | None:
+def _openai_reasoning(body: dict[str, Any]) -> ErrorReply | None:
+    """OpenAI's reasoning models: max_tokens and a temperature other than 1 are refused."""
+    if "max_tokens" in body:
+        return ErrorReply(
+            400,
+            "Unsupported parameter: 'max_tokens' is not supported with this model. "
+            "Use 'max_completion_tokens' instead.",
+            param="max_tokens",
+            code="unsupported_parameter",
+        )
+    if body.get("temperature") not in (None, 1):
+        return ErrorReply(
+            400,
+            "Unsupported value: 'temperature' does not support 0 with this model. "
+            "Only the default (1) value is supported.",
+            param="temperature",
+            code="unsupported_value",
+        )
+    return None
+
+
+def _no_response_format(body: dict[str, Any]) -> ErrorReply | None:
     """A gateway that knows no response_format at all (Azure OpenAI's older API versions)."""
-    if response_format is None:
+    if body.get("response_format") is None:
         return None
     return ErrorReply(400, "Unrecognized request argument supplied: response_format", param="response_format")
 
 
+def _accept(body: dict[str, Any]) -> ErrorReply | None:
+    return None
+
+
 @dataclass(frozen=True)
 class ServerBehaviour:
-    """How one OpenAI-compatible server treats ``response_format``: what it refuses, and whether it ignores
+    """How one server treats a request: what it refuses (given the whole body), and whether it ignores
     json_schema (the model then writes as it likes: prose around a code fence)."""
 
-    refuse: Callable[[Any], ErrorReply | None] = lambda response_format: None
+    refuse: Callable[[dict[str, Any]], ErrorReply | None] = _accept
     ignores_json_schema: bool = False
 
 
 SERVERS: dict[str, ServerBehaviour] = {
     "openai": ServerBehaviour(),
+    "openai-reasoning": ServerBehaviour(_openai_reasoning),
     "llama-cpp-python": ServerBehaviour(_llama_cpp_python),
     "llama-server": ServerBehaviour(_llama_server),
     "ollama-0.4": ServerBehaviour(ignores_json_schema=True),
@@ -357,7 +384,7 @@ class OpenAIStandIn(LoopbackServer):
                 "Invalid parameter: 'response_format' of type 'json_schema' is not supported with this model.",
                 param="response_format",
             ).response()
-        refusal = server.refuse(response_format)
+        refusal = server.refuse(body)
         if refusal is not None:
             return refusal.response()
         fault = self._take_fault()
@@ -384,6 +411,10 @@ class OpenAIStandIn(LoopbackServer):
             if server.ignores_json_schema and _format_type(response_format) == "json_schema":
                 content = _unconstrained(content)
         prompt_tokens = sum(_estimate(str(m.get("content", ""))) + 4 for m in messages if isinstance(m, dict)) + 3
+        finish_reason = "stop"
+        cap = body.get("max_completion_tokens") or body.get("max_tokens")
+        if isinstance(cap, int) and _estimate(content) > cap:  # the model is stopped at the cap, mid-answer
+            content, finish_reason = content[: cap * 4], "length"
         completion_tokens = _estimate(content)
         return web.json_response(
             {
@@ -396,7 +427,7 @@ class OpenAIStandIn(LoopbackServer):
                         "index": 0,
                         "message": {"role": "assistant", "content": content, "refusal": None},
                         "logprobs": None,
-                        "finish_reason": "stop",
+                        "finish_reason": finish_reason,
                     }
                 ],
                 "usage": {

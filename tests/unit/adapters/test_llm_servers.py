@@ -197,3 +197,31 @@ def test_each_imitated_server_answers_as_documented() -> None:
 
         with pytest.raises(ValueError, match="unknown server"):
             llm.imitate("gpt-5-server")
+
+
+async def test_every_request_caps_the_answer_so_a_runaway_model_cannot_hold_the_server(
+    llm: OpenAIStandIn, client: LLMClient
+) -> None:
+    """A small model under a grammar may write whitespace until the context is full; the cap stops it, and a
+    cut-off answer is no verdict."""
+    llm.imitate("llama-cpp-python")
+    llm.respond_with(lambda body: json.dumps(UNHEALTHY)[:-1] + " " * 100_000)
+    with pytest.raises(AnalyzerUnavailable, match="cut off at the length limit"):
+        await client.judge(BUNDLE)
+    assert {body["max_tokens"] for body in llm.requests} == {2048}
+    assert "max_completion_tokens" not in llm.requests[0]
+
+
+async def test_a_reasoning_model_gets_max_completion_tokens_and_its_default_temperature(
+    llm: OpenAIStandIn, client: LLMClient
+) -> None:
+    llm.imitate("openai-reasoning")
+    result = await client.judge(BUNDLE)
+    assert result.verdict.verdict == "unhealthy"
+    last = llm.requests[-1]
+    assert last["max_completion_tokens"] == 2048 and "max_tokens" not in last
+    assert "temperature" not in last
+    assert last["response_format"]["type"] == "json_schema"  # nothing else given up
+    llm.requests.clear()
+    await client.judge(BUNDLE)
+    assert len(llm.requests) == 1  # remembered
