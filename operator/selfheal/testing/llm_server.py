@@ -130,7 +130,7 @@ def _vllm_xgrammar(body: dict[str, Any]) -> ErrorReply | None:
     """vLLM 0.8 with the xgrammar backend: a schema with numeric bounds is refused with 400, in vLLM's
     top-level error object; json_object (extra keys ignored) is accepted."""
     response_format = body.get("response_format")
-    if _format_type(response_format) != "json_schema":
+    if not isinstance(response_format, dict) or _format_type(response_format) != "json_schema":
         return None
     schema = json.dumps((response_format.get("json_schema") or {}).get("schema") or {})
     if not any(f'"{word}"' in schema for word in ("minimum", "maximum", "multipleOf")):
