@@ -5,10 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from time import monotonic
 from typing import Any
 from wsgiref.simple_server import WSGIServer
 
@@ -39,18 +36,11 @@ GITHUB_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 class _Family:
     """One prometheus-client metric behind the call sites' ``metric.inc(amount, **labels)`` style."""
 
-    def __init__(self, name: str, metric: Any, registry: CollectorRegistry) -> None:
-        self.name = name
+    def __init__(self, metric: Any) -> None:
         self._metric = metric
-        self._registry = registry
 
     def _child(self, labels: dict[str, object]) -> Any:
         return self._metric.labels(**{k: str(v) for k, v in labels.items()}) if labels else self._metric
-
-    def value(self, suffix: str = "", **labels: object) -> float:
-        """The current sample (``suffix``: ``_total``, ``_count``, ``_sum`` ...) for these labels; 0 if none."""
-        found = self._registry.get_sample_value(self.name + suffix, {k: str(v) for k, v in labels.items()})
-        return found or 0.0
 
 
 class LabelledCounter(_Family):
@@ -58,9 +48,6 @@ class LabelledCounter(_Family):
 
     def inc(self, amount: float = 1.0, **labels: object) -> None:
         self._child(labels).inc(amount)
-
-    def value(self, suffix: str = "_total", **labels: object) -> float:
-        return super().value(suffix, **labels)
 
 
 class LabelledGauge(_Family):
@@ -81,14 +68,6 @@ class LabelledHistogram(_Family):
 
     def observe(self, seconds: float, **labels: object) -> None:
         self._child(labels).observe(seconds)
-
-    @contextmanager
-    def time(self, **labels: object) -> Iterator[None]:
-        started = monotonic()
-        try:
-            yield
-        finally:
-            self.observe(monotonic() - started, **labels)
 
 
 @dataclass
@@ -143,14 +122,13 @@ class OperatorMetrics:
 
         def counter(name: str, help: str, labels: list[str]) -> LabelledCounter:
             # prometheus-client adds the _total suffix itself (and the _created series beside it).
-            base = name.removesuffix("_total")
-            return LabelledCounter(base, Counter(base, help, labels, registry=r), r)
+            return LabelledCounter(Counter(name.removesuffix("_total"), help, labels, registry=r))
 
         def histogram(name: str, help: str, labels: list[str], buckets: tuple[float, ...]) -> LabelledHistogram:
-            return LabelledHistogram(name, Histogram(name, help, labels, registry=r, buckets=buckets), r)
+            return LabelledHistogram(Histogram(name, help, labels, registry=r, buckets=buckets))
 
         def gauge(name: str, help: str, labels: list[str]) -> LabelledGauge:
-            return LabelledGauge(name, Gauge(name, help, labels, registry=r), r)
+            return LabelledGauge(Gauge(name, help, labels, registry=r))
 
         return cls(
             registry=r,

@@ -35,6 +35,11 @@ SELFHEAL_FAMILIES = {
 }
 
 
+def sample(m: OperatorMetrics, name: str, **labels: str) -> float:
+    """The value of one sample of ``m`` (0 when it has never been touched)."""
+    return m.registry.get_sample_value(name, labels) or 0.0
+
+
 def scrape(url: str, accept: str | None = None) -> tuple[str, str]:
     request = urllib.request.Request(url, headers={"Accept": accept} if accept else {})
     with urllib.request.urlopen(request, timeout=5) as resp:
@@ -96,66 +101,75 @@ async def test_a_port_in_use_is_a_config_error() -> None:
 def test_each_runtime_has_its_own_registry() -> None:
     first, second = OperatorMetrics.create(), OperatorMetrics.create()
     first.tickets_opened.inc(namespace="a")
-    assert first.tickets_opened.value(namespace="a") == 1
-    assert second.tickets_opened.value(namespace="a") == 0
+    assert sample(first, "selfheal_tickets_opened_total", namespace="a") == 1
+    assert sample(second, "selfheal_tickets_opened_total", namespace="a") == 0
 
 
 def test_the_ticket_gauge_follows_each_ticket_through_its_phases() -> None:
     m = OperatorMetrics.create()
-    gauge = m.tickets.gauge
+
+    def gauge(namespace: str, phase: str) -> float:
+        return sample(m, "selfheal_tickets", namespace=namespace, phase=phase)
+
     m.tickets.track("team-a", "web-1", "Open")
     m.tickets.track("team-a", "web-2", "Open")
     m.tickets.track("team-b", "api-1", "Open")
-    assert gauge.value(namespace="team-a", phase="Open") == 2
+    assert gauge("team-a", "Open") == 2
     m.tickets.track("team-a", "web-1", "IssueOpened")
     m.tickets.track("team-a", "web-1", "IssueOpened")  # the same phase again (any other change) counts once
-    assert gauge.value(namespace="team-a", phase="Open") == 1
-    assert gauge.value(namespace="team-a", phase="IssueOpened") == 1
+    assert gauge("team-a", "Open") == 1
+    assert gauge("team-a", "IssueOpened") == 1
     m.tickets.track("team-a", "web-1", None)  # deleted
     m.tickets.track("team-a", "never-seen", None)
-    assert gauge.value(namespace="team-a", phase="IssueOpened") == 0
-    assert gauge.value(namespace="team-a", phase="Open") == 1
-    assert gauge.value(namespace="team-b", phase="Open") == 1
+    assert gauge("team-a", "IssueOpened") == 0
+    assert gauge("team-a", "Open") == 1
+    assert gauge("team-b", "Open") == 1
 
 
 async def test_llm_latency_is_observed_per_completion_with_its_outcome() -> None:
     m = OperatorMetrics.create()
-    seconds = m.llm_request_seconds
+
+    def seconds(suffix: str, outcome: str) -> float:
+        return sample(m, f"selfheal_llm_request_duration_seconds{suffix}", outcome=outcome)
+
     with OpenAIStandIn() as llm:
         client = LLMClient(llm.base_url, "k", "m", timeout=5, max_retries=0, observe=m.llm_request_seconds.observe)
         try:
             llm.slow(0.3, times=1)
             await client.judge(BUNDLE)
-            assert seconds.value("_count", outcome="answered") == 1
-            assert seconds.value("_sum", outcome="answered") >= 0.3
+            assert seconds("_count", "answered") == 1
+            assert seconds("_sum", "answered") >= 0.3
             llm.imitate("llama-cpp-python")  # a refused format, then the answer
             client.mode = "json_schema"
             await client.judge(BUNDLE)
-            assert seconds.value("_count", outcome="refused") == 1
-            assert seconds.value("_count", outcome="answered") == 2
+            assert seconds("_count", "refused") == 1
+            assert seconds("_count", "answered") == 2
             llm.respond_with(lambda body: ErrorReply(503, "overloaded"))
             with pytest.raises(AnalyzerUnavailable):
                 await client.judge(BUNDLE)
-            assert seconds.value("_count", outcome="failed") == 1
+            assert seconds("_count", "failed") == 1
         finally:
             await client.aclose()
 
 
 async def test_github_latency_is_observed_per_request_with_its_status_class() -> None:
     m = OperatorMetrics.create()
-    seconds = m.github_request_seconds
+
+    def seconds(status: str) -> float:
+        return sample(m, "selfheal_github_request_duration_seconds_count", method="GET", status=status)
+
     with GitHubStandIn(token="t", repos=["acme/web"]) as gh:
-        client = GitHubClient(gh.api_url, "t", "acme/web", backoff=0.01, observe=seconds.observe)
+        client = GitHubClient(gh.api_url, "t", "acme/web", backoff=0.01, observe=m.github_request_seconds.observe)
         try:
             await client.check_access()
-            assert seconds.value("_count", method="GET", status="2xx") == 1
+            assert seconds("2xx") == 1
             gh.fail_next(1, status=502)  # retried once by the client: two requests, two observations
             await client.check_access()
-            assert seconds.value("_count", method="GET", status="5xx") == 1
-            assert seconds.value("_count", method="GET", status="2xx") == 2
+            assert seconds("5xx") == 1
+            assert seconds("2xx") == 2
             gh.down()
             with pytest.raises(Exception):  # noqa: B017 - a connection error of whatever kind
                 await client.check_access()
-            assert seconds.value("_count", method="GET", status="error") >= 1
+            assert seconds("error") >= 1
         finally:
             await client.aclose()
