@@ -7,7 +7,7 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from selfheal.adapters.kube import KubeAdapter
 from selfheal.domain.argo import (
@@ -29,9 +29,6 @@ from selfheal.domain.evidence import (
 from selfheal.domain.timestamps import parse_time
 from selfheal.errors import ConfigError, PermanentError, TransientError
 
-if TYPE_CHECKING:
-    from selfheal.domain.policy import LogBounds
-
 log = logging.getLogger(__name__)
 
 # Concurrent log reads per gathering.
@@ -43,14 +40,20 @@ SINCE_MARGIN_SECONDS = 30
 
 
 class LogsSpec(Protocol):
-    """The log bounds of a policy (``LogBounds`` in ``domain/policy.py``)."""
+    """The log bounds of a policy (``LogBounds`` in ``domain/policy.py``), read only."""
 
-    tail_lines: int
-    limit_bytes: int
-    since_canary_start: bool
-    pods_per_side: int
-    previous_container: bool
-    containers: Sequence[str]
+    @property
+    def tail_lines(self) -> int: ...
+    @property
+    def limit_bytes(self) -> int: ...
+    @property
+    def since_canary_start(self) -> bool: ...
+    @property
+    def pods_per_side(self) -> int: ...
+    @property
+    def previous_container(self) -> bool: ...
+    @property
+    def containers(self) -> Sequence[str]: ...
 
 
 def container_states(pod: Mapping[str, Any]) -> list[ContainerState]:
@@ -185,7 +188,7 @@ async def _events(kube: KubeAdapter, namespace: str, names: set[str]) -> list[Ev
 async def gather_evidence(
     kube: KubeAdapter,
     ro: Rollout,
-    logs: LogsSpec | LogBounds,
+    logs: LogsSpec,
     *,
     trigger: str,
     now: datetime,

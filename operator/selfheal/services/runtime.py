@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -133,7 +133,8 @@ class Runtime:
         def stale(key: tuple[Any, ...]) -> bool:
             return key[0] == namespace and key[1] == rollout and key[2] not in keep
 
-        for store in (self.judged, self.attempts, self.snapshots):
+        stores: tuple[MutableMapping[Any, Any], ...] = (self.judged, self.attempts, self.snapshots)
+        for store in stores:
             for key in [k for k in store if stale(k)]:
                 del store[key]
         self.acted -= {k for k in self.acted if stale(k)}
