@@ -20,12 +20,8 @@ from typing import Any
 import httpx
 import yaml
 
+from selfheal.testing.assets import ARGO_CRDS, checkout_root, selfheal_crds
 from selfheal.testing.rest import ApiError, KubeREST, iter_documents
-
-REPO_ROOT = Path(__file__).resolve().parents[3]
-MANIFESTS = Path(__file__).resolve().parent / "manifests"
-ARGO_CRDS = MANIFESTS / "argo-rollouts-crds.yaml"
-SELFHEAL_CRDS = REPO_ROOT / "crds"
 
 
 class ControlPlaneUnavailable(RuntimeError):
@@ -37,7 +33,10 @@ def find_assets() -> Path:
     candidates = []
     if os.environ.get("KUBEBUILDER_ASSETS"):
         candidates.append(Path(os.environ["KUBEBUILDER_ASSETS"]))
-    candidates += [REPO_ROOT.parent / "shared/envtest/bin", Path.cwd().parent / "shared/envtest/bin"]
+    root = checkout_root()
+    if root is not None:
+        candidates.append(root.parent / "shared/envtest/bin")
+    candidates.append(Path.cwd().parent / "shared/envtest/bin")
     for path in candidates:
         if (path / "kube-apiserver").exists() and (path / "etcd").exists():
             return path
@@ -113,7 +112,7 @@ class ControlPlane:
             self._write_kubeconfig(self.kubeconfig, "admin", self.admin_token)
             if self.install_crds:
                 self.apply_file(ARGO_CRDS)
-                for path in sorted(SELFHEAL_CRDS.glob("*.yaml")):
+                for path in selfheal_crds():
                     self.apply_file(path)
                 self.wait_crds_established()
         except BaseException:
