@@ -1,4 +1,4 @@
-"""Where the test kit finds the Helm chart, the CRDs and the Argo manifests: in the installed package or the checkout."""
+"""Where the test kit finds the Helm chart, the CRDs and the Argo manifests: installed package or checkout."""
 
 from __future__ import annotations
 
