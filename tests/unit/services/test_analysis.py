@@ -119,7 +119,8 @@ async def test_a_second_analysis_of_a_canary_in_flight_is_skipped(world: World) 
     first = asyncio.create_task(analysis.analyze(world.runtime, policy(), ro, Trigger.INDEFINITE_PAUSE))
     await asyncio.wait_for(world.kube.reading.wait(), 5)
 
-    assert await analysis.analyze(world.runtime, policy(), ro, Trigger.ANALYSIS_FAILED) is None
+    second = analysis.analyze(world.runtime, policy(), ro, Trigger.ANALYSIS_FAILED)
+    assert await asyncio.wait_for(second, 5) is None, "a second analysis ran while the first was in flight"
     world.kube.log_gate.set()
     outcome = await first
     assert outcome is not None and outcome.action_taken == "abort"
@@ -141,7 +142,7 @@ async def test_two_concurrent_triggers_promote_a_healthy_canary_once(world: Worl
     )
     await asyncio.wait_for(world.kube.reading.wait(), 5)
     world.kube.log_gate.set()
-    await asyncio.gather(event, sweep)
+    await asyncio.wait_for(asyncio.gather(event, sweep), 10)
 
     assert world.kube.rollout_patches() == [PROMOTE]
     assert world.reasons().count("CanaryHealthy") == 1
