@@ -15,8 +15,8 @@ from selfheal.adapters.kube import KubeAdapter, connect
 from selfheal.adapters.metrics import MetricsServer, start_metrics_server, stop_metrics_server
 from selfheal.config import CONFIG, OperatorConfig
 from selfheal.domain.evidence import Evidence, Side
-from selfheal.domain.metrics import OperatorMetrics
 from selfheal.domain.verdict import VerdictKind
+from selfheal.services.metrics import OperatorMetrics
 from selfheal.services.ports import GitHubConnector, GitHubPort, KubePort
 
 MAX_SNAPSHOTS = 256
