@@ -31,6 +31,8 @@ from selfheal.testing.operator import chart_cluster_rules, helm_binary, render_c
 from selfheal.testing.rest import ApiError
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "selfheal"  # the chart as the repository has it
+# Seconds two peering replicas are watched after both registered: Kopf pauses at once on an equal priority.
+PEERING_WINDOW = 3.0
 RBAC = "/apis/rbac.authorization.k8s.io/v1"
 CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 OUR_CRDS = ("selfhealingpolicies.selfheal.dev", "remediationtickets.selfheal.dev")
@@ -508,7 +510,7 @@ def test_two_replicas_elect_exactly_one_active(control_plane: ControlPlane, name
                     )
                 )
         cp.admin.wait_for(lambda: len(_peers(cp, peering_path)) == 2, timeout=30, message="both replicas peering")
-        time.sleep(3)  # let each replica see the other's keep-alive
+        time.sleep(PEERING_WINDOW)  # nothing may happen: neither replica pauses on seeing the other
         for proc, log in zip(replicas, logs, strict=True):
             assert proc.poll() is None, log.read_text()[-3000:]
         priorities = [peer["priority"] for peer in _peers(cp, peering_path).values()]
