@@ -1,8 +1,9 @@
 # selfheal operator image: `docker build -t selfheal .` then `docker run selfheal run --all-namespaces`.
 FROM python:3.11-slim AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py MANIFEST.in README.md ./
 COPY operator ./operator
+COPY charts ./charts
 RUN pip install --no-cache-dir --prefix=/install .
 
 FROM python:3.11-slim

@@ -330,7 +330,7 @@ class A2AClient:
         if not isinstance(card, dict):
             raise AnalyzerUnavailable(f"the agent card at {card_url} is not a JSON object")
         name = card.get("name") if isinstance(card.get("name"), str) else ""
-        candidates: list[tuple[str, str]] = []
+        candidates: list[tuple[object, str]] = []  # urls as the card gives them; checked below
         url = card.get("url")
         preferred = card.get("preferredTransport") or JSONRPC
         if isinstance(url, str) and url and str(preferred).upper() == JSONRPC:
@@ -381,7 +381,11 @@ class A2AClient:
         if error is not None:
             code = error.get("code") if isinstance(error, dict) else None
             message = error.get("message", "") if isinstance(error, dict) else str(error)
-            known = RPC_ERRORS.get(code, "server error" if isinstance(code, int) and -32099 <= code <= -32000 else "")
+            known = (
+                RPC_ERRORS.get(code, "server error" if -32099 <= code <= -32000 else "")
+                if isinstance(code, int)
+                else ""
+            )
             label = f"{code} ({known})" if known else f"{code}"
             raise AnalyzerUnavailable(f"A2A agent at {where} answered {method} with JSON-RPC error {label}: {message}")
         if envelope.get("id") != rid:

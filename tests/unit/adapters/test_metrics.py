@@ -8,8 +8,8 @@ import aiohttp
 import pytest
 
 from selfheal.adapters.metrics import start_metrics_server, stop_metrics_server
-from selfheal.domain.metrics import OperatorMetrics
 from selfheal.errors import ConfigError
+from selfheal.services.metrics import OperatorMetrics
 
 
 async def test_get_metrics_returns_the_rendered_registry() -> None:

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from selfheal.domain.metrics import (
+from selfheal.services.metrics import (
     OperatorMetrics,
     Registry,
     escape_help,
