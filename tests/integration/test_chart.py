@@ -21,13 +21,18 @@ from typing import Any
 
 import pytest
 import yaml
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
 
 import selfheal
 from selfheal.cli import build_parser
 from selfheal.testing.controlplane import ControlPlane, free_port
-from selfheal.testing.operator import CHART, chart_cluster_rules, helm_binary, render_chart
-from selfheal.testing.rest import ApiError, KubeREST
+from selfheal.testing.operator import chart_cluster_rules, helm_binary, render_chart
+from selfheal.testing.rest import ApiError
 
+CHART = Path(__file__).resolve().parents[2] / "charts" / "selfheal"  # the chart as the repository has it
+# Seconds two peering replicas are watched after both registered: Kopf pauses at once on an equal priority.
+PEERING_WINDOW = 3.0
 RBAC = "/apis/rbac.authorization.k8s.io/v1"
 CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 OUR_CRDS = ("selfhealingpolicies.selfheal.dev", "remediationtickets.selfheal.dev")
@@ -144,6 +149,14 @@ def parsed_args(deployment: dict[str, Any]) -> argparse.Namespace:
     return build_parser().parse_args(container["args"])
 
 
+def resource_attributes(
+    verb: str, resource: str, group: str, namespace: str | None, subresource: str
+) -> k8s.V1ResourceAttributes:
+    return k8s.V1ResourceAttributes(
+        verb=verb, group=group, resource=resource, subresource=subresource or None, namespace=namespace
+    )
+
+
 def subject_access(
     cp: ControlPlane,
     user: str,
@@ -155,21 +168,17 @@ def subject_access(
     namespace: str | None = None,
     subresource: str = "",
 ) -> bool:
-    """A real SubjectAccessReview: may ``user`` do ``verb`` on ``resource``?"""
-    attributes: dict[str, Any] = {"verb": verb, "group": group, "resource": resource}
-    if subresource:
-        attributes["subresource"] = subresource
-    if namespace:
-        attributes["namespace"] = namespace
-    review = cp.admin.create(
-        "/apis/authorization.k8s.io/v1/subjectaccessreviews",
-        {
-            "apiVersion": "authorization.k8s.io/v1",
-            "kind": "SubjectAccessReview",
-            "spec": {"user": user, "groups": groups, "resourceAttributes": attributes},
-        },
+    """A real SubjectAccessReview, sent by the official client as cluster admin: may ``user`` do ``verb``?"""
+    review = k8s.V1SubjectAccessReview(
+        spec=k8s.V1SubjectAccessReviewSpec(
+            user=user,
+            groups=groups,
+            resource_attributes=resource_attributes(verb, resource, group, namespace, subresource),
+        )
     )
-    return bool(review["status"].get("allowed"))
+    with k8s_config.new_client_from_config(config_file=cp.kubeconfig) as api:
+        answer = k8s.AuthorizationV1Api(api).create_subject_access_review(review)
+    return bool(answer.status.allowed)
 
 
 def assert_secure(deployment: dict[str, Any]) -> None:
@@ -501,7 +510,7 @@ def test_two_replicas_elect_exactly_one_active(control_plane: ControlPlane, name
                     )
                 )
         cp.admin.wait_for(lambda: len(_peers(cp, peering_path)) == 2, timeout=30, message="both replicas peering")
-        time.sleep(3)  # let each replica see the other's keep-alive
+        time.sleep(PEERING_WINDOW)  # nothing may happen: neither replica pauses on seeing the other
         for proc, log in zip(replicas, logs, strict=True):
             assert proc.poll() is None, log.read_text()[-3000:]
         priorities = [peer["priority"] for peer in _peers(cp, peering_path).values()]
@@ -578,22 +587,21 @@ def chart_identity(control_plane: ControlPlane) -> tuple[str, str]:
 
 
 def self_access(
-    client: KubeREST, verb: str, resource: str, *, group: str = "", namespace: str | None = None, subresource: str = ""
+    api: k8s.ApiClient,
+    verb: str,
+    resource: str,
+    *,
+    group: str = "",
+    namespace: str | None = None,
+    subresource: str = "",
 ) -> bool:
-    attributes: dict[str, Any] = {"verb": verb, "group": group, "resource": resource}
-    if subresource:
-        attributes["subresource"] = subresource
-    if namespace:
-        attributes["namespace"] = namespace
-    review = client.create(
-        "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
-        {
-            "apiVersion": "authorization.k8s.io/v1",
-            "kind": "SelfSubjectAccessReview",
-            "spec": {"resourceAttributes": attributes},
-        },
+    """A SelfSubjectAccessReview: may the identity of ``api`` do ``verb`` on ``resource``?"""
+    review = k8s.V1SelfSubjectAccessReview(
+        spec=k8s.V1SelfSubjectAccessReviewSpec(
+            resource_attributes=resource_attributes(verb, resource, group, namespace, subresource)
+        )
     )
-    return bool(review["status"].get("allowed"))
+    return bool(k8s.AuthorizationV1Api(api).create_self_subject_access_review(review).status.allowed)
 
 
 # (verb, group, resource, subresource)
@@ -675,16 +683,16 @@ def _id(case: tuple[str, str, str, str]) -> str:
 def test_chart_rbac_allows_what_the_operator_uses(control_plane: ControlPlane, chart_identity, case) -> None:
     kubeconfig, _ = chart_identity
     verb, group, resource, sub = case
-    with control_plane.client(kubeconfig) as client:
-        assert self_access(client, verb, resource, group=group, subresource=sub, namespace="some-app")
+    with k8s_config.new_client_from_config(config_file=kubeconfig) as api:
+        assert self_access(api, verb, resource, group=group, subresource=sub, namespace="some-app")
 
 
 @pytest.mark.parametrize("case", DENIED, ids=_id)
 def test_chart_rbac_denies_dangerous_verbs(control_plane: ControlPlane, chart_identity, case) -> None:
     kubeconfig, _ = chart_identity
     verb, group, resource, sub = case
-    with control_plane.client(kubeconfig) as client:
-        assert not self_access(client, verb, resource, group=group, subresource=sub, namespace="some-app")
+    with k8s_config.new_client_from_config(config_file=kubeconfig) as api:
+        assert not self_access(api, verb, resource, group=group, subresource=sub, namespace="some-app")
 
 
 def rollout(name: str) -> dict[str, Any]:

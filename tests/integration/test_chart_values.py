@@ -18,8 +18,9 @@ import pytest
 import yaml
 
 from selfheal.testing.controlplane import ControlPlane, free_port
-from selfheal.testing.operator import CHART, OperatorProcess, helm_binary
+from selfheal.testing.operator import OperatorProcess, helm_binary
 
+CHART = Path(__file__).resolve().parents[2] / "charts" / "selfheal"  # the chart as the repository has it
 SCHEMA = json.loads((CHART / "values.schema.json").read_text())
 VALUES = yaml.safe_load((CHART / "values.yaml").read_text())
 REFUSED = "values don't meet the specifications of the schema"

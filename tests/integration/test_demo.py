@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-SOURCE_ROOT = Path(__file__).resolve().parents[2] / "operator"
+from selfheal.testing.assets import package_root
 
 
 def demo(*args: str, env: dict[str, str] | None = None, timeout: float = 150) -> tuple[int, str, str]:
-    python_path = os.pathsep.join(p for p in (str(SOURCE_ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    python_path = os.pathsep.join(p for p in (str(package_root()), os.environ.get("PYTHONPATH", "")) if p)
     proc = subprocess.run(
         [sys.executable, "-m", "selfheal.cli", "demo", *args],
         capture_output=True,

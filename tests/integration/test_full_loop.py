@@ -68,7 +68,16 @@ def test_panic_to_verified_fix(
         # A bad revision: aborted, one ticket, one issue handed to Copilot.
         argo_cli.set_image(cp.admin, ns, APP, "argoproj/rollouts-demo:panic")
         argo_cli.wait_phase(cp.admin, ns, APP, "Degraded", timeout=45)
-        st = wait_ticket_phase(cp, ns, "IssueOpened")
+        # IssueOpened is recorded as soon as the issue exists; the hand-over to the agent follows it.
+        st = cp.admin.wait_for(
+            lambda: (
+                (s := ticket_status(cp, ns)).get("phase") == "IssueOpened"
+                and (s.get("issue") or {}).get("agentAssigned")
+                and s
+            ),
+            timeout=60,
+            message="the issue opened and handed to the agent",
+        )
         assert st["issue"]["agentAssigned"] is True
         [issue] = gh.issues(REPO)
         assert "index out of range" in issue["body"]

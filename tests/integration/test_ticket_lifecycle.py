@@ -37,6 +37,8 @@ ARGO = "/apis/argoproj.io/v1alpha1/namespaces/{ns}/rollouts"
 TICKETS = "/apis/selfheal.dev/v1alpha1/namespaces/{ns}/remediationtickets"
 POLICIES = "/apis/selfheal.dev/v1alpha1/namespaces/{ns}/selfhealingpolicies"
 TOKEN = "ghp_standin_token"
+# Seconds over which the pace of retries against a refused token is counted (a "nothing more" window).
+REFUSAL_WINDOW = 6.0
 STABLE, FAILING = "5b7c9d8e6f", "6c8d9e7f5a"
 LEAKED = "hunter2-s3cr3t"
 
@@ -269,6 +271,21 @@ def wait_status(
     )
 
 
+def passes_over(cp: ControlPlane, gh: GitHubStandIn, repo: str, issue: int = 1, passes: int = 2) -> None:
+    """Wait until the operator has read issue ``issue`` ``passes`` more times (once per reconcile pass of
+    each ticket following it): the last of those passes began after this call and saw every change
+    made before it. What a test asserts next is then the operator's settled answer, on a busy machine too."""
+    path = f"/repos/{repo}/issues/{issue}"
+
+    def reads() -> int:
+        return sum(1 for r in list(gh.requests) if r.method == "GET" and r.path == path)
+
+    start = reads()
+    cp.admin.wait_for(
+        lambda: reads() >= start + passes, timeout=30, message=f"{passes} more reconcile passes over issue #{issue}"
+    )
+
+
 def wait_phase(cp: ControlPlane, ns: str, name: str, phase: str, timeout: float = 30) -> dict[str, Any]:
     return wait_status(cp, ns, name, lambda st: st.get("phase") == phase, f"phase {phase}", timeout)
 
@@ -346,9 +363,8 @@ def test_full_loop_issue_agent_pr_merge_verified(
 
         # Unchanged polls are conditional requests: they cost no rate limit.
         used = gh.used
-        before = len(gh.requests)
-        time.sleep(3)
-        assert len(gh.requests) > before and gh.used == used
+        passes_over(cp, gh, repo)
+        assert gh.used == used
 
         gh.mark_ready(pr, repo)
         wait_status(cp, ns, name, lambda s: s["pullRequests"][0]["state"] == "open", "PR ready")
@@ -363,7 +379,7 @@ def test_full_loop_issue_agent_pr_merge_verified(
         time.sleep(1.1)  # creation timestamps have one-second resolution
         replicaset(cp, ns, ro, "7a8b9c0d1e", "4", "ghcr.io/acme/web:unrelated")
         rollout_status(cp, ns, ro, current="7a8b9c0d1e", stable=STABLE, phase="Progressing")
-        time.sleep(2.5)
+        passes_over(cp, gh, repo)
         st = status(cp, ns, name)
         assert st["phase"] == "FixMerged" and st["verification"]["state"] == "Pending"
 
@@ -417,7 +433,7 @@ def test_same_failure_three_times_one_issue_paced_comments(
 
         # A third sighting within commentIntervalMinutes: counted, not commented yet.
         cp.admin.patch(f"{TICKETS.format(ns=ns)}/{name}/status", {"status": {"occurrences": 3}})
-        time.sleep(3)
+        passes_over(cp, gh, repo)
         st = status(cp, ns, name)
         assert st["occurrences"] == 3 and st["issue"]["commentedOccurrences"] == 2
         assert len(gh.comment_bodies(1, repo)) == 1
@@ -427,7 +443,7 @@ def test_same_failure_three_times_one_issue_paced_comments(
         other = create_ticket(cp, ns, ro, "9c0d1e2f3a", "4", fp)
         st = wait_status(cp, ns, other, lambda s: (s.get("issue") or {}).get("number"), "issue adopted")
         assert st["issue"]["number"] == 1 and condition(st, "IssueOpened")[:2] == ("True", "IssueFound")
-        time.sleep(2)
+        passes_over(cp, gh, repo, passes=4)  # two tickets follow issue #1 now
         assert len(gh.issues(repo)) == 1 and issue_creations(gh, repo) == 1
         assert len(gh.comment_bodies(1, repo)) == 1  # paced per issue, whichever ticket reports
 
@@ -447,7 +463,7 @@ def test_crash_right_after_creating_the_issue(
 
     with operator_process(kubeconfig, ns):
         st = wait_status(cp, ns, name, lambda s: (s.get("issue") or {}).get("agentAssigned"), "issue recorded")
-        time.sleep(2)
+        passes_over(cp, gh, repo)
     st = status(cp, ns, name)
     assert st["issue"]["number"] == 1 and st["phase"] == "IssueOpened"
     assert condition(st, "IssueOpened")[:2] == ("True", "IssueCreated")
@@ -542,7 +558,7 @@ def test_github_outage_rate_limit_and_bad_token(
         assert "verification" not in st  # with GitHub configured, verification waits for a merged fix
         wait_status(cp, ns, name, lambda s: s["issue"].get("reason") == "BadCredentials", "refusal on the issue")
         start = len(gh.requests)
-        time.sleep(6)
+        time.sleep(REFUSAL_WINDOW)  # a window of fixed length: what is counted is the pace of the retries
         refused = [r for r in gh.requests[start:] if r.status == 401]
         assert 1 <= len(refused) <= 10  # two tickets retrying every 3 seconds, not a busy loop
 
@@ -637,5 +653,5 @@ def test_an_agent_that_stalls_is_reported_and_a_human_called_once(
             timeout=10,
             message="the escalation label",
         )
-        time.sleep(3)  # further passes do not call the human again
+        passes_over(cp, gh, repo)  # further passes do not call the human again
         assert len([c for c in gh.comment_bodies(1, repo) if "@oncall" in c]) == 1

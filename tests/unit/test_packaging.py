@@ -1,11 +1,17 @@
-"""Packaging stays consistent: the image runs the CLI, dependencies are bounded, the chart matches the package."""
+"""Packaging stays consistent: the image runs the CLI, dependencies are bounded, declared and pinned, and the
+installed package (chart included) is the one the tests run."""
 
 from __future__ import annotations
 
+import ast
 import fnmatch
 import json
+import os
 import re
+import sys
+import sysconfig
 import tomllib
+from importlib.metadata import distribution, packages_distributions
 from pathlib import Path
 
 import pytest
@@ -14,6 +20,7 @@ from packaging.requirements import Requirement
 
 import selfheal
 from selfheal.cli import build_parser
+from selfheal.testing import assets
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -250,3 +257,126 @@ def test_chart_readme_documents_every_value() -> None:
         for part in key.split("."):
             assert isinstance(node, dict) and part in node, f"README documents `{key}`, not in values.yaml"
             node = node[part]
+
+
+# --- what the tests import is what was installed ---------------------------------------------------
+
+
+def _editable() -> bool:
+    direct_url = json.loads(distribution("selfheal").read_text("direct_url.json") or "{}")
+    return bool(direct_url.get("dir_info", {}).get("editable"))
+
+
+def test_the_imported_selfheal_is_the_installed_one() -> None:
+    """Under CI (SELFHEAL_EXPECT_INSTALL=wheel) the tests run the wheel from site-packages, not operator/;
+    elsewhere, whatever is installed is what is imported (an editable install points at operator/)."""
+    imported = Path(selfheal.__file__).resolve()
+    site_packages = Path(sysconfig.get_paths()["purelib"]).resolve()
+    if os.environ.get("SELFHEAL_EXPECT_INSTALL") == "wheel" or not _editable():
+        assert not _editable(), "selfheal is installed in editable mode"
+        assert imported.is_relative_to(site_packages), f"selfheal imported from {imported}, not {site_packages}"
+        assert not imported.is_relative_to(ROOT), f"selfheal imported from the checkout: {imported}"
+        assert assets.chart_dir() == assets.PACKAGED_CHART, "the wheel does not carry the chart"
+        assert str(ROOT / "operator") not in sys.path, "operator/ is on sys.path: the tests would bypass the wheel"
+    else:
+        assert imported.is_relative_to(ROOT / "operator"), f"editable install, but selfheal imported from {imported}"
+
+
+def test_the_chart_the_package_uses_is_the_repository_chart() -> None:
+    """The chart in the wheel is a build-time copy of charts/selfheal, file for file."""
+    ours = assets.chart_dir()
+    repo = ROOT / "charts" / "selfheal"
+    files = {p.relative_to(repo) for p in repo.rglob("*") if p.is_file()}
+    assert {p.relative_to(ours) for p in ours.rglob("*") if p.is_file()} == files
+    for name in files:
+        assert (ours / name).read_bytes() == (repo / name).read_bytes(), f"{name} differs from charts/selfheal"
+    assert assets.selfheal_crds() == sorted((ours / "crds").glob("*.yaml"))
+
+
+# --- declared dependencies are the imported ones ---------------------------------------------------
+
+FIRST_PARTY = {"selfheal", "tests", "policy_cases", "conftest"}
+
+
+def _imported_distributions(*folders: Path) -> set[str]:
+    """The distributions whose modules the code under ``folders`` imports (anywhere in a file)."""
+    modules: set[str] = set()
+    for folder in folders:
+        for path in folder.rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+                if isinstance(node, ast.Import):
+                    modules.update(alias.name.split(".")[0] for alias in node.names)
+                elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    modules.add(node.module.split(".")[0])
+    outside = modules - set(sys.stdlib_module_names) - FIRST_PARTY
+    mapping = packages_distributions()
+    missing = sorted(m for m in outside if m not in mapping)
+    assert not missing, f"imported but installed by no distribution: {missing}"
+    return {_normal(d) for m in outside for d in mapping[m]}
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _declared(*extras: str) -> set[str]:
+    project = PYPROJECT["project"]
+    reqs = project["dependencies"] if not extras else [r for e in extras for r in project["optional-dependencies"][e]]
+    return {_normal(Requirement(r).name) for r in reqs}
+
+
+def test_runtime_dependencies_are_exactly_what_the_package_imports() -> None:
+    assert _imported_distributions(ROOT / "operator" / "selfheal") == _declared()
+
+
+def test_test_dependencies_are_imported_by_the_tests_or_are_pytest_plugins() -> None:
+    from importlib.metadata import entry_points
+
+    used = _imported_distributions(ROOT / "tests", ROOT / "bench") - _declared()
+    plugins = {_normal(ep.dist.name) for ep in entry_points(group="pytest11") if ep.dist is not None}
+    declared = _declared("test")
+    assert used <= declared | {"pytest"}, f"tests import undeclared {sorted(used - declared)}"
+    unused = declared - used - {"pytest"} - plugins
+    assert not unused, f"declared for the tests, never imported nor a pytest plugin: {sorted(unused)}"
+
+
+def test_lint_tools_are_the_ones_ci_runs() -> None:
+    ci = (ROOT / ".ci" / "run").read_text()
+    for tool in ("ruff format --check", "ruff check", "mypy"):
+        assert tool in ci, f".ci/run does not run {tool}"
+    assert {"ruff", "mypy"} <= _declared("lint")
+
+
+# --- constraints.txt pins the whole CI environment -------------------------------------------------
+
+
+def _constraints() -> dict[str, str]:
+    pins = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, version = line.partition("==")
+        assert sep and version and " " not in line, f"constraints.txt: {line!r} is not a name==version pin"
+        pins[_normal(name)] = version
+    return pins
+
+
+def test_constraints_pin_every_declared_dependency_within_its_bounds() -> None:
+    pins = _constraints()
+    project = PYPROJECT["project"]
+    build = PYPROJECT["build-system"]["requires"]
+    every = [*project["dependencies"], *(r for reqs in project["optional-dependencies"].values() for r in reqs), *build]
+    for raw in every:
+        req = Requirement(raw)
+        name = _normal(req.name)
+        assert name in pins, f"constraints.txt does not pin {name} (refresh it with `bash .ci/lock`)"
+        assert req.specifier.contains(pins[name], prereleases=True), f"{name}=={pins[name]} is outside {req}"
+    for tool in ("pip", "build", "setuptools", "wheel"):
+        assert tool in pins, f"constraints.txt does not pin the build tool {tool}"
+
+
+def test_ci_installs_with_the_constraints() -> None:
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert 'PIP_CONSTRAINT="$root/constraints.txt"' in ci
+    assert "pip install -e" not in ci and "--editable" not in ci, ".ci/run must test the built wheel"

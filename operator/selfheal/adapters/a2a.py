@@ -348,8 +348,8 @@ class A2AClient:
         if not isinstance(card, dict):
             raise AnalyzerUnavailable(f"the agent card at {card_url} is not a JSON object")
         name = card.get("name") if isinstance(card.get("name"), str) else ""
-        # (url, protocol version, tenant) of each JSON-RPC interface the card names.
-        candidates: list[tuple[Any, str, str]] = []
+        # (url as the card gives it, protocol version, tenant) of each JSON-RPC interface; urls checked below.
+        candidates: list[tuple[object, str, str]] = []
         legacy_version = str(card.get("protocolVersion") or "0.3")
         url = card.get("url")
         preferred = card.get("preferredTransport") or JSONRPC

@@ -380,7 +380,8 @@ class GitHubClient:
         status = response.status_code
         payload = self._payload(response)
         message = str(payload.get("message", "")) or response.reason_phrase
-        errors = payload.get("errors") if isinstance(payload.get("errors"), list) else []
+        raw_errors = payload.get("errors")
+        errors: list[Any] = raw_errors if isinstance(raw_errors, list) else []
         docs = str(payload.get("documentation_url", ""))
         what = f"GitHub {method} {url}: {status} {message}"
         if status in (403, 429):
@@ -562,12 +563,12 @@ class GitHubClient:
             if response.status_code == 304:
                 return None, etag
         events: list[TimelineEvent] = []
-        last_page, last_etag = 1, None
+        last_page, newest_etag = 1, None
         async for response, items in self._pages(url, {"per_page": PER_PAGE}):
             events += [TimelineEvent.model_validate(raw) for raw in items]
             last_page = int(parse_qs(urlsplit(str(response.request.url)).query).get("page", ["1"])[-1])
-            last_etag = response.headers.get("etag")
-        return events, f"{last_page}|{last_etag}" if last_etag else None
+            newest_etag = response.headers.get("etag")
+        return events, f"{last_page}|{newest_etag}" if newest_etag else None
 
     async def get_pull(self, number: int) -> PullRequest:
         response = await self._request("GET", f"{self._repo_path}/pulls/{number}")

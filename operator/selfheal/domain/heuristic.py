@@ -216,16 +216,16 @@ def statistical_verdict(evidence: Evidence, diff: LogDiff, *, min_canary_events:
             evidence_refs=refs_soft[:_REFS_MAX],
         )
 
-    confidence = _volume_confidence(diff.canary_events)
+    score = _volume_confidence(diff.canary_events)
     caveats: list[str] = []
     if diff.stable_events == 0:
-        confidence = min(confidence, 60.0)
+        score = min(score, 60.0)
         caveats.append("there is no stable baseline to compare with")
     if warnings:
-        confidence -= 10
+        score -= 10
         caveats.append(f"{len(warnings)} warning template(s) rose ({', '.join(t.id for t in warnings[:5])})")
     if f.notes:
-        confidence -= 10
+        score -= 10
         caveats.extend(f.notes[:3])
     errors_kept = sum(1 for t in diff.templates if t.severity == "error" and t.canary_count > 0)
     base = (
@@ -238,7 +238,7 @@ def statistical_verdict(evidence: Evidence, diff: LogDiff, *, min_canary_events:
         base += ", although " + "; ".join(caveats)
     return Verdict(
         verdict=VerdictKind.HEALTHY,
-        confidence=int(max(50.0, min(95.0, confidence))),
+        confidence=int(max(50.0, min(95.0, score))),
         summary=_sentence(base, []),
         analyzer=Analyzer.STATISTICAL,
         evidence_refs=[t.id for t in warnings[:5]],

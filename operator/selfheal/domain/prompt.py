@@ -137,7 +137,7 @@ def parse_answer(content: str | None) -> LLMVerdict:
         text = fenced.group(1).strip()
     try:
         data = json.loads(text)
-    except ValueError as e:
+    except json.JSONDecodeError as e:
         raise InvalidAnswer(f"the answer was not JSON ({e.msg} at position {e.pos})") from e
     return validate_verdict(data)
 

@@ -12,7 +12,9 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
-from selfheal import API_VERSION, GROUP, VERSION  # noqa: F401 - re-exported
+from selfheal import API_VERSION as API_VERSION
+from selfheal import GROUP as GROUP
+from selfheal import VERSION as VERSION
 from selfheal.domain.evidence import FailedMetric, PodEvidence
 from selfheal.domain.verdict import Analyzer, Verdict, VerdictKind
 
@@ -554,7 +556,7 @@ class RemediationTicket(BaseModel):
 
     def to_body(self, *, include_status: bool = False) -> dict[str, Any]:
         """The JSON body to create this object through the API (status is a subresource, so left out)."""
-        body = to_wire(self)
+        body: dict[str, Any] = to_wire(self)
         if not include_status:
             body.pop("status", None)
         meta = body.get("metadata", {})

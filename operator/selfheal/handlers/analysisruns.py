@@ -12,14 +12,15 @@ from selfheal.services import triggers
 
 
 @kopf.index(ARGO_GROUP, ARGO_VERSION, "analysisruns", id="failed_runs")
-def failed_runs_index(namespace: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any] | None:
+def failed_runs_index(namespace: str | None, body: kopf.Body, **_: Any) -> dict[tuple[str | None, str], Any] | None:
     run = AnalysisRun.from_obj(body)
     if run.owner is None or run.owner.kind != "Rollout" or run.phase not in (AR_FAILED, AR_ERROR):
         return None
     return {(namespace, run.owner.uid): dict(body)}
 
 
-@kopf.on.event(ARGO_GROUP, ARGO_VERSION, "analysisruns", id="analysisrun-triggers")
+# Kopf hands indices over as keyword arguments that its callback protocols do not declare.
+@kopf.on.event(ARGO_GROUP, ARGO_VERSION, "analysisruns", id="analysisrun-triggers")  # type: ignore[arg-type]
 async def analysis_run_changed(
     type: str, body: kopf.Body, namespace: str, memo: kopf.Memo, policies: kopf.Index, logger: kopf.Logger, **_: Any
 ) -> None:

@@ -16,15 +16,18 @@ PLURAL = "selfhealingpolicies"
 
 
 @kopf.index(GROUP, VERSION, PLURAL, id="policies")
-def policies_index(namespace: str, name: str, spec: kopf.Spec, **_: Any) -> dict[str, service.PolicyRef]:
+def policies_index(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -> dict[str, service.PolicyRef]:
+    if namespace is None:  # policies are namespaced; Kopf types the argument for every resource
+        return {}
     try:
         return {namespace: service.PolicyRef(namespace, name, service.parse_spec(spec))}
     except ConfigError:
         return {}  # an invalid policy governs nothing; its status says why
 
 
+# Kopf hands indices over as keyword arguments that its callback protocols do not declare.
 @kopf.on.create(GROUP, VERSION, PLURAL, id="policy-created")
-@kopf.on.update(GROUP, VERSION, PLURAL, id="policy-updated", field="spec")
+@kopf.on.update(GROUP, VERSION, PLURAL, id="policy-updated", field="spec")  # type: ignore[arg-type]
 async def policy_changed(
     namespace: str,
     name: str,
@@ -44,7 +47,8 @@ async def policy_changed(
     )
 
 
-@kopf.timer(GROUP, VERSION, PLURAL, id="policy-tick", interval=CONFIG.policy_tick_seconds, initial_delay=1)
+# Kopf hands indices over as keyword arguments that its callback protocols do not declare.
+@kopf.timer(GROUP, VERSION, PLURAL, id="policy-tick", interval=CONFIG.policy_tick_seconds, initial_delay=1)  # type: ignore[arg-type]
 async def policy_tick(
     namespace: str,
     name: str,
@@ -59,7 +63,9 @@ async def policy_tick(
     logger: kopf.Logger,
     **_: Any,
 ) -> None:
-    runtime, governed, rivals = memo.runtime, rollouts.get(namespace, []), policies.get(namespace, [])
+    runtime = memo.runtime
+    governed: list[dict[str, Any]] = list(rollouts.get(namespace, []))
+    rivals: list[service.PolicyRef] = list(policies.get(namespace, []))
     service.load_usage(runtime.usage_of(namespace, name), status)  # the budget survives restarts
     ref = next((p for p in rivals if p.name == name), None)
     if ref is not None:

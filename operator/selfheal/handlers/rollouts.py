@@ -12,11 +12,14 @@ from selfheal.services import triggers
 
 
 @kopf.index(ARGO_GROUP, ARGO_VERSION, "rollouts", id="rollouts")
-def rollouts_index(namespace: str, name: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, Any]:
+def rollouts_index(
+    namespace: str | None, name: str, labels: kopf.Labels, body: kopf.Body, **_: Any
+) -> dict[str | None, Any]:
     return {namespace: {"name": name, "labels": dict(labels), "body": dict(body)}}
 
 
-@kopf.on.event(ARGO_GROUP, ARGO_VERSION, "rollouts", id="rollout-triggers")
+# Kopf hands indices over as keyword arguments that its callback protocols do not declare.
+@kopf.on.event(ARGO_GROUP, ARGO_VERSION, "rollouts", id="rollout-triggers")  # type: ignore[arg-type]
 async def rollout_changed(
     type: str,
     body: kopf.Body,

@@ -14,8 +14,9 @@ from selfheal.services import remediation as service
 PLURAL = "remediationtickets"
 
 
+# Kopf hands indices over as keyword arguments that its callback protocols do not declare.
 @kopf.on.create(GROUP, VERSION, PLURAL, id="ticket-created")
-@kopf.timer(GROUP, VERSION, PLURAL, id="ticket-reconcile", interval=CONFIG.ticket_poll_seconds)
+@kopf.timer(GROUP, VERSION, PLURAL, id="ticket-reconcile", interval=CONFIG.ticket_poll_seconds)  # type: ignore[arg-type]
 async def reconcile_ticket(
     namespace: str, name: str, spec: kopf.Spec, memo: kopf.Memo, policies: kopf.Index, **_: Any
 ) -> None:

@@ -5,18 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from selfheal.adapters.kube import KubeAdapter
 from selfheal.adapters.llm import LLMClient
 from selfheal.domain.policy import LLMProvider, LLMSpec
 from selfheal.errors import ConfigError
 from selfheal.services.judge import secret_digest
+from selfheal.services.ports import KubePort
 
 # Keyless endpoints (a local model server) still need a non-empty key for the client.
 NO_KEY = "not-needed"
 
 
 async def analyzer_for(
-    kube: KubeAdapter,
+    kube: KubePort,
     clients: dict[tuple[str, ...], Any],
     namespace: str,
     llm: LLMSpec,

@@ -7,9 +7,8 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-from selfheal.adapters.kube import KubeAdapter
 from selfheal.domain.argo import (
     AnalysisRun,
     Rollout,
@@ -28,9 +27,7 @@ from selfheal.domain.evidence import (
 )
 from selfheal.domain.timestamps import parse_time
 from selfheal.errors import ConfigError, PermanentError, TransientError
-
-if TYPE_CHECKING:
-    from selfheal.domain.policy import LogBounds
+from selfheal.services.ports import KubePort
 
 log = logging.getLogger(__name__)
 
@@ -43,14 +40,20 @@ SINCE_MARGIN_SECONDS = 30
 
 
 class LogsSpec(Protocol):
-    """The log bounds of a policy (``LogBounds`` in ``domain/policy.py``)."""
+    """The log bounds of a policy (``LogBounds`` in ``domain/policy.py``), read only."""
 
-    tail_lines: int
-    limit_bytes: int
-    since_canary_start: bool
-    pods_per_side: int
-    previous_container: bool
-    containers: Sequence[str]
+    @property
+    def tail_lines(self) -> int: ...
+    @property
+    def limit_bytes(self) -> int: ...
+    @property
+    def since_canary_start(self) -> bool: ...
+    @property
+    def pods_per_side(self) -> int: ...
+    @property
+    def previous_container(self) -> bool: ...
+    @property
+    def containers(self) -> Sequence[str]: ...
 
 
 def container_states(pod: Mapping[str, Any]) -> list[ContainerState]:
@@ -96,7 +99,7 @@ def choose_pods(pods: Sequence[Mapping[str, Any]], limit: int) -> list[Mapping[s
     return sorted(pods, key=key)[: max(0, limit)]
 
 
-async def _canary_start(kube: KubeAdapter, ro: Rollout, pod_hash: str) -> datetime | None:
+async def _canary_start(kube: KubePort, ro: Rollout, pod_hash: str) -> datetime | None:
     """When the canary ReplicaSet ``<rollout>-<hash>`` was created."""
     rs = await kube.get_replicaset(ro.namespace, ro.replicaset_name(pod_hash))
     if rs is None:
@@ -105,7 +108,7 @@ async def _canary_start(kube: KubeAdapter, ro: Rollout, pod_hash: str) -> dateti
 
 
 async def _read(
-    kube: KubeAdapter,
+    kube: KubePort,
     gate: asyncio.Semaphore,
     namespace: str,
     pod: str,
@@ -135,7 +138,7 @@ async def _read(
 
 
 async def _pod_evidence(
-    kube: KubeAdapter,
+    kube: KubePort,
     gate: asyncio.Semaphore,
     namespace: str,
     pod: Mapping[str, Any],
@@ -163,7 +166,7 @@ async def _pod_evidence(
 
 
 async def _failed_metrics(
-    kube: KubeAdapter, ro: Rollout, pod_hash: str, analysis_run: AnalysisRun | None
+    kube: KubePort, ro: Rollout, pod_hash: str, analysis_run: AnalysisRun | None
 ) -> tuple[list[FailedMetric], str]:
     if analysis_run is not None:
         return analysis_run.failed_metrics(), analysis_run.message
@@ -173,7 +176,7 @@ async def _failed_metrics(
     return metrics, failed[-1].message if failed else ""
 
 
-async def _events(kube: KubeAdapter, namespace: str, names: set[str]) -> list[EventRecord]:
+async def _events(kube: KubePort, namespace: str, names: set[str]) -> list[EventRecord]:
     try:
         return await kube.list_events(namespace, names)
     except ConfigError as e:
@@ -183,9 +186,9 @@ async def _events(kube: KubeAdapter, namespace: str, names: set[str]) -> list[Ev
 
 
 async def gather_evidence(
-    kube: KubeAdapter,
+    kube: KubePort,
     ro: Rollout,
-    logs: LogsSpec | LogBounds,
+    logs: LogsSpec,
     *,
     trigger: str,
     now: datetime,

@@ -5,18 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from selfheal.adapters.github import BadCredentials, GitHubClient, NotFound
+from selfheal.adapters.github import BadCredentials, NotFound
 from selfheal.domain.policy import GitHubSpec
 from selfheal.domain.ticket import Reason
 from selfheal.errors import SelfHealError, TransientError
 from selfheal.services.judge import secret_digest
+from selfheal.services.ports import GitHubPort
 from selfheal.services.runtime import Runtime
 
 # A token and repository that worked are asked about again after this long.
 ACCESS_RECHECK_SECONDS = 300.0
 
 
-async def github_client(runtime: Runtime, namespace: str, gh: GitHubSpec) -> GitHubClient:
+async def github_client(runtime: Runtime, namespace: str, gh: GitHubSpec) -> GitHubPort:
     """The client for the policy's repository and current token, built once and kept in the runtime."""
     ref = gh.token_secret_ref
     token = await runtime.kube.read_secret_key(namespace, ref.name, ref.key)
@@ -25,14 +26,7 @@ async def github_client(runtime: Runtime, namespace: str, gh: GitHubSpec) -> Git
     if client is None:
         for stale in [k for k in runtime.clients if k[:3] == key[:3]]:
             await runtime.clients.pop(stale).aclose()
-        client = GitHubClient(
-            gh.api_url,
-            token,
-            gh.repository,
-            conditional=True,
-            hold_off=True,
-            observe=runtime.metrics.github_request_seconds.observe,
-        )
+        client = runtime.github(gh.api_url, token, gh.repository)
         runtime.clients[key] = client
     return client
 

@@ -77,7 +77,7 @@ async def check_readiness(runtime: Any, namespace: str, spec: PolicySpec) -> Rea
     """Whether every Secret the policy names exists with its key, and GitHub accepts the token for the
     repository; the message names what is missing."""
     problems: list[str] = []
-    reason = Reason.VALID
+    reason: str = Reason.VALID
     llm = spec.analysis.llm
     if llm.provider == LLMProvider.OPENAI and not llm.model:
         problems.append("analysis.llm.model is required when provider is openai")

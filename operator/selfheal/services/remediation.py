@@ -11,7 +11,6 @@ from typing import Any
 from selfheal.adapters.github import (
     BadCredentials,
     Forbidden,
-    GitHubClient,
     GitHubError,
     NotFound,
     ValidationFailed,
@@ -48,6 +47,7 @@ from selfheal.domain.timestamps import parse_time
 from selfheal.errors import ConfigError, RateLimitedError, SelfHealError, TransientError
 from selfheal.services.github import github_client
 from selfheal.services.policies import PolicyRef
+from selfheal.services.ports import GitHubPort
 from selfheal.services.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -199,7 +199,7 @@ async def reconcile_ticket(
             return None
         gh = _github_spec(t, policy, now)
         failure: Exception | None = None
-        client: GitHubClient | None = None
+        client: GitHubPort | None = None
         if gh is not None:
             try:
                 client = await github_client(runtime, namespace, gh)
@@ -366,9 +366,7 @@ def _context(t: _Ticket, gh: GitHubSpec, policy: PolicyRef | None) -> IssueConte
     )
 
 
-async def _sync_github(
-    t: _Ticket, client: GitHubClient, gh: GitHubSpec, policy: PolicyRef | None, now: datetime
-) -> None:
+async def _sync_github(t: _Ticket, client: GitHubPort, gh: GitHubSpec, policy: PolicyRef | None, now: datetime) -> None:
     if not t.issue.number:
         await _open_issue(t, client, gh, policy, now)
     if not t.issue.agent:
@@ -382,9 +380,7 @@ async def _sync_github(
     t.issue.reason = ""
 
 
-async def _open_issue(
-    t: _Ticket, client: GitHubClient, gh: GitHubSpec, policy: PolicyRef | None, now: datetime
-) -> None:
+async def _open_issue(t: _Ticket, client: GitHubPort, gh: GitHubSpec, policy: PolicyRef | None, now: datetime) -> None:
     """Adopt the issue carrying this fingerprint's marker, or create it; record its number at once."""
     fingerprint = t.ticket.spec.fingerprint
     found = await client.find_issue_by_fingerprint(fingerprint, labels=list(gh.labels))
@@ -415,7 +411,7 @@ async def _open_issue(
     await t.commit(now)
 
 
-async def _hand_over(t: _Ticket, client: GitHubClient, gh: GitHubSpec, now: datetime, *, again: bool = False) -> None:
+async def _hand_over(t: _Ticket, client: GitHubPort, gh: GitHubSpec, now: datetime, *, again: bool = False) -> None:
     """Give the issue to the one coding agent the policy names, and check that the hand-over took."""
     agent, number = gh.agent, t.issue.number
     assert number is not None
@@ -476,7 +472,7 @@ async def _hand_over(t: _Ticket, client: GitHubClient, gh: GitHubSpec, now: date
 
 
 async def _comment_occurrences(
-    t: _Ticket, client: GitHubClient, gh: GitHubSpec, policy: PolicyRef | None, now: datetime
+    t: _Ticket, client: GitHubPort, gh: GitHubSpec, policy: PolicyRef | None, now: datetime
 ) -> None:
     """The same failure seen again: one comment per new count, at most one per commentIntervalMinutes."""
     issue = t.issue
@@ -502,7 +498,7 @@ async def _comment_occurrences(
     await t.commit(now)
 
 
-async def _track_pulls(t: _Ticket, client: GitHubClient, now: datetime) -> None:
+async def _track_pulls(t: _Ticket, client: GitHubPort, now: datetime) -> None:
     """Pull requests that close the issue: recorded, and FixProposed / FixMerged from them."""
     number = t.issue.number
     assert number is not None
@@ -524,7 +520,7 @@ async def _track_pulls(t: _Ticket, client: GitHubClient, now: datetime) -> None:
     t.status.conditions = lifecycle.fix_conditions(t.status.conditions, pulls, cutoff, now)
 
 
-async def _follow_issue_state(t: _Ticket, client: GitHubClient, now: datetime) -> None:
+async def _follow_issue_state(t: _Ticket, client: GitHubPort, now: datetime) -> None:
     """The issue's state on GitHub; closed by a human without a merged fix means the ticket is Closed."""
     number = t.issue.number
     assert number is not None
@@ -553,7 +549,7 @@ async def _follow_issue_state(t: _Ticket, client: GitHubClient, now: datetime) -
         )
 
 
-async def _escalate_if_stalled(t: _Ticket, client: GitHubClient, gh: GitHubSpec, now: datetime) -> None:
+async def _escalate_if_stalled(t: _Ticket, client: GitHubPort, gh: GitHubSpec, now: datetime) -> None:
     if not lifecycle.is_stalled(t.status.conditions, gh.patience_hours, now):
         return
     number = t.issue.number
@@ -573,7 +569,7 @@ async def _escalate_if_stalled(t: _Ticket, client: GitHubClient, gh: GitHubSpec,
 
 
 async def _follow_regression(
-    t: _Ticket, client: GitHubClient, gh: GitHubSpec, policy: PolicyRef | None, now: datetime
+    t: _Ticket, client: GitHubPort, gh: GitHubSpec, policy: PolicyRef | None, now: datetime
 ) -> None:
     """After a regression: the issue reopened, told which revision failed, and the agent asked again (once)."""
     v = t.status.verification
@@ -594,7 +590,7 @@ async def _follow_regression(
     await t.commit(now)
 
 
-async def _report(t: _Ticket, client: GitHubClient, gh: GitHubSpec, policy: PolicyRef | None, now: datetime) -> None:
+async def _report(t: _Ticket, client: GitHubPort, gh: GitHubSpec, policy: PolicyRef | None, now: datetime) -> None:
     """The verified revision named on the issue, which is then closed (verification.closeIssue)."""
     v = t.status.verification
     number = t.issue.number

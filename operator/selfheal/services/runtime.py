@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from selfheal import __version__
+from selfheal.adapters.github import GitHubClient
 from selfheal.adapters.kube import KubeAdapter, connect
 from selfheal.adapters.metrics import MetricsServer, OperatorMetrics, start_metrics_server, stop_metrics_server
 from selfheal.config import CONFIG, OperatorConfig
 from selfheal.domain.evidence import Evidence, Side
 from selfheal.domain.verdict import VerdictKind
+from selfheal.services.ports import GitHubConnector, GitHubPort, KubePort
 
 MAX_SNAPSHOTS = 256
 MAX_HANDLED_RUNS = 10_000
@@ -22,6 +25,14 @@ MAX_HANDLED_RUNS = 10_000
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def connect_github(
+    api_url: str, token: str, repository: str, *, observe: Callable[..., None] | None = None
+) -> GitHubPort:
+    """The GitHub client the operator uses: conditional requests, and it holds off when rate limited;
+    ``observe`` is told how long each request took (the latency metric)."""
+    return GitHubClient(api_url, token, repository, conditional=True, hold_off=True, observe=observe)
 
 
 @dataclass
@@ -60,9 +71,10 @@ class Runtime:
     """Kept in Kopf's memo; closed at cleanup."""
 
     api_client: Any
-    kube: KubeAdapter
+    kube: KubePort
     config: OperatorConfig = CONFIG
     clock: Callable[[], datetime] = utcnow
+    github: GitHubConnector = connect_github
     # What the operator counts, served at /metrics when `selfheal run --metrics-port` asks for it.
     metrics: OperatorMetrics = field(default_factory=lambda: OperatorMetrics.create(__version__))
     metrics_server: MetricsServer | None = None
@@ -132,7 +144,8 @@ class Runtime:
         def stale(key: tuple[Any, ...]) -> bool:
             return key[0] == namespace and key[1] == rollout and key[2] not in keep
 
-        for store in (self.judged, self.attempts, self.snapshots):
+        stores: tuple[MutableMapping[Any, Any], ...] = (self.judged, self.attempts, self.snapshots)
+        for store in stores:
             for key in [k for k in store if stale(k)]:
                 del store[key]
         self.acted -= {k for k in self.acted if stale(k)}
@@ -159,4 +172,6 @@ class Runtime:
 
 async def build_runtime() -> Runtime:
     api_client = await connect()
-    return Runtime(api_client=api_client, kube=KubeAdapter(api_client))
+    metrics = OperatorMetrics.create(__version__)
+    github = partial(connect_github, observe=metrics.github_request_seconds.observe)
+    return Runtime(api_client=api_client, kube=KubeAdapter(api_client), metrics=metrics, github=github)

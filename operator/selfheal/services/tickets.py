@@ -6,7 +6,6 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from selfheal.adapters.kube import KubeAdapter
 from selfheal.domain.argo import ARGO_GROUP, ARGO_VERSION, Rollout, current_step_description
 from selfheal.domain.evidence import Side
 from selfheal.domain.ticket import (
@@ -28,6 +27,7 @@ from selfheal.domain.ticket import (
 )
 from selfheal.domain.timestamps import rfc3339
 from selfheal.services.judge import Judgement
+from selfheal.services.ports import KubePort
 
 MAX_OCCURRENCE_KEYS = 20
 ROLLOUT_LABEL = "selfheal.dev/rollout"
@@ -117,7 +117,7 @@ def occurrence_patch(status: dict[str, Any] | None, key: str, now: datetime) -> 
 
 
 async def record(
-    kube: KubeAdapter,
+    kube: KubePort,
     j: Judgement,
     ro: Rollout,
     *,

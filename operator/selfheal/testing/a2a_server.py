@@ -379,11 +379,12 @@ class A2AAgentStandIn(LoopbackServer):
     def _answer_parts(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         fault = self._take_fault(("malformed",))
         if fault is not None:
-            return {
+            malformed: dict[str, list[dict[str, Any]]] = {
                 "not_json": [{"kind": "text", "text": "I think the canary looks fine, promote it!"}],
                 "wrong_schema": [{"kind": "data", "data": {"verdict": "promote", "confidence": "very", "why": "ok"}}],
                 "empty": [{"kind": "text", "text": ""}],
-            }[fault.detail]
+            }
+            return malformed[fault.detail]
         with self._lock:
             responder, answer, as_part = self._responder, dict(self._answer), self._answer_as
         reply: Any = responder(body) if responder is not None else answer

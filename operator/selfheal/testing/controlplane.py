@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import functools
 import os
 import shutil
 import signal
@@ -19,12 +20,8 @@ from typing import Any
 import httpx
 import yaml
 
+from selfheal.testing.assets import ARGO_CRDS, checkout_root, selfheal_crds
 from selfheal.testing.rest import ApiError, KubeREST, iter_documents
-
-REPO_ROOT = Path(__file__).resolve().parents[3]
-MANIFESTS = Path(__file__).resolve().parent / "manifests"
-ARGO_CRDS = MANIFESTS / "argo-rollouts-crds.yaml"
-SELFHEAL_CRDS = REPO_ROOT / "crds"
 
 
 class ControlPlaneUnavailable(RuntimeError):
@@ -36,7 +33,10 @@ def find_assets() -> Path:
     candidates = []
     if os.environ.get("KUBEBUILDER_ASSETS"):
         candidates.append(Path(os.environ["KUBEBUILDER_ASSETS"]))
-    candidates += [REPO_ROOT.parent / "shared/envtest/bin", Path.cwd().parent / "shared/envtest/bin"]
+    root = checkout_root()
+    if root is not None:
+        candidates.append(root.parent / "shared/envtest/bin")
+    candidates.append(Path.cwd().parent / "shared/envtest/bin")
     for path in candidates:
         if (path / "kube-apiserver").exists() and (path / "etcd").exists():
             return path
@@ -112,7 +112,7 @@ class ControlPlane:
             self._write_kubeconfig(self.kubeconfig, "admin", self.admin_token)
             if self.install_crds:
                 self.apply_file(ARGO_CRDS)
-                for path in sorted(SELFHEAL_CRDS.glob("*.yaml")):
+                for path in selfheal_crds():
                     self.apply_file(path)
                 self.wait_crds_established()
         except BaseException:
@@ -201,7 +201,9 @@ class ControlPlane:
         while time.monotonic() < deadline:
             for proc in self._procs:
                 if proc.poll() is not None:
-                    raise ControlPlaneUnavailable(f"{proc.args[0]} exited with {proc.returncode}: {self._tail_logs()}")
+                    raise ControlPlaneUnavailable(
+                        f"{_program(proc)} exited with {proc.returncode}: {self._tail_logs()}"
+                    )
             try:
                 r = httpx.get(f"{self.url}/readyz", headers=headers, verify=False, timeout=2)
                 if r.status_code == 200:
@@ -319,10 +321,11 @@ class ControlPlane:
         return self.admin.apply(resource_path(obj["apiVersion"], plural, namespace), obj)
 
     def wait_crds_established(self, timeout: float = 30.0) -> None:
-        assert self.admin is not None
+        admin = self.admin
+        assert admin is not None
 
         def all_established() -> bool:
-            crds = self.admin.items("/apis/apiextensions.k8s.io/v1/customresourcedefinitions")
+            crds = admin.items("/apis/apiextensions.k8s.io/v1/customresourcedefinitions")
             return all(
                 any(
                     c["type"] == "Established" and c["status"] == "True"
@@ -331,19 +334,30 @@ class ControlPlane:
                 for crd in crds
             )
 
-        self.admin.wait_for(all_established, timeout=timeout, message="CRDs established")
+        admin.wait_for(all_established, timeout=timeout, message="CRDs established")
         # Discovery lags a little behind Established; wait until every CRD's resource is served.
-        for crd in self.admin.items("/apis/apiextensions.k8s.io/v1/customresourcedefinitions"):
+        for crd in admin.items("/apis/apiextensions.k8s.io/v1/customresourcedefinitions"):
             group, plural = crd["spec"]["group"], crd["spec"]["names"]["plural"]
             for version in crd["spec"]["versions"]:
                 path = f"/apis/{group}/{version['name']}"
-                self.admin.wait_for(
-                    lambda p=path, r=plural: any(
-                        x["name"] == r for x in (self.admin.get_or_none(p) or {}).get("resources", [])
-                    ),
+                admin.wait_for(
+                    functools.partial(_serves, admin, path, plural),
                     timeout=timeout,
                     message=f"{plural}.{group}/{version['name']} served",
                 )
+
+
+def _program(proc: subprocess.Popen[bytes]) -> str:
+    """The name a process was started as (its first argument)."""
+    args = proc.args
+    first = args[0] if isinstance(args, list | tuple) else args
+    return str(first)
+
+
+def _serves(admin: KubeREST, group_version_path: str, plural: str) -> bool:
+    """Whether discovery at ``group_version_path`` lists the resource ``plural``."""
+    listing = admin.get_or_none(group_version_path) or {}
+    return any(x["name"] == plural for x in listing.get("resources", []))
 
 
 _CLUSTER_SCOPED = {"namespaces", "nodes", "customresourcedefinitions", "clusterroles", "clusterrolebindings"}

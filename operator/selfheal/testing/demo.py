@@ -54,7 +54,12 @@ class Scenario:
         )
 
 
-_SLOW = [{"setWeight": 40}, {"pause": {"duration": "60s"}}, {"setWeight": 80}, {"pause": {"duration": "60s"}}]
+_SLOW: list[dict[str, Any]] = [
+    {"setWeight": 40},
+    {"pause": {"duration": "60s"}},
+    {"setWeight": 80},
+    {"pause": {"duration": "60s"}},
+]
 SCENARIOS: dict[str, Scenario] = {
     "panic": Scenario(
         "panic",
@@ -381,6 +386,8 @@ def _run(chosen: Scenario, n: Narrator, summary: dict[str, Any], stack: contextl
     n.say("setup", f"scenario {chosen.name}: {chosen.story}")
     n.detail(f"expected: {chosen.expectation}")
     cp = stack.enter_context(ControlPlane())
+    admin = cp.admin
+    assert admin is not None, "a started control plane has an admin client"
     n.say("setup", f"control plane up: etcd + kube-apiserver at {cp.url}, with the Argo Rollouts and selfheal CRDs")
     kubelet = stack.enter_context(TestKubelet.for_control_plane(cp))
     kubelet.register_node(cp)
@@ -395,10 +402,10 @@ def _run(chosen: Scenario, n: Narrator, summary: dict[str, Any], stack: contextl
     summary.update(kubeconfig=cp.kubeconfig, namespace=NAMESPACE, operator_log=str(operator.log_path))
     n.say("setup", "selfheal operator started (`selfheal run`, as a ServiceAccount with the Helm chart's RBAC)")
 
-    cp.admin.create(
+    admin.create(
         f"/api/v1/namespaces/{NAMESPACE}/secrets", {"metadata": {"name": SECRET}, "stringData": {"token": TOKEN}}
     )
-    cp.admin.create(POLICIES.format(ns=NAMESPACE), _policy(gh.api_url, chosen))
+    admin.create(POLICIES.format(ns=NAMESPACE), _policy(gh.api_url, chosen))
     n.say(
         "setup",
         f"Secret {SECRET} and SelfHealingPolicy {APP} created: statistical verdict, "
@@ -408,18 +415,18 @@ def _run(chosen: Scenario, n: Narrator, summary: dict[str, Any], stack: contextl
 
     watcher = Watcher(cp, gh, n)
     if chosen.template is not None:
-        argo_cli.create(cp.admin, NAMESPACE, chosen.template)
+        argo_cli.create(admin, NAMESPACE, chosen.template)
     analysis = chosen.template["metadata"]["name"] if chosen.template else None
     manifest = argo_cli.demo_rollout(
         APP, "blue", steps=chosen.steps, replicas=5, starting_step=chosen.starting_step, background_analysis=analysis
     )
-    argo_cli.create(cp.admin, NAMESPACE, manifest)
+    argo_cli.create(admin, NAMESPACE, manifest)
     n.say("deploy", f"Rollout {APP} created: 5 replicas of {argo_cli.DEMO_IMAGE}:blue")
     if not _wait(watcher, lambda: (watcher.phase or ("",))[0] == "Healthy", 30):
         raise TimeoutError("the first revision (blue) did not become Healthy within 30s")
     stable = (watcher.rollout.get("status") or {}).get("stableRS")
 
-    argo_cli.set_image(cp.admin, NAMESPACE, APP, chosen.image)
+    argo_cli.set_image(admin, NAMESPACE, APP, chosen.image)
     n.say("deploy", f"kubectl argo rollouts set image {APP} {APP}={argo_cli.DEMO_IMAGE}:{chosen.image}")
     _wait(watcher, lambda: _canary(watcher.rollout) not in (None, stable), 15)
     canary = _canary(watcher.rollout)

@@ -16,7 +16,8 @@ from aiohttp import web
 
 from selfheal.testing.loopback import LoopbackServer
 
-COPILOT_USER = {"login": "Copilot", "id": 198982749, "type": "Bot"}
+COPILOT_LOGIN, COPILOT_ID, COPILOT_TYPE = "Copilot", 198982749, "Bot"
+COPILOT_USER: dict[str, Any] = {"login": COPILOT_LOGIN, "id": COPILOT_ID, "type": COPILOT_TYPE}
 # Logins a client may send to hand an issue to the Copilot coding agent.
 COPILOT_ALIASES = frozenset({"copilot-swe-agent[bot]", "copilot-swe-agent", "copilot"})
 DOCS = "https://docs.github.com/rest"
@@ -1104,7 +1105,7 @@ def _simple_user(login: str, user_id: int, kind: str) -> dict[str, Any]:
 
 def _copilot_user() -> dict[str, Any]:
     """The Copilot coding agent as GitHub shows it among assignees and PR authors."""
-    return _simple_user(COPILOT_USER["login"], COPILOT_USER["id"], COPILOT_USER["type"])
+    return _simple_user(COPILOT_LOGIN, COPILOT_ID, COPILOT_TYPE)
 
 
 def _etag_matches(header: str, etag: str) -> bool:

@@ -15,9 +15,8 @@ from typing import Any
 
 import yaml
 
-from selfheal.testing.controlplane import REPO_ROOT, ControlPlane, find_assets
-
-CHART = REPO_ROOT / "charts" / "selfheal"
+from selfheal.testing.assets import chart_dir, package_root
+from selfheal.testing.controlplane import ControlPlane, find_assets
 
 
 def helm_binary() -> str:
@@ -32,7 +31,7 @@ def helm_binary() -> str:
 
 def render_chart(*values: str, namespace: str = "selfheal-system", release: str = "selfheal") -> list[dict[str, Any]]:
     """The chart's manifests as `helm template` renders them (``values`` are ``--set`` strings)."""
-    args = [helm_binary(), "template", release, str(CHART), "--namespace", namespace]
+    args = [helm_binary(), "template", release, str(chart_dir()), "--namespace", namespace]
     for value in values:
         args += ["--set", value]
     out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
@@ -71,8 +70,8 @@ class OperatorProcess:
 
     def start(self) -> OperatorProcess:
         scope = [f"--namespace={ns}" for ns in self.namespaces] or ["--all-namespaces"]
-        source_root = str(REPO_ROOT / "operator")
-        python_path = os.pathsep.join(p for p in (source_root, os.environ.get("PYTHONPATH", "")) if p)
+        # The operator runs the very copy of selfheal the caller imported (installed or a checkout's).
+        python_path = os.pathsep.join(p for p in (str(package_root()), os.environ.get("PYTHONPATH", "")) if p)
         env = {
             **os.environ,
             "KUBECONFIG": self.kubeconfig,

@@ -232,7 +232,7 @@ def promote(client: KubeREST, namespace: str, rollout: str, full: bool = False) 
     index = status.get("currentStepIndex") or 0
     following = min(index + 1, len(steps))
     spec_patch = {"spec": {"paused": False}} if spec.get("paused") else None
-    status_patch = None
+    status_patch: dict[str, Any] | None = None
     if full:
         if status.get("currentPodHash") != status.get("stableRS"):
             status_patch = {"status": {"promoteFull": True}}

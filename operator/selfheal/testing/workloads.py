@@ -262,25 +262,25 @@ class Workloads:
         rate = b.requests_per_second or self.requests_per_second
         run.carry += rate * dt
         count, run.carry = int(run.carry), run.carry - int(run.carry)
-        lines: list[str] = []
+        emitted: list[str] = []
         stamp = go_log_time(now)
         for _ in range(count):
             run.requests += 1
             colour = run.colour()
             if (b.panic_on_red and colour == "red") or (b.panic_rate and run.rng.random() < b.panic_rate):
                 run.panics += 1
-                lines.extend(panic_trace(run.rng, now))
+                emitted.extend(panic_trace(run.rng, now))
                 continue
             status = 500 if b.error_rate and run.rng.random() < b.error_rate else 200
             if status != 200:
                 run.errors += 1
             run.latencies.append(b.latency + run.rng.random() * 0.005)
             delay = f" ({b.latency:f}s)" if b.latency else ""
-            lines.append(f"{stamp} {status} - {colour}{delay}")
+            emitted.append(f"{stamp} {status} - {colour}{delay}")
         if b.extra:
-            lines.extend(f"{stamp} {line}" for line in b.extra(run.rng))
-        if lines:
-            self.kubelet.append(run.namespace, run.pod, run.container, *lines, at=now)
+            emitted.extend(f"{stamp} {line}" for line in b.extra(run.rng))
+        if emitted:
+            self.kubelet.append(run.namespace, run.pod, run.container, *emitted, at=now)
         return False
 
     # -- metrics the simulated plugin provider answers from ----------------------------------------

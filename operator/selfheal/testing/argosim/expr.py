@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from typing import Any
 
 _TOKEN = re.compile(
@@ -29,7 +30,7 @@ def _tokens(text: str) -> list[tuple[str, str]]:
         if not m:
             raise ExprError(f"unexpected character {text[pos]!r} at {pos}")
         pos = m.end()
-        kind = m.lastgroup
+        kind = m.lastgroup or ""
         if kind != "ws":
             out.append((kind, m.group()))
     out.append(("end", ""))
@@ -62,7 +63,7 @@ def _as_int(v: Any) -> int:
     raise ExprError(f"asInt: cannot convert {v!r}")
 
 
-_FUNCS = {
+_FUNCS: dict[str, tuple[int, Callable[..., Any]]] = {
     "asFloat": (1, _as_float),
     "asInt": (1, _as_int),
     "isNaN": (1, lambda v: _is_num(v) and math.isnan(v)),

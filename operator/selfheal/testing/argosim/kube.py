@@ -50,7 +50,8 @@ class NodeSimulator:
         dt = (now - self._last_tick).total_seconds() if self._last_tick else 0.0
         self._last_tick = now
         crashed = self.workloads.tick(now, min(dt, 2.0))
-        for scope in namespaces or [None]:
+        scopes: list[str | None] = [*namespaces] if namespaces else [None]
+        for scope in scopes:
             rs_path = f"/apis/apps/v1/namespaces/{scope}/replicasets" if scope else "/apis/apps/v1/replicasets"
             pod_path = f"/api/v1/namespaces/{scope}/pods" if scope else "/api/v1/pods"
             try:
@@ -204,18 +205,19 @@ class NodeSimulator:
             return out
 
         octets = hashlib.sha256(meta["uid"].encode()).digest()
-        status = {
+        conditions = [
+            cond("Initialized", "True"),
+            cond("Ready", ready),
+            cond("ContainersReady", ready),
+            cond("PodScheduled", "True"),
+        ]
+        status: dict[str, Any] = {
             "phase": "Running",
             "hostIP": "127.0.0.1",
             "podIP": f"10.244.{octets[0] % 4}.{octets[1] % 250 + 2}",
             "startTime": started,
             "qosClass": "BestEffort",
-            "conditions": [
-                cond("Initialized", "True"),
-                cond("Ready", ready),
-                cond("ContainersReady", ready),
-                cond("PodScheduled", "True"),
-            ],
+            "conditions": conditions,
             "containerStatuses": statuses,
         }
         if self._sent.get(meta["uid"]) != status:
@@ -223,7 +225,7 @@ class NodeSimulator:
             self._sent[meta["uid"]] = status
         if not all_ready:
             return None
-        ready_since = next(c["lastTransitionTime"] for c in status["conditions"] if c["type"] == "Ready")
+        ready_since = next(c["lastTransitionTime"] for c in conditions if c["type"] == "Ready")
         return parse_ts(ready_since)
 
     def _backoff_event(self, run: Any) -> None:

@@ -6,7 +6,7 @@ import copy
 import json
 import logging
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from selfheal.testing.argosim.status import (
     calculate_phase,
@@ -101,6 +101,8 @@ class RolloutReconcile:
         self.abort_message = ""
         self.rs_created = False
         self.new_canary: dict | None = None
+        # The AnalysisRuns chosen this pass, by kind ("Step", "Background"); None until they are chosen.
+        self.current_runs: dict[str, dict | None] | None = None
         self.now = now_utc()
         self.now_s = ts(self.now)
 
@@ -136,6 +138,11 @@ class RolloutReconcile:
         if index is None or index >= len(self.steps):
             return None, index
         return self.steps[index], index
+
+    def created_rs(self) -> dict:
+        """The new ReplicaSet, which exists once ``ensure_new_rs`` ran."""
+        assert self.new_rs is not None, "the new ReplicaSet is created before it is scaled or reported"
+        return self.new_rs
 
     def pause_condition(self, reason: str) -> dict | None:
         return next((c for c in self.status.get("pauseConditions") or [] if c.get("reason") == reason), None)
@@ -255,9 +262,9 @@ class RolloutReconcile:
             self.all_rs = [
                 self.new_rs if rs["metadata"]["uid"] == self.new_rs["metadata"]["uid"] else rs for rs in self.all_rs
             ]
-        revision = str(revision_of(self.new_rs))
-        if self.revision() != revision:
-            self.ro = self.client.patch(self.path, {"metadata": {"annotations": {REVISION: revision}}})
+        recorded = str(revision_of(self.new_rs))
+        if self.revision() != recorded:
+            self.ro = self.client.patch(self.path, {"metadata": {"annotations": {REVISION: recorded}}})
             self.meta = self.ro["metadata"]
             self.event("RolloutUpdated", f"Rollout updated to revision {revision}")
         return True
@@ -351,7 +358,7 @@ class RolloutReconcile:
         if self.status.get("abort"):
             return 0
         step, index = self.current_step()
-        if step is None:
+        if step is None or index is None:
             return 100
         for i in range(index, -1, -1):
             if "setWeight" in self.steps[i]:
@@ -361,13 +368,15 @@ class RolloutReconcile:
     def desired_counts(self) -> tuple[int, int]:
         replicas = int(self.spec.get("replicas", 1))
         stable = self.stable_rs
-        if stable is None or stable["metadata"]["uid"] == self.new_rs["metadata"]["uid"]:
+        if stable is None or stable["metadata"]["uid"] == self.created_rs()["metadata"]["uid"]:
             return replicas, 0
         canary = min(replicas, math.ceil(replicas * self.current_set_weight() / 100))
         return canary, replicas - canary
 
     def others(self) -> list[dict]:
-        keep = {self.new_rs["metadata"]["uid"]} | ({self.stable_rs["metadata"]["uid"]} if self.stable_rs else set())
+        keep = {self.created_rs()["metadata"]["uid"]} | (
+            {self.stable_rs["metadata"]["uid"]} if self.stable_rs else set()
+        )
         return [rs for rs in self.all_rs if rs["metadata"]["uid"] not in keep]
 
     def at_desired_counts(self) -> bool:
@@ -379,12 +388,12 @@ class RolloutReconcile:
                 and int((rs.get("status") or {}).get("availableReplicas") or 0) == want
             )
 
-        if not at(self.new_rs, want_new):
+        if not at(self.created_rs(), want_new):
             return False
         stable = self.stable_rs
         if (
             stable is not None
-            and stable["metadata"]["uid"] != self.new_rs["metadata"]["uid"]
+            and stable["metadata"]["uid"] != self.created_rs()["metadata"]["uid"]
             and not at(stable, want_stable)
         ):
             return False
@@ -397,9 +406,9 @@ class RolloutReconcile:
         want_new, want_stable = self.desired_counts()
         scaled = False
         stable = self.stable_rs
-        if stable is not None and stable["metadata"]["uid"] != self.new_rs["metadata"]["uid"]:
+        if stable is not None and stable["metadata"]["uid"] != self.created_rs()["metadata"]["uid"]:
             scaled |= self._scale(stable, want_stable)
-        scaled |= self._scale(self.new_rs, want_new)
+        scaled |= self._scale(self.created_rs(), want_new)
         for rs in self.others():
             scaled |= self._scale(rs, 0)
         return not scaled
@@ -415,7 +424,7 @@ class RolloutReconcile:
             {"metadata": {"annotations": {DESIRED: desired}}, "spec": {"replicas": replicas}},
         )
         self.all_rs = [updated if r["metadata"]["uid"] == updated["metadata"]["uid"] else r for r in self.all_rs]
-        if self.new_rs["metadata"]["uid"] == updated["metadata"]["uid"]:
+        if self.created_rs()["metadata"]["uid"] == updated["metadata"]["uid"]:
             self.new_rs = updated
         if current != replicas:
             direction = "up" if replicas > current else "down"
@@ -451,7 +460,7 @@ class RolloutReconcile:
                 if condition is None:
                     return False
                 started = parse_ts(condition["startTime"])
-                return (self.now - started).total_seconds() > go_duration(duration)
+                return started is not None and (self.now - started).total_seconds() > go_duration(duration)
             return bool(self.status.get("controllerPause")) and condition is None
         if "setWeight" in step:
             return self.at_desired_counts()
@@ -475,7 +484,7 @@ class RolloutReconcile:
 
         new_rss = [self.new_rs] if self.new_rs else []
         replicas = total("replicas", self.all_rs)
-        status = {
+        status: dict[str, Any] = {
             "currentPodHash": new_hash,
             "replicas": replicas,
             "updatedReplicas": total("replicas", new_rss),
@@ -498,7 +507,7 @@ class RolloutReconcile:
                 "Progressing",
                 "True",
                 "NewReplicaSetCreated",
-                f'Created new replica set "{self.new_rs["metadata"]["name"]}"',
+                f'Created new replica set "{self.created_rs()["metadata"]["name"]}"',
                 self.now_s,
             )
         return status
@@ -541,6 +550,7 @@ class RolloutReconcile:
             return
         if self.completed_current_step():
             step, index = self.current_step()
+            assert step is not None and index is not None, "a completed step is a current step"
             new["currentStepIndex"] = index + 1
             new["canary"] = {k: v for k, v in new["canary"].items() if k != "currentStepAnalysisRunStatus"}
             self.event("RolloutStepCompleted", f"Rollout step {index + 1}/{steps} completed ({step_string(step)})")

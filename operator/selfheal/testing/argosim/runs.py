@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from selfheal.testing.argosim.analysis import COMPLETED
@@ -96,6 +97,7 @@ def _reconcile_step(ctx: RolloutReconcile, run: dict | None) -> dict | None:
     if _needs_new(ctx, run):
         labels = {"rollout-type": "Step", "step-index": str(index)}
         return create(ctx, step["analysis"] or {}, str(index), labels)
+    assert run is not None, "a missing run needs a new one"
     _react(ctx, run, "Step-based")
     return run
 
@@ -114,6 +116,7 @@ def _reconcile_background(ctx: RolloutReconcile, run: dict | None) -> dict | Non
         return run
     if _needs_new(ctx, run):
         return create(ctx, analysis, None, {"rollout-type": "Background"})
+    assert run is not None, "a missing run needs a new one"
     _react(ctx, run, "Background")
     return run
 
@@ -144,7 +147,7 @@ def set_current(ctx: RolloutReconcile, runs: dict[str, dict | None]) -> None:
     ctx.current_runs = runs
 
 
-def cancel(ctx: RolloutReconcile, runs: list[dict | None]) -> None:
+def cancel(ctx: RolloutReconcile, runs: Sequence[dict | None]) -> None:
     for run in runs:
         if run is None or run["spec"].get("terminate") or (run.get("status") or {}).get("phase") in COMPLETED:
             continue
@@ -163,7 +166,7 @@ def cancel(ctx: RolloutReconcile, runs: list[dict | None]) -> None:
 def create(ctx: RolloutReconcile, analysis: dict, infix: str | None, labels: dict[str, str]) -> dict:
     metrics, template_args, dry_run, retention = _flatten(ctx, analysis.get("templates") or [], set())
     args = _merge_args(_rollout_args(ctx, analysis.get("args") or []), template_args)
-    pod_hash = ctx.new_rs["metadata"]["labels"]["rollouts-pod-template-hash"]
+    pod_hash = ctx.created_rs()["metadata"]["labels"]["rollouts-pod-template-hash"]
     revision = ctx.revision()
     base = "-".join([ctx.name, pod_hash, revision] + ([infix] if infix is not None else []))
     run_meta = analysis.get("analysisRunMetadata") or {}
@@ -181,7 +184,7 @@ def create(ctx: RolloutReconcile, analysis: dict, infix: str | None, labels: dic
         spec["dryRun"] = dry_run
     if retention:
         spec["measurementRetention"] = retention
-    body = {
+    body: dict[str, Any] = {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "AnalysisRun",
         "metadata": {

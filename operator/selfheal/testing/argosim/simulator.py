@@ -137,7 +137,8 @@ class ArgoSimulator:
         with self._lock:
             for error in self.node.reconcile(self.namespaces):
                 self._record(error)
-            for namespace in self.namespaces or [None]:
+            scopes: list[str | None] = [*self.namespaces] if self.namespaces else [None]
+            for namespace in scopes:
                 self._guard(self._reconcile_scope, namespace)
             self.passes += 1
 
@@ -208,7 +209,7 @@ class ArgoSimulator:
             return run
 
     def analysis_link(self, ctx: RolloutReconcile, kind: str) -> dict | None:
-        chosen = getattr(ctx, "current_runs", None)
+        chosen = ctx.current_runs
         if chosen is not None:
             return chosen.get(kind)
         return argosim_runs.linked_run(ctx, kind)
