@@ -56,7 +56,7 @@ async def on_rollout(rt: Runtime, ro: Rollout, policies: Iterable[PolicyRef]) ->
     if not rt.due(key, policy.spec.triggers.log_watch.interval_seconds * rt.config.log_watch_scale, now):
         return None
     outcome = await analyze(rt, policy, ro, trigger)
-    if outcome is not None:
+    if outcome is not None and not outcome.superseded:  # a pause that changed meanwhile is judged again
         rt.judged[key] = (outcome.judgement.verdict.verdict, now)
     return outcome
 
