@@ -330,7 +330,7 @@ class A2AClient:
         if not isinstance(card, dict):
             raise AnalyzerUnavailable(f"the agent card at {card_url} is not a JSON object")
         name = card.get("name") if isinstance(card.get("name"), str) else ""
-        candidates: list[tuple[str, str]] = []
+        candidates: list[tuple[Any, str]] = []  # (url as the card gives it, protocol version)
         url = card.get("url")
         preferred = card.get("preferredTransport") or JSONRPC
         if isinstance(url, str) and url and str(preferred).upper() == JSONRPC:
@@ -381,7 +381,9 @@ class A2AClient:
         if error is not None:
             code = error.get("code") if isinstance(error, dict) else None
             message = error.get("message", "") if isinstance(error, dict) else str(error)
-            known = RPC_ERRORS.get(code, "server error" if isinstance(code, int) and -32099 <= code <= -32000 else "")
+            known = ""
+            if isinstance(code, int):
+                known = RPC_ERRORS.get(code, "server error" if -32099 <= code <= -32000 else "")
             label = f"{code} ({known})" if known else f"{code}"
             raise AnalyzerUnavailable(f"A2A agent at {where} answered {method} with JSON-RPC error {label}: {message}")
         if envelope.get("id") != rid:
@@ -504,7 +506,24 @@ class A2AClient:
     # --- the verdict -------------------------------------------------------------------------
 
     async def judge(self, bundle: PromptBundle) -> A2AResult:
-        """Ask the agent for a verdict on ``bundle``; a valid `A2AResult` or `AnalyzerUnavailable`."""
+        """Ask the agent for a verdict on ``bundle``; a valid `A2AResult` or `AnalyzerUnavailable`.
+
+        Everything it takes (the agent card, every message and poll, retries and answers that arrive
+        slowly or byte by byte) ends at one deadline, ``timeout`` seconds from the call.
+        """
+        deadline = asyncio.timeout(self.timeout)
+        try:
+            async with deadline:
+                return await self._judge(bundle)
+        except TimeoutError as e:
+            if not deadline.expired():
+                raise
+            raise AnalyzerUnavailable(
+                f"A2A agent at {self._endpoint} gave no valid verdict within {self.timeout:g}s "
+                "(the timeout bounds the whole call, retries included)"
+            ) from e
+
+    async def _judge(self, bundle: PromptBundle) -> A2AResult:
         card = await self.agent_card()
         prompt_tokens = completion_tokens = 0
         estimated = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -90,7 +91,8 @@ class LLMClient:
 
     The SDK's own retries (``max_retries``) are the only retry layer for transport failures,
     408/409/429 and 5xx. Answers that are not a valid `LLMVerdict` are asked for again at most
-    ``validation_retries`` times. Every failure leaves as `AnalyzerUnavailable`.
+    ``validation_retries`` times. ``timeout`` bounds each request and, as one deadline, the whole
+    `judge` call over all of them. Every failure leaves as `AnalyzerUnavailable`.
     """
 
     def __init__(
@@ -195,7 +197,24 @@ class LLMClient:
         return AnalyzerUnavailable(f"LLM at {where} failed: {type(e).__name__}: {e}")
 
     async def judge(self, bundle: PromptBundle) -> LLMResult:
-        """Ask for a verdict on ``bundle``; a valid `LLMResult` or `AnalyzerUnavailable`."""
+        """Ask for a verdict on ``bundle``; a valid `LLMResult` or `AnalyzerUnavailable`.
+
+        Everything it takes (validation attempts, the SDK's retries and their back-off, answers that
+        arrive slowly or byte by byte) ends at one deadline, ``timeout`` seconds from the call.
+        """
+        deadline = asyncio.timeout(self.timeout)
+        try:
+            async with deadline:
+                return await self._judge(bundle)
+        except TimeoutError as e:
+            if not deadline.expired():
+                raise
+            raise AnalyzerUnavailable(
+                f"LLM at {self._endpoint} gave no valid verdict within {self.timeout:g}s "
+                "(the timeout bounds the whole call, retries included)"
+            ) from e
+
+    async def _judge(self, bundle: PromptBundle) -> LLMResult:
         messages = list(bundle.messages)
         prompt_tokens = completion_tokens = 0
         estimated = False

@@ -217,12 +217,41 @@ async def test_slow_beyond_timeout_is_unavailable_in_bounded_time(agent: A2AAgen
     c = make_client(agent, timeout=0.5, max_retries=2)
     start = time.monotonic()
     try:
-        with pytest.raises(AnalyzerUnavailable, match=r"did not answer within 0.5s"):
+        with pytest.raises(AnalyzerUnavailable, match=r"within 0.5s"):
             await c.judge(BUNDLE)
     finally:
         await c.aclose()
     assert time.monotonic() - start < 2.5
     assert len(agent.sends) == 1
+
+
+async def test_an_answer_dripping_a_byte_a_second_does_not_beat_the_timeout(agent: A2AAgentStandIn) -> None:
+    c = make_client(agent, timeout=3)
+    try:
+        await c.agent_card()
+        agent.drip(1.0)
+        start = time.monotonic()
+        with pytest.raises(AnalyzerUnavailable, match=r"no valid verdict within 3s \(the timeout bounds the whole"):
+            await c.judge(BUNDLE)
+    finally:
+        await c.aclose()
+    assert time.monotonic() - start < 3 * 3
+    assert len(agent.sends) == 1
+
+
+async def test_the_card_and_every_attempt_share_the_one_deadline(agent: A2AAgentStandIn) -> None:
+    """Three slow malformed answers would take 2.4 s; the timeout is 1.5 s for all of them, card included."""
+    agent.slow(0.8)
+    agent.malformed(kind="not_json")
+    c = make_client(agent, timeout=1.5)
+    start = time.monotonic()
+    try:
+        with pytest.raises(AnalyzerUnavailable, match=r"within 1.5s"):
+            await c.judge(BUNDLE)
+    finally:
+        await c.aclose()
+    assert time.monotonic() - start < 1.5 * 3
+    assert 1 <= len(agent.sends) <= 2
 
 
 async def test_down_is_unavailable_after_bounded_retries(agent: A2AAgentStandIn) -> None:

@@ -152,14 +152,69 @@ async def test_slow_beyond_timeout_is_unavailable_in_bounded_time(llm: OpenAISta
     client = make_client(llm, timeout=0.5, max_retries=1)
     started = time.monotonic()
     try:
-        with pytest.raises(AnalyzerUnavailable, match=r"did not answer within 0.5s"):
+        with pytest.raises(AnalyzerUnavailable, match=r"within 0.5s"):
             await client.judge(BUNDLE)
     finally:
         await client.aclose()
     elapsed = time.monotonic() - started
-    # Two tries of 0.5 s and one short backoff, nowhere near the 10 s the server would take.
+    # The timeout bounds the whole call: no room is left for the SDK's retry, nowhere near 10 s.
     assert elapsed < 4.0
-    assert len(llm.requests) == 2
+    assert len(llm.requests) == 1
+
+
+async def test_an_answer_dripping_a_byte_a_second_does_not_beat_the_timeout(llm: OpenAIStandIn) -> None:
+    """Every read gets its byte in time, so no per-read timeout fires; the deadline over the call does."""
+    llm.drip(1.0)
+    client = make_client(llm, timeout=3, max_retries=2)
+    started = time.monotonic()
+    try:
+        with pytest.raises(AnalyzerUnavailable, match=r"no valid verdict within 3s \(the timeout bounds the whole"):
+            await client.judge(BUNDLE)
+    finally:
+        await client.aclose()
+    # The whole answer would take about ten minutes to arrive.
+    assert time.monotonic() - started < 3 * 3
+    assert len(llm.requests) == 1
+
+
+async def test_an_answer_dripping_within_the_timeout_is_accepted(llm: OpenAIStandIn) -> None:
+    llm.respond(verdict="unhealthy", confidence=81, summary="slowly said")
+    llm.drip(0.002)
+    client = make_client(llm, timeout=10)
+    try:
+        result = await client.judge(BUNDLE)
+    finally:
+        await client.aclose()
+    assert (result.verdict.verdict, result.verdict.summary) == ("unhealthy", "slowly said")
+
+
+async def test_validation_retries_share_the_one_deadline(llm: OpenAIStandIn) -> None:
+    """Three slow malformed answers would take 2.4 s; the 1.5 s timeout ends the call after the second."""
+    llm.slow(0.8)
+    llm.malformed(kind="not_json")
+    client = make_client(llm, timeout=1.5, max_retries=0)
+    started = time.monotonic()
+    try:
+        with pytest.raises(AnalyzerUnavailable, match=r"within 1.5s"):
+            await client.judge(BUNDLE)
+    finally:
+        await client.aclose()
+    assert time.monotonic() - started < 1.5 * 3
+    assert 1 <= len(llm.requests) <= 2
+
+
+async def test_sdk_retries_share_the_one_deadline(llm: OpenAIStandIn) -> None:
+    """Five SDK retries, each asked to wait 0.6 s by the server, would take over 3 s; the timeout is 1.5 s."""
+    llm.http_error(503, retry_after=0.6)
+    client = make_client(llm, timeout=1.5, max_retries=5)
+    started = time.monotonic()
+    try:
+        with pytest.raises(AnalyzerUnavailable, match=r"within 1.5s"):
+            await client.judge(BUNDLE)
+    finally:
+        await client.aclose()
+    assert time.monotonic() - started < 1.5 * 3
+    assert 1 <= len(llm.requests) < 6
 
 
 async def test_server_down_is_unavailable(llm: OpenAIStandIn) -> None:
