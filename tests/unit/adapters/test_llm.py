@@ -330,6 +330,33 @@ def test_parse_answer_rejects_non_objects() -> None:
     assert ok.verdict == "healthy"
 
 
+def test_stand_in_holds_answers_until_released_and_drips_them() -> None:
+    """What the tests of a slow analysis rely on: a request waits at the gate, then trickles in."""
+    import concurrent.futures
+
+    request = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    with OpenAIStandIn() as llm, httpx.Client(base_url=llm.base_url, timeout=10) as http:
+        llm.hold()
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            answer = pool.submit(http.post, "/chat/completions", json=request)
+            http.get("/models")  # other routes are not held
+            deadline = time.monotonic() + 10
+            while llm.held < 1 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert llm.held == 1 and not answer.done()
+            llm.release()
+            assert answer.result(timeout=10).json()["object"] == "chat.completion"
+        assert llm.held == 0
+
+        llm.drip(0.002, times=1)
+        started = time.monotonic()
+        r = http.post("/chat/completions", json=request)
+        assert r.json()["object"] == "chat.completion"
+        assert int(r.headers["content-length"]) == len(r.content)
+        assert time.monotonic() - started >= len(r.content) * 0.002
+        assert http.post("/chat/completions", json=request).json()["object"] == "chat.completion"
+
+
 def test_stand_in_speaks_the_wire_protocol() -> None:
     """The stand-in's JSON is what the OpenAI protocol says, checked with a plain HTTP client."""
     with OpenAIStandIn(api_key="k") as llm, httpx.Client(base_url=llm.base_url, timeout=5) as http:
