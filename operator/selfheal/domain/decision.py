@@ -88,7 +88,7 @@ def _merge_refs(*verdicts: Verdict) -> list[str]:
 
 def _statistics_stand(statistical: Verdict, llm: Verdict, kind: VerdictKind, why: str) -> Verdict:
     """The statistical verdict, as ``kind``, with what the analyzer said and why it did not stand."""
-    summary = f"{statistical.summary} ({_said(llm)} did not stand: {why})"
+    summary = f"{statistical.summary} (the {llm.analyzer} analyzer said {llm.verdict} at {llm.confidence}%: {why})"
     return _with_kind(
         statistical,
         kind,
@@ -131,10 +131,11 @@ def _combine(statistical: Verdict, llm: Verdict, threshold: int) -> tuple[Verdic
             return agreed.model_copy(update={"evidence_refs": _merge_refs(llm, statistical)}), False, notes
         # No positive case from the statistics: the analyzer's healthy is an opinion about text the
         # workload wrote, and cannot promote on its own.
-        why = f"the statistics do not confirm it: {statistical.verdict} ({statistical.confidence}%)"
+        seen = f"{statistical.verdict}, {statistical.confidence}%"
         if stat_kind != statistical.verdict:
-            why += f", below the {threshold}% threshold"
-        notes.append(f"{_said(llm)} is not confirmed: {statistical.summary[:_QUOTE_LIMIT]}")
+            seen += f", below the {threshold}% threshold"
+        notes.append(f"{_said(llm)} is not confirmed by the statistics ({seen})")
+        why = f"not confirmed by the statistics ({seen})"
         return _statistics_stand(statistical, llm, VerdictKind.INCONCLUSIVE, why), True, notes
 
     if llm_kind == VerdictKind.UNHEALTHY:

@@ -242,16 +242,24 @@ def test_overruled_reason_explains_why() -> None:
     assert decision.verdict.hard_evidence
     assert decision.verdict.root_cause == "nil map in handler"
     assert decision.verdict.evidence_refs == ["restarts", "T3", "T1"]
-    assert "did not stand" in decision.verdict.summary
+    assert decision.verdict.summary.endswith(
+        "(the llm analyzer said healthy at 99%: hard evidence cannot be overruled)"
+    )
 
 
 def test_an_unconfirmed_healthy_names_what_the_statistics_saw() -> None:
     decision = decide(stat(U, 95, refs=["T7"]), llm(H, 99), spec(on_healthy="promote"), llm_configured=True)
     assert decision.action == Action.NONE and decision.verdict.verdict == N
-    assert "The llm verdict (healthy, 99%) is not confirmed: statistics say unhealthy" in decision.reason
+    assert decision.reason.startswith(
+        "The llm verdict (healthy, 99%) is not confirmed by the statistics (unhealthy, 95%)"
+    )
+    assert decision.verdict.summary == (
+        "statistics say unhealthy (the llm analyzer said healthy at 99%: not confirmed by the statistics "
+        "(unhealthy, 95%))"
+    )
     assert decision.verdict.evidence_refs == ["T7", "T1"]
     thin = decide(stat(H, 50), llm(H, 99), spec(on_healthy="promote"), llm_configured=True)
-    assert "below the 70% threshold" in thin.verdict.summary
+    assert "(healthy, 50%, below the 70% threshold)" in thin.verdict.summary
 
 
 def test_an_a2a_agent_is_credited_like_an_llm() -> None:
