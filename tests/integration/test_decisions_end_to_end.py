@@ -6,14 +6,13 @@ from __future__ import annotations
 import itertools
 import random
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
 from selfheal.testing import scenarios as argo_cli
 from selfheal.testing.argosim import ArgoSimulator
 from selfheal.testing.controlplane import ControlPlane
-from selfheal.testing.kubelet import TestKubelet
 from selfheal.testing.llm_server import OpenAIStandIn
 from selfheal.testing.operator import OperatorProcess
 from selfheal.testing.workloads import INJECTION_LINE, Behaviour, register_behaviour
@@ -48,17 +47,9 @@ register_behaviour("blue-v2", Behaviour(colour="blue"))
 
 
 @pytest.fixture
-def llm() -> Iterator[OpenAIStandIn]:
-    with OpenAIStandIn() as server:
-        yield server
-
-
-@pytest.fixture
-def busy(control_plane: ControlPlane, kubelet: TestKubelet, namespace: str) -> Iterator[ArgoSimulator]:
+def busy(start_argo: Callable[..., ArgoSimulator]) -> ArgoSimulator:
     """The simulated controller with canaries serving enough traffic for a sure verdict within seconds."""
-    with ArgoSimulator(control_plane, kubelet, namespaces=[namespace], requests_per_second=100) as sim:
-        yield sim
-    assert not [e for e in sim.errors if not isinstance(e, TimeoutError)], sim.errors
+    return start_argo(requests_per_second=100)
 
 
 def verdict_at_the_pause(cp: ControlPlane, ns: str) -> dict:

@@ -3,7 +3,7 @@ and a lagging controller keeps the Rollout in between states. The operator acts 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -11,7 +11,6 @@ import pytest
 from selfheal.testing import scenarios as argo_cli
 from selfheal.testing.argosim import ArgoSimulator
 from selfheal.testing.controlplane import ControlPlane
-from selfheal.testing.kubelet import TestKubelet
 from selfheal.testing.llm_server import OpenAIStandIn, verdict_content
 from selfheal.testing.operator import OperatorProcess
 from selfheal.testing.workloads import Behaviour, register_behaviour
@@ -32,18 +31,9 @@ register_behaviour("blue-v3", Behaviour(colour="blue"))
 
 
 @pytest.fixture
-def llm() -> Iterator[OpenAIStandIn]:
-    with OpenAIStandIn() as server:
-        yield server
-
-
-@pytest.fixture
-def lagging(control_plane: ControlPlane, kubelet: TestKubelet, namespace: str) -> Iterator[ArgoSimulator]:
-    with ArgoSimulator(
-        control_plane, kubelet, namespaces=[namespace], requests_per_second=100, informer_lag=LAG
-    ) as sim:
-        yield sim
-    assert not [e for e in sim.errors if not isinstance(e, TimeoutError)], sim.errors
+def lagging(start_argo: Callable[..., ArgoSimulator]) -> ArgoSimulator:
+    """The simulated controller seeing others' changes late, its canaries serving enough traffic for a sure verdict."""
+    return start_argo(requests_per_second=100, informer_lag=LAG)
 
 
 def first_answers(llm: OpenAIStandIn, verdict: str, count: int = 1) -> Callable[[dict], dict]:

@@ -13,7 +13,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 from pydantic import BaseModel
 
-from selfheal.adapters.llm import TokenUsage, describe_endpoint
+from selfheal.adapters.llm import TokenUsage, describe_endpoint, within_deadline
 from selfheal.domain.prompt import (
     InvalidAnswer,
     LLMVerdict,
@@ -511,17 +511,7 @@ class A2AClient:
         Everything it takes (the agent card, every message and poll, retries and answers that arrive
         slowly or byte by byte) ends at one deadline, ``timeout`` seconds from the call.
         """
-        deadline = asyncio.timeout(self.timeout)
-        try:
-            async with deadline:
-                return await self._judge(bundle)
-        except TimeoutError as e:
-            if not deadline.expired():
-                raise
-            raise AnalyzerUnavailable(
-                f"A2A agent at {self._endpoint} gave no valid verdict within {self.timeout:g}s "
-                "(the timeout bounds the whole call, retries included)"
-            ) from e
+        return await within_deadline(self.timeout, self._judge(bundle), f"A2A agent at {self._endpoint}")
 
     async def _judge(self, bundle: PromptBundle) -> A2AResult:
         card = await self.agent_card()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import openai
@@ -24,6 +25,7 @@ from selfheal.errors import AnalyzerUnavailable
 log = logging.getLogger(__name__)
 
 Mode = Literal["json_schema", "json_object"]
+T = TypeVar("T")
 
 SCHEMA_NAME = "canary_verdict"
 # How many times malformed or schema-invalid output is asked for again. This is a validation
@@ -75,6 +77,21 @@ def _mentions_response_format(err: openai.APIStatusError) -> bool:
 def _mentions_temperature(err: openai.APIStatusError) -> bool:
     text = " ".join(str(x) for x in (err.message, err.param, err.body) if x).lower()
     return "temperature" in text
+
+
+async def within_deadline(seconds: float, call: Awaitable[T], analyzer: str) -> T:
+    """``call``, ended after ``seconds`` whatever it is doing; then ``analyzer`` counts as unavailable."""
+    deadline = asyncio.timeout(seconds)
+    try:
+        async with deadline:
+            return await call
+    except TimeoutError as e:
+        if not deadline.expired():
+            raise
+        raise AnalyzerUnavailable(
+            f"{analyzer} gave no valid verdict within {seconds:g}s "
+            "(the timeout bounds the whole call, retries included)"
+        ) from e
 
 
 def describe_endpoint(url: str) -> str:
@@ -202,17 +219,7 @@ class LLMClient:
         Everything it takes (validation attempts, the SDK's retries and their back-off, answers that
         arrive slowly or byte by byte) ends at one deadline, ``timeout`` seconds from the call.
         """
-        deadline = asyncio.timeout(self.timeout)
-        try:
-            async with deadline:
-                return await self._judge(bundle)
-        except TimeoutError as e:
-            if not deadline.expired():
-                raise
-            raise AnalyzerUnavailable(
-                f"LLM at {self._endpoint} gave no valid verdict within {self.timeout:g}s "
-                "(the timeout bounds the whole call, retries included)"
-            ) from e
+        return await within_deadline(self.timeout, self._judge(bundle), f"LLM at {self._endpoint}")
 
     async def _judge(self, bundle: PromptBundle) -> LLMResult:
         messages = list(bundle.messages)

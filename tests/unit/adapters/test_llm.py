@@ -7,8 +7,9 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
@@ -147,34 +148,47 @@ async def test_out_of_range_answer_is_not_a_verdict(llm: OpenAIStandIn, client: 
         await client.judge(BUNDLE)
 
 
-async def test_slow_beyond_timeout_is_unavailable_in_bounded_time(llm: OpenAIStandIn) -> None:
-    llm.slow(10)
-    client = make_client(llm, timeout=0.5, max_retries=1)
+async def unavailable_after(llm: OpenAIStandIn, match: str, **options: Any) -> float:
+    """Seconds until a new client's `judge` gives up with `AnalyzerUnavailable` matching ``match``."""
+    client = make_client(llm, **options)
     started = time.monotonic()
     try:
-        with pytest.raises(AnalyzerUnavailable, match=r"within 0.5s"):
+        with pytest.raises(AnalyzerUnavailable, match=match):
             await client.judge(BUNDLE)
     finally:
         await client.aclose()
-    elapsed = time.monotonic() - started
-    # The timeout bounds the whole call: no room is left for the SDK's retry, nowhere near 10 s.
-    assert elapsed < 4.0
-    assert len(llm.requests) == 1
+    return time.monotonic() - started
 
 
-async def test_an_answer_dripping_a_byte_a_second_does_not_beat_the_timeout(llm: OpenAIStandIn) -> None:
-    """Every read gets its byte in time, so no per-read timeout fires; the deadline over the call does."""
-    llm.drip(1.0)
-    client = make_client(llm, timeout=3, max_retries=2)
-    started = time.monotonic()
-    try:
-        with pytest.raises(AnalyzerUnavailable, match=r"no valid verdict within 3s \(the timeout bounds the whole"):
-            await client.judge(BUNDLE)
-    finally:
-        await client.aclose()
-    # The whole answer would take about ten minutes to arrive.
-    assert time.monotonic() - started < 3 * 3
-    assert len(llm.requests) == 1
+WHOLE_CALL = r"no valid verdict within {:g}s \(the timeout bounds the whole call"
+
+
+@pytest.mark.parametrize(
+    ("script", "seconds", "max_retries", "match", "requests"),
+    [
+        # Far slower than the timeout: no room is left for the SDK's retry.
+        (lambda llm: llm.slow(10), 0.5, 1, r"within 0.5s", {1}),
+        # Every read gets its byte in time, so no per-read timeout fires; the answer would take ten minutes.
+        (lambda llm: llm.drip(1.0), 3, 2, WHOLE_CALL.format(3), {1}),
+        # Three slow malformed answers would take 2.4 s.
+        (lambda llm: (llm.slow(0.8), llm.malformed(kind="not_json")), 1.5, 0, WHOLE_CALL.format(1.5), {1, 2}),
+        # Five SDK retries, each told to wait 0.6 s by the server, would take over 3 s.
+        (lambda llm: llm.http_error(503, retry_after=0.6), 1.5, 5, WHOLE_CALL.format(1.5), {1, 2, 3}),
+    ],
+    ids=["slow", "dripping", "validation-retries", "sdk-retries"],
+)
+async def test_the_timeout_bounds_the_whole_call(
+    llm: OpenAIStandIn,
+    script: Callable[[OpenAIStandIn], object],
+    seconds: float,
+    max_retries: int,
+    match: str,
+    requests: set[int],
+) -> None:
+    script(llm)
+    elapsed = await unavailable_after(llm, match, timeout=seconds, max_retries=max_retries)
+    assert elapsed < seconds * 3
+    assert len(llm.requests) in requests
 
 
 async def test_an_answer_dripping_within_the_timeout_is_accepted(llm: OpenAIStandIn) -> None:
@@ -188,45 +202,9 @@ async def test_an_answer_dripping_within_the_timeout_is_accepted(llm: OpenAIStan
     assert (result.verdict.verdict, result.verdict.summary) == ("unhealthy", "slowly said")
 
 
-async def test_validation_retries_share_the_one_deadline(llm: OpenAIStandIn) -> None:
-    """Three slow malformed answers would take 2.4 s; the 1.5 s timeout ends the call after the second."""
-    llm.slow(0.8)
-    llm.malformed(kind="not_json")
-    client = make_client(llm, timeout=1.5, max_retries=0)
-    started = time.monotonic()
-    try:
-        with pytest.raises(AnalyzerUnavailable, match=r"within 1.5s"):
-            await client.judge(BUNDLE)
-    finally:
-        await client.aclose()
-    assert time.monotonic() - started < 1.5 * 3
-    assert 1 <= len(llm.requests) <= 2
-
-
-async def test_sdk_retries_share_the_one_deadline(llm: OpenAIStandIn) -> None:
-    """Five SDK retries, each asked to wait 0.6 s by the server, would take over 3 s; the timeout is 1.5 s."""
-    llm.http_error(503, retry_after=0.6)
-    client = make_client(llm, timeout=1.5, max_retries=5)
-    started = time.monotonic()
-    try:
-        with pytest.raises(AnalyzerUnavailable, match=r"within 1.5s"):
-            await client.judge(BUNDLE)
-    finally:
-        await client.aclose()
-    assert time.monotonic() - started < 1.5 * 3
-    assert 1 <= len(llm.requests) < 6
-
-
 async def test_server_down_is_unavailable(llm: OpenAIStandIn) -> None:
     llm.down()
-    client = make_client(llm, timeout=2, max_retries=1)
-    started = time.monotonic()
-    try:
-        with pytest.raises(AnalyzerUnavailable, match="cannot connect"):
-            await client.judge(BUNDLE)
-    finally:
-        await client.aclose()
-    assert time.monotonic() - started < 5
+    assert await unavailable_after(llm, "cannot connect", timeout=2, max_retries=1) < 5
     assert llm.requests == []
 
 
