@@ -28,7 +28,6 @@ class Situation:
     """
 
     uid: str
-    resource_version: str
     template: str
     canary: str
     stable: str
@@ -45,7 +44,6 @@ class Situation:
         run = ro.status.canary.current_step_analysis_run_status
         return cls(
             uid=ro.uid,
-            resource_version=ro.resource_version,
             template=ro.template_digest,
             canary=canary_hash(ro) or ro.status.current_pod_hash,
             stable=stable_hash(ro) or "",
@@ -61,7 +59,9 @@ class Situation:
         )
 
     def step_label(self) -> str:
-        return "no step" if self.step is None else f"step {min(self.step + 1, self.steps)}/{self.steps}"
+        if self.step is None:
+            return "no step"
+        return f"step {self.step + 1}/{self.steps}" if self.step < self.steps else f"the end of its {self.steps} steps"
 
 
 def _pauses(pauses: tuple[tuple[str, str], ...]) -> str:

@@ -211,7 +211,9 @@ def test_several_changes_are_all_named() -> None:
     ]
 
 
-def test_the_situation_keeps_the_resource_version_it_was_taken_at() -> None:
-    assert JUDGED.resource_version == "100"
+def test_where_the_rollout_stood_reads_as_a_step() -> None:
     assert (JUDGED.canary, JUDGED.step, JUDGED.step_label()) == ("new5c4", 1, "step 2/4")
     assert Situation.of(edited(status(currentStepIndex=None))).step_label() == "step 1/4"
+    assert Situation.of(edited(status(currentStepIndex=4))).step_label() == "the end of its 4 steps"
+    no_steps = edited(lambda obj: obj["spec"]["strategy"]["canary"].update(steps=[]))
+    assert Situation.of(no_steps).step_label() == "no step"
