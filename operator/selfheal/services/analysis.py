@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass
 from enum import StrEnum
 
+from selfheal.adapters.kube import MAX_EVENT_MESSAGE
 from selfheal.domain.argo import (
     ABORT_STATUS_PATCH,
     PAUSE_SPEC_PATCH,
@@ -52,6 +53,8 @@ ACTION_FAILED = "SelfHealActionFailed"
 # An abort refused because the Rollout changed (409) is checked and sent again this many times.
 ABORT_ATTEMPTS = 3
 SKIPPED_CHANGED = f"skipped: {CHANGED}"
+# The verdict's summary keeps at least this much of an Event message, however long the rest is.
+MIN_EVENT_SUMMARY = 200
 
 
 @dataclass
@@ -306,13 +309,19 @@ async def _promote(rt: Runtime, ro: Rollout, judged: Situation, fresh: Rollout |
 async def _explain(rt: Runtime, ro: Rollout, j: Judgement, trigger: Trigger, taken: str) -> None:
     """Every verdict is an Event on the Rollout: `kubectl describe rollout` answers "why"."""
     v = j.verdict
-    summary = " ".join(v.summary.split())[:300]
-    message = (
+    head = (
         f"{v.verdict} (confidence {v.confidence}, analyzer {v.analyzer}, trigger {trigger.value}, "
-        f"revision {ro.revision}): {summary} Action: {taken}. {j.decision.reason}"
+        f"revision {ro.revision}): "
     )
+    tail = f" Action: {taken}. {j.decision.reason}"
     if j.llm_error:
-        message += f" Analyzer unavailable: {j.llm_error[:200]}"
+        tail += f" Analyzer unavailable: {j.llm_error[:200]}"
+    # The values that decided it come first in the summary: it gets all the room the Event has left.
+    room = max(MIN_EVENT_SUMMARY, MAX_EVENT_MESSAGE - len(head) - len(tail))
+    summary = " ".join(v.summary.split())
+    if len(summary) > room:
+        summary = summary[: room - 1] + "…"
+    message = head + summary + tail
     kind = "Warning" if v.verdict == VerdictKind.UNHEALTHY else "Normal"
     await _event(rt, ro, EVENT_REASONS[v.verdict], kind, message)
 
