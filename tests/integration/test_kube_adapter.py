@@ -16,7 +16,7 @@ from selfheal.adapters.kube import MERGE_PATCH, KubeAdapter, connect, translate
 from selfheal.domain.argo import ABORT_STATUS_PATCH, PAUSE_SPEC_PATCH, Rollout, promote_patches
 from selfheal.domain.evidence import Side
 from selfheal.domain.policy import LogBounds
-from selfheal.errors import ConfigError, PermanentError, RateLimitedError, TransientError
+from selfheal.errors import ConfigError, Conflict, PermanentError, RateLimitedError, TransientError
 from selfheal.services.gather import gather_evidence
 from selfheal.testing.controlplane import ControlPlane, free_port
 from selfheal.testing.kubelet import NODE_NAME, TestKubelet
@@ -473,6 +473,38 @@ async def test_promote_patches_are_merge_patches(
 
     await kube.patch_rollout_status(namespace, "web", {"status": {"pauseConditions": None, "currentStepIndex": 2}})
     assert (await kube.get_rollout(namespace, "web")).status.current_step_index == 2
+
+
+async def test_a_patch_with_a_stale_resource_version_is_refused(
+    control_plane: ControlPlane, namespace: str, kube: KubeAdapter
+) -> None:
+    """The resourceVersion in a merge patch body is a precondition: a change in between gives 409, on the
+    status subresource and on the main resource alike, and nothing of the patch lands."""
+    create_rollout(control_plane, namespace, "web")
+    judged = await kube.get_rollout(namespace, "web")
+    assert judged is not None and judged.resource_version
+    # a human promotes meanwhile
+    await kube.patch_rollout_status(namespace, "web", {"status": {"pauseConditions": None}})
+    with pytest.raises(Conflict, match="409"):
+        await kube.patch_rollout_status(
+            namespace, "web", {"status": {"currentStepIndex": 3}}, resource_version=judged.resource_version
+        )
+    with pytest.raises(Conflict, match="409"):
+        await kube.patch_rollout(namespace, "web", PAUSE_SPEC_PATCH, resource_version=judged.resource_version)
+    after = await kube.get_rollout(namespace, "web")
+    assert after is not None
+    assert (after.status.current_step_index, after.status.pause_conditions, after.paused) == (1, [], False)
+
+    # with the version just read, the patch applies; its answer carries the next version
+    updated = await kube.patch_rollout_status(
+        namespace, "web", {"status": {"currentStepIndex": 2}}, resource_version=after.resource_version
+    )
+    assert updated["status"]["currentStepIndex"] == 2
+    assert updated["metadata"]["resourceVersion"] != after.resource_version
+    await kube.patch_rollout(
+        namespace, "web", PAUSE_SPEC_PATCH, resource_version=updated["metadata"]["resourceVersion"]
+    )
+    assert (await kube.get_rollout(namespace, "web")).paused
 
 
 async def test_patch_errors_are_translated(control_plane: ControlPlane, namespace: str, kube: KubeAdapter) -> None:

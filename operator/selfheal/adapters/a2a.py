@@ -13,7 +13,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 from pydantic import BaseModel
 
-from selfheal.adapters.llm import TokenUsage, describe_endpoint
+from selfheal.adapters.llm import TokenUsage, describe_endpoint, within_deadline
 from selfheal.domain.prompt import (
     InvalidAnswer,
     LLMVerdict,
@@ -330,7 +330,7 @@ class A2AClient:
         if not isinstance(card, dict):
             raise AnalyzerUnavailable(f"the agent card at {card_url} is not a JSON object")
         name = card.get("name") if isinstance(card.get("name"), str) else ""
-        candidates: list[tuple[object, str]] = []  # urls as the card gives them; checked below
+        candidates: list[tuple[Any, str]] = []  # (url as the card gives it, protocol version)
         url = card.get("url")
         preferred = card.get("preferredTransport") or JSONRPC
         if isinstance(url, str) and url and str(preferred).upper() == JSONRPC:
@@ -381,11 +381,9 @@ class A2AClient:
         if error is not None:
             code = error.get("code") if isinstance(error, dict) else None
             message = error.get("message", "") if isinstance(error, dict) else str(error)
-            known = (
-                RPC_ERRORS.get(code, "server error" if -32099 <= code <= -32000 else "")
-                if isinstance(code, int)
-                else ""
-            )
+            known = ""
+            if isinstance(code, int):
+                known = RPC_ERRORS.get(code, "server error" if -32099 <= code <= -32000 else "")
             label = f"{code} ({known})" if known else f"{code}"
             raise AnalyzerUnavailable(f"A2A agent at {where} answered {method} with JSON-RPC error {label}: {message}")
         if envelope.get("id") != rid:
@@ -508,7 +506,14 @@ class A2AClient:
     # --- the verdict -------------------------------------------------------------------------
 
     async def judge(self, bundle: PromptBundle) -> A2AResult:
-        """Ask the agent for a verdict on ``bundle``; a valid `A2AResult` or `AnalyzerUnavailable`."""
+        """Ask the agent for a verdict on ``bundle``; a valid `A2AResult` or `AnalyzerUnavailable`.
+
+        Everything it takes (the agent card, every message and poll, retries and answers that arrive
+        slowly or byte by byte) ends at one deadline, ``timeout`` seconds from the call.
+        """
+        return await within_deadline(self.timeout, self._judge(bundle), f"A2A agent at {self._endpoint}")
+
+    async def _judge(self, bundle: PromptBundle) -> A2AResult:
         card = await self.agent_card()
         prompt_tokens = completion_tokens = 0
         estimated = False

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import openai
@@ -23,6 +25,7 @@ from selfheal.errors import AnalyzerUnavailable
 log = logging.getLogger(__name__)
 
 Mode = Literal["json_schema", "json_object"]
+T = TypeVar("T")
 
 SCHEMA_NAME = "canary_verdict"
 # How many times malformed or schema-invalid output is asked for again. This is a validation
@@ -76,6 +79,21 @@ def _mentions_temperature(err: openai.APIStatusError) -> bool:
     return "temperature" in text
 
 
+async def within_deadline(seconds: float, call: Awaitable[T], analyzer: str) -> T:
+    """``call``, ended after ``seconds`` whatever it is doing; then ``analyzer`` counts as unavailable."""
+    deadline = asyncio.timeout(seconds)
+    try:
+        async with deadline:
+            return await call
+    except TimeoutError as e:
+        if not deadline.expired():
+            raise
+        raise AnalyzerUnavailable(
+            f"{analyzer} gave no valid verdict within {seconds:g}s "
+            "(the timeout bounds the whole call, retries included)"
+        ) from e
+
+
 def describe_endpoint(url: str) -> str:
     """``scheme://host[:port]`` of an endpoint, for messages: never the user or password a URL may carry."""
     parts = urlsplit(url)
@@ -90,7 +108,8 @@ class LLMClient:
 
     The SDK's own retries (``max_retries``) are the only retry layer for transport failures,
     408/409/429 and 5xx. Answers that are not a valid `LLMVerdict` are asked for again at most
-    ``validation_retries`` times. Every failure leaves as `AnalyzerUnavailable`.
+    ``validation_retries`` times. ``timeout`` bounds each request and, as one deadline, the whole
+    `judge` call over all of them. Every failure leaves as `AnalyzerUnavailable`.
     """
 
     def __init__(
@@ -195,7 +214,14 @@ class LLMClient:
         return AnalyzerUnavailable(f"LLM at {where} failed: {type(e).__name__}: {e}")
 
     async def judge(self, bundle: PromptBundle) -> LLMResult:
-        """Ask for a verdict on ``bundle``; a valid `LLMResult` or `AnalyzerUnavailable`."""
+        """Ask for a verdict on ``bundle``; a valid `LLMResult` or `AnalyzerUnavailable`.
+
+        Everything it takes (validation attempts, the SDK's retries and their back-off, answers that
+        arrive slowly or byte by byte) ends at one deadline, ``timeout`` seconds from the call.
+        """
+        return await within_deadline(self.timeout, self._judge(bundle), f"LLM at {self._endpoint}")
+
+    async def _judge(self, bundle: PromptBundle) -> LLMResult:
         messages = list(bundle.messages)
         prompt_tokens = completion_tokens = 0
         estimated = False

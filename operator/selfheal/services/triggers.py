@@ -19,6 +19,7 @@ from selfheal.domain.argo import (
     stable_hash,
 )
 from selfheal.domain.ticket import ticket_name
+from selfheal.domain.verdict import VerdictKind
 from selfheal.errors import SelfHealError
 from selfheal.services.analysis import Outcome, Trigger, analyze, look_at_logs
 from selfheal.services.policies import PolicyRef, choose_policy, policies_for
@@ -34,8 +35,9 @@ def governing_policy(ro: Rollout, policies: Iterable[PolicyRef]) -> PolicyRef | 
 async def on_rollout(rt: Runtime, ro: Rollout, policies: Iterable[PolicyRef]) -> Outcome | None:
     """A Rollout changed (or the policy ticked): decide at an indefinite or inconclusive-analysis pause.
 
-    Each pause is judged once; an inconclusive judgement (too little evidence yet) is judged again
-    after the policy's log-watch interval, so a pause reached early gets its verdict when there is data.
+    Each pause is judged once; an inconclusive judgement (too little evidence yet), or one made without
+    the analyzer, is judged again after the policy's log-watch interval, so a pause reached early gets
+    its verdict when there is data. A judgement the Rollout outran before it could act is not kept.
     """
     rt.forget_revisions(
         ro.namespace, ro.name, {h for h in (canary_hash(ro), stable_hash(ro), ro.status.current_pod_hash) if h}
@@ -56,8 +58,10 @@ async def on_rollout(rt: Runtime, ro: Rollout, policies: Iterable[PolicyRef]) ->
     if not rt.due(key, policy.spec.triggers.log_watch.interval_seconds * rt.config.log_watch_scale, now):
         return None
     outcome = await analyze(rt, policy, ro, trigger)
-    if outcome is not None:
-        rt.judged[key] = (outcome.judgement.verdict.verdict, now)
+    if outcome is not None and not outcome.superseded:  # a pause that changed meanwhile is judged again
+        # Judged without the analyzer it was meant to have: asked again after the interval, like an unsure one.
+        unheard = outcome.judgement.llm_error is not None
+        rt.judged[key] = (VerdictKind.INCONCLUSIVE if unheard else outcome.judgement.verdict.verdict, now)
     return outcome
 
 
