@@ -10,7 +10,8 @@ The rules, in order (the table test walks every cell):
 3. The analyzer may always be more careful than the statistics: its sure unhealthy stands.
 4. Otherwise unhealthy when both lean that way and the statistics are sure; inconclusive when not.
 5. An unsure verdict never promotes, whatever ``onInconclusive`` says; an unavailable analyzer
-   gives the policy's ``onAnalyzerUnavailable``.
+   gives the policy's ``onAnalyzerUnavailable``, except against hard evidence, which needs no
+   analyzer: a crash is stopped by ``onUnhealthy`` whether or not the analyzer answers.
 """
 
 from __future__ import annotations
@@ -205,6 +206,8 @@ def decide(
             error = (llm_error or "no answer")[:_QUOTE_LIMIT]
             if fallback == "statistical":
                 notes.insert(0, f"analyzer unavailable ({error}); using the statistical verdict")
+            elif _is_hard(final):
+                notes.insert(0, f"analyzer unavailable ({error}); hard evidence needs no analyzer")
             else:
                 forced = Action(fallback)
                 notes.insert(0, f"analyzer unavailable ({error}); onAnalyzerUnavailable={fallback}")
