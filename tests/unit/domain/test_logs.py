@@ -242,14 +242,25 @@ def _demo_lines(n: int, seed: int = 1) -> list[str]:
     return [f"2025/10/09 14:{i // 60 % 60:02d}:{i % 60:02d} 200 - {rnd.choice(colors)}" for i in range(n)]
 
 
-def test_colour_lines_merge_into_one_template() -> None:
+def test_a_part_with_few_values_stays_a_constant() -> None:
+    # Six colours are six values, not a parameter: each colour is its own template, in one family.
     miner = TemplateMiner()
     miner.add_many(_demo_lines(300), "canary")
     templates = miner.templates
-    assert len(templates) == 1
-    assert templates[0].text == "<TS> 200 - <*>"
-    assert templates[0].counts == {"canary": 300}
-    assert templates[0].severity == "info"
+    assert sorted(t.text for t in templates) == sorted(
+        f"<TS> 200 - {c}" for c in ["red", "orange", "yellow", "green", "blue", "purple"]
+    )
+    assert sum(t.counts["canary"] for t in templates) == 300
+    assert {t.severity for t in templates} == {"info"}
+    assert len({t.family for t in templates}) == 1 and templates[0].family is not None
+
+
+def test_a_part_with_many_values_becomes_a_wildcard() -> None:
+    rnd = random.Random(3)
+    users = [f"user{chr(97 + i % 26)}{chr(97 + i // 26 % 26)}" for i in range(300)]
+    miner = TemplateMiner()
+    miner.add_many([f"INFO session opened for {rnd.choice(users)} via sso" for _ in range(3000)], "c")
+    assert [t.text for t in miner.templates] == ["INFO session opened for <*> via sso"]
 
 
 def test_error_and_ok_lines_never_share_a_template() -> None:
@@ -258,10 +269,10 @@ def test_error_and_ok_lines_never_share_a_template() -> None:
         miner.add(line, "s")
         if i % 3 == 0:
             miner.add(line.replace(" 200 - ", " 500 - "), "s")
-    by_sev = {t.severity: t for t in miner.templates}
-    assert set(by_sev) == {"info", "error"}
-    assert by_sev["error"].text.startswith("<TS> 500 - ")
-    assert by_sev["error"].counts["s"] == 34
+    assert {t.severity for t in miner.templates} == {"info", "error"}
+    errors = [t for t in miner.templates if t.severity == "error"]
+    assert all(t.text.startswith("<TS> 500 - ") for t in errors)
+    assert sum(t.counts["s"] for t in errors) == 34
 
 
 def test_panics_group_together_apart_from_ordinary_lines() -> None:
@@ -308,7 +319,7 @@ def test_mining_100k_lines_is_fast() -> None:
     miner = TemplateMiner()
     miner.add_many(parse_events(text), "canary")
     elapsed = time.perf_counter() - start
-    assert len(miner.templates) <= 5
+    assert len(miner.templates) <= 8
     assert sum(t.counts["canary"] for t in miner.templates) == 100_000
     assert elapsed < 10.0
 
@@ -395,15 +406,15 @@ def test_zero_and_nonzero_counts_that_mask_alike_get_separate_templates() -> Non
     assert by_sev["info"].counts == {"s": 20} and by_sev["error"].counts == {"s": 5}
 
 
-def test_groups_of_unrelated_lines_are_capped() -> None:
+def test_lines_of_random_words_are_one_template_and_fast() -> None:
     rnd = random.Random(7)
     words = ["".join(rnd.choices("abcdefghijklmnopqrstuvwxyz", k=6)) for _ in range(3000)]
     lines = ["INFO handled " + " ".join(rnd.choices(words, k=6)) for _ in range(20_000)]
-    miner = TemplateMiner(max_candidates=16)
+    miner = TemplateMiner()
     start = time.monotonic()
     miner.add_many(lines, "c")
+    templates = miner.templates
     elapsed = time.monotonic() - start
-    assert len(miner.templates) == 17
-    assert sum(t.counts["c"] for t in miner.templates) == 20_000
-    assert miner.templates[-1].text == "INFO handled <*> <*> <*> <*> <*> <*>"
+    assert [t.text for t in templates] == ["INFO handled <*> <*> <*> <*> <*> <*>"]
+    assert templates[0].counts["c"] == 20_000
     assert elapsed < 5.0
