@@ -185,7 +185,10 @@ def _level_fields(templates: Sequence[Template], alpha: float) -> list[FieldStat
             totals[i] += n
             if t.severity == "error":
                 errors[i] += n
-    stat = _category("level", "error", "events", errors[0], totals[0], errors[1], totals[1], error=True, alpha=alpha)
+    # One more test on top of the templates': held to a stricter level.
+    stat = _category(
+        "level", "error", "events", errors[0], totals[0], errors[1], totals[1], error=True, alpha=alpha / 10
+    )
     return [stat] if stat is not None else []
 
 

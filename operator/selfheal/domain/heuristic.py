@@ -139,8 +139,8 @@ def _log_findings(diff: LogDiff, f: _Findings, alpha: float) -> list[TemplateSta
             f.add_hard(t.id, f"{t.status} crash signature {t.id} ({_counts(t)}): {_what_crashed(t)}")
         elif t.severity == "error":
             phrase = f"{t.status} error template {t.id} ({_counts(t)}): {_shown(t)}"
-            if t.mix_only:
-                f.notes.append(f"{t.id} differs from the stable's errors only in a value; their rate did not rise")
+            if t.explained:
+                f.notes.append(f"{t.id} is a stable error in another form (another value or format), at the same rate")
             elif t.p_value is None or t.p_value < alpha:
                 f.add_soft(t.id, phrase)
                 if t.p_value is not None:
@@ -179,6 +179,23 @@ def _field_findings(diff: LogDiff, latency: LatencySpec, f: _Findings) -> None:
                 f.listed.append(s.id)
         else:
             f.listed.append(s.id)
+
+
+def _restart_findings(evidence: Evidence, diff: LogDiff, f: _Findings) -> None:
+    """A crash loop seen in the logs alone: the canary's first line comes back again and again in
+    its logs, where the stable logs it at most once a log, and new errors come with it."""
+    first = diff.get(diff.canary_first) if diff.canary_first else None
+    if first is None:
+        return
+    canary_logs = max(1, sum(1 for p in evidence.side(Side.CANARY) for log in p.logs if log.text))
+    stable_logs = max(1, sum(1 for p in evidence.side(Side.STABLE) for log in p.logs if log.text))
+    new_errors = [t for t in diff.significant() if t.severity == "error" and t.id != first.id]
+    if first.canary_count >= 2 * canary_logs and first.stable_count <= stable_logs and new_errors:
+        f.add_hard(
+            "restarts:logs",
+            f"the canary started {first.canary_count} times in {canary_logs} log(s) (its first line "
+            f"'{_shown(first)}' came back each time, with {new_errors[0].id}: {_shown(new_errors[0])})",
+        )
 
 
 def _read_findings(evidence: Evidence, diff: LogDiff) -> list[str]:
@@ -251,6 +268,7 @@ def statistical_verdict(
     _metric_findings(evidence, f)
     warnings = _log_findings(diff, f, alpha)
     _field_findings(diff, latency, f)
+    _restart_findings(evidence, diff, f)
     canary_pods = evidence.side(Side.CANARY)
     refs_soft = [r for r, _ in f.soft]
     unread = _read_findings(evidence, diff)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -28,6 +29,10 @@ MIN_RATE_RATIO = 1.5
 MIN_NEW_COUNT = 3
 # A side whose text is more than this share binary noise is not read as a log.
 UNREADABLE_SHARE = 0.2
+# A new template whose words are this similar to a template the canary no longer logs is that
+# template reformatted (a field added, renamed or moved).
+REFORMAT_SIMILARITY = 0.75
+_REFORMAT_CANDIDATES = 200
 
 
 class TemplateStat(BaseModel):
@@ -46,9 +51,10 @@ class TemplateStat(BaseModel):
     p_value: float | None
     crash_signature: bool
     examples: list[str] = Field(default_factory=list)
-    # New or increased only because a part with few values took others ("500 - red" new where the
-    # stable logs "500 - blue"): the rate of the template's family, all values together, did not rise.
-    mix_only: bool = False
+    # New or increased only in form: a part with few values took others ("500 - red" new where the
+    # stable logs "500 - blue"), or the line was reformatted (a field added); counted together with
+    # its family or its former shape, the rate did not rise.
+    explained: bool = False
 
 
 class LogDiff(BaseModel):
@@ -64,6 +70,8 @@ class LogDiff(BaseModel):
     fields: list[FieldStat] = Field(default_factory=list)
     canary_unreadable: float = 0.0
     stable_unreadable: float = 0.0
+    # The template of the canary's first event: a start-up line, if the software logs one.
+    canary_first: str = ""
 
     def significant(self) -> list[TemplateStat]:
         """Templates new or significantly more frequent in the canary, most serious first."""
@@ -121,22 +129,54 @@ def _rank_key(t: TemplateStat) -> tuple[object, ...]:
     )
 
 
-def _mark_mix_only(stats: list[TemplateStat], templates: list[Template], nc: int, ns: int, alpha: float) -> None:
+def _rose(c: int, s: int, nc: int, ns: int, alpha: float) -> bool:
+    direction, p = compare_counts(c, s, nc, ns)
+    return direction == "up" and p < alpha and (s == 0 or c / nc >= MIN_RATE_RATIO * s / ns)
+
+
+_WORD = re.compile(r"[A-Za-z][A-Za-z_.-]{2,}")
+
+
+def _words(template: str) -> set[str]:
+    return set(_WORD.findall(template.split("\n", 1)[0][:1000]))
+
+
+def _former_shape(t: TemplateStat, gone: list[TemplateStat]) -> TemplateStat | None:
+    """The stable template ``t`` most likely replaced (same severity, nearly the same words), if any."""
+    words = _words(t.template)
+    best, best_score = None, REFORMAT_SIMILARITY
+    for g in gone:
+        if g.severity != t.severity:
+            continue
+        other = _words(g.template)
+        score = len(words & other) / max(1, len(words | other))
+        if score >= best_score:
+            best, best_score = g, score
+    return best
+
+
+def _mark_explained(stats: list[TemplateStat], templates: list[Template], nc: int, ns: int, alpha: float) -> None:
+    if not nc or not ns:
+        return
     families: dict[str, list[int]] = {}
     for i, tpl in enumerate(templates):
         if tpl.family is not None:
             families.setdefault(tpl.family, []).append(i)
     for members in families.values():
-        if len(members) < 2 or not nc or not ns:
-            continue
         c = sum(stats[i].canary_count for i in members)
         s = sum(stats[i].stable_count for i in members)
-        direction, p = compare_counts(c, s, nc, ns)
-        if direction == "up" and p < alpha and (s == 0 or c / nc >= MIN_RATE_RATIO * s / ns):
+        if len(members) < 2 or _rose(c, s, nc, ns, alpha):
             continue
         for i in members:
             if stats[i].status in ("new", "increased") and not stats[i].crash_signature:
-                stats[i] = stats[i].model_copy(update={"mix_only": True})
+                stats[i] = stats[i].model_copy(update={"explained": True})
+    gone = [t for t in stats if t.canary_count == 0 and t.stable_count > 0][:_REFORMAT_CANDIDATES]
+    for i, t in enumerate(stats):
+        if t.status != "new" or t.crash_signature or t.explained or t.severity == "info":
+            continue
+        former = _former_shape(t, gone)
+        if former is not None and not _rose(t.canary_count, former.stable_count, nc, ns, alpha):
+            stats[i] = t.model_copy(update={"explained": True})
 
 
 def _readable(text: str, redactor: Redactor) -> tuple[str, float]:
@@ -199,7 +239,7 @@ def diff_logs(
                 examples=[_clip(e, EXAMPLE_MAX_CHARS) for e in examples[:max_examples]],
             )
         )
-    _mark_mix_only(stats, templates, nc, ns, alpha)
+    _mark_explained(stats, templates, nc, ns, alpha)
     order = sorted(range(len(stats)), key=lambda i: _rank_key(stats[i]))
     renamed = {stats[i].id: f"T{rank}" for rank, i in enumerate(order, start=1)}
     ranked = [stats[i].model_copy(update={"id": renamed[stats[i].id]}) for i in order]
@@ -212,4 +252,5 @@ def diff_logs(
         fields=compare_fields(templates, alpha=alpha),
         canary_unreadable=round(canary_noise, 4),
         stable_unreadable=round(stable_noise, 4),
+        canary_first=next((t.id for t in templates if CANARY in t.first_of), ""),
     )

@@ -108,9 +108,15 @@ class Samples:
     _stride: int = 1
 
     def add(self, value: float) -> None:
+        if self.due():
+            self.keep(value)
+
+    def due(self) -> bool:
+        """Count one more value; True when it is one to keep (call ``keep`` with it)."""
         self.seen += 1
-        if self.seen % self._stride:
-            return
+        return not self.seen % self._stride
+
+    def keep(self, value: float) -> None:
         self.values.append(value)
         if len(self.values) >= 2 * self.cap:
             # Keep every other value: the sample stays spread over the whole log, not its start.
@@ -156,7 +162,8 @@ def _field_of(i: int, masked: list[str], has_status: bool) -> NumberField | None
             scale = fixed or named[1]
             return NumberField(from_end, key.strip(_QUOTES), "latency", scale or 1.0, tok, bare=scale is None)
         if norm in _SIZE_KEYS and value.strip(_QUOTES).startswith("<NUM>"):
-            return NumberField(from_end, key.strip(_QUOTES), "size", 1.0, tok)
+            plain = value.strip(_QUOTES) == "<NUM>"
+            return NumberField(from_end, key.strip(_QUOTES), "size", 1.0 if plain else None, tok)
         return None
     if "<DUR>" in tok:
         context = " ".join(masked[max(0, i - 2) : i])
@@ -165,12 +172,12 @@ def _field_of(i: int, masked: list[str], has_status: bool) -> NumberField | None
             return None
         return NumberField(from_end, "duration", "latency", None, tok)
     if has_status and tok == "<NUM>":
-        if i == len(masked) - 1:
-            # The request time nginx and others append to an access-log line ("... 0.950").
-            return NumberField(from_end, "request_time", "latency", 1.0, tok, decimal_only=True)
         if i and masked[i - 1].isdigit() and len(masked[i - 1]) == 3:
             # The response size after the status of a common or combined log line.
             return NumberField(from_end, "bytes", "size", 1.0, tok)
+        if i == len(masked) - 1:
+            # The request time nginx and others append to an access-log line ("... 0.950").
+            return NumberField(from_end, "request_time", "latency", 1.0, tok, decimal_only=True)
     return None
 
 

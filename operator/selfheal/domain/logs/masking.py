@@ -52,9 +52,10 @@ STATUS_KEYS = frozenset(
 )
 _STATUS_VALUE = re.compile(r"\d{1,3}")
 _SEGMENT_SPLIT = re.compile(r"([/\-_.:,#@|()\[\]{}?*&+])")
+_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 _MONTHS = frozenset(["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"])
 # The words before a process's exit status: "exit status 1", "exited with code 137", "exit code: 2".
-_EXIT_WORDS = frozenset({"status", "code", "code:", "status:"})
+_EXIT_WORDS = frozenset({"status", "code"})
 _EXIT_LEADS = frozenset({"exit", "exited", "exiting", "with"})
 # Numeric levels of pino and bunyan.
 _NUMERIC_LEVELS = {10: "trace", 20: "debug", 30: "info", 40: "warn", 50: "error", 60: "fatal"}
@@ -258,25 +259,12 @@ def split_line(line: str) -> str:
     return stripped
 
 
-def mask_tokens(tokens: list[str]) -> list[str]:
-    """The masked form of each whitespace-separated token of one line (HTTP and exit statuses kept)."""
+def mask_tokens(tokens: list[str], line: str) -> list[str]:
+    """The masked form of each whitespace-separated token of ``line`` (HTTP and exit statuses kept)."""
     get = _token_cache.get
     out = [get(t) or _mask_token(t) for t in tokens]
-    n = len(tokens)
-    for i, tok in enumerate(tokens):
-        if len(tok) <= 3 and tok.isdigit() and out[i] == "<NUM>":
-            prev = tokens[i - 1] if i else ""
-            if (
-                # An HTTP status: "200 - blue", "\"GET / HTTP/1.1\" 502 157".
-                (
-                    len(tok) == 3
-                    and tok[0] in "12345"
-                    and ((i + 1 < n and tokens[i + 1] == "-") or prev.startswith("HTTP/"))
-                )
-                # A process's exit status: "exit status 1", "exited with code 137".
-                or (prev in _EXIT_WORDS and i >= 2 and tokens[i - 2].lower() in _EXIT_LEADS)
-            ):
-                out[i] = tok
+    if "HTTP/" in line or " - " in line or "xit" in line:
+        _keep_statuses(tokens, out)
     if len(out) > 1 and out[1] == "<TS>" and out[0] == "<TS>":
         del out[1]
     if out.count("<TS>") > 1 or (len(out) > 1 and out[1] == "<TS>" and out[0].endswith("<TS>")):
@@ -284,6 +272,42 @@ def mask_tokens(tokens: list[str]) -> list[str]:
     elif len(out) > 2 and out[2] == "<TS>" and out[1] == "<NUM>" and out[0] in _MONTHS:
         out[0:3] = ["<TS>"]
     return out
+
+
+def _keep_statuses(tokens: list[str], out: list[str]) -> None:
+    n = len(tokens)
+    for i, tok in enumerate(tokens):
+        if out[i] == "<NUM>" and len(tok) <= 3 and tok.isdigit():
+            prev = tokens[i - 1] if i else ""
+            # An HTTP status: "14:00:00 200 - blue", "\"GET / HTTP/1.1\" 502 157".
+            if (
+                len(tok) == 3
+                and tok[0] in "12345"
+                and (
+                    prev.startswith("HTTP/")
+                    or (
+                        i
+                        and i + 1 < n
+                        and tokens[i + 1] == "-"
+                        and (out[i - 1].endswith("<TS>") or prev in _METHODS or prev[:1] == "/")
+                    )
+                )
+            ) or _is_exit_status(tokens, i):
+                out[i] = tok
+        elif "<NUM>" in out[i] and len(tok) <= 6 and _is_exit_status(tokens, i):
+            # "(exit status 2;", "code 1)".
+            core = tok.strip(_TRAIL + _LEAD)
+            if core.isdigit() and len(core) <= 3:
+                out[i] = tok
+
+
+def _is_exit_status(tokens: list[str], i: int) -> bool:
+    """A process's exit status: "exit status 1", "exited with code 137", "(exit status 2;"."""
+    if i < 2:
+        return False
+    prev = tokens[i - 1].strip(_LEAD + _TRAIL).lower()
+    lead = tokens[i - 2].strip(_LEAD + _TRAIL).lower()
+    return prev in _EXIT_WORDS and lead in _EXIT_LEADS
 
 
 def _collapse_timestamps(tokens: list[str]) -> list[str]:
@@ -302,7 +326,8 @@ def _collapse_timestamps(tokens: list[str]) -> list[str]:
 
 
 def _mask_line(line: str) -> str:
-    return " ".join(mask_tokens(split_line(line).split()))
+    line = split_line(line)
+    return " ".join(mask_tokens(line.split(), line))
 
 
 def mask(line: str) -> str:

@@ -72,6 +72,8 @@ class Template:
     statuses: dict[str, dict[str, int]] = field(default_factory=dict)
     # Templates told apart only by a part with few values ("500 - red", "500 - blue") share a family.
     family: str | None = None
+    # The sides whose log begins with this template (a start-up line, when the software logs one).
+    first_of: list[str] = field(default_factory=list)
 
     @property
     def text(self) -> str:
@@ -95,31 +97,35 @@ def _tokenize(first: list[str], rest: str) -> list[str]:
     return tokens
 
 
+def _decides(rows: list[Shape], i: int, j: int, d: int) -> bool:
+    """Whether position ``i`` (with ``d`` values) fixes the value at ``j`` in (almost) every row."""
+    return len({(s.tokens[i], s.tokens[j]) for s in rows}) <= _DECIDING_SLACK * d
+
+
 def _deciding_position(node: list[Shape], varying: list[int]) -> int | None:
     """A varying position with many values that decides most others (a message type), or None."""
     rows = node[:_DECIDING_ROWS]
     limit = len(rows) / 2
     best: int | None = None
     best_score = 0
-    columns = {i: [s.tokens[i] for s in rows] for i in varying}
     for i in varying[:16]:
-        d = len(set(columns[i]))
+        d = len({s.tokens[i] for s in rows})
         if d <= 1 or d > limit or d > _MAX_CHILDREN:
             continue
-        score = sum(
-            1 for j in varying if j != i and len(set(zip(columns[i], columns[j], strict=True))) <= _DECIDING_SLACK * d
-        )
+        score = sum(1 for j in varying if j != i and _decides(rows, i, j, d))
         if score > best_score:
             best, best_score = i, score
     return best
 
 
 def _split_position(node: list[Shape]) -> tuple[int, bool] | None:
-    """The position to split a node on, and whether it is one with few values (a parameter's)."""
+    """The position to split a node on, and whether it is a parameter's (its values few, the rest of
+    the event the same whatever it says): the templates it makes are then one family."""
     n = min(len(node[0].tokens), SPLIT_POSITIONS)
     varying: list[int] = []
     few: int | None = None
-    few_d = FEW_VALUES + 1
+    # A value must repeat to be a constant: four events with four topics are one event, four times.
+    few_d = min(FEW_VALUES, sum(sum(s.counts.values()) for s in node) // 2) + 1
     for i in range(n):
         d = len({s.tokens[i] for s in node})
         if d > 1:
@@ -127,7 +133,9 @@ def _split_position(node: list[Shape]) -> tuple[int, bool] | None:
             if d < few_d:
                 few, few_d = i, d
     if few is not None:
-        return few, True
+        rows = node[:_DECIDING_ROWS]
+        parameter = not any(j != few and _decides(rows, few, j, few_d) for j in varying[:16])
+        return few, parameter
     if len(varying) < 2:
         return None
     deciding = _deciding_position(node, varying)
@@ -153,10 +161,10 @@ def partition(shapes: list[Shape]) -> list[tuple[list[Shape], int | None]]:
         if split is None:
             leaves.append((node, family))
             continue
-        pos, few = split
-        if few:
+        pos, parameter = split
+        if parameter:
             families += 1
-        child_family = families if few else None
+        child_family = families if parameter else None
         children: dict[str, list[Shape]] = {}
         for s in node:
             children.setdefault(s.tokens[pos], []).append(s)
@@ -182,6 +190,7 @@ class TemplateMiner:
         self._shapes: dict[str, Shape | None] = {}
         self._by_raw_severity: dict[tuple[str, Severity], Shape] = {}
         self._ordered: list[Shape] = []
+        self._first: dict[str, Shape] = {}
         self._templates: list[Template] | None = None
 
     @property
@@ -200,36 +209,40 @@ class TemplateMiner:
 
     def add(self, event: str, side: str = "") -> None:
         first, _, rest = event.partition("\n")
-        raw = split_line(first.rstrip("\r")).split()
-        first_masked = mask_tokens(raw)
+        line = split_line(first)
+        raw = line.split()
+        first_masked = mask_tokens(raw, line)
         masked = " ".join(first_masked)
         if rest:
-            masked = masked + "\n" + "\n".join(_mask_line(p.rstrip("\r")) for p in rest.split("\n"))
+            masked = masked + "\n" + "\n".join(_mask_line(p) for p in rest.split("\n"))
         shape = self._shapes.get(masked, _MISSING)
         if shape is _MISSING:
             sev, uncertain, crash = classify(masked)
-            shape = None if uncertain else self._new_shape(masked, first_masked, rest, sev, crash)
+            shape = None if uncertain else self._new_shape(first_masked, rest, sev, crash)
             self._shapes[masked] = shape
         if shape is None:
             sev = classify(event)[0]
             shape = self._by_raw_severity.get((masked, sev))
             if shape is None:
                 # Not a crash: a crash signature decides before any count is looked at.
-                shape = self._new_shape(masked, first_masked, rest, sev, False)
+                shape = self._new_shape(first_masked, rest, sev, False)
                 self._by_raw_severity[(masked, sev)] = shape
-        shape.counts[side] = shape.counts.get(side, 0) + 1
-        if self.max_examples:
-            ex = shape.examples.setdefault(side, [])
-            if len(ex) < self.max_examples:
-                ex.append(event)
+        counts = shape.counts
+        n = counts[side] = counts.get(side, 0) + 1
+        if side not in self._first:
+            self._first[side] = shape
+        if n <= self.max_examples:
+            shape.examples.setdefault(side, []).append(event)
         if shape.fields:
             for f, series in zip(shape.fields, shape.numbers, strict=True):
-                value = read_number(raw, f)
-                if value is not None:
-                    series.side(side).add(value)
+                samples = series.side(side)
+                if samples.due():
+                    value = read_number(raw, f)
+                    if value is not None:
+                        samples.keep(value)
         self._templates = None
 
-    def _new_shape(self, masked: str, first: list[str], rest: str, sev: Severity, crash: bool) -> Shape:
+    def _new_shape(self, first: list[str], rest: str, sev: Severity, crash: bool) -> Shape:
         line = " ".join(first)
         status = http_status(line)
         fields = number_fields(first, status)
@@ -279,6 +292,7 @@ class TemplateMiner:
                     merged = tpl.numbers[series.name] = NumberSeries(series.name, series.kind)
                 for side, samples in series.sides.items():
                     merged.side(side).extend(samples)
+        tpl.first_of = sorted(side for side, first in self._first.items() if any(first is s for s in leaf))
         statuses = {s.http_status for s in leaf}
         tpl.http_status = head.http_status if len(statuses) == 1 else None
         return tpl

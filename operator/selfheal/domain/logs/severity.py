@@ -55,7 +55,7 @@ _UPPER_LEVEL = re.compile(
     r"(?<![\w\-])(TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|ERR|CRIT|CRITICAL|FATAL|PANIC|SEVERE)(?![\w\-])"
 )
 _STATUS_LINE = re.compile(
-    r"(?:(?<![\w.:/\-])([1-5]\d\d)(?= - )"
+    r"(?:(?:(?<=<TS> )|(?<=\d\d:\d\d:\d\d ))([1-5]\d\d)(?= - )"
     r"|HTTP/\d(?:\.\d)?\"?[ \t]{1,3}([1-5]\d\d)\b"
     r"|(?<![\w])(?:status|status_?code|statusCode|http_status|response_code)"
     r"[\"']?[ \t]{0,2}[=:][ \t]{0,2}[\"']?([1-5]\d\d)\b)",
@@ -78,7 +78,8 @@ _CRASH = re.compile(
     r"|SIGSEGV|SIGABRT|SIGBUS|[Ss]egmentation fault|\bsegfault|core dumped|all goroutines are asleep"
     r"|concurrent map (?:writes|read and map write)|stack overflow|StackOverflowError"
     # memory
-    r"|OutOfMemoryError|[Oo]ut of memory|\bOOM(?:Killed)?\b|Killed process|JavaScript heap out of memory"
+    r"|OutOfMemoryError|\bMemoryError\b|[Oo]ut of memory|\bOOM(?:Killed)?\b|Killed process"
+    r"|JavaScript heap out of memory"
     r"|index out of range|nil pointer dereference|invalid memory address"
     # uncaught exceptions (Python, Java, Node, .NET, PHP, Ruby, Elixir/Erlang)
     r"|Traceback \(most recent call last\)|Exception in thread \""
@@ -86,11 +87,14 @@ _CRASH = re.compile(
     r"|UnhandledPromiseRejection|Unhandled 'error' event|PHP Fatal error|Fatal error: Uncaught"
     r"|\bNoMethodError\b|undefined method [`'‘]\S+['’] for nil"
     r"|^\*\* \((?:EXIT|exit|stop|[A-Z][\w.]*(?:Error|Exception))\)|GenServer \S+ terminating|=CRASH REPORT"
-    r"|\bterminating\s*$|\*\* \(EXIT from"
+    r"|\*\* \(EXIT from|:in [`'‘][^\n]{0,300}\([A-Z][\w:]*(?:Error|Exception)\)\s*$"
     # the process ending badly
     r"|exit(?:ed|ing)? (?:with )?(?:status|code):? ?[1-9]\d{0,2}\b|exit_?(?:code|status)=[1-9]"
     r"|returned non-zero exit status|signal: (?:killed|aborted|terminated|segmentation fault|bus error)"
-    r"|^Killed$|terminated by signal|[Pp]rocess (?:exited|terminated) (?:with|unexpectedly)",
+    r"|^Killed$|terminated by signal|crashed by signal|[Pp]rocess (?:exited|terminated) (?:with|unexpectedly)"
+    r"|Main process exited, code=(?:killed|dumped)|status=[1-9]\d{0,2}/(?:FAILURE|KILL|SEGV|ABRT|TERM)"
+    r"|(?<!no )(?<!zero )\b[Ff]atal error\b(?!s)|APPLICATION FAILED TO START|Could not start application"
+    r"|exit signal (?:Segmentation fault|Aborted|Bus error)",
     re.MULTILINE,
 )
 # A stack frame of a multi-line event, as masking leaves it (indentation gone, numbers masked):
