@@ -260,6 +260,7 @@ def _values(series: NumberSeries, side: str) -> list[float]:
 
 def _number_fields(templates: Sequence[Template]) -> list[FieldStat]:
     out: list[FieldStat] = []
+    per_request: list[FieldStat] = []
     pooled: dict[str, list[float]] = {CANARY: [], STABLE: []}
     requests = {CANARY: 0, STABLE: 0}
     for t in templates:
@@ -269,21 +270,24 @@ def _number_fields(templates: Sequence[Template]) -> list[FieldStat]:
                 pooled[CANARY] += canary
                 pooled[STABLE] += stable
             stat = _number(series.name, t.id, series.kind, canary, stable, f"of {t.id} ")
-            if stat is not None and not (stat.status == "canary-only" and t.statuses):
-                # A latency only the canary's requests carry is reported once, for all requests.
+            if stat is None:
+                continue
+            if t.statuses and series.kind == "latency":
+                per_request.append(stat)
+            else:
                 out.append(stat)
         if t.statuses:
             for side in (CANARY, STABLE):
                 requests[side] += sum(sides.get(side, 0) for sides in t.statuses.values())
-    if requests[STABLE] and not pooled[STABLE] and pooled[CANARY]:
-        # Requests on both sides, a latency on the canary's only ("200 - blue (2.000000s)").
-        stat = _number("request latency", "", "latency", pooled[CANARY], [], "")
-        if stat is not None:
-            out.append(stat)
-    elif pooled[CANARY] and pooled[STABLE]:
-        stat = _number("request latency", "", "latency", pooled[CANARY], pooled[STABLE], "")
-        if stat is not None:
-            out.append(stat)
+    overall = None
+    if pooled[CANARY] and (pooled[STABLE] or requests[STABLE]):
+        # All requests together; a latency only the canary's requests carry is reported this way.
+        overall = _number("request latency", "", "latency", pooled[CANARY], pooled[STABLE], "")
+    if overall is not None:
+        # Per-route shifts would repeat what all requests together say.
+        out.append(overall)
+    else:
+        out += [stat for stat in per_request if stat.status != "canary-only"]
     return out
 
 

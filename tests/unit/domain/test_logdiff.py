@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import math
 import random
+import sys
+from pathlib import Path
 
 import pytest
 
 from selfheal.domain.logdiff import LogDiff, binom_cdf, binom_sf, compare_counts, diff_logs
+from selfheal.domain.logs import parse_events
 from selfheal.domain.redaction import Redactor
 
 COLORS = ["red", "orange", "yellow", "green", "blue", "purple"]
@@ -312,3 +315,76 @@ def test_many_unrelated_lines_diff_fast_and_keep_a_new_error() -> None:
     assert "payment gateway rejected charge" in sig[0].template
     assert sig[0].canary_count == 200 and sig[0].stable_count == 0
     assert [t for t in sig if t.severity != "info"] == [sig[0]]
+
+
+# --- random halves of the same traffic -----------------------------------------------------------------
+
+CORPUS = Path(__file__).resolve().parents[2] / "corpus"
+
+
+def _corpus_log(app_name: str, lines: int, seed: int) -> str:
+    sys.path.insert(0, str(CORPUS))
+    try:
+        from catalogue import APPS  # type: ignore[import-not-found]
+        from generate import write_log  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(CORPUS))
+    return "\n".join(write_log(APPS[app_name], None, random.Random(seed), lines))
+
+
+HALVES_APPS = [
+    "nginx-ingress",
+    "apache-httpd",
+    "checkout-go",
+    "payments-zap",
+    "inventory-slog",
+    "cart-node",
+    "search-node",
+    "orders-django",
+    "billing-spring",
+    "catalog-dotnet",
+    "storefront-rails",
+    "backup-operator",
+    "mail-relay",
+    "queue-consumer",
+    "ledger-ecs",
+    "postgres",
+    "redis",
+    "kafka-broker",
+    "shop-php",
+    "cart-phoenix",
+]
+
+
+def _halves_verdict(app: str, seed: int) -> tuple[LogDiff, str, str]:
+    from selfheal.domain.heuristic import statistical_verdict
+    from selfheal.services.offline import evidence_from_logs
+
+    events = parse_events(_corpus_log(app, 3000, seed=seed))
+    rnd = random.Random(seed + 1)
+    halves: tuple[list[str], list[str]] = ([], [])
+    for event in events:
+        halves[rnd.random() < 0.5].append(event)
+    canary, stable = "\n".join(halves[0]), "\n".join(halves[1])
+    diff = diff_logs(canary, stable)
+    verdict = statistical_verdict(evidence_from_logs(app, canary, stable), diff)
+    return diff, verdict.verdict.value, verdict.summary
+
+
+@pytest.mark.parametrize("app", HALVES_APPS)
+def test_random_halves_of_the_same_traffic_give_no_significant_evidence(app: str) -> None:
+    diff, verdict, summary = _halves_verdict(app, 77)
+    significant = [
+        t for t in diff.significant() if t.severity != "info" and not t.explained and (t.p_value or 1.0) < 0.01
+    ]
+    assert significant == [], [(t.template, t.canary_count, t.stable_count) for t in significant]
+    assert [f for f in diff.fields if f.error] == []
+    # A rare error that fell three times on one side may be listed (never unhealthy); nothing more.
+    assert verdict in ("healthy", "inconclusive"), summary
+    assert verdict == "healthy" or "too rarely to be significant" in summary, summary
+
+
+def test_random_halves_are_almost_always_healthy() -> None:
+    verdicts = [_halves_verdict(app, seed)[1] for app in HALVES_APPS for seed in (91, 92)]
+    assert verdicts.count("unhealthy") == 0
+    assert verdicts.count("healthy") >= 0.85 * len(verdicts), verdicts
