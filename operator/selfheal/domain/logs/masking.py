@@ -97,6 +97,7 @@ _CLASS_TOKENS = {
 
 _token_cache: dict[str, str] = {}
 _value_cache: dict[str, str] = {}
+_HEX_DIGITS = "0123456789abcdef"
 
 
 _HAS_DIGIT = re.compile(r"\d").search
@@ -150,6 +151,8 @@ def _mask_core(core: str, kv: bool = True) -> str:
         return "<EMAIL>"
     if not _HAS_DIGIT(core):
         return core
+    if len(core) >= 16 and not core.strip(_HEX_DIGITS):
+        return "<HEX>"  # a request or trace id: the commonest token, decided without the regexes
     m = _CLASSES.fullmatch(core)
     if m:
         kind = m.lastgroup
