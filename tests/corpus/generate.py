@@ -10,8 +10,8 @@ import random
 import re
 import shutil
 import sys
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -42,7 +42,6 @@ class Scenario:
     reorder: bool = False
     ansi: bool = False
     seed_offset: int = 0
-    extras: dict[str, object] = field(default_factory=dict)
 
 
 BAD = {
@@ -257,4 +256,3 @@ def generate(root: Path = CASES, seed_base: int = 1000) -> list[str]:
 if __name__ == "__main__":
     written = generate()
     print(f"{len(written)} cases in {CASES}")
-    _ = datetime  # the module's timestamps all derive from formats.START

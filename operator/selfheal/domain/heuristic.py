@@ -28,6 +28,7 @@ HARD_EVENT_REASONS = {
 }
 SOFT_EVENT_REASONS = frozenset({"Unhealthy", "ProbeWarning"})
 
+_HARD_ORDER = {"T": 0, "F": 1, "r": 2}
 _LINE_MAX = 140
 _SUMMARY_MAX = 600
 _REFS_MAX = 32
@@ -278,8 +279,11 @@ def statistical_verdict(
         confidence = 95 if kinds & {"T", "F", "metric", "imagepull", "start"} else 92
         if len(kinds) > 1:
             confidence = 99
-        refs = [r for r, _ in f.hard]
-        phrases = [p for _, p in f.hard] + [p for _, p in f.soft] + unread
+        # What the logs show first (the crash, the values), then pods and metrics: the summary is cut
+        # short in an Event, and the first words should say what broke.
+        hard = sorted(f.hard, key=lambda item: _HARD_ORDER.get(item[0][:1], 3))
+        refs = [r for r, _ in hard]
+        phrases = [p for _, p in hard] + [p for _, p in f.soft] + unread
         return Verdict(
             verdict=VerdictKind.UNHEALTHY,
             confidence=confidence,
