@@ -1,10 +1,8 @@
-"""The software of the labelled corpus: web servers, services in six languages, daemons, databases, queues."""
+"""The software of the labelled corpus: web servers and services in six languages, and the rest from backends."""
 
 from __future__ import annotations
 
-import random
-from datetime import datetime
-
+from backends import backend_apps
 from formats import (
     App,
     Event,
@@ -17,167 +15,36 @@ from formats import (
     ecs_request,
     elixir_event,
     elixir_request,
-    kafka_event,
-    klog_event,
     logfmt_event,
     logfmt_request,
     nginx_combined,
     php_event,
     pino_event,
     pino_request,
-    postgres_event,
     python_event,
     python_request,
     rails_event,
     rails_request,
-    redis_event,
     rid,
     spring_event,
     spring_request,
-    syslog3164_event,
-    syslog5424_event,
     zap_event,
     zap_request,
+)
+from traces import (
+    dotnet_nre,
+    elixir_crash,
+    go_panic,
+    java_npe,
+    node_typeerror,
+    php_uncaught,
+    python_keyerror,
+    ruby_nomethod,
 )
 
 
 def ev(level: str, message: str, logger: str = "main", **fields: object) -> Event:
     return Event(level, message, dict(fields), logger)
-
-
-# --- stack traces, one per runtime -------------------------------------------------------------------
-
-
-def go_panic(rng: random.Random, t: datetime) -> list[str]:
-    g = rng.randint(20, 900)
-    return [
-        f"{t.strftime('%Y/%m/%d %H:%M:%S')} http: panic serving 10.1.{rng.randint(0, 9)}.{rng.randint(2, 200)}:{rng.randint(30000, 60000)}: runtime error: invalid memory address or nil pointer dereference",
-        f"goroutine {g} [running]:",
-        "net/http.(*conn).serve.func1()",
-        "\t/usr/local/go/src/net/http/server.go:1898 +0xbe",
-        "panic({0x9a3c40?, 0xf1c2a0?})",
-        "\t/usr/local/go/src/runtime/panic.go:770 +0x132",
-        f"github.com/acme/checkout/internal/cart.(*Service).Total(0x0, {{0xb0e1d8, 0xc000{rng.randint(100000, 999999)}}})",
-        "\t/src/internal/cart/service.go:142 +0x3a",
-        "github.com/acme/checkout/internal/http.(*Handler).Checkout(0xc0001a2000, {0xb0b2a0, 0xc0002e4000}, 0xc0002d8000)",
-        "\t/src/internal/http/handler.go:88 +0x1f4",
-        "created by net/http.(*Server).Serve in goroutine 1",
-        "\t/usr/local/go/src/net/http/server.go:3285 +0x4b4",
-    ]
-
-
-def java_npe(rng: random.Random, t: datetime) -> list[str]:
-    return [
-        f"{t.strftime('%Y-%m-%d %H:%M:%S')}.{rng.randint(0, 999):03d} ERROR 1 --- [http-nio-8080-exec-{rng.randint(1, 10)}] o.a.c.c.C.[.[.[/].[dispatcherServlet]    : Servlet.service() for servlet [dispatcherServlet] threw exception",
-        'java.lang.NullPointerException: Cannot invoke "com.acme.billing.Invoice.getCustomer()" because "invoice" is null',
-        "\tat com.acme.billing.InvoiceService.settle(InvoiceService.java:118)",
-        "\tat com.acme.billing.web.InvoiceController.settle(InvoiceController.java:57)",
-        "\tat java.base/jdk.internal.reflect.DirectMethodHandleAccessor.invoke(DirectMethodHandleAccessor.java:103)",
-        "\tat org.springframework.web.servlet.FrameworkServlet.service(FrameworkServlet.java:885)",
-        "\t... 48 common frames omitted",
-    ]
-
-
-def python_keyerror(rng: random.Random, t: datetime) -> list[str]:
-    return [
-        f"{t.strftime('%Y-%m-%d %H:%M:%S')},{rng.randint(0, 999):03d} ERROR [django.request] Internal Server Error: /api/orders/{rng.randint(1, 9999)}",
-        "Traceback (most recent call last):",
-        '  File "/usr/local/lib/python3.12/site-packages/django/core/handlers/exception.py", line 55, in inner',
-        "    response = get_response(request)",
-        '  File "/app/orders/views.py", line 74, in create',
-        '    sku = payload["sku"]',
-        "KeyError: 'sku'",
-    ]
-
-
-def node_typeerror(rng: random.Random, t: datetime) -> list[str]:
-    return [
-        "TypeError: Cannot read properties of undefined (reading 'items')",
-        "    at computeTotal (/app/src/cart/total.js:18:29)",
-        "    at /app/src/routes/cart.js:42:17",
-        "    at Layer.handle [as handle_request] (/app/node_modules/express/lib/router/layer.js:95:5)",
-        "    at next (/app/node_modules/express/lib/router/route.js:149:13)",
-    ]
-
-
-def ruby_nomethod(rng: random.Random, t: datetime) -> list[str]:
-    return [
-        f"F, [{t.strftime('%Y-%m-%dT%H:%M:%S')}.{rng.randint(0, 999999):06d} #12] FATAL -- : [{rid(rng, 8)}]",
-        "  NoMethodError (undefined method `price_cents' for nil):",
-        "  app/models/line_item.rb:14:in `subtotal'",
-        "  app/controllers/carts_controller.rb:22:in `show'",
-    ]
-
-
-def dotnet_nre(rng: random.Random, t: datetime) -> list[str]:
-    return [
-        "fail: Microsoft.AspNetCore.Diagnostics.ExceptionHandlerMiddleware[1]",
-        "      An unhandled exception has occurred while executing the request.",
-        "      System.NullReferenceException: Object reference not set to an instance of an object.",
-        "         at Catalog.Api.Services.PriceService.Quote(Product product) in /src/Catalog.Api/Services/PriceService.cs:line 41",
-        "         at Catalog.Api.Controllers.ProductsController.Get(Int32 id) in /src/Catalog.Api/Controllers/ProductsController.cs:line 29",
-    ]
-
-
-def php_uncaught(rng: random.Random, t: datetime) -> list[str]:
-    return [
-        f"[{t.strftime('%d-%b-%Y %H:%M:%S')} UTC] PHP Fatal error:  Uncaught TypeError: Cart::total(): Argument #1 ($items) must be of type array, null given, called in /var/www/src/Checkout.php on line 31 and defined in /var/www/src/Cart.php:12",
-        "Stack trace:",
-        "#0 /var/www/src/Checkout.php(31): Cart->total(NULL)",
-        "#1 /var/www/public/index.php(18): Checkout->run()",
-        "#2 {main}",
-        "  thrown in /var/www/src/Cart.php on line 12",
-    ]
-
-
-def elixir_crash(rng: random.Random, t: datetime) -> list[str]:
-    return [
-        f"{t.strftime('%H:%M:%S')}.{rng.randint(0, 999):03d} [error] GenServer Cart.Store terminating",
-        "** (RuntimeError) connection to redis lost",
-        "    (cart 1.4.0) lib/cart/store.ex:61: Cart.Store.handle_call/3",
-        "    (stdlib 5.2) gen_server.erl:1131: :gen_server.try_handle_call/4",
-        "Last message (from #PID<0.2314.0>): {:get, 88}",
-    ]
-
-
-def kafka_fatal(rng: random.Random, t: datetime) -> list[str]:
-    return [
-        f"[{t.strftime('%Y-%m-%d %H:%M:%S')},{rng.randint(0, 999):03d}] ERROR [ReplicaManager broker=2] Error processing append operation on partition orders-{rng.randint(0, 11)} (kafka.server.ReplicaManager)",
-        "org.apache.kafka.common.errors.CorruptRecordException: Record size 0 is less than the minimum record overhead (14)",
-        "\tat kafka.log.LogValidator$.validateRecord(LogValidator.scala:398)",
-        "\tat kafka.log.UnifiedLog.append(UnifiedLog.scala:782)",
-    ]
-
-
-def klog_panic(rng: random.Random, t: datetime) -> list[str]:
-    return [
-        f'E{t.strftime("%m%d %H:%M:%S")}.{rng.randint(0, 999999):06d}       1 runtime.go:79] Observed a panic: "invalid memory address or nil pointer dereference" (runtime error: invalid memory address or nil pointer dereference)',
-        "goroutine 214 [running]:",
-        "k8s.io/apimachinery/pkg/util/runtime.logPanic({0x1b3e2a0, 0x2d4f5e0})",
-        "\t/go/pkg/mod/k8s.io/apimachinery@v0.30.1/pkg/util/runtime/runtime.go:75 +0x85",
-        "github.com/acme/backup-operator/controllers.(*BackupReconciler).Reconcile(0xc0004a2f00, {0x1f0a3a8, 0xc0009d2a50})",
-        "\t/workspace/controllers/backup_controller.go:97 +0x2c1",
-    ]
-
-
-def systemd_killed(rng: random.Random, t: datetime) -> list[str]:
-    return [
-        f"{t.strftime('%b %d %H:%M:%S')} node-7 systemd[1]: postfix.service: Main process exited, code=killed, status=9/KILL",
-    ]
-
-
-def redis_crash(rng: random.Random, t: datetime) -> list[str]:
-    return [
-        f"1:M {t.strftime('%d %b %Y %H:%M:%S')}.{rng.randint(0, 999):03d} # Redis 7.2.4 crashed by signal: 11, si_code: 1",
-        f"1:M {t.strftime('%d %b %Y %H:%M:%S')}.{rng.randint(0, 999):03d} # Crashed running the instruction at: 0x55d7f5e1a3b2",
-    ]
-
-
-def postgres_panic(rng: random.Random, t: datetime) -> list[str]:
-    return [
-        f'{t.strftime("%Y-%m-%d %H:%M:%S")}.{rng.randint(0, 999):03d} UTC [{rng.randint(100, 9999)}] PANIC:  could not write to file "pg_wal/xlogtemp.{rng.randint(100, 999)}": No space left on device',
-        f"{t.strftime('%Y-%m-%d %H:%M:%S')}.{rng.randint(0, 999):03d} UTC [1] LOG:  server process (PID {rng.randint(100, 9999)}) was terminated by signal 6: Aborted",
-    ]
 
 
 # --- the catalogue -------------------------------------------------------------------------------------
@@ -505,115 +372,6 @@ def _apps() -> list[App]:
             base_latency=0.11,
         ),
         App(
-            "backup-operator",
-            "daemon",
-            [],
-            [
-                (
-                    0.5,
-                    lambda r: ev(
-                        "info",
-                        "Reconciling Backup",
-                        "backup_controller",
-                        backup=f"db-{r.randint(1, 40)}",
-                        namespace=r.choice(["shop", "billing", "search"]),
-                    ),
-                ),
-                (
-                    0.3,
-                    lambda r: ev(
-                        "info", "Snapshot uploaded", "uploader", bucket="s3://backups", bytes=r.randint(10**6, 10**9)
-                    ),
-                ),
-                (0.1, lambda r: ev("warn", "Requeue after conflict", "backup_controller")),
-            ],
-            [(0.005, lambda r: ev("error", "Reconciler error", "controller", error="etcdserver: request timed out"))],
-            lambda r: ev(
-                "error",
-                "failed to list VolumeSnapshots",
-                "backup_controller",
-                error="the server could not find the requested resource",
-            ),
-            klog_panic,
-            [
-                ev("info", "Starting EventSource", "controller"),
-                ev("info", "Starting workers", "controller", worker_count=4),
-            ],
-            ev("fatal", "unable to start manager", "main", error="failed to get server groups: Unauthorized"),
-            None,
-            klog_event,
-        ),
-        App(
-            "mail-relay",
-            "daemon",
-            [],
-            [
-                (
-                    0.4,
-                    lambda r: ev(
-                        "info",
-                        f"{rid(r, 10).upper()}: to=<{r.choice(['ana', 'ben', 'chen'])}@example.com>, relay=mx{r.randint(1, 3)}.example.net[203.0.113.{r.randint(2, 250)}]:25, delay={r.randint(0, 3)}.{r.randint(1, 9)}, status=sent (250 2.0.0 OK)",
-                        "postfix/smtp",
-                    ),
-                ),
-                (0.3, lambda r: ev("info", f"connect from unknown[198.51.100.{r.randint(2, 250)}]", "postfix/smtpd")),
-                (
-                    0.2,
-                    lambda r: ev(
-                        "info",
-                        f"disconnect from unknown[198.51.100.{r.randint(2, 250)}] ehlo=1 mail=1 rcpt=1 data=1 quit=1 commands=5",
-                        "postfix/smtpd",
-                    ),
-                ),
-            ],
-            [
-                (
-                    0.004,
-                    lambda r: ev(
-                        "warn",
-                        f"{rid(r, 10).upper()}: to=<x@example.org>, relay=none, delay=30, status=deferred (connect to example.org[192.0.2.1]:25: Connection timed out)",
-                        "postfix/smtp",
-                    ),
-                )
-            ],
-            lambda r: ev(
-                "error",
-                "fatal: open lock file /var/lib/postfix/master.lock: unable to set exclusive lock: Resource temporarily unavailable",
-                "postfix/master",
-            ),
-            systemd_killed,
-            [ev("info", "daemon started -- version 3.8.6, configuration /etc/postfix", "postfix/master")],
-            ev("fatal", "fatal: bad numerical configuration: message_size_limit = 10MB", "postfix/postfix-script"),
-            None,
-            syslog3164_event,
-        ),
-        App(
-            "queue-consumer",
-            "queue",
-            [],
-            [
-                (
-                    0.6,
-                    lambda r: ev(
-                        "info",
-                        "message processed",
-                        "consumer",
-                        queue="invoices",
-                        delivery_tag=r.randint(1, 10**6),
-                        duration_ms=r.randint(5, 120),
-                    ),
-                ),
-                (0.2, lambda r: ev("info", "heartbeat", "amqp")),
-            ],
-            [(0.004, lambda r: ev("error", "message rejected", "consumer", queue="invoices", reason="validation"))],
-            lambda r: ev("error", "dead-lettered after max retries", "consumer", queue="invoices", retries=5),
-            lambda r, t: [syslog5424_event(ev("fatal", "panic: send on closed channel", "consumer"), t, r)],
-            [ev("info", "consumer starting", "consumer"), ev("info", "channel opened", "amqp", prefetch=50)],
-            ev("fatal", "cannot declare queue invoices: PRECONDITION_FAILED", "consumer"),
-            None,
-            syslog5424_event,
-        ),
-        App(
             "ledger-ecs",
             "web",
             [("POST", "/ledger/entries"), ("GET", "/ledger/accounts/{id}"), ("GET", "/health")],
@@ -644,110 +402,6 @@ def _apps() -> list[App]:
             ev("fatal", "cannot open ledger database"),
             ecs_request,
             ecs_event,
-        ),
-        App(
-            "postgres",
-            "database",
-            [],
-            [
-                (
-                    0.5,
-                    lambda r: ev(
-                        "info",
-                        f"duration: {r.randint(1, 90)}.{r.randint(100, 999)} ms  statement: SELECT * FROM orders WHERE id = {r.randint(1, 99999)}",
-                    ),
-                ),
-                (
-                    0.2,
-                    lambda r: ev(
-                        "info",
-                        f"checkpoint complete: wrote {r.randint(10, 900)} buffers ({r.randint(0, 9)}.{r.randint(0, 9)}%); 0 WAL file(s) added, 0 removed, 1 recycled",
-                    ),
-                ),
-                (
-                    0.1,
-                    lambda r: ev(
-                        "info", f'automatic vacuum of table "shop.public.orders": index scans: {r.randint(0, 2)}'
-                    ),
-                ),
-            ],
-            [(0.004, lambda r: ev("error", 'duplicate key value violates unique constraint "orders_pkey"'))],
-            lambda r: ev("error", "deadlock detected"),
-            postgres_panic,
-            [
-                ev("info", "starting PostgreSQL 16.4 on x86_64-pc-linux-gnu"),
-                ev("info", 'listening on IPv4 address "0.0.0.0", port 5432'),
-                ev("info", "database system is ready to accept connections"),
-            ],
-            ev("fatal", 'could not access file "pg_stat_statements": No such file or directory'),
-            None,
-            postgres_event,
-        ),
-        App(
-            "redis",
-            "database",
-            [],
-            [
-                (0.5, lambda r: ev("info", f"{r.randint(1, 100)} changes in 300 seconds. Saving...")),
-                (0.3, lambda r: ev("info", f"Background saving started by pid {r.randint(100, 999)}")),
-                (0.2, lambda r: ev("info", "Background saving terminated with success")),
-            ],
-            [(0.004, lambda r: ev("warn", "WARNING Memory overcommit must be enabled!"))],
-            lambda r: ev("error", "Error accepting a client connection: Too many open files"),
-            redis_crash,
-            [
-                ev("info", "Redis version=7.2.4, bits=64, commit=00000000, modified=0, pid=1, just started"),
-                ev("info", "Ready to accept connections tcp"),
-            ],
-            ev("fatal", "Fatal error loading the DB: Invalid argument. Exiting."),
-            None,
-            redis_event,
-        ),
-        App(
-            "kafka-broker",
-            "queue",
-            [],
-            [
-                (
-                    0.5,
-                    lambda r: ev(
-                        "info",
-                        f"[GroupCoordinator 2]: Member consumer-{r.randint(1, 9)}-{rid(r, 8)} in group billing has left, removing it from the group",
-                        "kafka.coordinator.group.GroupCoordinator",
-                    ),
-                ),
-                (
-                    0.3,
-                    lambda r: ev(
-                        "info",
-                        f"[LocalLog partition=orders-{r.randint(0, 11)}, dir=/var/lib/kafka] Rolled new log segment at offset {r.randint(10**5, 10**7)} in {r.randint(1, 9)} ms.",
-                        "kafka.log.LocalLog",
-                    ),
-                ),
-            ],
-            [
-                (
-                    0.004,
-                    lambda r: ev(
-                        "warn",
-                        "[ReplicaFetcher replicaId=2, leaderId=1, fetcherId=0] Error in response for fetch request (type=FetchRequest, replicaId=2, maxWait=500)",
-                        "kafka.server.ReplicaFetcherThread",
-                    ),
-                )
-            ],
-            lambda r: ev(
-                "error",
-                f"[Controller id=2] Error completing reassignment of partition orders-{r.randint(0, 11)}",
-                "kafka.controller.KafkaController",
-            ),
-            kafka_fatal,
-            [
-                ev("info", "Kafka version: 3.7.1", "org.apache.kafka.common.utils.AppInfoParser"),
-                ev("info", "[KafkaServer id=2] started", "kafka.server.KafkaServer"),
-            ],
-            ev("fatal", "Fatal error during KafkaServer startup. Prepare to shutdown", "kafka.server.KafkaServer"),
-            None,
-            kafka_event,
         ),
         App(
             "shop-php",
@@ -795,4 +449,4 @@ def _apps() -> list[App]:
     ]
 
 
-APPS = {app.name: app for app in _apps()}
+APPS = {app.name: app for app in [*_apps(), *backend_apps()]}

@@ -101,6 +101,7 @@ _HEX_DIGITS = "0123456789abcdef"
 
 
 _HAS_DIGIT = re.compile(r"\d").search
+_HAS_ALPHA = re.compile(r"[^\W\d_]").search
 
 
 def has_digit(text: str) -> bool:
@@ -114,6 +115,8 @@ def clear_caches() -> None:
 
 
 def _mask_segment(seg: str) -> str:
+    if seg.isdigit():
+        return "<NUM>"
     if not seg or not _HAS_DIGIT(seg):
         return seg
     if _NUMBER.fullmatch(seg):
@@ -125,7 +128,7 @@ def _mask_segment(seg: str) -> str:
     m = _NUM_UNIT.fullmatch(seg)
     if m:
         return "<NUM>" + m.group(1)
-    if len(seg) >= 8 and any(c.isalpha() for c in seg):
+    if len(seg) >= 8 and _HAS_ALPHA(seg):
         return "<ID>"
     return seg
 

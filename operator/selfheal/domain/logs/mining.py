@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from selfheal.domain.logs.fields import NumberField, NumberKind, Samples, number_fields, read_number
-from selfheal.domain.logs.masking import _mask_line, mask_tokens, split_line
+from selfheal.domain.logs.masking import MAX_LINE_CHARS, _mask_line, mask_tokens, split_line
 from selfheal.domain.logs.severity import Severity, classify, http_status
 
 WILDCARD = "<*>"
@@ -22,6 +22,7 @@ SPLIT_POSITIONS = 48
 _DECIDING_ROWS = 4000
 _DECIDING_SLACK = 1.2
 _MAX_CHILDREN = 512
+_SPECIAL_FIRST = frozenset({"{", "<", " ", "\t", ""})
 _EXIT_STATUS = re.compile(r"exit(?:ed|ing)? (?:with )?(?:status|code):? (\d{1,3})\b|exit_?(?:code|status)=(\d{1,3})\b")
 
 
@@ -209,7 +210,8 @@ class TemplateMiner:
 
     def add(self, event: str, side: str = "") -> None:
         first, _, rest = event.partition("\n")
-        line = split_line(first)
+        # Most lines need no flattening, PRI reading or trimming: skip the call for them.
+        line = first if first[:1] not in _SPECIAL_FIRST and len(first) <= MAX_LINE_CHARS else split_line(first)
         raw = line.split()
         first_masked = mask_tokens(raw, line)
         masked = " ".join(first_masked)
