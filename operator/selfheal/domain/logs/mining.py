@@ -15,6 +15,10 @@ MAX_TEMPLATE_TOKENS = 400
 # A position with at most this many distinct values across a group's shapes stays a constant:
 # "connection to redis failed" and "connection to postgres failed" are two events.
 FEW_VALUES = 8
+# Splits on the way from a group to a template: real events differ in a few parts (a status, a
+# method, a message word); lines of random words from a small vocabulary stop here, not at one
+# template a line.
+MAX_SPLITS = 8
 # Positions looked at when partitioning (the first line of a stack trace is where events differ).
 SPLIT_POSITIONS = 48
 # A position with more distinct values splits a group only when it decides the other varying
@@ -98,22 +102,20 @@ def _tokenize(first: list[str], rest: str) -> list[str]:
     return tokens
 
 
-def _decides(rows: list[Shape], i: int, j: int, d: int) -> bool:
-    """Whether position ``i`` (with ``d`` values) fixes the value at ``j`` in (almost) every row."""
-    return len({(s.tokens[i], s.tokens[j]) for s in rows}) <= _DECIDING_SLACK * d
+def _decides(column_i: tuple[str, ...], column_j: tuple[str, ...], d: int) -> bool:
+    """Whether the values of one position (``d`` of them) fix those of another in (almost) every row."""
+    return len(set(zip(column_i, column_j, strict=True))) <= _DECIDING_SLACK * d
 
 
-def _deciding_position(node: list[Shape], varying: list[int]) -> int | None:
+def _deciding_position(columns: list[tuple[str, ...]], varying: list[int], rows: int) -> int | None:
     """A varying position with many values that decides most others (a message type), or None."""
-    rows = node[:_DECIDING_ROWS]
-    limit = len(rows) / 2
     best: int | None = None
     best_score = 0
     for i in varying[:16]:
-        d = len({s.tokens[i] for s in rows})
-        if d <= 1 or d > limit or d > _MAX_CHILDREN:
+        d = len(set(columns[i]))
+        if d <= 1 or d > rows / 2 or d > _MAX_CHILDREN:
             continue
-        score = sum(1 for j in varying if j != i and _decides(rows, i, j, d))
+        score = sum(1 for j in varying if j != i and _decides(columns[i], columns[j], d))
         if score > best_score:
             best, best_score = i, score
     return best
@@ -123,23 +125,20 @@ def _split_position(node: list[Shape]) -> tuple[int, bool] | None:
     """The position to split a node on, and whether it is a parameter's (its values few, the rest of
     the event the same whatever it says): the templates it makes are then one family."""
     n = min(len(node[0].tokens), SPLIT_POSITIONS)
-    varying: list[int] = []
-    few: int | None = None
+    columns = list(zip(*(s.tokens[:n] for s in node), strict=True))
+    distinct = [len(set(column)) for column in columns]
+    varying = [i for i, d in enumerate(distinct) if d > 1]
     # A value must repeat to be a constant: four events with four topics are one event, four times.
-    few_d = min(FEW_VALUES, sum(sum(s.counts.values()) for s in node) // 2) + 1
-    for i in range(n):
-        d = len({s.tokens[i] for s in node})
-        if d > 1:
-            varying.append(i)
-            if d < few_d:
-                few, few_d = i, d
+    limit = min(FEW_VALUES, sum(sum(s.counts.values()) for s in node) // 2)
+    few = min((i for i in varying if distinct[i] <= limit), key=lambda i: distinct[i], default=None)
+    sample = columns if len(node) <= _DECIDING_ROWS else [c[:_DECIDING_ROWS] for c in columns]
     if few is not None:
-        rows = node[:_DECIDING_ROWS]
-        parameter = not any(j != few and _decides(rows, few, j, few_d) for j in varying[:16])
+        d = len(set(sample[few]))
+        parameter = not any(j != few and _decides(sample[few], sample[j], d) for j in varying[:16])
         return few, parameter
     if len(varying) < 2:
         return None
-    deciding = _deciding_position(node, varying)
+    deciding = _deciding_position(sample, varying, min(len(node), _DECIDING_ROWS))
     return (deciding, False) if deciding is not None else None
 
 
@@ -149,16 +148,16 @@ def partition(shapes: list[Shape]) -> list[tuple[list[Shape], int | None]]:
     A position whose values are few stays a constant, and so does a word that decides the rest of
     the message (many message types of one length); the positions left varying become ``<*>``.
     Nothing is ever merged into a catch-all: the work is bounded by positions x shapes, not by
-    comparing each event with a growing list of candidates. Templates split apart on a position
-    with few values share a family (a number): "500 - red" and "500 - blue" are one event with a
-    parameter, whose rate can be judged as a whole.
+    comparing each event with a growing list of candidates, and at most ``MAX_SPLITS`` deep.
+    Templates split apart on a position with few values share a family (a number): "500 - red" and
+    "500 - blue" are one event with a parameter, whose rate can be judged as a whole.
     """
     leaves: list[tuple[list[Shape], int | None]] = []
-    work: list[tuple[list[Shape], int | None]] = [(shapes, None)]
+    work: list[tuple[list[Shape], int | None, int]] = [(shapes, None, 0)]
     families = 0
     while work:
-        node, family = work.pop()
-        split = _split_position(node) if len(node) > 1 else None
+        node, family, depth = work.pop()
+        split = _split_position(node) if len(node) > 1 and depth < MAX_SPLITS else None
         if split is None:
             leaves.append((node, family))
             continue
@@ -169,7 +168,7 @@ def partition(shapes: list[Shape]) -> list[tuple[list[Shape], int | None]]:
         children: dict[str, list[Shape]] = {}
         for s in node:
             children.setdefault(s.tokens[pos], []).append(s)
-        work.extend((child, child_family) for child in reversed(list(children.values())))
+        work.extend((child, child_family, depth + 1) for child in reversed(list(children.values())))
     return leaves
 
 
