@@ -615,6 +615,44 @@ def test_levels_of_common_formats(line: str, expected: str) -> None:
     assert miner.templates[0].severity == expected
 
 
+@pytest.mark.parametrize(
+    ("line", "status"),
+    [
+        ('{"DownstreamStatus":502,"Duration":950000000,"RequestMethod":"GET","RequestPath":"/api"}', "502"),
+        ('{"level":"info","msg":"handled request","status":503,"duration":0.95,"size":12}', "503"),
+        (
+            "Oct  9 14:00:00 lb haproxy[123]: 10.0.0.1:5000 [09/Oct/2025:14:00:00.123] fe be/srv1 "
+            '0/0/1/950/951 502 215 - - ---- 1/1/0/0/0 0/0 "GET /api HTTP/1.1"',
+            "502",
+        ),
+        ('[2025-10-09T14:00:00.123Z] "GET /api HTTP/1.1" 503 UF 0 91 3 - "10.0.0.1" "curl/8.4"', "503"),
+    ],
+)
+def test_http_statuses_of_proxies_and_json_access_logs(line: str, status: str) -> None:
+    miner = TemplateMiner()
+    miner.add(line, "x")
+    template = miner.templates[0]
+    assert template.http_status == status and status in template.text
+    assert template.severity == "error"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"level":"ERROR","loggerName":"c.e.Svc","message":"failed","thrown":{"name":"java.lang.NullPointerException",'
+        '"extendedStackTrace":"java.lang.NullPointerException: null\\n\\tat com.e.Svc.run(Svc.java:12)\\n\\tat com.e.Main.main(Main.java:5)"}}',
+        '{"@timestamp":"2025-10-09T14:00:00Z","log.level":"error","message":"boom","error":{"type":"KeyError",'
+        '"stack_trace":"Traceback (most recent call last):\\n  File \\"/app/x.py\\", line 3, in f\\n    y\\nKeyError: \'a\'"}}',
+        '{"level":50,"msg":"request failed","err":{"type":"TypeError","message":"x is undefined",'
+        '"stack":"TypeError: x is undefined\\n    at handler (/app/a.js:3:9)\\n    at /app/b.js:7:1"}}',
+    ],
+)
+def test_a_stack_trace_inside_a_json_field_is_a_crash(line: str) -> None:
+    miner = TemplateMiner()
+    miner.add(line, "x")
+    assert miner.templates[0].crash_signature
+
+
 def test_json_fields_in_another_order_are_one_template() -> None:
     miner = TemplateMiner()
     for i in range(20):

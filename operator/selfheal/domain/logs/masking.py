@@ -15,7 +15,9 @@ _LEAD = "([{<\"'`+"
 _TRAIL = ")]}>\"'`,;:.!?"
 
 _ISO_TS = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T_]\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?")
-_DATE = re.compile(r"\d{4}/\d{1,2}/\d{1,2}|\d{1,2}/[A-Z][a-z]{2}/\d{4}(?::\d{2}:\d{2}:\d{2})?|\d{4}\.\d{2}\.\d{2}")
+_DATE = re.compile(
+    r"\d{4}/\d{1,2}/\d{1,2}|\d{1,2}/[A-Z][a-z]{2}/\d{4}(?::\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?)?|\d{4}\.\d{2}\.\d{2}"
+)
 _TIME = re.compile(r"\d{1,2}:\d{2}:\d{2}(?:[.,]\d{1,9})?(?:Z|[+-]\d{2}:?\d{2})?")
 _KLOG_HEAD = re.compile(r"([IWEF])\d{4}")
 _EPOCH = re.compile(r"1\d{9}(?:\.\d{1,9})?|1\d{12}")
@@ -52,6 +54,7 @@ STATUS_KEYS = frozenset(
 )
 _STATUS_VALUE = re.compile(r"\d{1,3}")
 _SEGMENT_SPLIT = re.compile(r"([/\-_.:,#@|()\[\]{}?*&+])")
+_HAPROXY_TIMERS = re.compile(r"-?\d+/-?\d+/-?\d+/-?\d+/\+?\d+")
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 _MONTHS = frozenset(["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"])
 # The words before a process's exit status: "exit status 1", "exited with code 137", "exit code: 2".
@@ -135,7 +138,10 @@ def _mask_segment(seg: str) -> str:
 
 def _is_status_key(key: str) -> bool:
     last = key.rsplit(".", 1)[-1].lower()
-    return last in STATUS_KEYS
+    if last in STATUS_KEYS:
+        return True
+    # "DownstreamStatus", "upstream_status", "originStatusCode"
+    return last.replace("_", "").replace("-", "").endswith(("status", "statuscode"))
 
 
 def _mask_core(core: str, kv: bool = True) -> str:
@@ -269,7 +275,7 @@ def mask_tokens(tokens: list[str], line: str) -> list[str]:
     """The masked form of each whitespace-separated token of ``line`` (HTTP and exit statuses kept)."""
     get = _token_cache.get
     out = [get(t) or _mask_token(t) for t in tokens]
-    if "HTTP/" in line or " - " in line or "xit" in line:
+    if "HTTP/" in line or " - " in line or "xit" in line or "/" in line:
         _keep_statuses(tokens, out)
     if len(out) > 1 and out[1] == "<TS>" and out[0] == "<TS>":
         del out[1]
@@ -285,12 +291,14 @@ def _keep_statuses(tokens: list[str], out: list[str]) -> None:
     for i, tok in enumerate(tokens):
         if out[i] == "<NUM>" and len(tok) <= 3 and tok.isdigit():
             prev = tokens[i - 1] if i else ""
-            # An HTTP status: "14:00:00 200 - blue", "\"GET / HTTP/1.1\" 502 157".
+            # An HTTP status: "14:00:00 200 - blue", "\"GET / HTTP/1.1\" 502 157", HAProxy's
+            # "0/0/1/950/951 502 215".
             if (
                 len(tok) == 3
                 and tok[0] in "12345"
                 and (
                     prev.startswith("HTTP/")
+                    or _HAPROXY_TIMERS.fullmatch(prev) is not None
                     or (
                         i
                         and i + 1 < n

@@ -55,9 +55,9 @@ _UPPER_LEVEL = re.compile(
     r"(?<![\w\-])(TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|ERR|CRIT|CRITICAL|FATAL|PANIC|SEVERE)(?![\w\-])"
 )
 _STATUS_LINE = re.compile(
-    r"(?:(?:(?<=<TS> )|(?<=\d\d:\d\d:\d\d ))([1-5]\d\d)(?= - )"
+    r"(?:(?:(?<=<TS> )|(?<=\d\d:\d\d:\d\d ))([1-5]\d\d)(?= - )|(?<=<NUM>/<NUM> )([1-5]\d\d)(?= )"
     r"|HTTP/\d(?:\.\d)?\"?[ \t]{1,3}([1-5]\d\d)\b"
-    r"|(?<![\w])(?:status|status_?code|statusCode|http_status|response_code)"
+    r"|(?<![\w])(?:[a-z]{0,20}status|status_?code|statusCode|[a-z]{0,20}_status|response_code)"
     r"[\"']?[ \t]{0,2}[=:][ \t]{0,2}[\"']?([1-5]\d\d)\b)",
     re.IGNORECASE,
 )
@@ -109,6 +109,10 @@ _FRAME = re.compile(
     r"|#(?:\d+|<NUM>) \S+\.php\()",
     re.MULTILINE,
 )
+# Frames flattened into one line, as JSON loggers write a stack trace into a field.
+_INLINE_FRAME = re.compile(
+    r" at [\w$.<>]{3,200} ?\([^()\n]{0,300}\)| File \"[^\"\n]{1,300}\", line (?:\d+|<NUM>)| at /\S{1,300}:(?:\d+|<NUM>)"
+)
 _EXCEPTION_NAME = re.compile(r"\b(?:[A-Z][\w$]*\.)*[A-Z][\w$]*(?:Error|Exception|Throwable|Fault)\b")
 
 
@@ -132,10 +136,11 @@ def _worse(a: Severity, b: Severity) -> Severity:
 
 
 def _stack_trace_of_exception(event: str) -> bool:
-    """A multi-line event that names an exception and carries stack frames: an exception thrown
-    far enough to print its stack, whichever language printed it."""
+    """An event that names an exception and carries stack frames: an exception thrown far enough to
+    print its stack, whichever language printed it, on lines of its own or inside a JSON field."""
     if "\n" not in event:
-        return False
+        head = event[:MAX_LINE_CHARS]
+        return len(_INLINE_FRAME.findall(head)[:2]) == 2 and bool(_EXCEPTION_NAME.search(head))
     rest = event.partition("\n")[2]
     return bool(_FRAME.search(rest)) and bool(_EXCEPTION_NAME.search(event[:2000]))
 
