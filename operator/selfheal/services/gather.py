@@ -43,14 +43,20 @@ SINCE_MARGIN_SECONDS = 30
 
 
 class LogsSpec(Protocol):
-    """The log bounds of a policy (``LogBounds`` in ``domain/policy.py``)."""
+    """The log bounds of a policy (``LogBounds`` in ``domain/policy.py``), read only."""
 
-    tail_lines: int
-    limit_bytes: int
-    since_canary_start: bool
-    pods_per_side: int
-    previous_container: bool
-    containers: Sequence[str]
+    @property
+    def tail_lines(self) -> int: ...
+    @property
+    def limit_bytes(self) -> int: ...
+    @property
+    def since_canary_start(self) -> bool: ...
+    @property
+    def pods_per_side(self) -> int: ...
+    @property
+    def previous_container(self) -> bool: ...
+    @property
+    def containers(self) -> Sequence[str]: ...
 
 
 def container_states(pod: Mapping[str, Any]) -> list[ContainerState]:
