@@ -381,3 +381,112 @@ def test_random_halves_are_almost_always_healthy() -> None:
     verdicts = [_halves_verdict(app, seed)[1] for app in HALVES_APPS for seed in (91, 92)]
     assert verdicts.count("unhealthy") == 0
     assert verdicts.count("healthy") >= 0.85 * len(verdicts), verdicts
+
+
+# --- system logs of many kinds of software: new mid-frequency event types are listed -------------------
+
+
+def _system_log_kinds(rnd: random.Random) -> tuple[list, list]:
+    def ip() -> str:
+        return f"10.{rnd.randint(0, 255)}.{rnd.randint(0, 255)}.{rnd.randint(1, 254)}"
+
+    def blk() -> str:
+        return f"blk_{rnd.choice(['-', ''])}{rnd.randint(10**17, 10**18)}"
+
+    def hdfs(level: str, rest: str) -> str:
+        return f"081109 {rnd.randint(200000, 235959)} {rnd.randint(1, 999)} {level} {rest}"
+
+    known = [
+        lambda: hdfs(
+            "INFO", f"dfs.DataNode$PacketResponder: PacketResponder {rnd.randint(0, 2)} for block {blk()} terminating"
+        ),
+        lambda: hdfs(
+            "INFO",
+            f"dfs.DataNode$PacketResponder: Received block {blk()} of size {rnd.randint(10**6, 10**8)} from /{ip()}",
+        ),
+        lambda: hdfs(
+            "INFO",
+            f"dfs.FSNamesystem: BLOCK* NameSystem.addStoredBlock: blockMap updated: {ip()}:50010 is added to {blk()} size {rnd.randint(10**6, 10**8)}",
+        ),
+        lambda: hdfs(
+            "INFO",
+            f"dfs.DataNode$DataXceiver: Receiving block {blk()} src: /{ip()}:{rnd.randint(30000, 60000)} dest: /{ip()}:50010",
+        ),
+        lambda: (
+            f"2015-07-29 17:41:44,747 - INFO  [QuorumPeer[myid=1]/0:0:0:0:0:0:0:0:2181:FastLeaderElection@774] - Notification time out: {rnd.choice([400, 800, 1600, 3200])}"
+        ),
+        lambda: (
+            f"2015-07-29 19:04:12,394 - INFO  [NIOServerCxn.Factory:0.0.0.0/0.0.0.0:2181:NIOServerCnxnFactory@197] - Accepted socket connection from /{ip()}:{rnd.randint(30000, 60000)}"
+        ),
+        lambda: (
+            "2015-07-29 19:04:29,071 - WARN  [SendWorker:188978561024:QuorumCnxManager$SendWorker@679] - Interrupted while waiting for message on queue"
+        ),
+        lambda: (
+            f"Dec 10 06:55:46 LabSZ sshd[{rnd.randint(1000, 30000)}]: Invalid user {rnd.choice(['admin', 'test', 'oracle', 'guest', 'ubuntu', 'pi', 'git', 'user', 'support', 'nagios', 'postgres', 'ftp'])} from {ip()}"
+        ),
+        lambda: (
+            f"Dec 10 06:55:46 LabSZ sshd[{rnd.randint(1000, 30000)}]: Failed password for invalid user {rnd.choice(['admin', 'test', 'oracle', 'guest'])} from {ip()} port {rnd.randint(1000, 60000)} ssh2"
+        ),
+        lambda: (
+            f"Dec 10 06:55:48 LabSZ sshd[{rnd.randint(1000, 30000)}]: Received disconnect from {ip()}: 11: Bye Bye [preauth]"
+        ),
+        lambda: (
+            f"Dec 10 06:55:48 LabSZ sshd[{rnd.randint(1000, 30000)}]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost={ip()}"
+        ),
+        lambda: f"Jun 14 15:16:01 combo sshd(pam_unix)[{rnd.randint(1000, 30000)}]: check pass; user unknown",
+        lambda: (
+            "17/06/09 20:10:40 INFO executor.CoarseGrainedExecutorBackend: Registered signal handlers for [TERM, HUP, INT]"
+        ),
+        lambda: (
+            f"17/06/09 20:11:11 INFO storage.BlockManager: Found block rdd_{rnd.randint(1, 40)}_{rnd.randint(1, 9)} locally"
+        ),
+        lambda: (
+            f"17/06/09 20:11:11 INFO executor.Executor: Finished task {rnd.randint(1, 99)}.0 in stage {rnd.randint(1, 9)}.0 (TID {rnd.randint(1, 999)}). {rnd.randint(1000, 3000)} bytes result sent to driver"
+        ),
+    ]
+    new = [
+        lambda: hdfs(
+            "INFO", f"dfs.DataNode$PacketResponder: PacketResponder {rnd.randint(0, 2)} for block {blk()} Interrupted."
+        ),
+        lambda: hdfs("WARN", f"dfs.DataNode$DataXceiver: {ip()}:50010:Got exception while serving {blk()} to /{ip()}:"),
+        lambda: (
+            f"Dec 10 06:55:48 LabSZ sshd[{rnd.randint(1000, 30000)}]: Received disconnect from {ip()}: 11: Normal Shutdown, Thank you for playing [preauth]"
+        ),
+        lambda: (
+            f"Dec 10 06:55:46 LabSZ sshd[{rnd.randint(1000, 30000)}]: Failed password for root from {ip()} port {rnd.randint(1000, 60000)} ssh2"
+        ),
+        lambda: (
+            "2015-07-29 19:04:29,071 - WARN  [RecvWorker:188978561024:QuorumCnxManager$RecvWorker@765] - Interrupting SendWorker"
+        ),
+        lambda: (
+            f"17/06/09 20:11:11 INFO storage.MemoryStore: Block broadcast_{rnd.randint(1, 40)} stored as values in memory (estimated size {rnd.randint(1, 90)}.{rnd.randint(0, 9)} KB, free {rnd.randint(1, 9)}.{rnd.randint(0, 9)} GB)"
+        ),
+        lambda: (
+            f"Jun 14 15:16:02 combo sshd(pam_unix)[{rnd.randint(1000, 30000)}]: session opened for user news by (uid=0)"
+        ),
+        lambda: (
+            f"17/06/09 20:11:11 INFO executor.Executor: Running task {rnd.randint(1, 99)}.0 in stage {rnd.randint(1, 9)}.0 (TID {rnd.randint(1, 999)})"
+        ),
+    ]
+    return known, new
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_new_mid_frequency_event_types_of_system_logs_are_listed(seed: int) -> None:
+    rnd = random.Random(seed)
+    known, new = _system_log_kinds(rnd)
+    stable = [rnd.choice(known)() for _ in range(4000)]
+    canary = [rnd.choice(known)() for _ in range(3000)]
+    planted = []
+    for kind, count in zip(new, [3, 4, 5, 8, 12, 20, 40, 60], strict=True):
+        lines = [kind() for _ in range(count)]
+        planted.append(lines[0])
+        for line in lines:
+            canary.insert(rnd.randint(0, len(canary)), line)
+    diff = diff_logs("\n".join(canary), "\n".join(stable))
+    listed = [t for t in diff.significant() if t.stable_count == 0]
+    for line in planted:
+        words = [w for w in line.split() if w.isalpha() and len(w) > 3][-3:]
+        assert any(all(w in t.template for w in words) for t in listed), line
+    # and nothing else is new
+    assert len(listed) == len(new)

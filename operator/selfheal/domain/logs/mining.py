@@ -130,7 +130,13 @@ def _split_position(node: list[Shape]) -> tuple[int, bool] | None:
     varying = [i for i, d in enumerate(distinct) if d > 1]
     # A value must repeat to be a constant: four events with four topics are one event, four times.
     limit = min(FEW_VALUES, sum(sum(s.counts.values()) for s in node) // 2)
-    few = min((i for i in varying if distinct[i] <= limit), key=lambda i: distinct[i], default=None)
+    # A part that holds a masked value ("blk_-<NUM>" against "blk_<NUM>", "<NUM>ms" against "<DUR>")
+    # is a parameter written in several ways, never a constant.
+    few = min(
+        (i for i in varying if distinct[i] <= limit and not any("<" in v for v in set(columns[i]))),
+        key=lambda i: distinct[i],
+        default=None,
+    )
     sample = columns if len(node) <= _DECIDING_ROWS else [c[:_DECIDING_ROWS] for c in columns]
     if few is not None:
         d = len(set(sample[few]))
