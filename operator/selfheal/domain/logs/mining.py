@@ -123,28 +123,32 @@ def _deciding_position(columns: list[tuple[str, ...]], varying: list[int], rows:
 
 def _split_position(node: list[Shape]) -> tuple[int, bool] | None:
     """The position to split a node on, and whether it is a parameter's (its values few, the rest of
-    the event the same whatever it says): the templates it makes are then one family."""
+    the event the same whatever it says): the templates it makes are then one family.
+
+    Positions are weighed on a sample of the node's shapes; the one chosen for having few values is
+    checked against all of them, so the work per node is the sample plus one pass."""
     n = min(len(node[0].tokens), SPLIT_POSITIONS)
-    columns = list(zip(*(s.tokens[:n] for s in node), strict=True))
-    distinct = [len(set(column)) for column in columns]
+    rows = node[:_DECIDING_ROWS]
+    sample = list(zip(*(s.tokens[:n] for s in rows), strict=True))
+    distinct = [len(set(column)) for column in sample]
     varying = [i for i, d in enumerate(distinct) if d > 1]
     # A value must repeat to be a constant: four events with four topics are one event, four times.
     limit = min(FEW_VALUES, sum(sum(s.counts.values()) for s in node) // 2)
     # A part that holds a masked value ("blk_-<NUM>" against "blk_<NUM>", "<NUM>ms" against "<DUR>")
     # is a parameter written in several ways, never a constant.
-    few = min(
-        (i for i in varying if distinct[i] <= limit and not any("<" in v for v in set(columns[i]))),
+    candidates = sorted(
+        (i for i in varying if distinct[i] <= limit and not any("<" in v for v in set(sample[i]))),
         key=lambda i: distinct[i],
-        default=None,
     )
-    sample = columns if len(node) <= _DECIDING_ROWS else [c[:_DECIDING_ROWS] for c in columns]
-    if few is not None:
-        d = len(set(sample[few]))
-        parameter = not any(j != few and _decides(sample[few], sample[j], d) for j in varying[:16])
+    for few in candidates:
+        values = {s.tokens[few] for s in node} if len(node) > len(rows) else set(sample[few])
+        if len(values) > limit or any("<" in v for v in values):
+            continue
+        parameter = not any(j != few and _decides(sample[few], sample[j], distinct[few]) for j in varying[:16])
         return few, parameter
     if len(varying) < 2:
         return None
-    deciding = _deciding_position(sample, varying, min(len(node), _DECIDING_ROWS))
+    deciding = _deciding_position(sample, varying, len(rows))
     return (deciding, False) if deciding is not None else None
 
 
@@ -253,7 +257,7 @@ class TemplateMiner:
         line = " ".join(first)
         status = http_status(line)
         fields = number_fields(first, status)
-        m = _EXIT_STATUS.search(line)
+        m = _EXIT_STATUS.search(line) if "xit" in line else None
         shape = Shape(
             order=len(self._ordered),
             tokens=_tokenize(first, rest),

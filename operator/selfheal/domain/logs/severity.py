@@ -97,6 +97,45 @@ _CRASH = re.compile(
     r"|exit signal (?:Segmentation fault|Aborted|Bus error)",
     re.MULTILINE,
 )
+# Words one of which every alternative of a pattern contains (lower case unless said otherwise).
+_CRASH_HINTS = (
+    "panic",
+    "goroutine",
+    "fatal",
+    "sig",
+    "seg",
+    "core dumped",
+    "concurrent map",
+    "overflow",
+    "memory",
+    "oom",
+    "killed",
+    "out of range",
+    "pointer",
+    "traceback",
+    "exception",
+    "unhandled",
+    "uncaught",
+    "nomethod",
+    "undefined method",
+    "** (",
+    "genserver",
+    "crash",
+    ":in ",
+    "exit",
+    "signal",
+    "process",
+    "status=",
+    "application failed",
+    "could not start",
+)
+_ERROR_HINTS = ("error", "exception", "fatal", "panic", "traceback", "segfault", "fail", "unhandled", "uncaught")
+_WARN_HINTS = ("warn", "deprecated", "retrying", "timed out", "timeout", "refused", "throttled")
+_KV_LEVEL_HINTS = ("level", "lvl", "severity")
+_UPPER_HINTS = ("TRACE", "DEBUG", "INFO", "NOTICE", "WARN", "ERR", "CRIT", "FATAL", "PANIC", "SEVERE")
+_EXCEPTION_HINTS = ("error", "exception", "throwable", "fault")
+_HAS_DIGIT = re.compile(r"\d").search
+
 # A stack frame of a multi-line event, as masking leaves it (indentation gone, numbers masked):
 # Java/.NET/Node "at pkg.Class.method(File.java:<NUM>)", Node "at /app/x.js:<NUM>", Python
 # 'File "/app/x.py", line <NUM>, in f', Ruby "from /app/x.rb:<NUM>:in", PHP "#<NUM> /app/x.php(<NUM>)".
@@ -135,9 +174,11 @@ def _worse(a: Severity, b: Severity) -> Severity:
     return a if SEVERITY_ORDER[a] <= SEVERITY_ORDER[b] else b
 
 
-def _stack_trace_of_exception(event: str) -> bool:
+def _stack_trace_of_exception(event: str, low: str) -> bool:
     """An event that names an exception and carries stack frames: an exception thrown far enough to
     print its stack, whichever language printed it, on lines of its own or inside a JSON field."""
+    if not _mentions(low, _EXCEPTION_HINTS):
+        return False
     if "\n" not in event:
         head = event[:MAX_LINE_CHARS]
         return len(_INLINE_FRAME.findall(head)[:2]) == 2 and bool(_EXCEPTION_NAME.search(head))
@@ -145,12 +186,16 @@ def _stack_trace_of_exception(event: str) -> bool:
     return bool(_FRAME.search(rest)) and bool(_EXCEPTION_NAME.search(event[:2000]))
 
 
+def _mentions(text: str, words: tuple[str, ...]) -> bool:
+    return any(w in text for w in words)
+
+
 def severity(line: str) -> Severity:
     return classify(line)[0]
 
 
-def _level_word(first: str) -> str | None:
-    m = _KV_LEVEL.search(first)
+def _level_word(first: str, low: str) -> str | None:
+    m = _KV_LEVEL.search(first) if _mentions(low, _KV_LEVEL_HINTS) else None
     if m:
         return m.group(1).lower()
     m = _KLOG.match(first)
@@ -159,7 +204,7 @@ def _level_word(first: str) -> str | None:
     m = _DOTNET_LEVEL.match(first)
     if m:
         return m.group(1)
-    m = _UPPER_LEVEL.search(first) or _BRACKET_LEVEL.search(first)
+    m = (_UPPER_LEVEL.search(first) if _mentions(first, _UPPER_HINTS) else None) or _BRACKET_LEVEL.search(first)
     return m.group(1).lower() if m else None
 
 
@@ -175,15 +220,18 @@ def classify(line: str) -> tuple[Severity, bool, bool]:
     """
     if not line:
         return "info", False, False
-    if _CRASH.search(line) or _stack_trace_of_exception(line):
+    # Each pattern runs only where one of its words occurs: cheap substring tests keep a line of
+    # unusual words from paying for every alternative at every position.
+    low = line.lower()
+    if (_mentions(low, _CRASH_HINTS) and _CRASH.search(line)) or _stack_trace_of_exception(line, low):
         return "error", False, True
     first = line.split("\n", 1)[0][:MAX_LINE_CHARS]
-    word = _level_word(first)
+    word = _level_word(first, low)
     level: Severity | None = _LEVEL_WORDS.get(word) if word else None
     if word in _DYING_LEVELS:
         return "error", False, True
     result: Severity = level or "info"
-    sm = _STATUS_LINE.search(first)
+    sm = _STATUS_LINE.search(first) if _HAS_DIGIT(first) else None
     if sm:
         code = next(g for g in sm.groups() if g)
         if code[0] == "5":
@@ -192,10 +240,10 @@ def classify(line: str) -> tuple[Severity, bool, bool]:
             result = _worse(result, "warning")
     uncertain = False
     if level is None and result == "info":
-        found, uncertain = _error_words(line)
+        found, uncertain = _error_words(line) if _mentions(low, _ERROR_HINTS) else (False, False)
         if found:
             result = "error"
-        elif _WARN_WORDS.search(line):
+        elif _mentions(low, _WARN_HINTS) and _WARN_WORDS.search(line):
             result = "warning"
     return result, uncertain, False
 
@@ -208,5 +256,5 @@ def is_crash_signature(event: str) -> bool:
 
 def http_status(first_line: str) -> str | None:
     """The HTTP status of an access-log or request line (``502``), or None."""
-    m = _STATUS_LINE.search(first_line[:MAX_LINE_CHARS])
+    m = _STATUS_LINE.search(first_line[:MAX_LINE_CHARS]) if _HAS_DIGIT(first_line) else None
     return next(g for g in m.groups() if g) if m else None
