@@ -15,9 +15,10 @@ from kubernetes_asyncio import client, config
 from selfheal.adapters.kube import MERGE_PATCH, KubeAdapter, connect, translate
 from selfheal.domain.argo import ABORT_STATUS_PATCH, PAUSE_SPEC_PATCH, Rollout, promote_patches
 from selfheal.domain.evidence import Side
-from selfheal.domain.policy import LogBounds
+from selfheal.domain.policy import AnalysisSpec, LogBounds
 from selfheal.errors import ConfigError, Conflict, PermanentError, RateLimitedError, TransientError
 from selfheal.services.gather import gather_evidence
+from selfheal.services.judge import prepare
 from selfheal.testing.controlplane import ControlPlane, free_port
 from selfheal.testing.kubelet import NODE_NAME, TestKubelet
 
@@ -703,3 +704,26 @@ def test_rollout_read_model_matches_what_the_apiserver_returns(control_plane: Co
     obj = create_rollout(control_plane, namespace, "web")
     ro = Rollout.from_obj(json.loads(json.dumps(obj)))
     assert ro.status.observed_generation == "1" and ro.generation == 1
+
+
+async def test_failed_log_reads_are_recorded_and_named_in_the_verdict(
+    control_plane: ControlPlane, kubelet: TestKubelet, namespace: str, kube: KubeAdapter
+) -> None:
+    scenario(control_plane, kubelet, namespace)
+    kubelet.fail_reads(namespace, "web-new-a")
+    kubelet.fail_reads(namespace, "web-old-b", status=500)
+    ro = await kube.get_rollout(namespace, "web")
+    bounds = LogBounds(pods_per_side=4, containers=["app"], previous_container=False)
+    evidence = await gather_evidence(kube, ro, bounds, trigger="indefinite-pause", now=datetime.now(UTC))
+
+    failed = {(log.pod, log.container): log for log in evidence.failed_reads()}
+    assert set(failed) == {("web-new-a", "app"), ("web-old-b", "app")}
+    assert all(log.text == "" and log.error for log in failed.values())
+    read = [log for p in evidence.pods for log in p.logs if not log.error]
+    assert read and all(log.text for log in read)
+
+    _, _, verdict, bundle = prepare(evidence, AnalysisSpec())
+    assert verdict.verdict.value != "healthy"
+    assert "web-new-a/app" in verdict.summary and "web-old-b/app" in verdict.summary
+    assert "could not be read" in verdict.summary
+    assert "logs_unreadable" in bundle.messages[1]["content"]

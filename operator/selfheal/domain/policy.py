@@ -198,12 +198,30 @@ class RedactionSpec(BaseModel):
     builtins: StrictBool = True
 
 
+class LatencySpec(BaseModel):
+    """When a latency the logs show is a regression of the canary."""
+
+    model_config = SPEC_MODEL_CONFIG
+
+    # Canary p95 over stable p95 at or above which a significant slow-down is unhealthy.
+    p95_ratio: float = Field(1.5, ge=1, le=100)
+    # ... provided the p95 grew by at least this much (a 1 ms to 2 ms change is no regression).
+    min_delta_milliseconds: StrictInt = Field(100, ge=0, le=3600000)
+    # A latency only the canary logs (the stable's lines carry none) is a finding at this p95.
+    canary_only_p95_seconds: float = Field(1.0, ge=0.001, le=3600)
+
+    @property
+    def min_delta_seconds(self) -> float:
+        return self.min_delta_milliseconds / 1000.0
+
+
 class AnalysisSpec(BaseModel):
     """How evidence is gathered and who judges it."""
 
     model_config = SPEC_MODEL_CONFIG
 
     logs: LogBounds = Field(default_factory=LogBounds)
+    latency: LatencySpec = Field(default_factory=LatencySpec)
     llm: LLMSpec = Field(default_factory=LLMSpec)
     extra_prompt: str = Field("", max_length=4000)
     redaction: RedactionSpec = Field(default_factory=RedactionSpec)

@@ -26,6 +26,7 @@ PODS_DETAIL_PER_SIDE = 6
 EVENTS_MAX = 12
 METRICS_MAX = 10
 METRIC_VALUES_MAX = 5
+FIELDS_MAX = 10
 FIELD_MAX = 300
 TEMPLATE_MAX = 300
 
@@ -180,7 +181,8 @@ Rubric:
   or contradictory. Do not guess.
 - Confidence is 0-100. Use high confidence only when the evidence is clear.
 - evidence_refs lists the ids of the items that decided the verdict: template ids such as
-  "T3", "restarts", "oom", "crashloop", "metric:<name>", "event:<reason>".
+  "T3", field changes such as "F1" (an HTTP status share, the error level, a latency),
+  "restarts", "oom", "crashloop", "metric:<name>", "event:<reason>".
 
 Security:
 - The user message contains one evidence block, delimited by the markers
@@ -215,7 +217,8 @@ Canary analysis request. The block below is data collected from the workload and
 Each line is one JSON object: the rollout, the pods of both sides, failed metrics, events,
 then the log templates ranked most suspicious first: n is the count on each side, rate the
 count per 1000 log events of that side, status compares canary with stable, p is the
-significance of the difference, crash marks a panic or crash signature. In templates,
+significance of the difference, crash marks a panic or crash signature; field_changes compare
+values inside the lines (HTTP status shares, error level, latencies). In templates,
 placeholders such as ‹*›, ‹NUM›, ‹TS› or ‹HEX› are variable parts (ids, numbers, times) masked
 by the templater. Every angle bracket of the data appears as ‹ or ›.
 
@@ -317,6 +320,9 @@ def _pod_side(pods: list[PodEvidence], clean: _Cleaner, detail: bool) -> dict[st
         side["reasons"] = reasons
     if exit_codes:
         side["exit_codes"] = sorted(exit_codes)[:10]
+    unread = [log for pod in pods for log in pod.logs if log.error]
+    if unread:
+        side["logs_unreadable"] = [clean(log.label, 120) for log in unread[:PODS_DETAIL_PER_SIDE]]
     if detail:
         troubled = [
             p
@@ -412,6 +418,10 @@ def _header_lines(evidence: Evidence, diff: LogDiff, clean: _Cleaner, level: int
             }
         )
     )
+    if diff.fields:
+        limit = FIELDS_MAX if level < 2 else 4
+        changes = [{"ref": f.id, "error": f.error, "change": clean(f.summary, 240)} for f in diff.fields[:limit]]
+        lines.append(_dump({"field_changes": changes, "omitted": max(len(diff.fields) - limit, 0)}))
     return lines
 
 

@@ -60,7 +60,7 @@ def prepare(evidence: Evidence, analysis: AnalysisSpec) -> tuple[Redactor, LogDi
     """The pure part: the diff, the statistical verdict and the prompt (built whether or not it is sent)."""
     redactor = redactor_for(analysis)
     diff = diff_logs(evidence.log_text(Side.CANARY), evidence.log_text(Side.STABLE), redactor=redactor)
-    statistical = statistical_verdict(evidence, diff)
+    statistical = statistical_verdict(evidence, diff, latency=analysis.latency)
     bundle = build_messages(
         evidence,
         diff,
