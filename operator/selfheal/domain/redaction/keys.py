@@ -11,7 +11,7 @@ from selfheal.domain.redaction.spans import MARKER_PREFIX, Span
 _SECRET_WORDS = frozenset(
     {
         "password", "passwd", "passwort", "pwd", "pass", "passphrase", "passcode", "pw",
-        "secret", "secrets", "token", "tokens", "apikey", "accesskey", "secretkey", "privatekey",
+        "secret", "token", "apikey", "accesskey", "secretkey", "privatekey",
         "credential", "credentials", "creds", "auth", "authorization", "sig", "signature",
         "cookie", "sessionid", "sessid", "jsessionid", "phpsessid", "aspsessionid", "sid", "pin", "otp",
         "masterkey", "encryptionkey", "signingkey", "accountkey", "sharedaccesskey", "connectionstring",
@@ -51,7 +51,9 @@ _SEPARATOR = re.compile(r"(?:\\*[\"'`]|\])?[ \t]{0,3}(?P<sep>=>|:=|::|=|:)[ \t]{
 _ENV_VALUE = re.compile(r"\\*[\"']?[ \t]*,?[ \t]*(?:\r?\n[ \t\-]{0,40})?\\*[\"']?value\\*[\"']?[ \t]*[:=][ \t]*")
 # "wrong password 'x'", "password is 'x'": a quoted value a few plain words after the key.
 _SAID = re.compile(r"(?:[ \t]+(?:is|was|of|for|provided|given|supplied|used|value|set|to))?[ \t]{1,3}(?=[\"'`])")
-_VALUE_END = frozenset(" \t\r\n\"'`,;&<>(){}[]\\|")
+_NESTED_KEY = re.compile(r"([A-Za-z_][A-Za-z0-9_.\-]{0,40})=")
+_PLAIN_VALUE = re.compile(r"[^ \t\r\n\"'`,;&<>(){}\[\]\\|]{1,2048}")
+_WORDS_VALUE = re.compile(r"[^\n\"'`\]\\]{1,2048}")
 _MAX_VALUE = 2048
 
 
@@ -122,11 +124,8 @@ def value_span(text: str, pos: int, *, words: bool = False) -> tuple[int, int]:
         return start, _quoted_end(text, start, text[i], i - pos)
     if i != pos:
         return pos, pos  # backslashes before something else: not a value we understand
-    limit = min(n, pos + _MAX_VALUE)
-    end = pos
-    stops = "\n\"'`]\\" if words else _VALUE_END
-    while end < limit and text[end] not in stops:
-        end += 1
+    m = (_WORDS_VALUE if words else _PLAIN_VALUE).match(text, pos)
+    end = m.end() if m is not None else pos
     if words:
         while end > pos and text[end - 1] in " \t\r,;":
             end -= 1
@@ -138,6 +137,9 @@ def _secret_value(text: str, start: int, end: int) -> bool:
     if value.startswith(MARKER_PREFIX) or value.strip("*x.-_ ").lower() == "":
         return False
     low = value.lower()
+    nested = _NESTED_KEY.match(value)
+    if nested and ((nested.end() < len(value) and value[nested.end()] != "=") or key_is_secret(nested.group(1))):
+        return False  # "auth: method=oidc": the value is another key, not a secret
     return low not in _NOT_SECRETS and not low.startswith(("${", "$(", "{{", "<redacted", "<hidden"))
 
 
