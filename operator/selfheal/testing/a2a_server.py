@@ -229,6 +229,11 @@ class A2AAgentStandIn(LoopbackServer):
         with self._lock:
             self._faults.append(Fault("http_error", times, status))
 
+    def redirect(self, location: str, status: int = 307, times: int | None = None) -> None:
+        """Answer message/send with a redirect to ``location``, as a moved agent or a proxy would."""
+        with self._lock:
+            self._faults.append(Fault("redirect", times, (status, location)))
+
     def reset(self) -> None:
         """Back to the default healthy Message answer, no faults, no recorded requests (stays up or down)."""
         with self._lock:
@@ -379,11 +384,12 @@ class A2AAgentStandIn(LoopbackServer):
     def _answer_parts(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         fault = self._take_fault(("malformed",))
         if fault is not None:
-            return {
+            malformed: dict[str, list[dict[str, Any]]] = {
                 "not_json": [{"kind": "text", "text": "I think the canary looks fine, promote it!"}],
                 "wrong_schema": [{"kind": "data", "data": {"verdict": "promote", "confidence": "very", "why": "ok"}}],
                 "empty": [{"kind": "text", "text": ""}],
-            }[fault.detail]
+            }
+            return malformed[fault.detail]
         with self._lock:
             responder, answer, as_part = self._responder, dict(self._answer), self._answer_as
         reply: Any = responder(body) if responder is not None else answer
@@ -405,6 +411,10 @@ class A2AAgentStandIn(LoopbackServer):
         http = self._take_fault(("http_error",))
         if http is not None:
             return web.json_response({"error": "upstream unavailable"}, status=http.detail)
+        moved = self._take_fault(("redirect",))
+        if moved is not None:
+            status, location = moved.detail
+            return web.Response(status=status, headers={"Location": location})
         rpc = self._take_fault(("rpc_error",))
         if rpc is not None:
             code, text = rpc.detail
