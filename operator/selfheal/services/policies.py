@@ -35,6 +35,8 @@ class Readiness:
 
 def parse_spec(spec: Mapping[str, Any]) -> PolicySpec:
     """The policy spec as a model; a ConfigError names every invalid field."""
+    if not isinstance(spec, Mapping):
+        raise ConfigError(f"invalid policy: spec must be a mapping, not a {type(spec).__name__}")
     try:
         return PolicySpec.model_validate(dict(spec))
     except ValidationError as e:
@@ -77,7 +79,7 @@ async def check_readiness(runtime: Any, namespace: str, spec: PolicySpec) -> Rea
     """Whether every Secret the policy names exists with its key, and GitHub accepts the token for the
     repository; the message names what is missing."""
     problems: list[str] = []
-    reason = Reason.VALID
+    reason: str = Reason.VALID
     llm = spec.analysis.llm
     if llm.provider == LLMProvider.OPENAI and not llm.model:
         problems.append("analysis.llm.model is required when provider is openai")

@@ -62,7 +62,7 @@ def compile_pattern(name: str, pattern: str) -> re2._Regexp:
         hint = ""
         if re.search(r"\(\?<?[=!]|\\[1-9]|\(\?P=", pattern):
             hint = " (lookaround and backreferences are not supported: patterns run on RE2, in linear time)"
-        raise ValueError(f"invalid redaction pattern {name!r}: {detail}{hint}") from e
+        raise ValueError(f"redaction pattern {name!r} is not a valid RE2 regular expression: {detail}{hint}") from e
 
 
 def _kind_name(name: str) -> str:
