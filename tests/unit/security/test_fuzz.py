@@ -143,7 +143,7 @@ def test_any_policy_file_is_a_policy_or_a_clear_error(tmp_path_factory: pytest.T
     path: Path = tmp_path_factory.mktemp("policy") / "policy.yaml"
     path.write_bytes(content)
     try:
-        name, spec = load_policy(str(path))
+        name, _ = load_policy(str(path))
     except ConfigError as e:
         assert str(e) and "\n" not in str(e)
     else:
