@@ -91,9 +91,9 @@ def test_a_malformed_policy_file_exits_3_with_a_clear_message(tmp_path: Path, na
     content, message = POLICIES[name]
     path = tmp_path / "policy.yaml"
     path.write_bytes(content)
-    started = time.monotonic()
+    started = time.process_time()
     code, out, err = run(f"policy={path}")
-    assert time.monotonic() - started < 5
+    assert time.process_time() - started < 5  # CPU time: a billion laughs must not be expanded
     assert code == 3, err
     assert message in err
     assert "Traceback" not in err and err.count("\n") == 1

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from functools import lru_cache
 
 from selfheal.domain.redaction.spans import MARKER_PREFIX, Span
 
@@ -43,7 +44,8 @@ _SCHEMES = frozenset(
      "aws4-hmac-sha256", "hmac", "signature", "mac", "hawk", "dpop", "pop", "gsso", "splunk", "klaviyo-api-key"}
 )  # fmt: skip
 
-_KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
+_KEY_BACK = re.compile(r"[A-Za-z0-9_.\-]{1,64}\Z")
+_KEY_FORWARD = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 _STEMS = re.compile(r"pass|pwd|pw|secret|token|key|auth|cred|sig|sess|cookie|sid|pin|otp|connectionstring")
 _WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+")
 _SEPARATOR = re.compile(r"(?:\\*[\"'`]|\])?[ \t]{0,3}(?P<sep>=>|:=|::|=|:)[ \t]{0,3}")
@@ -52,11 +54,13 @@ _ENV_VALUE = re.compile(r"\\*[\"']?[ \t]*,?[ \t]*(?:\r?\n[ \t\-]{0,40})?\\*[\"']
 # "wrong password 'x'", "password is 'x'": a quoted value a few plain words after the key.
 _SAID = re.compile(r"(?:[ \t]+(?:is|was|of|for|provided|given|supplied|used|value|set|to))?[ \t]{1,3}(?=[\"'`])")
 _NESTED_KEY = re.compile(r"([A-Za-z_][A-Za-z0-9_.\-]{0,40})=")
+_AFTER_PADDING = frozenset(" \t\r\n\"'`,;&<>(){}[]\\|=")
 _PLAIN_VALUE = re.compile(r"[^ \t\r\n\"'`,;&<>(){}\[\]\\|]{1,2048}")
 _WORDS_VALUE = re.compile(r"[^\n\"'`\]\\]{1,2048}")
 _MAX_VALUE = 2048
 
 
+@lru_cache(maxsize=4096)
 def key_is_secret(key: str) -> bool:
     """Whether a key name ("DB_PASSWORD", "x-api-key", "accessToken", "AccountKey") names a secret."""
     words = [w.lower() for w in _WORDS.findall(key)]
@@ -76,6 +80,7 @@ def _word_is_secret(word: str, before: str) -> bool:
     return qualifiers is not None and before in qualifiers
 
 
+@lru_cache(maxsize=4096)
 def _kind(key: str) -> str:
     low = key.lower().replace("-", "_")
     if "authorization" in low:
@@ -132,13 +137,21 @@ def value_span(text: str, pos: int, *, words: bool = False) -> tuple[int, int]:
     return pos, end
 
 
+def _nested_key(text: str, start: int, end: int) -> bool:
+    """Whether the value at ``start`` is itself ``key=...`` (and not base64 ending in padding)."""
+    nested = _NESTED_KEY.match(text, start, end)
+    if nested is None:
+        return False
+    after = text[nested.end()] if nested.end() < end else ""
+    return (after != "" and after not in _AFTER_PADDING) or key_is_secret(nested.group(1))
+
+
 def _secret_value(text: str, start: int, end: int) -> bool:
     value = text[start:end]
     if value.startswith(MARKER_PREFIX) or value.strip("*x.-_ ").lower() == "":
         return False
     low = value.lower()
-    nested = _NESTED_KEY.match(value)
-    if nested and ((nested.end() < len(value) and value[nested.end()] != "=") or key_is_secret(nested.group(1))):
+    if _nested_key(text, start, end):
         return False  # "auth: method=oidc": the value is another key, not a secret
     return low not in _NOT_SECRETS and not low.startswith(("${", "$(", "{{", "<redacted", "<hidden"))
 
@@ -175,17 +188,14 @@ def _header_value(text: str, pos: int, key: str) -> Iterator[tuple[int, int, str
 
 def key_spans(text: str, lowered: str, rank: int) -> Iterator[Span]:
     """Values of keys that name secrets, wherever a stem of such a key occurs in ``text``."""
-    n = len(text)
     done = 0
     for stem in _STEMS.finditer(lowered):
         if stem.start() < done:
             continue
-        ks = stem.start()
-        while ks > 0 and text[ks - 1] in _KEY_CHARS and stem.start() - ks < 64:
-            ks -= 1
-        ke = stem.end()
-        while ke < n and text[ke] in _KEY_CHARS and ke - stem.start() < 64:
-            ke += 1
+        back = _KEY_BACK.search(text, max(0, stem.start() - 64), stem.start())
+        ks = back.start() if back is not None else stem.start()
+        forward = _KEY_FORWARD.match(text, stem.end())
+        ke = forward.end() if forward is not None else stem.end()
         done = ke
         key = text[ks:ke].strip(".-")
         if not key or not key_is_secret(key):
@@ -206,7 +216,7 @@ def _values_after(text: str, ks: int, ke: int, key: str) -> Iterator[tuple[int, 
     if sep is not None and not (sep.group("sep") == ":" and text.startswith("//", sep.end())):
         if key.lower().endswith(("authorization", "cookie")):
             yield from _header_value(text, sep.end(), key)
-        else:
+        elif not _nested_key(text, sep.end(), len(text)):  # "password=password=": the next key is its own
             yield (*value_span(text, sep.end()), kind)
         return
     if ke < len(text) and text[ke] == ">" and ks > 0 and text[ks - 1] == "<":
@@ -247,8 +257,11 @@ _FLAG = re.compile(r"[ \t](?P<flag>-[pau]|--user|--proxy-user)(?:(?P<eq>[ \t]+|=
 def command_spans(text: str, lowered: str, rank: int) -> Iterator[Span]:
     """Passwords given to a command line by short flags: ``docker login -p X``, ``mysql -pX``, ``curl -u u:X``."""
     for command, entry in _COMMANDS.items():
-        for word in _occurrences(lowered, command):
-            yield from _flag_values(text, lowered, word, command, entry, rank)
+        scanned = 0
+        for begin in _occurrences(lowered, command):
+            if begin < scanned:
+                continue  # this stretch of the line was read for an earlier occurrence
+            scanned = yield from _flag_values(text, lowered, begin, command, entry, rank)
 
 
 def _occurrences(lowered: str, word: str) -> Iterator[int]:
@@ -265,14 +278,15 @@ def _occurrences(lowered: str, word: str) -> Iterator[int]:
 
 def _flag_values(
     text: str, lowered: str, begin: int, command: str, entry: tuple[tuple[str, ...], str], rank: int
-) -> Iterator[Span]:
+) -> Generator[Span, None, int]:
+    """The password flags of one command line; returns where the reading stopped."""
     flags, sub = entry
     line_end = lowered.find("\n", begin)
     line_end = min(len(text) if line_end < 0 else line_end, begin + 1024)
     if sub:
         at = lowered.find(sub, begin, min(line_end, begin + 160))
         if at < 0:
-            return
+            return begin
         begin = at + len(sub)
     for flag in _FLAG.finditer(text, begin, line_end):
         name = flag.group("flag")
@@ -288,6 +302,7 @@ def _flag_values(
             start = colon + 1
         if end > start and _secret_value(text, start, end):
             yield Span(start, end, "password", rank)
+    return line_end
 
 
 _BEARER = re.compile(r"bearer[ \t]{1,4}")

@@ -77,7 +77,8 @@ def url_password_spans(text: str, rank: int) -> Iterator[Span]:
         start = pos
         while start > last and pos - start <= 21 and text[start - 1] in _SCHEME_CHARS:
             start -= 1
-        m = _URL.match(text, start) if start < pos and pos - start <= 21 else None
+        has_at = text.find("@", pos, pos + 2400) >= 0  # no "@" near: no userinfo, nothing to try
+        m = _URL.match(text, start) if has_at and start < pos and pos - start <= 21 else None
         if m is not None and not (start > 0 and text[start - 1] in _SCHEME_CHARS):
             password = m.group(3)
             port_path = "/" in password and password.split("/", 1)[0].isdigit()
