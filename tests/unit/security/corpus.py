@@ -73,8 +73,8 @@ def _render(parsed: object, rng: random.Random, branch: list[int]) -> str:
             out.append(rng.choice(_class_chars(av, rng)))
         elif op in (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT, sre_constants.POSSESSIVE_REPEAT):
             low, high, sub = av
-            if high == sre_constants.MAXREPEAT:
-                high = low + 12
+            if high == sre_constants.MAXREPEAT:  # unbounded: a realistic length, at least eight
+                low, high = max(low, 8), max(low, 8) + 12
             count = low if op is sre_constants.MIN_REPEAT else rng.randint(low, min(high, low + 12))
             count = max(count, 1) if low == 0 and high > 0 and op is not sre_constants.MIN_REPEAT else count
             out.extend(_render(sub, rng, branch) for _ in range(count))
@@ -120,6 +120,8 @@ def vendor_samples(seed: int = 7) -> Iterator[tuple[str, str, str]]:
             carrier = sample.strip(" \t\"'")
             value = m.group(1) if compiled.groups and m.start(1) > m.start() and m.group(1) else carrier
             value = value.strip(" \t\"'=:")
+            if len(value) < 8 and fmt.kind != "url_password":
+                value = carrier  # a short group is a part of the format (a version tag), not its secret
             named = _KEY_PREFIX.match(value)
             yield f"{fmt.kind}#{number}.{branch}", carrier, named.group(1) if named else value
 

@@ -10,7 +10,7 @@ from tests.unit.security.corpus import corpus, formats_list, leaked
 
 def test_the_corpus_covers_at_least_a_hundred_formats_in_every_context() -> None:
     assert len(formats_list()) >= 100
-    contexts = collections.Counter(p.fmt.split("@")[1] for p in corpus())
+    contexts = collections.Counter(p.fmt.rsplit("@", 1)[1] for p in corpus())
     assert len(contexts) >= 30
 
 

@@ -43,6 +43,12 @@ BUILTIN_KINDS: tuple[str, ...] = (
 )  # fmt: skip
 # A user pattern longer than this is refused: it is a configuration mistake, not a redaction rule.
 MAX_PATTERN_LENGTH = 1024
+# Secrets a redactor has replaced are remembered (the longest first kept) and replaced wherever they
+# appear again, context or not: an LLM quoting a password without its key name still leaks it.
+MAX_REMEMBERED = 4096
+MIN_REMEMBERED_LENGTH = 6
+MAX_REMEMBERED_LENGTH = 512
+_NAMED_VALUE = re.compile(r"[A-Za-z]{3,40}[=:](.{6,})")
 
 
 def compile_pattern(name: str, pattern: str) -> re2._Regexp:
@@ -76,13 +82,16 @@ class Redactor:
     Text is folded first (see `fold`), so what is redacted is what every output shows. Every rule
     reports spans on the folded text; overlapping spans are merged and each replaced region counts
     once. ``patterns`` are ``(name, regex)`` pairs supplied by users (RE2 syntax); the name becomes
-    the kind, and their spans win over the built-in rules'. Redacting redacted text changes nothing.
+    the kind, and their spans win over the built-in rules'. Every secret replaced is remembered and
+    replaced again wherever it reappears, in any later text. Redacting redacted text changes nothing.
     """
 
     def __init__(self, patterns: Sequence[tuple[str, str]] = (), builtins: bool = True) -> None:
         self.counts: dict[str, int] = {}
         self._custom = [(_kind_name(name), compile_pattern(name, pattern)) for name, pattern in patterns]
         self._builtins = builtins
+        self._known: dict[str, str] = {}
+        self._known_regex: re2._Regexp | None = None
 
     def redact(self, text: str) -> str:
         """Return ``text`` with every detected secret replaced; add what was found to ``counts``."""
@@ -108,12 +117,51 @@ class Redactor:
         found: dict[str, int] = {}
         if not text:
             return text, found
+        replaced: dict[str, str] = {}
+        if self._known:
+            text = apply(text, self._known_spans(text), found)
         if self._custom:
-            text = apply(text, self._custom_spans(text), found)
+            text = apply(text, self._custom_spans(text), found, replaced)
         if self._builtins:
             for rules in (_CONTEXT_RULES, _SHAPE_RULES):
-                text = apply(text, _spans(rules, text, _lower(text)), found)
+                text = apply(text, _spans(rules, text, _lower(text)), found, replaced)
+        self._remember(replaced)
         return text, found
+
+    def _known_spans(self, text: str) -> Iterator[Span]:
+        if self._known_regex is None:
+            # One automaton for all remembered values, the longest first: a single scan of the text.
+            values = sorted(self._known, key=len, reverse=True)
+            self._known_regex = re2.compile("|".join(re2.escape(v) for v in values), re2_options())
+        for m in self._known_regex.finditer(text):
+            yield Span(m.start(), m.end(), self._known[m.group(0)], 0)
+
+    def _remember(self, replaced: dict[str, str]) -> None:
+        for whole, kind in replaced.items():
+            # The value itself, and the secrets inside it (a vendor token or URL password within a
+            # longer value), which may be quoted alone later.
+            plain = whole.replace("\\", "")  # a value from escaped JSON, as a reader would quote it
+            inner = [(plain[s.start : s.end], s.kind) for s in vendor_spans(plain, 0)]
+            inner += [(plain[s.start : s.end], kind) for s in url_password_spans(plain, 0)]
+            inner += [(named.group(1), name) for value, name in inner if (named := _NAMED_VALUE.match(value))]
+            for value, name in [(whole, kind), *inner]:
+                value = value.strip()
+                if _memorable(value) and value not in self._known:
+                    self._known[value] = name
+                    self._known_regex = None
+        if len(self._known) > MAX_REMEMBERED:
+            longest = sorted(self._known, key=len, reverse=True)[:MAX_REMEMBERED]
+            self._known = {value: self._known[value] for value in longest}
+            self._known_regex = None
+
+
+def _memorable(value: str) -> bool:
+    """A value worth finding again: long enough, not a run of one or two characters, not a marker."""
+    return (
+        MIN_REMEMBERED_LENGTH <= len(value) <= MAX_REMEMBERED_LENGTH
+        and len(set(value)) >= 4
+        and MARKER_PREFIX not in value
+    )
 
 
 def _lower(text: str) -> str:

@@ -46,9 +46,10 @@ def in_marker(text: str, start: int) -> bool:
     return close >= start
 
 
-def apply(text: str, spans: Iterable[Span], found: dict[str, int]) -> str:
+def apply(text: str, spans: Iterable[Span], found: dict[str, int], replaced: dict[str, str] | None = None) -> str:
     """Replace the union of ``spans`` with markers; each replaced region is counted once, by the kind
-    of the span that starts it (ties: the lower rank, then the longer). Spans inside markers are skipped."""
+    of the span that starts it (ties: the lower rank, then the longer). Spans inside markers are skipped.
+    ``replaced`` collects each replaced text with its kind."""
     ordered = sorted((s for s in spans if s.end > s.start), key=lambda s: (s.start, s.rank, -s.end))
     if not ordered:
         return text
@@ -61,20 +62,24 @@ def apply(text: str, spans: Iterable[Span], found: dict[str, int]) -> str:
             cur_end = max(cur_end, span.end)
             continue
         if current is not None:
-            pos = _emit(text, parts, pos, current, cur_end, found)
+            pos = _emit(text, parts, pos, current, cur_end, found, replaced)
         if in_marker(text, span.start):
             current = None
             continue
         current, cur_end = span, span.end
     if current is not None:
-        pos = _emit(text, parts, pos, current, cur_end, found)
+        pos = _emit(text, parts, pos, current, cur_end, found, replaced)
     if not parts:
         return text
     parts.append(text[pos:])
     return "".join(parts)
 
 
-def _emit(text: str, parts: list[str], pos: int, span: Span, end: int, found: dict[str, int]) -> int:
+def _emit(
+    text: str, parts: list[str], pos: int, span: Span, end: int, found: dict[str, int], replaced: dict[str, str] | None
+) -> int:
+    if replaced is not None:
+        replaced[text[span.start : end]] = span.kind
     parts.append(text[pos : span.start])
     parts.append(marker(span.kind))
     found[span.kind] = found.get(span.kind, 0) + 1

@@ -94,6 +94,9 @@ EXTRA_FORMATS: tuple[tuple[str, str], ...] = (
 _LOOKAROUND = re.compile(r"\(\?<?[=!]")
 # RE2 counts repetitions up to 1000; a larger bound becomes unbounded (the scan stays linear).
 _BIG_REPEAT = re.compile(r"\{([0-9]+),[0-9]{4,}\}")
+# A closing delimiter group would be consumed by one match and missing from the next one's start
+# ("AKC... AKC..."); matches are widened to whole tokens anyway, so it is dropped.
+_TRAILING_DELIMITER = re.compile(r"\(\?:\\s\|\"\|\$\)$")
 
 
 def _strip_lookarounds(pattern: str) -> str:
@@ -164,7 +167,8 @@ def _compiled() -> tuple[tuple[re2._Regexp, str, bool], ...]:
     options = re2_options()
     out = []
     for fmt in formats():
-        regex = re2.compile(_BIG_REPEAT.sub(r"{\1,}", _strip_lookarounds(fmt.pattern)), options)
+        pattern = _TRAILING_DELIMITER.sub("", _BIG_REPEAT.sub(r"{\1,}", _strip_lookarounds(fmt.pattern)))
+        regex = re2.compile(pattern, options)
         out.append((regex, fmt.kind, regex.groups > 0))
     return tuple(out)
 
