@@ -49,6 +49,7 @@ MAX_REMEMBERED = 4096
 MIN_REMEMBERED_LENGTH = 6
 MAX_REMEMBERED_LENGTH = 512
 _NAMED_VALUE = re.compile(r"[A-Za-z]{3,40}[=:](.{6,})")
+_TOKEN = re.compile(r"[A-Za-z0-9_\-+/=.]*")
 
 
 def compile_pattern(name: str, pattern: str) -> re2._Regexp:
@@ -140,10 +141,12 @@ class Redactor:
         for whole, kind in replaced.items():
             # The value itself, and the secrets inside it (a vendor token or URL password within a
             # longer value), which may be quoted alone later.
-            plain = whole.replace("\\", "")  # a value from escaped JSON, as a reader would quote it
-            inner = [(plain[s.start : s.end], s.kind) for s in vendor_spans(plain, 0)]
-            inner += [(plain[s.start : s.end], kind) for s in url_password_spans(plain, 0)]
-            inner += [(named.group(1), name) for value, name in inner if (named := _NAMED_VALUE.match(value))]
+            inner: list[tuple[str, str]] = []
+            if not _TOKEN.fullmatch(whole):  # a single token holds no other secret
+                plain = whole.replace("\\", "")  # a value from escaped JSON, as a reader would quote it
+                inner = [(plain[s.start : s.end], s.kind) for s in vendor_spans(plain, 0)]
+                inner += [(plain[s.start : s.end], kind) for s in url_password_spans(plain, 0)]
+                inner += [(named.group(1), name) for value, name in inner if (named := _NAMED_VALUE.match(value))]
             for value, name in [(whole, kind), *inner]:
                 value = value.strip()
                 if _memorable(value) and value not in self._known:
