@@ -14,11 +14,14 @@ def test_the_corpus_covers_at_least_a_hundred_formats_in_every_context() -> None
     assert len(contexts) >= 30
 
 
-def test_no_planted_secret_survives_redaction() -> None:
-    leaks = []
+def test_no_planted_secret_survives_redaction_and_every_count_is_a_replacement() -> None:
+    leaks, miscounts = [], []
     for planted in corpus():
-        out = Redactor().redact(planted.text)
+        out, counts = Redactor().redact_with_counts(planted.text)
         piece = leaked(planted.secret, out)
         if piece is not None:
             leaks.append(f"{planted.fmt}: {piece!r} in {out!r}")
+        if out.count("[REDACTED:") != sum(counts.values()) or not counts:
+            miscounts.append(f"{planted.fmt}: {counts} for {out!r}")
     assert not leaks, f"{len(leaks)} leaks:\n" + "\n".join(leaks[:80])
+    assert not miscounts, "\n".join(miscounts[:40])
