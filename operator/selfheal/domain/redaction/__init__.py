@@ -141,13 +141,14 @@ class Redactor:
         for whole, kind in replaced.items():
             # The value itself, and the secrets inside it (a vendor token or URL password within a
             # longer value), which may be quoted alone later.
-            inner: list[tuple[str, str]] = []
-            if not _TOKEN.fullmatch(whole):  # a single token holds no other secret
+            found = [(whole, kind)]
+            if not _TOKEN.fullmatch(whole):  # a single token holds no other token
                 plain = whole.replace("\\", "")  # a value from escaped JSON, as a reader would quote it
-                inner = [(plain[s.start : s.end], s.kind) for s in vendor_spans(plain, 0)]
-                inner += [(plain[s.start : s.end], kind) for s in url_password_spans(plain, 0)]
-                inner += [(named.group(1), name) for value, name in inner if (named := _NAMED_VALUE.match(value))]
-            for value, name in [(whole, kind), *inner]:
+                found += [(plain[s.start : s.end], s.kind) for s in vendor_spans(plain, 0)]
+                found += [(plain[s.start : s.end], kind) for s in url_password_spans(plain, 0)]
+            # "SharedAccessSignature=<value>": the value may be quoted without its name.
+            found += [(named.group(1), name) for value, name in found if (named := _NAMED_VALUE.match(value))]
+            for value, name in found:
                 value = value.strip()
                 if _memorable(value) and value not in self._known:
                     self._known[value] = name
