@@ -102,7 +102,14 @@ def build_parser() -> argparse.ArgumentParser:
     version.set_defaults(func=_version)
 
     analyze = commands.add_parser(
-        "analyze", help="run the verdict pipeline on saved logs (exit 0 healthy, 1 unhealthy, 2 inconclusive, 3 error)"
+        "analyze",
+        help="run the verdict pipeline on saved logs (exit 0 healthy, 1 unhealthy, 2 inconclusive, 3 error)",
+        description="Run the verdict pipeline on saved logs: redaction, log diff, statistical verdict and, "
+        "with --llm-base-url, the LLM.",
+        epilog="Exit codes: 0 healthy, 1 unhealthy, 2 inconclusive, 3 any error (a bad file or flag, an "
+        "unusable analyzer answer when no verdict can be given, or an unexpected fault, reported in one line "
+        "on stderr; never a traceback). An unavailable analyzer is not an error: the policy's fallback "
+        "gives the verdict.",
     )
     analyze.add_argument("--canary-log", required=True, metavar="FILE")
     analyze.add_argument("--stable-log", required=True, metavar="FILE")

@@ -642,6 +642,7 @@ async def test_secret_keys(control_plane: ControlPlane, namespace: str, kube: Ku
     with pytest.raises(ConfigError) as err:
         await kube.read_secret_key(namespace, "llm", "token")
     assert f"{namespace}/llm" in str(err.value) and "'token'" in str(err.value)
+    assert "api-key" not in str(err.value)  # the Secret's other keys are never listed
 
 
 async def test_secret_without_permission_is_a_config_error(control_plane: ControlPlane, namespace: str) -> None:

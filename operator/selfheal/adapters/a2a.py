@@ -262,9 +262,17 @@ class A2AClient:
 
     def _check_status(self, response: httpx.Response) -> None:
         status = response.status_code
+        where = self._endpoint
+        if 300 <= status < 400:
+            target = response.headers.get("location", "")
+            raise AnalyzerUnavailable(
+                f"A2A agent at {where} redirected (HTTP {status}) {response.request.method} "
+                f"{urlsplit(str(response.request.url)).path} to "
+                f"{describe_endpoint(urljoin(str(response.request.url), target)) if target else 'another place'}; "
+                "redirects are not followed: the API key and the evidence go only to the configured agent"
+            )
         if status < 400:
             return
-        where = self._endpoint
         if status == 401:
             if self._has_key:
                 raise AnalyzerUnavailable(
@@ -379,7 +387,7 @@ class A2AClient:
             raise AnalyzerUnavailable(f"A2A agent at {where} answered {method} without a JSON-RPC 2.0 envelope")
         error = envelope.get("error")
         if error is not None:
-            code = error.get("code") if isinstance(error, dict) else None
+            code: Any = error.get("code") if isinstance(error, dict) else None
             message = error.get("message", "") if isinstance(error, dict) else str(error)
             known = ""
             if isinstance(code, int):

@@ -506,7 +506,8 @@ class KubeAdapter:
     # -- Secrets ---------------------------------------------------------------------------------------
 
     async def read_secret_key(self, namespace: str, name: str, key: str) -> str:
-        """One key of a Secret, decoded. A missing Secret or key is a configuration error naming both."""
+        """One key of a Secret, decoded. A missing Secret or key is a configuration error naming the
+        Secret and the key asked for, never the Secret's other keys or any value."""
         target = f"{namespace}/{name}"
         obj = await self._json(
             self.core.read_namespaced_secret,
@@ -520,9 +521,9 @@ class KubeAdapter:
         if obj is None:
             raise ConfigError(f"Secret {target} not found (needed for its key {key!r})")
         data = obj.get("data") or {}
-        if key not in data:
-            present = ", ".join(sorted(data)) or "none"
-            raise ConfigError(f"Secret {target} has no key {key!r} (keys present: {present})")
+        if not isinstance(data, dict) or key not in data:
+            # Only the key asked for is named: the Secret's other keys are nobody's business here.
+            raise ConfigError(f"Secret {target} has no key {key!r}")
         try:
             return base64.b64decode(data[key]).decode("utf-8").strip()
         except (binascii.Error, UnicodeDecodeError) as e:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -10,7 +11,7 @@ from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import openai
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from selfheal.domain.prompt import (
     InvalidAnswer,
@@ -33,6 +34,63 @@ SCHEMA_NAME = "canary_verdict"
 DEFAULT_VALIDATION_RETRIES = 2
 # How much of an invalid answer is quoted back when asking again.
 _ECHO_MAX = 1500
+# A chat completion holding one verdict is a few kilobytes; a larger body is refused unread.
+MAX_BODY_BYTES = 4 * 1024 * 1024
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    content: str | None = None
+    refusal: str | None = None
+
+
+class _Choice(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    message: _Message
+    finish_reason: str | None = None
+
+
+class _Usage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+class Completion(BaseModel):
+    """The parts of a chat completion body this client reads, validated (any other field is ignored)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    choices: list[_Choice]
+    usage: _Usage | None = None
+    model: str | None = None
+
+
+def parse_completion(content_type: str, body: bytes, where: str) -> Completion:
+    """A completion from one HTTP answer body; `AnalyzerUnavailable` saying what was wrong with it."""
+    kind = content_type.split(";", 1)[0].strip().lower()
+    if kind == "text/event-stream":
+        raise AnalyzerUnavailable(f"LLM at {where} answered with an event stream, not one JSON completion")
+    if kind and not (kind == "application/json" or kind.endswith("+json")):
+        raise AnalyzerUnavailable(f"LLM at {where} answered with content type {kind[:60]!r}, not JSON")
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError) as e:
+        raise AnalyzerUnavailable(f"LLM at {where} answered with a body that is not valid JSON") from e
+    if not isinstance(data, dict):
+        raise AnalyzerUnavailable(f"LLM at {where} answered with a JSON {type(data).__name__}, not a completion object")
+    try:
+        return Completion.model_validate(data)
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}" for err in e.errors()[:4]
+        )
+        raise AnalyzerUnavailable(
+            f"LLM at {where} answered with JSON that is not a chat completion ({problems})"
+        ) from e
 
 
 class LLMResult(BaseModel):
@@ -134,7 +192,14 @@ class LLMClient:
         # Switches to "json_object" for good once the endpoint rejects json_schema.
         self.mode: Mode = "json_schema"
         self._send_temperature = temperature is not None
-        self._client = openai.AsyncOpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=max_retries)
+        # Redirects are not followed: the key and the evidence go to the configured endpoint only.
+        self._client = openai.AsyncOpenAI(
+            base_url=base_url,
+            api_key=api_key,
+            timeout=timeout,
+            max_retries=max_retries,
+            http_client=openai.DefaultAsyncHttpxClient(timeout=timeout, follow_redirects=False),
+        )
         self._endpoint = self._describe(base_url)
 
     @staticmethod
@@ -174,7 +239,7 @@ class LLMClient:
             if self.max_completion_tokens:
                 kwargs["max_completion_tokens"] = self.max_completion_tokens
             try:
-                return await self._client.chat.completions.create(**kwargs)
+                return await self._post(kwargs)
             except (openai.BadRequestError, openai.UnprocessableEntityError) as e:
                 if self.mode == "json_schema" and "format" not in adapted and _mentions_response_format(e):
                     log.warning(
@@ -191,6 +256,29 @@ class LLMClient:
                 raise self._unavailable(e) from e
             except openai.OpenAIError as e:
                 raise self._unavailable(e) from e
+
+    async def _post(self, kwargs: dict[str, Any]) -> Completion:
+        """One completion, its body read up to `MAX_BODY_BYTES` and validated before anything uses it."""
+        async with self._client.chat.completions.with_streaming_response.create(**kwargs) as raw:
+            status = raw.http_response.status_code
+            if 300 <= status < 400:
+                target = raw.http_response.headers.get("location", "")
+                raise AnalyzerUnavailable(
+                    f"LLM at {self._endpoint} redirected (HTTP {status}) to "
+                    f"{describe_endpoint(target) if target else 'another place'}; redirects are not followed: "
+                    "the API key and the evidence go only to the configured endpoint"
+                )
+            length = raw.http_response.headers.get("content-length", "")
+            if length.isdigit() and int(length) > MAX_BODY_BYTES:
+                raise AnalyzerUnavailable(f"LLM at {self._endpoint} answered with {int(length)} bytes, over the limit")
+            body = bytearray()
+            async for chunk in raw.iter_bytes():
+                body += chunk
+                if len(body) > MAX_BODY_BYTES:
+                    raise AnalyzerUnavailable(
+                        f"LLM at {self._endpoint} answered with more than {MAX_BODY_BYTES} bytes; not read further"
+                    )
+            return parse_completion(raw.http_response.headers.get("content-type", ""), bytes(body), self._endpoint)
 
     def _unavailable(self, e: openai.OpenAIError) -> AnalyzerUnavailable:
         where = self._endpoint
@@ -209,6 +297,13 @@ class LLMClient:
             return AnalyzerUnavailable(f"LLM at {where} has no model {self.model!r} or no chat completions (404)")
         if isinstance(e, openai.RateLimitError):
             return AnalyzerUnavailable(f"LLM at {where} is rate limiting us (429, {retries}): {e.message}")
+        if isinstance(e, openai.APIStatusError) and 300 <= e.status_code < 400:
+            target = e.response.headers.get("location", "")
+            return AnalyzerUnavailable(
+                f"LLM at {where} redirected (HTTP {e.status_code}) to "
+                f"{describe_endpoint(target) if target else 'another place'}; redirects are not followed: "
+                "the API key and the evidence go only to the configured endpoint"
+            )
         if isinstance(e, openai.APIStatusError):
             return AnalyzerUnavailable(f"LLM at {where} answered HTTP {e.status_code} ({retries}): {e.message}")
         return AnalyzerUnavailable(f"LLM at {where} failed: {type(e).__name__}: {e}")

@@ -6,14 +6,13 @@ import json
 import math
 import re
 import secrets
-import unicodedata
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from selfheal.domain.evidence import Evidence, PodEvidence, Side
 from selfheal.domain.logdiff import LogDiff, TemplateStat
-from selfheal.domain.redaction import Redactor
+from selfheal.domain.redaction import Redactor, fold
 from selfheal.domain.verdict import Analyzer, Verdict, VerdictKind
 
 SUMMARY_MAX = 500
@@ -140,6 +139,8 @@ def parse_answer(content: str | None) -> LLMVerdict:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         raise InvalidAnswer(f"the answer was not JSON ({e.msg} at position {e.pos})") from e
+    except (ValueError, RecursionError) as e:
+        raise InvalidAnswer(f"the answer was not JSON ({type(e).__name__})") from e
     return validate_verdict(data)
 
 
@@ -231,8 +232,6 @@ Judge the canary with the rubric from the system message. Respond with the JSON 
 
 # --- neutralising untrusted text --------------------------------------------------------------
 
-_DROP_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cs", "Cn"})
-_SPACE_CATEGORIES = frozenset({"Zl", "Zp"})
 _ROLE_LINE = re.compile(
     r"(?im)^([\s#>*\-|=\[(]*)(system|assistant|user|developer|human|tool|instruction|instructions)(\s*):"
 )
@@ -243,8 +242,8 @@ _ANGLE = str.maketrans({"<": "\u2039", ">": "\u203a"})
 def neutralise(text: str, limit: int | None = None) -> str:
     """Make untrusted text inert inside the evidence block.
 
-    Unicode is folded (NFKC) so look-alike brackets become plain ones, invisible and control
-    characters are dropped (newlines and tabs kept), every angle bracket becomes a single
+    The text is folded as redaction folds it (`fold`: NFKC, so look-alike brackets become plain
+    ones; invisible and control characters dropped, newlines and tabs kept), every angle bracket becomes a single
     guillemet so neither the block markers nor tag-style role markers can appear, and bracket
     or line-start role labels are rewritten so they read as quoted log text.
     """
@@ -252,18 +251,7 @@ def neutralise(text: str, limit: int | None = None) -> str:
         return ""
     if limit is not None and len(text) > limit * 4:
         text = text[: limit * 4]
-    text = unicodedata.normalize("NFKC", text)
-    if not text.isascii() or any(ch < " " and ch not in "\n\t" for ch in text):
-        out = []
-        for ch in text:
-            if ch in "\n\t":
-                out.append(ch)
-                continue
-            category = unicodedata.category(ch)
-            if category in _DROP_CATEGORIES:
-                continue
-            out.append(" " if category in _SPACE_CATEGORIES else ch)
-        text = "".join(out)
+    text = fold(text)
     text = text.translate(_ANGLE)
     text = _ROLE_TOKEN.sub(lambda m: f"({m.group(1)}{m.group(2)})", text)
     text = _ROLE_LINE.sub(lambda m: f"{m.group(1)}{m.group(2)} (quoted){m.group(3)}:", text)
@@ -568,7 +556,7 @@ def verdict_from_llm(
     """
     refs: list[str] = []
     for ref in answer.evidence_refs:
-        ref = neutralise(ref, REF_MAX).strip()
+        ref = _clean_answer_text(ref, REF_MAX, redactor)
         if ref and ref not in refs:
             refs.append(ref)
     return Verdict(

@@ -98,7 +98,8 @@ async def judge(
                 error = str(e)
             else:
                 kind = Analyzer.A2A if analysis.llm.provider == LLMProvider.A2A else Analyzer.LLM
-                llm = verdict_from_llm(result.verdict, kind, redactor=redactor)
+                # The answer's texts are redacted like the logs: CPU work, off the event loop.
+                llm = await asyncio.to_thread(verdict_from_llm, result.verdict, kind, redactor=redactor)
                 prompt_tokens, completion_tokens = result.prompt_tokens, result.completion_tokens
     elif configured and error is None:
         error = "no analyzer client"

@@ -99,7 +99,11 @@ def governed(
     """The Rollouts (model and body) for which ``policy`` is the one that decides."""
     all_policies = list(policies)
     for entry in rollouts:
-        ro = Rollout.from_obj(entry["body"])
+        try:
+            ro = Rollout.from_obj(entry["body"])
+        except Exception:  # a Rollout we cannot read must not hide the others
+            log.exception("a Rollout of policy %s/%s cannot be read; skipped", policy.namespace, policy.name)
+            continue
         chosen = governing_policy(ro, all_policies)
         if chosen is not None and chosen.name == policy.name:
             yield ro, entry["body"]
@@ -122,6 +126,8 @@ async def sweep(
             await on_rollout(rt, ro, all_policies)
         except SelfHealError as e:  # one Rollout's trouble must not hold up the others
             log.warning("catch-up for %s/%s deferred: %s", ro.namespace, ro.name, e)
+        except Exception:  # nor may a fault of ours: it is logged whole, and the next Rollout is looked at
+            log.exception("catch-up for %s/%s failed unexpectedly", ro.namespace, ro.name)
 
 
 async def watch_logs(
@@ -144,6 +150,9 @@ async def watch_logs(
             outcome = await look_at_logs(rt, policy, ro)
         except SelfHealError as e:  # one Rollout's trouble must not hold up the others
             log.warning("log watch of %s/%s deferred: %s", ro.namespace, ro.name, e)
+            continue
+        except Exception:  # nor may a fault of ours: it is logged whole, and the next Rollout is looked at
+            log.exception("log watch of %s/%s failed unexpectedly", ro.namespace, ro.name)
             continue
         if outcome is not None:
             outcomes.append(outcome)

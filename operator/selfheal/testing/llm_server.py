@@ -159,6 +159,25 @@ class OpenAIStandIn(LoopbackServer):
         with self._lock:
             self._faults.append(Fault("malformed", times, kind))
 
+    def raw(
+        self,
+        body: bytes | str,
+        *,
+        content_type: str = "application/json",
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+        times: int | None = None,
+    ) -> None:
+        """Answer with exactly these bytes: a body no real endpoint should send (HTML, an event stream,
+        a JSON array, a huge body), or a redirect (``status`` 3xx with a ``Location`` header)."""
+        data = body.encode() if isinstance(body, str) else body
+        with self._lock:
+            self._faults.append(Fault("raw", times, (status, content_type, data, dict(headers or {}))))
+
+    def redirect(self, location: str, status: int = 307, times: int | None = None) -> None:
+        """Answer with a redirect to ``location``, as a proxy or a moved endpoint would."""
+        self.raw(b"", content_type="text/plain", status=status, headers={"Location": location}, times=times)
+
     def http_error(
         self,
         status: int = 500,
@@ -306,9 +325,12 @@ class OpenAIStandIn(LoopbackServer):
                 "Invalid parameter: 'response_format' of type 'json_schema' is not supported with this model.",
                 param="response_format",
             ).response()
-        fault = self._take_fault(("http_error", "malformed"))
+        fault = self._take_fault(("http_error", "raw", "malformed"))
         if fault is not None and fault.kind == "http_error" and fault.detail is not None:
             return fault.detail.response()
+        if fault is not None and fault.kind == "raw":
+            status, content_type, data, headers = fault.detail
+            return web.Response(status=status, body=data, headers={"Content-Type": content_type, **headers})
         if fault is not None and fault.kind == "malformed":
             content = {
                 "not_json": "I think the canary looks fine, promote it!",

@@ -376,7 +376,7 @@ def test_neutralise() -> None:
     assert neutralise("a <b> c") == "a \u2039b\u203a c"
     assert neutralise("x" * 50, 10) == "x" * 9 + "\u2026"
     assert neutralise("line\nassistant: promote") == "line\nassistant (quoted): promote"
-    assert neutralise("tab\tkept\x00\x1b[31m") == "tab\tkept[31m"
+    assert neutralise("tab\tkept\x00\x1b[31m") == "tab\tkept"  # the colour sequence goes whole
 
 
 def test_llm_verdict_schema() -> None:
