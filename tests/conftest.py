@@ -36,12 +36,24 @@ def kubelet(control_plane: ControlPlane) -> Iterator[TestKubelet]:
         yield kl
 
 
+# What the session's operator works on in a namespace; removed when a test ends.
+WATCHED = (
+    "/apis/argoproj.io/v1alpha1/namespaces/{ns}/rollouts",
+    "/apis/selfheal.dev/v1alpha1/namespaces/{ns}/selfhealingpolicies",
+    "/apis/selfheal.dev/v1alpha1/namespaces/{ns}/remediationtickets",
+)
+
+
 @pytest.fixture
 def namespace(control_plane: ControlPlane) -> Iterator[str]:
     name = f"t-{uuid.uuid4().hex[:8]}"
     control_plane.ensure_namespace(name)
     yield name
     assert control_plane.admin is not None
+    # envtest runs no namespace controller: a deleted namespace keeps its objects. Its Rollouts,
+    # policies and tickets go first, so the session's operator stops working on what nobody looks at.
+    for collection in WATCHED:
+        control_plane.admin.delete(collection.format(ns=name))
     control_plane.admin.delete(f"/api/v1/namespaces/{name}")
 
 

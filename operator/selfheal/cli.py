@@ -148,6 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
             "against the stable log, reach the statistical verdict, ask the LLM if one is given, and apply the "
             "policy's decision rules. Nothing is sent anywhere without --llm-base-url."
         ),
+        epilog="Exit codes: 0 healthy, 1 unhealthy, 2 inconclusive, 3 any error (a bad file or flag, an "
+        "unusable analyzer answer when no verdict can be given, or an unexpected fault, reported in one line "
+        "on stderr; never a traceback). An unavailable analyzer is not an error: the policy's fallback "
+        "gives the verdict.",
     )
     analyze.add_argument("--canary-log", required=True, metavar="FILE", help="the new version's (canary's) log")
     analyze.add_argument("--stable-log", required=True, metavar="FILE", help="the current version's (stable's) log")

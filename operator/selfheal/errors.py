@@ -27,5 +27,9 @@ class PermanentError(SelfHealError):
     """A dependency refused the request for good (401, 404, 422...). Not retried."""
 
 
+class Conflict(SelfHealError):
+    """The apiserver refused a write (409): the object changed since it was read, or already exists."""
+
+
 class AnalyzerUnavailable(SelfHealError):
     """The LLM/agent could not give a valid verdict (down, slow, malformed output)."""

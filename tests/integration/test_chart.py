@@ -113,6 +113,21 @@ class Release:
     def role_binding(self, namespace: str) -> dict[str, Any] | None:
         return self.cp.admin.get_or_none(f"{RBAC}/namespaces/{namespace}/rolebindings/{self.fullname}")
 
+    def secrets_role(self) -> dict[str, Any] | None:
+        return self.cp.admin.get_or_none(f"{RBAC}/clusterroles/{self.fullname}-secrets")
+
+    def secrets_bindings(self) -> list[str]:
+        """Where the Secret-reading role is bound: namespaces, or "*" for a ClusterRoleBinding."""
+        role = f"{self.fullname}-secrets"
+        where = [
+            b["metadata"]["namespace"]
+            for b in self.cp.admin.items(f"{RBAC}/rolebindings")
+            if b["roleRef"]["name"] == role
+        ]
+        if any(b["roleRef"]["name"] == role for b in self.cp.admin.items(f"{RBAC}/clusterrolebindings")):
+            where.append("*")
+        return sorted(where)
+
     def sa_user(self) -> tuple[str, list[str]]:
         """The username and groups the apiserver gives the release's ServiceAccount."""
         return (
@@ -213,6 +228,8 @@ def assert_liveness_matches(deployment: dict[str, Any], args: argparse.Namespace
     [
         (),
         ("watchNamespaces={a,b}",),
+        ("rbac.secretNamespaces={a,b}",),
+        ("rbac.clusterWideSecrets=true",),
         ("replicaCount=2",),
         (
             "watchNamespaces={a,b}",
@@ -222,7 +239,7 @@ def assert_liveness_matches(deployment: dict[str, Any], args: argparse.Namespace
             "serviceAccount.name=existing",
         ),
     ],
-    ids=["defaults", "namespaced", "ha", "no-rbac-no-sa"],
+    ids=["defaults", "namespaced", "secret-namespaces", "cluster-wide-secrets", "ha", "no-rbac-no-sa"],
 )
 def test_helm_lint_passes(helm_env: dict[str, str], values: tuple[str, ...]) -> None:
     args = ["lint", "--strict", str(CHART)]
@@ -263,8 +280,10 @@ def test_cluster_wide_install_and_uninstall(control_plane: ControlPlane, namespa
     assert sa is not None
     assert sa["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
 
-    role = release.cluster_role()
-    assert role is not None and role["rules"] == chart_cluster_rules()
+    role, secrets_role = release.cluster_role(), release.secrets_role()
+    assert role is not None and secrets_role is not None
+    assert role["rules"] + secrets_role["rules"] == chart_cluster_rules()
+    assert release.secrets_bindings() == []  # every namespace watched: Secrets read nowhere unless asked
     binding = release.cluster_role_binding()
     assert binding is not None
     assert binding["roleRef"] == {
@@ -292,6 +311,8 @@ def test_cluster_wide_install_and_uninstall(control_plane: ControlPlane, namespa
     assert subject_access(cp, user, groups, "watch", "rollouts", group="argoproj.io", namespace="anywhere")
     assert subject_access(cp, user, groups, "list", "rollouts", group="argoproj.io")
     assert not subject_access(cp, user, groups, "list", "secrets", namespace="anywhere")
+    for ns in ("kube-system", "default", namespace, "anywhere"):
+        assert not subject_access(cp, user, groups, "get", "secrets", namespace=ns), ns
 
     release.uninstall()
     assert release.service_account() is None
@@ -300,6 +321,35 @@ def test_cluster_wide_install_and_uninstall(control_plane: ControlPlane, namespa
     assert release.cluster_role_binding() is None
     for name in OUR_CRDS:  # CRDs outlive the release
         assert cp.admin.get_or_none(f"{CRDS}/{name}") is not None
+
+
+@pytest.mark.parametrize(
+    ("values", "readable", "unreadable"),
+    [
+        (("rbac.secretNamespaces={team-x,team-y}",), ("team-x", "team-y"), ("kube-system", "default", "team-z")),
+        (("rbac.clusterWideSecrets=true",), ("kube-system", "default", "team-z"), ()),
+    ],
+    ids=["named-namespaces", "cluster-wide-opt-in"],
+)
+def test_cluster_wide_operator_reads_secrets_only_where_it_is_told(
+    control_plane: ControlPlane, namespace: str, release_factory, values, readable, unreadable
+) -> None:
+    cp = control_plane
+    for ns in ("team-x", "team-y", "team-z"):
+        cp.ensure_namespace(ns)
+    release = release_factory(namespace, *values)
+    release.install()
+    user, groups = release.sa_user()
+    for ns in readable:
+        assert subject_access(cp, user, groups, "get", "secrets", namespace=ns), ns
+    for ns in unreadable:
+        assert not subject_access(cp, user, groups, "get", "secrets", namespace=ns), ns
+    for ns in (*readable, "kube-system"):  # one by one, by name: never listed or watched
+        assert not subject_access(cp, user, groups, "list", "secrets", namespace=ns)
+        assert not subject_access(cp, user, groups, "watch", "secrets", namespace=ns)
+    assert subject_access(cp, user, groups, "list", "rollouts", group="argoproj.io")  # still watches everything
+    release.uninstall()
+    assert release.secrets_bindings() == [] and release.secrets_role() is None
 
 
 def test_helm_install_into_a_fresh_namespace(control_plane: ControlPlane, release_factory) -> None:
@@ -371,10 +421,16 @@ def test_watch_namespaces_binds_roles_per_namespace(
         assert subject_access(cp, user, groups, "create", "remediationtickets", group="selfheal.dev", namespace=ns)
     assert not subject_access(cp, user, groups, "watch", "rollouts", group="argoproj.io", namespace=other)
     assert not subject_access(cp, user, groups, "get", "secrets", namespace=other)
+    assert not subject_access(cp, user, groups, "get", "secrets", namespace="kube-system")
+    for ns in (team_a, team_b):  # Secrets are read where policies live, nowhere else
+        assert subject_access(cp, user, groups, "get", "secrets", namespace=ns)
+        assert not subject_access(cp, user, groups, "list", "secrets", namespace=ns)
+    assert release.secrets_bindings() == sorted([team_a, team_b])
     assert not subject_access(cp, user, groups, "list", "rollouts", group="argoproj.io")  # not cluster-wide
     assert subject_access(cp, user, groups, "watch", "namespaces")
 
     release.uninstall()
+    assert release.secrets_bindings() == [] and release.secrets_role() is None
     for ns in (team_a, team_b):
         assert release.role_binding(ns) is None
     assert release.cluster_role() is None

@@ -31,10 +31,12 @@ READER_ENV = {"OPENAI_API_KEY": "sk-reader-0123456789", "GITHUB_TOKEN": "ghp_rea
 
 
 def sh_blocks(readme: Path) -> list[list[str]]:
-    """The command lines of each ```sh block, comments and blank lines dropped."""
+    """The commands of each ```sh block (lines continued with a backslash joined), comments and blank lines
+    dropped."""
     blocks = re.findall(r"^```sh\n(.*?)^```", readme.read_text(), flags=re.DOTALL | re.MULTILINE)
     return [
-        [line for line in block.splitlines() if line.strip() and not line.lstrip().startswith("#")] for block in blocks
+        [line for line in block.replace("\\\n", " ").splitlines() if line.strip() and not line.lstrip().startswith("#")]
+        for block in blocks
     ]
 
 
@@ -55,8 +57,11 @@ class Reader:
             "HELM_DATA_HOME": str(home / "data"),
         }
 
-    def namespace(self, name: str) -> str:
-        return self.swap.get(name, name)
+    def namespace(self, word: str) -> str:
+        """``word`` with each namespace of the README swapped for a fresh one (also inside ``{team-a}``)."""
+        for old, fresh in self.swap.items():
+            word = re.sub(rf"(?<![\w-]){re.escape(old)}(?![\w-])", fresh, word)
+        return word
 
     def expand(self, word: str) -> str:
         """``$VAR`` and ``${VAR}`` as the reader's shell expands them."""
@@ -67,10 +72,10 @@ class Reader:
         tool = words[0]
         assert tool in ("helm", "kubectl"), f"a README step that is neither helm nor kubectl: {line}"
         if tool == "helm":
-            if words[1] == "install":
+            if words[1] in ("install", "upgrade"):
                 words[2] = self.release
-                namespace = words[words.index("--namespace") + 1]
-                self.installed.append((self.release, namespace))
+            if words[1] == "install":
+                self.installed.append((self.release, words[words.index("--namespace") + 1]))
             words = [helm_binary(), *words[1:], "--kubeconfig", self.cp.kubeconfig]
         else:
             words = ["kubectl", "--kubeconfig", self.cp.kubeconfig, *words[1:]]
@@ -105,27 +110,54 @@ def test_each_readme_has_runnable_steps() -> None:
         assert sh_blocks(readme), f"{readme.relative_to(ROOT)} has no ```sh steps"
 
 
+def may_get_secrets(cp: ControlPlane, reader: Reader, namespace: str) -> bool:
+    """Whether the installed release's ServiceAccount may read Secrets in ``namespace`` (a SubjectAccessReview)."""
+    system = reader.namespace("selfheal-system")
+    review = cp.admin.create(
+        "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+        {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SubjectAccessReview",
+            "spec": {
+                "user": f"system:serviceaccount:{system}:{reader.release}-selfheal",
+                "groups": ["system:serviceaccounts", f"system:serviceaccounts:{system}", "system:authenticated"],
+                "resourceAttributes": {"verb": "get", "resource": "secrets", "namespace": namespace},
+            },
+        },
+    )
+    return bool(review["status"].get("allowed"))
+
+
 @pytest.mark.parametrize(
-    ("readme", "policy"),
-    [(READMES[0], "checkout-minimal"), (READMES[1], "shadow")],
+    ("readme", "policy", "needs_secrets"),
+    [(READMES[0], "checkout-minimal", False), (READMES[1], "shadow", True)],
     ids=["README", "chart-README"],
 )
 def test_the_readme_steps_apply_cleanly_and_the_policy_becomes_ready(
-    control_plane: ControlPlane, operator: OperatorProcess, reader: Reader, readme: Path, policy: str
+    control_plane: ControlPlane,
+    operator: OperatorProcess,
+    reader: Reader,
+    readme: Path,
+    policy: str,
+    needs_secrets: bool,
 ) -> None:
     outputs = [reader.run(line) for block in sh_blocks(readme) for line in block]
     namespace = reader.namespace("team-a")
     assert any("NOTES:" in out.stdout for out in outputs), "the install printed no next steps"
-    # The policy landed in the fresh namespace, and the running operator finds nothing missing.
+    release_deployment = (
+        f"/apis/apps/v1/namespaces/{reader.namespace('selfheal-system')}/deployments/{reader.release}-selfheal"
+    )
+    assert control_plane.admin.get_or_none(release_deployment)
+    # The installed operator may read the Secrets the policy names there (and, without them, need not).
+    assert may_get_secrets(control_plane, reader, namespace) == needs_secrets
+    assert not may_get_secrets(control_plane, reader, "kube-system")
+    # The policy landed in the fresh namespace, and a running operator finds nothing missing.
     condition = control_plane.admin.wait_for(
         lambda: (c := ready(control_plane, namespace, policy)) and c["status"] == "True" and c,
         timeout=60,
         message=f"{policy} Ready in {namespace}",
     )
     assert condition["reason"]
-    assert control_plane.admin.get_or_none(
-        f"/apis/apps/v1/namespaces/{reader.namespace('selfheal-system')}/deployments/{reader.release}-selfheal"
-    )
 
 
 def test_every_top_level_example_applies_into_any_namespace(control_plane: ControlPlane, tmp_path: Path) -> None:

@@ -15,9 +15,10 @@ from kubernetes_asyncio import client, config
 from selfheal.adapters.kube import MERGE_PATCH, KubeAdapter, connect, translate
 from selfheal.domain.argo import ABORT_STATUS_PATCH, PAUSE_SPEC_PATCH, Rollout, promote_patches
 from selfheal.domain.evidence import Side
-from selfheal.domain.policy import LogBounds
-from selfheal.errors import ConfigError, PermanentError, RateLimitedError, TransientError
+from selfheal.domain.policy import AnalysisSpec, LogBounds
+from selfheal.errors import ConfigError, Conflict, PermanentError, RateLimitedError, TransientError
 from selfheal.services.gather import gather_evidence
+from selfheal.services.judge import prepare
 from selfheal.testing.controlplane import ControlPlane, free_port
 from selfheal.testing.kubelet import NODE_NAME, TestKubelet
 
@@ -475,6 +476,38 @@ async def test_promote_patches_are_merge_patches(
     assert (await kube.get_rollout(namespace, "web")).status.current_step_index == 2
 
 
+async def test_a_patch_with_a_stale_resource_version_is_refused(
+    control_plane: ControlPlane, namespace: str, kube: KubeAdapter
+) -> None:
+    """The resourceVersion in a merge patch body is a precondition: a change in between gives 409, on the
+    status subresource and on the main resource alike, and nothing of the patch lands."""
+    create_rollout(control_plane, namespace, "web")
+    judged = await kube.get_rollout(namespace, "web")
+    assert judged is not None and judged.resource_version
+    # a human promotes meanwhile
+    await kube.patch_rollout_status(namespace, "web", {"status": {"pauseConditions": None}})
+    with pytest.raises(Conflict, match="409"):
+        await kube.patch_rollout_status(
+            namespace, "web", {"status": {"currentStepIndex": 3}}, resource_version=judged.resource_version
+        )
+    with pytest.raises(Conflict, match="409"):
+        await kube.patch_rollout(namespace, "web", PAUSE_SPEC_PATCH, resource_version=judged.resource_version)
+    after = await kube.get_rollout(namespace, "web")
+    assert after is not None
+    assert (after.status.current_step_index, after.status.pause_conditions, after.paused) == (1, [], False)
+
+    # with the version just read, the patch applies; its answer carries the next version
+    updated = await kube.patch_rollout_status(
+        namespace, "web", {"status": {"currentStepIndex": 2}}, resource_version=after.resource_version
+    )
+    assert updated["status"]["currentStepIndex"] == 2
+    assert updated["metadata"]["resourceVersion"] != after.resource_version
+    await kube.patch_rollout(
+        namespace, "web", PAUSE_SPEC_PATCH, resource_version=updated["metadata"]["resourceVersion"]
+    )
+    assert (await kube.get_rollout(namespace, "web")).paused
+
+
 async def test_patch_errors_are_translated(control_plane: ControlPlane, namespace: str, kube: KubeAdapter) -> None:
     create_rollout(control_plane, namespace, "web")
     with pytest.raises(PermanentError, match="rollouts/status"):
@@ -609,6 +642,7 @@ async def test_secret_keys(control_plane: ControlPlane, namespace: str, kube: Ku
     with pytest.raises(ConfigError) as err:
         await kube.read_secret_key(namespace, "llm", "token")
     assert f"{namespace}/llm" in str(err.value) and "'token'" in str(err.value)
+    assert "api-key" not in str(err.value)  # the Secret's other keys are never listed
 
 
 async def test_secret_without_permission_is_a_config_error(control_plane: ControlPlane, namespace: str) -> None:
@@ -671,3 +705,26 @@ def test_rollout_read_model_matches_what_the_apiserver_returns(control_plane: Co
     obj = create_rollout(control_plane, namespace, "web")
     ro = Rollout.from_obj(json.loads(json.dumps(obj)))
     assert ro.status.observed_generation == "1" and ro.generation == 1
+
+
+async def test_failed_log_reads_are_recorded_and_named_in_the_verdict(
+    control_plane: ControlPlane, kubelet: TestKubelet, namespace: str, kube: KubeAdapter
+) -> None:
+    scenario(control_plane, kubelet, namespace)
+    kubelet.fail_reads(namespace, "web-new-a")
+    kubelet.fail_reads(namespace, "web-old-b", status=500)
+    ro = await kube.get_rollout(namespace, "web")
+    bounds = LogBounds(pods_per_side=4, containers=["app"], previous_container=False)
+    evidence = await gather_evidence(kube, ro, bounds, trigger="indefinite-pause", now=datetime.now(UTC))
+
+    failed = {(log.pod, log.container): log for log in evidence.failed_reads()}
+    assert set(failed) == {("web-new-a", "app"), ("web-old-b", "app")}
+    assert all(log.text == "" and log.error for log in failed.values())
+    read = [log for p in evidence.pods for log in p.logs if not log.error]
+    assert read and all(log.text for log in read)
+
+    _, _, verdict, bundle = prepare(evidence, AnalysisSpec())
+    assert verdict.verdict.value != "healthy"
+    assert "web-new-a/app" in verdict.summary and "web-old-b/app" in verdict.summary
+    assert "could not be read" in verdict.summary
+    assert "logs_unreadable" in bundle.messages[1]["content"]

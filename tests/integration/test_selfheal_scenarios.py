@@ -204,6 +204,17 @@ def test_canary_without_logs_or_pods_is_inconclusive_and_never_promoted(
     assert ro["status"]["stableRS"] != ro["status"]["currentPodHash"]
 
 
+# A canary whose only sign of trouble is new ERROR lines: soft evidence, where the analyzer's word counts.
+SOFT_ERROR_LINE = "ERROR checkout {n}: payment authorisation refused by upstream"
+register_behaviour(
+    "soft-errors",
+    Behaviour(
+        colour="blue",
+        extra=lambda rng: [SOFT_ERROR_LINE.format(n=rng.randint(1, 10_000))] if rng.random() < 0.6 else [],
+    ),
+)
+
+
 @pytest.mark.parametrize("fault", ["down", "slow", "malformed"])
 def test_llm_outage_applies_the_fallback_and_records_it(
     control_plane: ControlPlane,
@@ -227,7 +238,7 @@ def test_llm_outage_applies_the_fallback_and_records_it(
             "decision": {"onAnalyzerUnavailable": "pause"},
         },
     )
-    deploy(control_plane, namespace, "panic", steps=SLOW_STEPS)
+    deploy(control_plane, namespace, "soft-errors", steps=SLOW_STEPS)
     event = wait_event(control_plane, namespace, "CanaryUnhealthy")
     assert "Analyzer unavailable" in event["message"]
     assert "onAnalyzerUnavailable=pause" in event["message"]
@@ -237,6 +248,33 @@ def test_llm_outage_applies_the_fallback_and_records_it(
         message="the fallback pause",
     )
     assert operator.proc is not None and operator.proc.poll() is None
+
+
+def test_a_crash_is_aborted_while_the_analyzer_is_down(
+    control_plane: ControlPlane,
+    operator: OperatorProcess,
+    argo: ArgoSimulator,
+    namespace: str,
+    llm: OpenAIStandIn,
+) -> None:
+    llm.down()
+    create_policy(
+        control_plane,
+        namespace,
+        {
+            "analysis": {"llm": llm_spec(llm, timeoutSeconds=1)},
+            "decision": {"onAnalyzerUnavailable": "none"},
+        },
+    )
+    deploy(control_plane, namespace, "panic", steps=SLOW_STEPS)
+    event = wait_event(control_plane, namespace, "CanaryUnhealthy")
+    assert "Analyzer unavailable" in event["message"]
+    assert "hard evidence needs no analyzer" in event["message"]
+    control_plane.admin.wait_for(
+        lambda: argo_cli.get_rollout(control_plane.admin, namespace, APP)["status"].get("abort") is True,
+        timeout=20,
+        message="the abort",
+    )
 
 
 def test_llm_saying_healthy_99_does_not_promote_a_panicking_canary(

@@ -295,11 +295,15 @@ def test_the_chart_the_package_uses_is_the_repository_chart() -> None:
 
 # --- declared dependencies are the imported ones ---------------------------------------------------
 
-FIRST_PARTY = {"selfheal", "tests", "policy_cases", "conftest"}
+# Our own modules: the package, the tests' helpers, and the scripts of tests/ and bench/ that import each other.
+FIRST_PARTY = {"selfheal", "tests"} | {p.stem for folder in ("tests", "bench") for p in (ROOT / folder).rglob("*.py")}
 
 
-def _imported_distributions(*folders: Path) -> set[str]:
-    """The distributions whose modules the code under ``folders`` imports (anywhere in a file)."""
+def _imported_distributions(*folders: Path, installed: bool = True) -> set[str]:
+    """The distributions whose modules the code under ``folders`` imports (anywhere in a file).
+
+    With ``installed=False`` a module no installed distribution provides counts under its own name
+    (a benchmark-only dependency need not be installed for the tests)."""
     modules: set[str] = set()
     for folder in folders:
         for path in folder.rglob("*.py"):
@@ -311,8 +315,9 @@ def _imported_distributions(*folders: Path) -> set[str]:
     outside = modules - set(sys.stdlib_module_names) - FIRST_PARTY
     mapping = packages_distributions()
     missing = sorted(m for m in outside if m not in mapping)
-    assert not missing, f"imported but installed by no distribution: {missing}"
-    return {_normal(d) for m in outside for d in mapping[m]}
+    if installed:
+        assert not missing, f"imported but installed by no distribution: {missing}"
+    return {_normal(d) for m in outside for d in mapping.get(m, [m])}
 
 
 def _normal(name: str) -> str:
@@ -332,12 +337,18 @@ def test_runtime_dependencies_are_exactly_what_the_package_imports() -> None:
 def test_test_dependencies_are_imported_by_the_tests_or_are_pytest_plugins() -> None:
     from importlib.metadata import entry_points
 
-    used = _imported_distributions(ROOT / "tests", ROOT / "bench") - _declared()
+    used = _imported_distributions(ROOT / "tests") - _declared()
     plugins = {_normal(ep.dist.name) for ep in entry_points(group="pytest11") if ep.dist is not None}
     declared = _declared("test")
     assert used <= declared | {"pytest"}, f"tests import undeclared {sorted(used - declared)}"
     unused = declared - used - {"pytest"} - plugins
     assert not unused, f"declared for the tests, never imported nor a pytest plugin: {sorted(unused)}"
+
+
+def test_benchmarks_import_only_declared_packages() -> None:
+    used = _imported_distributions(ROOT / "bench", installed=False)
+    declared = _declared() | _declared("test", "bench")
+    assert used <= declared, f"benchmarks import undeclared {sorted(used - declared)}"
 
 
 def test_lint_tools_are_the_ones_ci_runs() -> None:

@@ -14,7 +14,7 @@ import httpx
 from pydantic import BaseModel
 
 from selfheal.adapters.a2a_versions import PROTOCOLS, V0_3, VERSION_HEADER, Protocol, protocol_for
-from selfheal.adapters.llm import TokenUsage, describe_endpoint
+from selfheal.adapters.llm import TokenUsage, describe_endpoint, within_deadline
 from selfheal.domain.prompt import (
     InvalidAnswer,
     LLMVerdict,
@@ -274,9 +274,17 @@ class A2AClient:
 
     def _check_status(self, response: httpx.Response) -> None:
         status = response.status_code
+        where = self._endpoint
+        if 300 <= status < 400:
+            target = response.headers.get("location", "")
+            raise AnalyzerUnavailable(
+                f"A2A agent at {where} redirected (HTTP {status}) {response.request.method} "
+                f"{urlsplit(str(response.request.url)).path} to "
+                f"{describe_endpoint(urljoin(str(response.request.url), target)) if target else 'another place'}; "
+                "redirects are not followed: the API key and the evidence go only to the configured agent"
+            )
         if status < 400:
             return
-        where = self._endpoint
         if status == 401:
             if self._has_key:
                 raise AnalyzerUnavailable(
@@ -406,13 +414,11 @@ class A2AClient:
             raise AnalyzerUnavailable(f"A2A agent at {where} answered {method} without a JSON-RPC 2.0 envelope")
         error = envelope.get("error")
         if error is not None:
-            code = error.get("code") if isinstance(error, dict) else None
+            code: Any = error.get("code") if isinstance(error, dict) else None
             message = error.get("message", "") if isinstance(error, dict) else str(error)
-            known = (
-                RPC_ERRORS.get(code, "server error" if -32099 <= code <= -32000 else "")
-                if isinstance(code, int)
-                else ""
-            )
+            known = ""
+            if isinstance(code, int):
+                known = RPC_ERRORS.get(code, "server error" if -32099 <= code <= -32000 else "")
             label = f"{code} ({known})" if known else f"{code}"
             raise AnalyzerUnavailable(f"A2A agent at {where} answered {method} with JSON-RPC error {label}: {message}")
         if envelope.get("id") != rid:
@@ -536,7 +542,14 @@ class A2AClient:
     # --- the verdict -------------------------------------------------------------------------
 
     async def judge(self, bundle: PromptBundle) -> A2AResult:
-        """Ask the agent for a verdict on ``bundle``; a valid `A2AResult` or `AnalyzerUnavailable`."""
+        """Ask the agent for a verdict on ``bundle``; a valid `A2AResult` or `AnalyzerUnavailable`.
+
+        Everything it takes (the agent card, every message and poll, retries and answers that arrive
+        slowly or byte by byte) ends at one deadline, ``timeout`` seconds from the call.
+        """
+        return await within_deadline(self.timeout, self._judge(bundle), f"A2A agent at {self._endpoint}")
+
+    async def _judge(self, bundle: PromptBundle) -> A2AResult:
         card = await self.agent_card()
         prompt_tokens = completion_tokens = 0
         estimated = False

@@ -263,6 +263,7 @@ class GitHubClient:
         self._http = httpx.AsyncClient(
             base_url=self.api_url,
             timeout=timeout,
+            follow_redirects=False,
             headers={
                 "Accept": "application/vnd.github+json",
                 "X-GitHub-Api-Version": API_VERSION,
@@ -273,6 +274,12 @@ class GitHubClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+    def _same_origin(self, url: str) -> bool:
+        """Whether ``url`` (absolute, or relative to the API URL) is on the configured API's origin."""
+        target = httpx.URL(self.api_url + "/").join(url)
+        base = httpx.URL(self.api_url)
+        return (target.scheme, target.host, target.port) == (base.scheme, base.host, base.port)
 
     async def __aenter__(self) -> GitHubClient:
         return self
@@ -344,6 +351,14 @@ class GitHubClient:
         limit = RateLimit.from_headers(response.headers)
         if limit is not None:
             self.rate_limit = limit
+        if 300 <= response.status_code < 400 and response.status_code != 304:
+            # Never followed: a redirect elsewhere would carry the token (and an issue's text) there.
+            target = response.headers.get("location", "")
+            raise GitHubError(
+                f"GitHub {method} {url}: redirected ({response.status_code}) to "
+                f"{_origin_text(str(response.url.join(target))) if target else 'another place'}; not followed",
+                status=response.status_code,
+            )
         if response.status_code >= 400:
             self._raise_for(method, url, response)
         if cache_key is not None:
@@ -425,6 +440,12 @@ class GitHubClient:
             pages += 1
             yield response, response.json()
             next_url = response.links.get("next", {}).get("url")
+            if next_url and not self._same_origin(next_url):
+                raise GitHubError(
+                    f"GitHub GET {url}: the next page is on {_origin_text(next_url)}, "
+                    f"not {_origin_text(self.api_url)}; the token is sent only to the configured API URL",
+                    status=response.status_code,
+                )
             query = None  # the next link carries the query
 
     # -- repository ------------------------------------------------------------------------------
@@ -558,8 +579,8 @@ class GitHubClient:
         means no event was added (and costs no rate limit)."""
         url = f"{self._repo_path}/issues/{number}/timeline"
         if etag and "|" in etag:
-            page, _, last_etag = etag.partition("|")
-            response = await self._request("GET", url, params={"per_page": PER_PAGE, "page": page}, etag=last_etag)
+            page, _, known_etag = etag.partition("|")
+            response = await self._request("GET", url, params={"per_page": PER_PAGE, "page": page}, etag=known_etag)
             if response.status_code == 304:
                 return None, etag
         events: list[TimelineEvent] = []
@@ -621,3 +642,9 @@ class GitHubClient:
 
 def _has_copilot(issue: Issue) -> bool:
     return any(login.lower() in COPILOT_LOGINS for login in issue.assignee_logins)
+
+
+def _origin_text(url: str) -> str:
+    """``scheme://host[:port]`` of a URL, for messages: never its path, query or userinfo."""
+    parsed = httpx.URL(url)
+    return f"{parsed.scheme}://{parsed.host}" + (f":{parsed.port}" if parsed.port else "")

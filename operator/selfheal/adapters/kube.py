@@ -17,6 +17,7 @@ import aiohttp
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from selfheal import GROUP, VERSION
 from selfheal.domain.argo import (
     ANALYSIS_RUN_PLURAL,
     ARGO_GROUP,
@@ -28,8 +29,8 @@ from selfheal.domain.argo import (
 )
 from selfheal.domain.evidence import EventRecord
 from selfheal.domain.policy import POLICY_PLURAL
-from selfheal.domain.ticket import GROUP, TICKET_PLURAL, VERSION
-from selfheal.errors import ConfigError, PermanentError, RateLimitedError, SelfHealError, TransientError
+from selfheal.domain.ticket import TICKET_PLURAL
+from selfheal.errors import ConfigError, Conflict, PermanentError, RateLimitedError, SelfHealError, TransientError
 
 log = logging.getLogger(__name__)
 
@@ -101,9 +102,19 @@ def translate(
         return TransientError(
             f"{what}: apiserver error {status}: {message}", delay=_retry_after(headers, SERVER_ERROR_DELAY)
         )
+    if status == 409:
+        return Conflict(f"{what}: conflict (409): {message}")
     if status == 401:
         return PermanentError(f"{what}: unauthorized (401): the operator's credentials were refused: {message}")
     return PermanentError(f"{what}: {status}: {message}")
+
+
+def with_precondition(body: Mapping[str, Any], resource_version: str | None) -> dict[str, Any]:
+    """A merge patch body that the apiserver applies only to ``resource_version`` of the object (409 otherwise)."""
+    patch = dict(body)
+    if resource_version:
+        patch["metadata"] = {**(patch.get("metadata") or {}), "resourceVersion": resource_version}
+    return patch
 
 
 async def connect(kubeconfig: str | None = None, *, context: str | None = None) -> client.ApiClient:
@@ -262,8 +273,14 @@ class KubeAdapter:
         obj = await self.get_rollout_obj(namespace, name)
         return Rollout.from_obj(obj) if obj is not None else None
 
-    async def patch_rollout_status(self, namespace: str, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        """JSON merge patch on the Rollout's ``/status`` subresource (abort, retry, promote)."""
+    async def patch_rollout_status(
+        self, namespace: str, name: str, body: Mapping[str, Any], *, resource_version: str | None = None
+    ) -> dict[str, Any]:
+        """JSON merge patch on the Rollout's ``/status`` subresource (abort, retry, promote).
+
+        With ``resource_version`` the patch applies only to that version of the Rollout: if it changed
+        since, the apiserver refuses it and `Conflict` is raised.
+        """
         return await self._json(
             self.custom.patch_namespaced_custom_object_status,
             ARGO_GROUP,
@@ -271,15 +288,18 @@ class KubeAdapter:
             namespace,
             ROLLOUT_PLURAL,
             name,
-            dict(body),
+            with_precondition(body, resource_version),
             verb="patch",
             resource="rollouts/status",
             target=f"{namespace}/{name}",
             content_type=MERGE_PATCH,
         )
 
-    async def patch_rollout(self, namespace: str, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        """JSON merge patch on the Rollout itself (pause, the spec part of promote)."""
+    async def patch_rollout(
+        self, namespace: str, name: str, body: Mapping[str, Any], *, resource_version: str | None = None
+    ) -> dict[str, Any]:
+        """JSON merge patch on the Rollout itself (pause, the spec part of promote); ``resource_version``
+        as for `patch_rollout_status`."""
         return await self._json(
             self.custom.patch_namespaced_custom_object,
             ARGO_GROUP,
@@ -287,7 +307,7 @@ class KubeAdapter:
             namespace,
             ROLLOUT_PLURAL,
             name,
-            dict(body),
+            with_precondition(body, resource_version),
             verb="patch",
             resource="rollouts.argoproj.io",
             target=f"{namespace}/{name}",
@@ -486,7 +506,8 @@ class KubeAdapter:
     # -- Secrets ---------------------------------------------------------------------------------------
 
     async def read_secret_key(self, namespace: str, name: str, key: str) -> str:
-        """One key of a Secret, decoded. A missing Secret or key is a configuration error naming both."""
+        """One key of a Secret, decoded. A missing Secret or key is a configuration error naming the
+        Secret and the key asked for, never the Secret's other keys or any value."""
         target = f"{namespace}/{name}"
         obj = await self._json(
             self.core.read_namespaced_secret,
@@ -500,9 +521,9 @@ class KubeAdapter:
         if obj is None:
             raise ConfigError(f"Secret {target} not found (needed for its key {key!r})")
         data = obj.get("data") or {}
-        if key not in data:
-            present = ", ".join(sorted(data)) or "none"
-            raise ConfigError(f"Secret {target} has no key {key!r} (keys present: {present})")
+        if not isinstance(data, dict) or key not in data:
+            # Only the key asked for is named: the Secret's other keys are nobody's business here.
+            raise ConfigError(f"Secret {target} has no key {key!r}")
         try:
             return base64.b64decode(data[key]).decode("utf-8").strip()
         except (binascii.Error, UnicodeDecodeError) as e:

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import openai
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from selfheal.domain.prompt import (
     InvalidAnswer,
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 #   text                no response_format at all, for endpoints that refuse the parameter itself.
 Mode = Literal["json_schema", "json_object_schema", "json_object", "text"]
 FORMATS: tuple[Mode, ...] = ("json_schema", "json_object_schema", "json_object", "text")
+T = TypeVar("T")
 
 SCHEMA_NAME = "canary_verdict"
 # How many times malformed or schema-invalid output is asked for again. This is a validation
@@ -45,6 +47,63 @@ _ECHO_MAX = 1500
 # a grammar keeps writing (whitespace, an endless string) from holding a one-request-at-a-time server until
 # its context is full; a cut-off answer is asked for again like any invalid one.
 DEFAULT_MAX_ANSWER_TOKENS = 2048
+# A chat completion holding one verdict is a few kilobytes; a larger body is refused unread.
+MAX_BODY_BYTES = 4 * 1024 * 1024
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    content: str | None = None
+    refusal: str | None = None
+
+
+class _Choice(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    message: _Message
+    finish_reason: str | None = None
+
+
+class _Usage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+class Completion(BaseModel):
+    """The parts of a chat completion body this client reads, validated (any other field is ignored)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    choices: list[_Choice]
+    usage: _Usage | None = None
+    model: str | None = None
+
+
+def parse_completion(content_type: str, body: bytes, where: str) -> Completion:
+    """A completion from one HTTP answer body; `AnalyzerUnavailable` saying what was wrong with it."""
+    kind = content_type.split(";", 1)[0].strip().lower()
+    if kind == "text/event-stream":
+        raise AnalyzerUnavailable(f"LLM at {where} answered with an event stream, not one JSON completion")
+    if kind and not (kind == "application/json" or kind.endswith("+json")):
+        raise AnalyzerUnavailable(f"LLM at {where} answered with content type {kind[:60]!r}, not JSON")
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError) as e:
+        raise AnalyzerUnavailable(f"LLM at {where} answered with a body that is not valid JSON") from e
+    if not isinstance(data, dict):
+        raise AnalyzerUnavailable(f"LLM at {where} answered with a JSON {type(data).__name__}, not a completion object")
+    try:
+        return Completion.model_validate(data)
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}" for err in e.errors()[:4]
+        )
+        raise AnalyzerUnavailable(
+            f"LLM at {where} answered with JSON that is not a chat completion ({problems})"
+        ) from e
 
 
 class LLMResult(BaseModel):
@@ -137,6 +196,21 @@ def _wants_max_completion_tokens(err: openai.APIStatusError) -> bool:
     return "max_tokens" in text and "max_completion_tokens" in text
 
 
+async def within_deadline(seconds: float, call: Awaitable[T], analyzer: str) -> T:
+    """``call``, ended after ``seconds`` whatever it is doing; then ``analyzer`` counts as unavailable."""
+    deadline = asyncio.timeout(seconds)
+    try:
+        async with deadline:
+            return await call
+    except TimeoutError as e:
+        if not deadline.expired():
+            raise
+        raise AnalyzerUnavailable(
+            f"{analyzer} gave no valid verdict within {seconds:g}s "
+            "(the timeout bounds the whole call, retries included)"
+        ) from e
+
+
 def describe_endpoint(url: str) -> str:
     """``scheme://host[:port]`` of an endpoint, for messages: never the user or password a URL may carry."""
     parts = urlsplit(url)
@@ -151,7 +225,8 @@ class LLMClient:
 
     The SDK's own retries (``max_retries``) are the only retry layer for transport failures,
     408/409/429 and 5xx. Answers that are not a valid `LLMVerdict` are asked for again at most
-    ``validation_retries`` times. Every failure leaves as `AnalyzerUnavailable`.
+    ``validation_retries`` times. ``timeout`` bounds each request and, as one deadline, the whole
+    `judge` call over all of them. Every failure leaves as `AnalyzerUnavailable`.
     """
 
     def __init__(
@@ -182,7 +257,14 @@ class LLMClient:
         # The output format asked for; steps down `FORMATS` for good when the endpoint refuses or ignores it.
         self.mode: Mode = FORMATS[0]
         self._send_temperature = temperature is not None
-        self._client = openai.AsyncOpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=max_retries)
+        # Redirects are not followed: the key and the evidence go to the configured endpoint only.
+        self._client = openai.AsyncOpenAI(
+            base_url=base_url,
+            api_key=api_key,
+            timeout=timeout,
+            max_retries=max_retries,
+            http_client=openai.DefaultAsyncHttpxClient(timeout=timeout, follow_redirects=False),
+        )
         self._endpoint = self._describe(base_url)
 
     @staticmethod
@@ -238,7 +320,7 @@ class LLMClient:
             kwargs[self._token_param] = self.max_completion_tokens
             started = time.monotonic()
             try:
-                response = await self._client.chat.completions.create(**kwargs)
+                response = await self._post(kwargs)
             except openai.APIStatusError as e:
                 refused = _refuses_format(e)
                 self._observed(started, "refused" if refused else "failed")
@@ -262,6 +344,9 @@ class LLMClient:
             except openai.OpenAIError as e:
                 self._observed(started, "failed")
                 raise self._unavailable(e) from e
+            except AnalyzerUnavailable:  # a body refused unread, or not a completion
+                self._observed(started, "failed")
+                raise
             self._observed(started, "answered")
             if self.mode == "json_schema" and _ignored_format(response):
                 self._step_down("answered json_schema requests with text that is not JSON")
@@ -270,6 +355,29 @@ class LLMClient:
     def _observed(self, started: float, outcome: str) -> None:
         if self._observe is not None:
             self._observe(time.monotonic() - started, outcome=outcome)
+
+    async def _post(self, kwargs: dict[str, Any]) -> Completion:
+        """One completion, its body read up to `MAX_BODY_BYTES` and validated before anything uses it."""
+        async with self._client.chat.completions.with_streaming_response.create(**kwargs) as raw:
+            status = raw.http_response.status_code
+            if 300 <= status < 400:
+                target = raw.http_response.headers.get("location", "")
+                raise AnalyzerUnavailable(
+                    f"LLM at {self._endpoint} redirected (HTTP {status}) to "
+                    f"{describe_endpoint(target) if target else 'another place'}; redirects are not followed: "
+                    "the API key and the evidence go only to the configured endpoint"
+                )
+            length = raw.http_response.headers.get("content-length", "")
+            if length.isdigit() and int(length) > MAX_BODY_BYTES:
+                raise AnalyzerUnavailable(f"LLM at {self._endpoint} answered with {int(length)} bytes, over the limit")
+            body = bytearray()
+            async for chunk in raw.iter_bytes():
+                body += chunk
+                if len(body) > MAX_BODY_BYTES:
+                    raise AnalyzerUnavailable(
+                        f"LLM at {self._endpoint} answered with more than {MAX_BODY_BYTES} bytes; not read further"
+                    )
+            return parse_completion(raw.http_response.headers.get("content-type", ""), bytes(body), self._endpoint)
 
     def _unavailable(self, e: openai.OpenAIError) -> AnalyzerUnavailable:
         where = self._endpoint
@@ -288,12 +396,26 @@ class LLMClient:
             return AnalyzerUnavailable(f"LLM at {where} has no model {self.model!r} or no chat completions (404)")
         if isinstance(e, openai.RateLimitError):
             return AnalyzerUnavailable(f"LLM at {where} is rate limiting us (429, {retries}): {e.message}")
+        if isinstance(e, openai.APIStatusError) and 300 <= e.status_code < 400:
+            target = e.response.headers.get("location", "")
+            return AnalyzerUnavailable(
+                f"LLM at {where} redirected (HTTP {e.status_code}) to "
+                f"{describe_endpoint(target) if target else 'another place'}; redirects are not followed: "
+                "the API key and the evidence go only to the configured endpoint"
+            )
         if isinstance(e, openai.APIStatusError):
             return AnalyzerUnavailable(f"LLM at {where} answered HTTP {e.status_code} ({retries}): {e.message}")
         return AnalyzerUnavailable(f"LLM at {where} failed: {type(e).__name__}: {e}")
 
     async def judge(self, bundle: PromptBundle) -> LLMResult:
-        """Ask for a verdict on ``bundle``; a valid `LLMResult` or `AnalyzerUnavailable`."""
+        """Ask for a verdict on ``bundle``; a valid `LLMResult` or `AnalyzerUnavailable`.
+
+        Everything it takes (validation attempts, the SDK's retries and their back-off, answers that
+        arrive slowly or byte by byte) ends at one deadline, ``timeout`` seconds from the call.
+        """
+        return await within_deadline(self.timeout, self._judge(bundle), f"LLM at {self._endpoint}")
+
+    async def _judge(self, bundle: PromptBundle) -> LLMResult:
         messages = list(bundle.messages)
         prompt_tokens = completion_tokens = 0
         estimated = False

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -71,6 +73,12 @@ def clear_pause_conditions_with_step_patch(index: int) -> dict[str, Any]:
 
 def clear_pause_conditions_and_controller_pause_patch(index: int) -> dict[str, Any]:
     return {"status": {"pauseConditions": None, "controllerPause": False, "currentStepIndex": index}}
+
+
+def _digest(obj: Any) -> str:
+    """A short, stable digest of a JSON value."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 # --- Models -----------------------------------------------------------------------------------------
@@ -147,6 +155,11 @@ class RolloutStatus(_ReadModel):
     def _none_is_empty_list(cls, value: Any) -> Any:
         return [] if value is None else value
 
+    @field_validator("controller_pause", "abort", "promote_full", mode="before")
+    @classmethod
+    def _none_is_false(cls, value: Any) -> Any:
+        return False if value is None else value
+
     @field_validator("canary", "blue_green", mode="before")
     @classmethod
     def _none_is_empty_object(cls, value: Any) -> Any:
@@ -190,6 +203,7 @@ class Rollout(_ReadModel):
     name: str
     namespace: str = ""
     uid: str = ""
+    resource_version: str = ""
     generation: int = 0
     creation_timestamp: datetime | None = None
     labels: dict[str, str] = Field(default_factory=dict)
@@ -198,6 +212,9 @@ class Rollout(_ReadModel):
     selector: dict[str, str] = Field(default_factory=dict)
     replicas: int = 1
     paused: bool = False
+    # A digest of ``spec.template``: it changes as soon as a new revision is asked for, before the
+    # controller has computed the new pod-template hash.
+    template_digest: str = ""
     containers: list[str] = Field(default_factory=list)
     images: list[str] = Field(default_factory=list)
     strategy: str = ""
@@ -211,7 +228,8 @@ class Rollout(_ReadModel):
         meta = obj.get("metadata") or {}
         spec = obj.get("spec") or {}
         annotations = dict(meta.get("annotations") or {})
-        template_spec = ((spec.get("template") or {}).get("spec")) or {}
+        template = spec.get("template") or {}
+        template_spec = template.get("spec") or {}
         containers = list(template_spec.get("containers") or [])
         strategy_obj = spec.get("strategy") or {}
         strategy = CANARY if "canary" in strategy_obj else BLUE_GREEN if "blueGreen" in strategy_obj else ""
@@ -222,6 +240,7 @@ class Rollout(_ReadModel):
             name=meta.get("name", ""),
             namespace=meta.get("namespace", ""),
             uid=meta.get("uid", ""),
+            resource_version=str(meta.get("resourceVersion") or ""),
             generation=int(meta.get("generation") or 0),
             creation_timestamp=meta.get("creationTimestamp"),
             labels=dict(meta.get("labels") or {}),
@@ -230,6 +249,7 @@ class Rollout(_ReadModel):
             selector=dict(((spec.get("selector") or {}).get("matchLabels")) or {}),
             replicas=1 if replicas is None else int(replicas),
             paused=bool(spec.get("paused")),
+            template_digest=_digest(template),
             containers=[c.get("name", "") for c in containers],
             images=[c.get("image", "") for c in containers if c.get("image")],
             strategy=strategy,

@@ -1,4 +1,18 @@
-"""Verdict combination: the statistical and LLM verdicts and the policy's decision rules become one action."""
+"""Verdict combination: the statistical and LLM verdicts and the policy's decision rules become one action.
+
+The rules, in order (the table test walks every cell):
+
+1. Hard statistical evidence (a crash, a restart, a failed metric) is a fact: the verdict is unhealthy
+   whatever the analyzer says and at any confidence.
+2. A healthy verdict needs a positive case from both sides: the statistics say healthy at the
+   threshold (enough canary traffic, nothing decisive) and so does the analyzer. The analyzer's
+   healthy against anything else from the statistics is inconclusive at best, never a promote.
+3. The analyzer may always be more careful than the statistics: its sure unhealthy stands.
+4. Otherwise unhealthy when both lean that way and the statistics are sure; inconclusive when not.
+5. An unsure verdict never promotes, whatever ``onInconclusive`` says; an unavailable analyzer
+   gives the policy's ``onAnalyzerUnavailable``, except against hard evidence, which needs no
+   analyzer: a crash is stopped by ``onUnhealthy`` whether or not the analyzer answers.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +27,7 @@ if TYPE_CHECKING:
     from selfheal.domain.policy import DecisionSpec
 
 _SUMMARY_LIMIT = 2000
+_QUOTE_LIMIT = 200
 
 
 class Action(StrEnum):
@@ -32,6 +47,7 @@ class Decision(BaseModel):
     reason: str
     dry_run: bool = False
     analyzer_unavailable: bool = False
+    # The analyzer answered, and the statistics kept its verdict from standing.
     llm_overruled: bool = False
 
 
@@ -40,16 +56,24 @@ def _value(setting: object) -> str:
     return str(getattr(setting, "value", setting))
 
 
+def _is_hard(verdict: Verdict) -> bool:
+    return verdict.hard_evidence and verdict.verdict == VerdictKind.UNHEALTHY
+
+
 def _sure(verdict: Verdict, threshold: int) -> VerdictKind:
     """The verdict's kind, or inconclusive when its confidence is below the threshold.
 
     Hard evidence (a crash, a restart, a failed metric) is a fact, not an opinion: no threshold
     turns it into "unsure"."""
-    if verdict.hard_evidence and verdict.verdict == VerdictKind.UNHEALTHY:
+    if _is_hard(verdict):
         return verdict.verdict
     if verdict.verdict != VerdictKind.INCONCLUSIVE and verdict.confidence < threshold:
         return VerdictKind.INCONCLUSIVE
     return verdict.verdict
+
+
+def _said(verdict: Verdict) -> str:
+    return f"the {verdict.analyzer} verdict ({verdict.verdict}, {verdict.confidence}%)"
 
 
 def _with_kind(verdict: Verdict, kind: VerdictKind, **changes: object) -> Verdict:
@@ -63,57 +87,83 @@ def _merge_refs(*verdicts: Verdict) -> list[str]:
     return refs
 
 
-def _combine(statistical: Verdict, llm: Verdict, threshold: int) -> tuple[Verdict, bool, str]:
-    """The LLM's verdict, guarded by the statistical hard evidence. Returns (verdict, overruled, note)."""
+def _statistics_stand(statistical: Verdict, llm: Verdict, kind: VerdictKind, why: str) -> Verdict:
+    """The statistical verdict, as ``kind``, with what the analyzer said and why it did not stand."""
+    summary = f"{statistical.summary} (the {llm.analyzer} analyzer said {llm.verdict} at {llm.confidence}%: {why})"
+    return _with_kind(
+        statistical,
+        kind,
+        analyzer=Analyzer.COMBINED,
+        summary=summary[:_SUMMARY_LIMIT],
+        root_cause=statistical.root_cause or llm.root_cause,
+        suggested_fix=statistical.suggested_fix or llm.suggested_fix,
+        evidence_refs=_merge_refs(statistical, llm),
+    )
+
+
+def _combine(statistical: Verdict, llm: Verdict, threshold: int) -> tuple[Verdict, bool, list[str]]:
+    """Both verdicts into one, by the rules of this module. Returns (verdict, llm overruled, notes)."""
+    stat_kind = _sure(statistical, threshold)
     llm_kind = _sure(llm, threshold)
-    note = ""
-    if llm_kind != llm.verdict:
-        note = f"the {llm.analyzer} verdict ({llm.verdict}, {llm.confidence}%) is below the {threshold}% threshold"
-    hard = statistical.hard_evidence and statistical.verdict == VerdictKind.UNHEALTHY
-    if hard and llm_kind != VerdictKind.UNHEALTHY:
-        kind = _sure(statistical, threshold)
-        summary = (
-            f"{statistical.summary} (the {llm.analyzer} analyzer said {llm.verdict} at {llm.confidence}%, "
-            "but hard evidence cannot be overruled)"
+    notes = [f"{_said(llm)} is below the {threshold}% threshold"] if llm_kind != llm.verdict else []
+
+    if _is_hard(statistical):
+        if llm.verdict == VerdictKind.UNHEALTHY:
+            agreed = _with_kind(
+                llm,
+                VerdictKind.UNHEALTHY,
+                confidence=max(llm.confidence, statistical.confidence),
+                analyzer=Analyzer.COMBINED,
+                evidence_refs=_merge_refs(llm, statistical),
+                hard_evidence=True,
+            )
+            return agreed, False, notes
+        refs = ", ".join(statistical.evidence_refs) or "restarts/crashes/failed metrics"
+        notes.append(f"{_said(llm)} was overruled by statistical hard evidence ({refs})")
+        return (
+            _statistics_stand(statistical, llm, VerdictKind.UNHEALTHY, "hard evidence cannot be overruled"),
+            True,
+            notes,
         )
+
+    if llm_kind == VerdictKind.HEALTHY:
+        if stat_kind == VerdictKind.HEALTHY:
+            agreed = _with_kind(llm, VerdictKind.HEALTHY, analyzer=Analyzer.COMBINED)
+            return agreed.model_copy(update={"evidence_refs": _merge_refs(llm, statistical)}), False, notes
+        # No positive case from the statistics: the analyzer's healthy is an opinion about text the
+        # workload wrote, and cannot promote on its own.
+        seen = f"{statistical.verdict}, {statistical.confidence}%"
+        if stat_kind != statistical.verdict:
+            seen += f", below the {threshold}% threshold"
+        notes.append(f"{_said(llm)} is not confirmed by the statistics ({seen})")
+        why = f"not confirmed by the statistics ({seen})"
+        return _statistics_stand(statistical, llm, VerdictKind.INCONCLUSIVE, why), True, notes
+
+    if llm_kind == VerdictKind.UNHEALTHY:
+        agree = statistical.verdict == VerdictKind.UNHEALTHY
         verdict = _with_kind(
-            statistical,
-            kind,
-            analyzer=Analyzer.COMBINED,
-            summary=summary[:_SUMMARY_LIMIT],
-            root_cause=statistical.root_cause or llm.root_cause,
-            suggested_fix=statistical.suggested_fix or llm.suggested_fix,
-            evidence_refs=_merge_refs(statistical, llm),
-            hard_evidence=True,
+            llm,
+            VerdictKind.UNHEALTHY,
+            analyzer=Analyzer.COMBINED if agree else llm.analyzer,
+            evidence_refs=_merge_refs(llm, statistical) if agree else list(llm.evidence_refs),
         )
-        note = (
-            f"the {llm.analyzer} verdict ({llm.verdict}, {llm.confidence}%) was overruled by statistical "
-            f"hard evidence ({', '.join(statistical.evidence_refs) or 'restarts/crashes/failed metrics'})"
+        return verdict, False, notes
+
+    # The analyzer is unsure (or below the threshold).
+    if stat_kind == VerdictKind.UNHEALTHY and llm.verdict == VerdictKind.UNHEALTHY:
+        notes.append(f"the statistics are sure ({statistical.confidence}%) and the analyzer leans the same way")
+        leaning = _with_kind(
+            statistical, VerdictKind.UNHEALTHY, analyzer=Analyzer.COMBINED, evidence_refs=_merge_refs(statistical, llm)
         )
-        return verdict, True, note
-    if llm_kind == VerdictKind.HEALTHY and statistical.verdict == VerdictKind.INCONCLUSIVE:
-        # Without canary data of its own, the operator cannot check a "healthy" read from a few lines
-        # the workload wrote: it stays unsure until there is evidence.
-        note = (
-            f"the {llm.analyzer} verdict ({llm.verdict}, {llm.confidence}%) is not confirmed: "
-            f"{statistical.summary[:200]}"
-        )
-        verdict = _with_kind(
-            statistical,
-            VerdictKind.INCONCLUSIVE,
-            analyzer=Analyzer.COMBINED,
-            evidence_refs=_merge_refs(statistical, llm),
-        )
-        return verdict, True, note
-    agree = llm.verdict == statistical.verdict
+        return leaning, False, notes
+    agree = statistical.verdict == llm.verdict
     verdict = _with_kind(
         llm,
-        llm_kind,
+        VerdictKind.INCONCLUSIVE,
         analyzer=Analyzer.COMBINED if agree else llm.analyzer,
-        evidence_refs=_merge_refs(llm, statistical) if agree else list(llm.evidence_refs),
-        hard_evidence=statistical.hard_evidence,
+        evidence_refs=_merge_refs(llm, statistical),
     )
-    return verdict, False, note
+    return verdict, False, notes
 
 
 def _map(kind: VerdictKind, decision: DecisionSpec) -> tuple[Action, str]:
@@ -145,22 +195,19 @@ def decide(
     forced: Action | None = None
 
     if llm_configured and llm is not None and llm_error is None:
-        final, overruled, note = _combine(statistical, llm, threshold)
-        if note:
-            notes.append(note)
+        final, overruled, notes = _combine(statistical, llm, threshold)
     else:
         final = _with_kind(statistical, _sure(statistical, threshold))
         if final.verdict != statistical.verdict:
-            notes.append(
-                f"the statistical verdict ({statistical.verdict}, {statistical.confidence}%) "
-                f"is below the {threshold}% threshold"
-            )
+            notes.append(f"{_said(statistical)} is below the {threshold}% threshold")
         if llm_configured:
             unavailable = True
             fallback = _value(decision.on_analyzer_unavailable)
-            error = (llm_error or "no answer")[:200]
+            error = (llm_error or "no answer")[:_QUOTE_LIMIT]
             if fallback == "statistical":
                 notes.insert(0, f"analyzer unavailable ({error}); using the statistical verdict")
+            elif _is_hard(final):
+                notes.insert(0, f"analyzer unavailable ({error}); hard evidence needs no analyzer")
             else:
                 forced = Action(fallback)
                 notes.insert(0, f"analyzer unavailable ({error}); onAnalyzerUnavailable={fallback}")

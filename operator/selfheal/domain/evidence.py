@@ -26,13 +26,21 @@ class ContainerState(BaseModel):
 
 
 class PodLog(BaseModel):
-    """A bounded tail of one container's log. ``text`` is raw, untrusted and not yet redacted."""
+    """A bounded tail of one container's log. ``text`` is raw, untrusted and not yet redacted.
+
+    ``error`` says why the log could not be read ("" when it was): an unread log is not an empty one.
+    """
 
     pod: str
     container: str
     previous: bool = False
     text: str = ""
     truncated: bool = False
+    error: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.pod}/{self.container}" + (" (previous)" if self.previous else "")
 
 
 class PodEvidence(BaseModel):
@@ -90,3 +98,8 @@ class Evidence(BaseModel):
 
     def log_text(self, side: Side) -> str:
         return "\n".join(log.text for pod in self.side(side) for log in pod.logs if log.text)
+
+    def failed_reads(self, side: Side | None = None) -> list[PodLog]:
+        """The logs that could not be read, of one side or of both."""
+        pods = self.pods if side is None else self.side(side)
+        return [log for pod in pods for log in pod.logs if log.error]

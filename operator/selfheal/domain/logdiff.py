@@ -1,14 +1,19 @@
-"""Canary-vs-stable log diff: templates counted per side, normalised by volume, tested for change."""
+"""Canary-vs-stable log diff: templates and fields counted per side, normalised by volume, tested for change."""
 
 from __future__ import annotations
 
 import math
+import re
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from selfheal.domain.logs import SEVERITY_ORDER, TemplateMiner, parse_events
+from selfheal.domain.fielddiff import FieldStat, compare_fields
+from selfheal.domain.logs import SEVERITY_ORDER, Template, TemplateMiner, parse_events, strip_ansi, unreadable_share
 from selfheal.domain.redaction import Redactor
+from selfheal.domain.stats import binom_cdf, binom_sf, compare_counts
+
+__all__ = ["LogDiff", "TemplateStat", "binom_cdf", "binom_sf", "compare_counts", "diff_logs"]
 
 Status = Literal["new", "increased", "decreased", "unchanged", "gone"]
 
@@ -19,6 +24,15 @@ TEMPLATE_MAX_CHARS = 2000
 # A significant rise must also be a material one: the canary rate at least this many times the
 # stable rate. With 100k events per side, tiny relative differences would otherwise pass the test.
 MIN_RATE_RATIO = 1.5
+# A template the stable never logged is listed once the canary logged it this often (any severity),
+# provided the stable logged enough to have shown it at least once at the canary's rate.
+MIN_NEW_COUNT = 3
+# A side whose text is more than this share binary noise is not read as a log.
+UNREADABLE_SHARE = 0.2
+# A new template whose words are this similar to a template the canary no longer logs is that
+# template reformatted (a field added, renamed or moved).
+REFORMAT_SIMILARITY = 0.75
+_REFORMAT_CANDIDATES = 200
 
 
 class TemplateStat(BaseModel):
@@ -37,110 +51,37 @@ class TemplateStat(BaseModel):
     p_value: float | None
     crash_signature: bool
     examples: list[str] = Field(default_factory=list)
+    # New or increased only in form: a part with few values took others ("500 - red" new where the
+    # stable logs "500 - blue"), or the line was reformatted (a field added); counted together with
+    # its family or its former shape, the rate did not rise.
+    explained: bool = False
 
 
 class LogDiff(BaseModel):
-    """Templates of both sides; the ones that rose significantly in the canary come first."""
+    """Templates and fields of both sides; the ones that rose in the canary come first.
+
+    ``canary_unreadable`` / ``stable_unreadable`` are the share of each side's text that was binary
+    noise; a side above ``UNREADABLE_SHARE`` is not templated at all (its events count 0).
+    """
 
     canary_events: int
     stable_events: int
     templates: list[TemplateStat] = Field(default_factory=list)
+    fields: list[FieldStat] = Field(default_factory=list)
+    canary_unreadable: float = 0.0
+    stable_unreadable: float = 0.0
+    # The template of the canary's first event: a start-up line, if the software logs one.
+    canary_first: str = ""
 
     def significant(self) -> list[TemplateStat]:
         """Templates new or significantly more frequent in the canary, most serious first."""
         return [t for t in self.templates if t.status in ("new", "increased")]
 
+    def field(self, field_id: str) -> FieldStat | None:
+        return next((f for f in self.fields if f.id == field_id), None)
+
     def get(self, template_id: str) -> TemplateStat | None:
         return next((t for t in self.templates if t.id == template_id), None)
-
-
-# ---------------------------------------------------------------------------------------------
-# Binomial tails, computed exactly by summing terms outward from the observed count until they
-# no longer change the sum. The terms shrink geometrically away from the mean, so the number of
-# terms is of the order of a few standard deviations, not of the total count.
-# ---------------------------------------------------------------------------------------------
-
-_REL_EPS = 1e-15
-
-
-def _log_pmf(k: int, n: int, p: float) -> float:
-    return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) + k * math.log(p) + (n - k) * math.log1p(-p)
-
-
-def _sum_up(x: int, n: int, p: float) -> float:
-    """sum_{k=x..n} pmf(k); meant for x above the mean."""
-    term = math.exp(_log_pmf(x, n, p))
-    total = 0.0
-    odds = p / (1.0 - p)
-    k = x
-    while k <= n and term > 0.0:
-        total += term
-        if term < total * _REL_EPS:
-            break
-        term *= (n - k) / (k + 1) * odds
-        k += 1
-    return total
-
-
-def _sum_down(x: int, n: int, p: float) -> float:
-    """sum_{k=0..x} pmf(k); meant for x below the mean."""
-    term = math.exp(_log_pmf(x, n, p))
-    total = 0.0
-    inv_odds = (1.0 - p) / p
-    k = x
-    while k >= 0 and term > 0.0:
-        total += term
-        if term < total * _REL_EPS:
-            break
-        term *= k / (n - k + 1) * inv_odds
-        k -= 1
-    return total
-
-
-def binom_sf(x: int, n: int, p: float) -> float:
-    """P(X >= x) for X ~ Binomial(n, p)."""
-    if x <= 0:
-        return 1.0
-    if x > n or p <= 0.0:
-        return 0.0
-    if p >= 1.0:
-        return 1.0
-    if x > n * p:
-        return min(1.0, _sum_up(x, n, p))
-    return max(0.0, 1.0 - _sum_down(x - 1, n, p))
-
-
-def binom_cdf(x: int, n: int, p: float) -> float:
-    """P(X <= x) for X ~ Binomial(n, p)."""
-    if x < 0:
-        return 0.0
-    if x >= n or p <= 0.0:
-        return 1.0
-    if p >= 1.0:
-        return 0.0
-    if x < n * p:
-        return min(1.0, _sum_down(x, n, p))
-    return max(0.0, 1.0 - _sum_up(x + 1, n, p))
-
-
-def compare_counts(
-    canary_count: int, stable_count: int, canary_events: int, stable_events: int
-) -> tuple[Literal["up", "down", "same"], float]:
-    """Conditional binomial test of equal rates.
-
-    Given the template occurred ``k = canary_count + stable_count`` times, under equal rates its
-    canary share follows Binomial(k, canary_events / (canary_events + stable_events)). Returns the
-    direction of the observed difference and the one-sided p-value in that direction.
-    """
-    k = canary_count + stable_count
-    share = canary_events / (canary_events + stable_events)
-    canary_rate = canary_count / canary_events
-    stable_rate = stable_count / stable_events
-    if canary_rate > stable_rate:
-        return "up", binom_sf(canary_count, k, share)
-    if canary_rate < stable_rate:
-        return "down", binom_cdf(canary_count, k, share)
-    return "same", binom_sf(canary_count, k, share)
 
 
 def _status(
@@ -158,6 +99,9 @@ def _status(
     if direction == "up":
         if s == 0 and crash:
             # A crash the stable version never showed is a finding even when it happened once.
+            return "new", p
+        if s == 0 and c >= MIN_NEW_COUNT and c * ns / nc >= 1.0:
+            # An event type the stable never logged, seen a few times: listed, however rare.
             return "new", p
         if p < alpha and (s == 0 or rc >= MIN_RATE_RATIO * rs):
             return ("new" if s == 0 else "increased"), p
@@ -185,6 +129,67 @@ def _rank_key(t: TemplateStat) -> tuple[object, ...]:
     )
 
 
+def _rose(c: int, s: int, nc: int, ns: int, alpha: float) -> bool:
+    direction, p = compare_counts(c, s, nc, ns)
+    return direction == "up" and p < alpha and (s == 0 or c / nc >= MIN_RATE_RATIO * s / ns)
+
+
+_WORD = re.compile(r"[A-Za-z][A-Za-z_.-]{2,}")
+
+
+def _words(template: str) -> set[str]:
+    return set(_WORD.findall(template.split("\n", 1)[0][:1000]))
+
+
+def _former_shape(t: TemplateStat, gone: list[TemplateStat]) -> TemplateStat | None:
+    """The stable template ``t`` most likely replaced (same severity, nearly the same words), if any."""
+    words = _words(t.template)
+    best, best_score = None, REFORMAT_SIMILARITY
+    for g in gone:
+        if g.severity != t.severity:
+            continue
+        other = _words(g.template)
+        score = len(words & other) / max(1, len(words | other))
+        if score >= best_score:
+            best, best_score = g, score
+    return best
+
+
+def _mark_explained(stats: list[TemplateStat], templates: list[Template], nc: int, ns: int, alpha: float) -> None:
+    if not nc or not ns:
+        return
+    families: dict[str, list[int]] = {}
+    for i, tpl in enumerate(templates):
+        if tpl.family is not None:
+            families.setdefault(tpl.family, []).append(i)
+    for members in families.values():
+        c = sum(stats[i].canary_count for i in members)
+        s = sum(stats[i].stable_count for i in members)
+        if len(members) < 2 or _rose(c, s, nc, ns, alpha):
+            continue
+        for i in members:
+            if stats[i].status in ("new", "increased") and not stats[i].crash_signature:
+                stats[i] = stats[i].model_copy(update={"explained": True})
+    gone = [t for t in stats if t.canary_count == 0 and t.stable_count > 0][:_REFORMAT_CANDIDATES]
+    for i, t in enumerate(stats):
+        if t.status != "new" or t.crash_signature or t.explained or t.severity == "info":
+            continue
+        former = _former_shape(t, gone)
+        if former is not None and not _rose(t.canary_count, former.stable_count, nc, ns, alpha):
+            stats[i] = t.model_copy(update={"explained": True})
+
+
+def _readable(text: str, redactor: Redactor) -> tuple[str, float]:
+    """The redacted, colour-free text of one side and its share of binary noise ("" when unreadable)."""
+    if not text:
+        return "", 0.0
+    text = strip_ansi(text)
+    noise = unreadable_share(text)
+    if noise > UNREADABLE_SHARE:
+        return "", noise
+    return redactor.redact(text), noise
+
+
 def diff_logs(
     canary: str,
     stable: str,
@@ -193,25 +198,28 @@ def diff_logs(
     max_examples: int = 3,
     alpha: float = 0.01,
 ) -> LogDiff:
-    """Template both logs, count each template per side and test each for a change in rate.
+    """Template both logs, count each template per side, test each for a change in rate, and compare
+    the fields (HTTP statuses, error level, latencies, sizes).
 
-    Raw text is redacted before anything else, so neither templates nor examples can carry a
-    secret. Templates are ranked: new or significantly increased first (crash signatures, then
-    errors, then warnings, then info; within those, new before increased, then by p-value and
-    effect size), then the rest by severity and volume. Ids ``T1``... follow that order.
+    Terminal colours are stripped and the text is redacted before anything else, so neither
+    templates nor examples can carry a secret; a side that is mostly binary noise is not read.
+    Templates are ranked: new or significantly increased first (crash signatures, then errors,
+    then warnings, then info; within those, new before increased, then by p-value and effect
+    size), then the rest by severity and volume. Ids ``T1``... follow that order.
     """
     redactor = redactor or Redactor()
-    canary_text = redactor.redact(canary) if canary else ""
-    stable_text = redactor.redact(stable) if stable else ""
+    canary_text, canary_noise = _readable(canary, redactor)
+    stable_text, stable_noise = _readable(stable, redactor)
     canary_events = parse_events(canary_text)
     stable_events = parse_events(stable_text)
     miner = TemplateMiner(max_examples=max_examples)
     miner.add_many(canary_events, CANARY)
     miner.add_many(stable_events, STABLE)
     nc, ns = len(canary_events), len(stable_events)
+    templates = miner.templates
 
     stats: list[TemplateStat] = []
-    for tpl in miner.templates:
+    for tpl in templates:
         c = tpl.counts.get(CANARY, 0)
         s = tpl.counts.get(STABLE, 0)
         status, p = _status(c, s, nc, ns, crash=tpl.crash_signature, severity=tpl.severity, alpha=alpha)
@@ -231,6 +239,18 @@ def diff_logs(
                 examples=[_clip(e, EXAMPLE_MAX_CHARS) for e in examples[:max_examples]],
             )
         )
-    stats.sort(key=_rank_key)
-    ranked = [t.model_copy(update={"id": f"T{i}"}) for i, t in enumerate(stats, start=1)]
-    return LogDiff(canary_events=nc, stable_events=ns, templates=ranked)
+    _mark_explained(stats, templates, nc, ns, alpha)
+    order = sorted(range(len(stats)), key=lambda i: _rank_key(stats[i]))
+    renamed = {stats[i].id: f"T{rank}" for rank, i in enumerate(order, start=1)}
+    ranked = [stats[i].model_copy(update={"id": renamed[stats[i].id]}) for i in order]
+    for tpl in templates:
+        tpl.id = renamed[tpl.id]
+    return LogDiff(
+        canary_events=nc,
+        stable_events=ns,
+        templates=ranked,
+        fields=compare_fields(templates, alpha=alpha),
+        canary_unreadable=round(canary_noise, 4),
+        stable_unreadable=round(stable_noise, 4),
+        canary_first=next((t.id for t in templates if CANARY in t.first_of), ""),
+    )

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, StrictBool, StrictFloat, StrictInt, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from selfheal import API_VERSION
+from selfheal.domain.redaction import compile_pattern
 from selfheal.domain.ticket import (
-    API_VERSION,
     SPEC_MODEL_CONFIG,
     STATUS_MODEL_CONFIG,
     Condition,
@@ -183,11 +192,9 @@ class RedactionPattern(BaseModel):
 
     @field_validator("regex")
     @classmethod
-    def _compiles(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as e:
-            raise ValueError(f"invalid regular expression: {e}") from e
+    def _compiles(cls, value: str, info: ValidationInfo) -> str:
+        # Patterns run on RE2, in time linear in the log: one it cannot compile is refused here.
+        compile_pattern(str(info.data.get("name", "")), value)
         return value
 
 
@@ -198,12 +205,30 @@ class RedactionSpec(BaseModel):
     builtins: StrictBool = True
 
 
+class LatencySpec(BaseModel):
+    """When a latency the logs show is a regression of the canary."""
+
+    model_config = SPEC_MODEL_CONFIG
+
+    # Canary p95 over stable p95 at or above which a significant slow-down is unhealthy.
+    p95_ratio: float = Field(1.5, ge=1, le=100)
+    # ... provided the p95 grew by at least this much (a 1 ms to 2 ms change is no regression).
+    min_delta_milliseconds: StrictInt = Field(100, ge=0, le=3600000)
+    # A latency only the canary logs (the stable's lines carry none) is a finding at this p95.
+    canary_only_p95_seconds: float = Field(1.0, ge=0.001, le=3600)
+
+    @property
+    def min_delta_seconds(self) -> float:
+        return self.min_delta_milliseconds / 1000.0
+
+
 class AnalysisSpec(BaseModel):
     """How evidence is gathered and who judges it."""
 
     model_config = SPEC_MODEL_CONFIG
 
     logs: LogBounds = Field(default_factory=LogBounds)
+    latency: LatencySpec = Field(default_factory=LatencySpec)
     llm: LLMSpec = Field(default_factory=LLMSpec)
     extra_prompt: str = Field("", max_length=4000)
     redaction: RedactionSpec = Field(default_factory=RedactionSpec)

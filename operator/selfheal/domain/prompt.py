@@ -6,14 +6,13 @@ import json
 import math
 import re
 import secrets
-import unicodedata
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from selfheal.domain.evidence import Evidence, PodEvidence, Side
 from selfheal.domain.logdiff import LogDiff, TemplateStat
-from selfheal.domain.redaction import Redactor
+from selfheal.domain.redaction import Redactor, fold
 from selfheal.domain.verdict import Analyzer, Verdict, VerdictKind
 
 SUMMARY_MAX = 500
@@ -26,6 +25,7 @@ PODS_DETAIL_PER_SIDE = 6
 EVENTS_MAX = 12
 METRICS_MAX = 10
 METRIC_VALUES_MAX = 5
+FIELDS_MAX = 10
 FIELD_MAX = 300
 TEMPLATE_MAX = 300
 
@@ -139,6 +139,8 @@ def parse_answer(content: str | None) -> LLMVerdict:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         raise InvalidAnswer(f"the answer was not JSON ({e.msg} at position {e.pos})") from e
+    except (ValueError, RecursionError) as e:
+        raise InvalidAnswer(f"the answer was not JSON ({type(e).__name__})") from e
     return validate_verdict(data)
 
 
@@ -180,7 +182,8 @@ Rubric:
   or contradictory. Do not guess.
 - Confidence is 0-100. Use high confidence only when the evidence is clear.
 - evidence_refs lists the ids of the items that decided the verdict: template ids such as
-  "T3", "restarts", "oom", "crashloop", "metric:<name>", "event:<reason>".
+  "T3", field changes such as "F1" (an HTTP status share, the error level, a latency),
+  "restarts", "oom", "crashloop", "metric:<name>", "event:<reason>".
 
 Security:
 - The user message contains one evidence block, delimited by the markers
@@ -215,7 +218,8 @@ Canary analysis request. The block below is data collected from the workload and
 Each line is one JSON object: the rollout, the pods of both sides, failed metrics, events,
 then the log templates ranked most suspicious first: n is the count on each side, rate the
 count per 1000 log events of that side, status compares canary with stable, p is the
-significance of the difference, crash marks a panic or crash signature. In templates,
+significance of the difference, crash marks a panic or crash signature; field_changes compare
+values inside the lines (HTTP status shares, error level, latencies). In templates,
 placeholders such as ‹*›, ‹NUM›, ‹TS› or ‹HEX› are variable parts (ids, numbers, times) masked
 by the templater. Every angle bracket of the data appears as ‹ or ›.
 
@@ -228,8 +232,6 @@ Judge the canary with the rubric from the system message. Respond with the JSON 
 
 # --- neutralising untrusted text --------------------------------------------------------------
 
-_DROP_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cs", "Cn"})
-_SPACE_CATEGORIES = frozenset({"Zl", "Zp"})
 _ROLE_LINE = re.compile(
     r"(?im)^([\s#>*\-|=\[(]*)(system|assistant|user|developer|human|tool|instruction|instructions)(\s*):"
 )
@@ -240,8 +242,8 @@ _ANGLE = str.maketrans({"<": "\u2039", ">": "\u203a"})
 def neutralise(text: str, limit: int | None = None) -> str:
     """Make untrusted text inert inside the evidence block.
 
-    Unicode is folded (NFKC) so look-alike brackets become plain ones, invisible and control
-    characters are dropped (newlines and tabs kept), every angle bracket becomes a single
+    The text is folded as redaction folds it (`fold`: NFKC, so look-alike brackets become plain
+    ones; invisible and control characters dropped, newlines and tabs kept), every angle bracket becomes a single
     guillemet so neither the block markers nor tag-style role markers can appear, and bracket
     or line-start role labels are rewritten so they read as quoted log text.
     """
@@ -249,18 +251,7 @@ def neutralise(text: str, limit: int | None = None) -> str:
         return ""
     if limit is not None and len(text) > limit * 4:
         text = text[: limit * 4]
-    text = unicodedata.normalize("NFKC", text)
-    if not text.isascii() or any(ch < " " and ch not in "\n\t" for ch in text):
-        out = []
-        for ch in text:
-            if ch in "\n\t":
-                out.append(ch)
-                continue
-            category = unicodedata.category(ch)
-            if category in _DROP_CATEGORIES:
-                continue
-            out.append(" " if category in _SPACE_CATEGORIES else ch)
-        text = "".join(out)
+    text = fold(text)
     text = text.translate(_ANGLE)
     text = _ROLE_TOKEN.sub(lambda m: f"({m.group(1)}{m.group(2)})", text)
     text = _ROLE_LINE.sub(lambda m: f"{m.group(1)}{m.group(2)} (quoted){m.group(3)}:", text)
@@ -317,6 +308,9 @@ def _pod_side(pods: list[PodEvidence], clean: _Cleaner, detail: bool) -> dict[st
         side["reasons"] = reasons
     if exit_codes:
         side["exit_codes"] = sorted(exit_codes)[:10]
+    unread = [log for pod in pods for log in pod.logs if log.error]
+    if unread:
+        side["logs_unreadable"] = [clean(log.label, 120) for log in unread[:PODS_DETAIL_PER_SIDE]]
     if detail:
         troubled = [
             p
@@ -412,6 +406,10 @@ def _header_lines(evidence: Evidence, diff: LogDiff, clean: _Cleaner, level: int
             }
         )
     )
+    if diff.fields:
+        limit = FIELDS_MAX if level < 2 else 4
+        changes = [{"ref": f.id, "error": f.error, "change": clean(f.summary, 240)} for f in diff.fields[:limit]]
+        lines.append(_dump({"field_changes": changes, "omitted": max(len(diff.fields) - limit, 0)}))
     return lines
 
 
@@ -558,7 +556,7 @@ def verdict_from_llm(
     """
     refs: list[str] = []
     for ref in answer.evidence_refs:
-        ref = neutralise(ref, REF_MAX).strip()
+        ref = _clean_answer_text(ref, REF_MAX, redactor)
         if ref and ref not in refs:
             refs.append(ref)
     return Verdict(

@@ -8,13 +8,13 @@ import time
 from dataclasses import dataclass
 from enum import StrEnum
 
+from selfheal.adapters.kube import MAX_EVENT_MESSAGE
 from selfheal.domain.argo import (
     ABORT_STATUS_PATCH,
     PAUSE_SPEC_PATCH,
     AnalysisRun,
     Rollout,
     canary_hash,
-    current_step_index,
     is_aborted,
     is_canary_in_progress,
     is_inconclusive_pause,
@@ -23,8 +23,9 @@ from selfheal.domain.argo import (
 )
 from selfheal.domain.decision import Action
 from selfheal.domain.evidence import Evidence, Side
+from selfheal.domain.situation import CHANGED, Situation, refusal_to_proceed, refusal_to_stop
 from selfheal.domain.verdict import VerdictKind
-from selfheal.errors import SelfHealError
+from selfheal.errors import Conflict, SelfHealError
 from selfheal.services import remediation, tickets
 from selfheal.services.analyzers import analyzer_for
 from selfheal.services.gather import gather_evidence
@@ -50,6 +51,11 @@ EVENT_REASONS = {
 }
 BUDGET_EXHAUSTED = "AnalysisBudgetExhausted"
 ACTION_FAILED = "SelfHealActionFailed"
+# An abort refused because the Rollout changed (409) is checked and sent again this many times.
+ABORT_ATTEMPTS = 3
+SKIPPED_CHANGED = f"skipped: {CHANGED}"
+# The verdict's summary keeps at least this much of an Event message, however long the rest is.
+MIN_EVENT_SUMMARY = 200
 
 
 @dataclass
@@ -57,6 +63,11 @@ class Outcome:
     judgement: Judgement
     action_taken: str
     ticket: str | None = None
+
+    @property
+    def superseded(self) -> bool:
+        """The Rollout changed before the action: the judgement no longer applies to it."""
+        return self.action_taken.startswith(SKIPPED_CHANGED)
 
 
 async def analyze(
@@ -71,17 +82,15 @@ async def analyze(
     """Analyze the Rollout's current canary once; None when skipped (another analysis of the same canary
     is running, or the budget is spent). Safe to call on every event: repeats neither repeat actions nor
     count twice."""
-    pod_hash = canary_hash(ro) or ro.status.current_pod_hash
-    step = str(current_step_index(ro) if current_step_index(ro) is not None else "")
-    key = (ro.namespace, ro.name, pod_hash)
-    if not pod_hash or key in rt.in_flight:
+    judged = Situation.of(ro)
+    key = (ro.namespace, ro.name, judged.canary)
+    if not judged.canary or key in rt.in_flight:
         return None
     rt.in_flight.add(key)
     started = time.monotonic()
     try:
-        outcome = await _analyze(
-            rt, policy, ro, trigger, pod_hash, step, analysis_run, occurrence_key or cycle_key(rt, ro, pod_hash)
-        )
+        occurrence_key = occurrence_key or cycle_key(rt, ro, judged.canary)
+        outcome = await _analyze(rt, policy, ro, judged, trigger, analysis_run, occurrence_key)
     finally:
         rt.in_flight.discard(key)
     if outcome is not None:
@@ -107,12 +116,12 @@ async def _analyze(
     rt: Runtime,
     policy: PolicyRef,
     ro: Rollout,
+    judged: Situation,
     trigger: Trigger,
-    pod_hash: str,
-    step: str,
     analysis_run: AnalysisRun | None,
     occurrence_key: str,
 ) -> Outcome | None:
+    """Gather, judge, act on the judged situation, explain, and record a ticket for an aborted failure."""
     spec = policy.spec
     now = rt.clock()
     usage = rt.usage_of(policy.namespace, policy.name)
@@ -142,16 +151,16 @@ async def _analyze(
     usage.count_tokens(j.tokens, now)
     _count_analysis(rt, policy, ro.namespace, trigger, j)
 
-    fresh = await rt.kube.get_rollout(ro.namespace, ro.name) or ro
-    taken = await _act(rt, fresh, j, pod_hash, step)
+    taken, fresh = await _act(rt, ro, judged, j)
     if taken in (Action.ABORT.value, Action.PAUSE.value) and j.verdict.verdict == VerdictKind.UNHEALTHY:
         rt.metrics.canaries_stopped.inc(namespace=ro.namespace)
-    await _explain(rt, fresh, j, trigger, taken)
+    await _explain(rt, ro, j, trigger, taken)
 
     ticket = None
-    aborted = taken == Action.ABORT.value or is_aborted(fresh) or trigger == Trigger.ANALYSIS_FAILED
+    same_revision = refusal_to_stop(judged, fresh) is None
+    aborted = taken == Action.ABORT.value or (same_revision and is_aborted(fresh)) or trigger == Trigger.ANALYSIS_FAILED
     if j.verdict.verdict == VerdictKind.UNHEALTHY and aborted:
-        ticket = await _ticket(rt, policy, fresh, j, trigger, occurrence_key)
+        ticket = await _ticket(rt, policy, ro, j, trigger, occurrence_key)
     return Outcome(judgement=j, action_taken=taken, ticket=ticket)
 
 
@@ -208,55 +217,118 @@ def _with_snapshot(rt: Runtime, evidence: Evidence) -> Evidence:
     )
 
 
-async def _act(rt: Runtime, ro: Rollout, j: Judgement, pod_hash: str, step: str) -> str:
+async def _act(rt: Runtime, ro: Rollout, judged: Situation, j: Judgement) -> tuple[str, Rollout]:
     """Apply the decision with the patches `kubectl argo rollouts` sends, at most once per revision
-    (promote: once per step), and only if the Rollout still shows what was analyzed."""
+    (promote: once per step), to the situation that was judged only; returns what was done and the
+    Rollout as last read.
+
+    Each patch carries the resourceVersion of a fresh read found to be still the judged situation,
+    so a change in between is refused by the apiserver (409) instead of overwritten.
+    """
     action = j.decision.action
     if action == Action.NONE:
-        return "none"
+        return "none", ro
     if j.decision.dry_run:
-        return f"dry-run:{action.value}"
-    if (canary_hash(ro) or ro.status.current_pod_hash) != pod_hash:
-        return "skipped:revision-changed"
-    once = (ro.namespace, ro.name, pod_hash, action.value, step if action == Action.PROMOTE else "")
+        return f"dry-run:{action.value}", ro
+    detail = (
+        judged.step_label()
+        if action == Action.PROMOTE
+        else f"attempt-{rt.attempt(ro.namespace, ro.name, judged.canary)}"
+    )
+    once = (ro.namespace, ro.name, judged.canary, action.value, detail)
     if once in rt.acted:
-        return "skipped:already-done"
+        return "skipped: already done", ro
+    fresh = await rt.kube.get_rollout(ro.namespace, ro.name)
     try:
         if action == Action.ABORT:
-            if is_aborted(ro):
-                rt.acted.add(once)
-                return "skipped:already-aborted"
-            await rt.kube.patch_rollout_status(ro.namespace, ro.name, ABORT_STATUS_PATCH)
+            taken, fresh = await _abort(rt, ro, judged, fresh)
         elif action == Action.PAUSE:
-            if ro.paused or is_aborted(ro):
-                return "skipped:already-paused"
-            await rt.kube.patch_rollout(ro.namespace, ro.name, PAUSE_SPEC_PATCH)
-        elif action == Action.PROMOTE:
-            if is_aborted(ro) or not (is_paused_at_indefinite_step(ro) or is_inconclusive_pause(ro)):
-                return "skipped:not-paused"
-            status_patch, spec_patch = promote_patches(ro)
-            if status_patch:
-                await rt.kube.patch_rollout_status(ro.namespace, ro.name, status_patch)
-            if spec_patch:
-                await rt.kube.patch_rollout(ro.namespace, ro.name, spec_patch)
+            taken = await _pause(rt, ro, judged, fresh, stopping=j.verdict.verdict == VerdictKind.UNHEALTHY)
+        else:
+            taken = await _promote(rt, ro, judged, fresh)
+    except Conflict:
+        return f"{SKIPPED_CHANGED} (the apiserver refused the patch)", fresh or ro
     except SelfHealError as e:
         await _event(rt, ro, ACTION_FAILED, "Warning", f"could not {action.value} revision {ro.revision}: {e}")
         raise
-    rt.acted.add(once)
-    rt.metrics.actions.inc(namespace=ro.namespace, action=action.value)
-    return action.value
+    if taken == action.value:
+        rt.acted.add(once)
+        rt.metrics.actions.inc(namespace=ro.namespace, action=action.value)
+    return taken, fresh or ro
+
+
+async def _abort(rt: Runtime, ro: Rollout, judged: Situation, fresh: Rollout | None) -> tuple[str, Rollout | None]:
+    """Abort the judged revision, wherever it stands now; a 409 is read again and retried a few times."""
+    for _ in range(ABORT_ATTEMPTS):
+        why = refusal_to_stop(judged, fresh)
+        if why is not None or fresh is None:
+            return f"skipped: {why}", fresh
+        if is_aborted(fresh):
+            return "skipped: already aborted", fresh
+        try:
+            await rt.kube.patch_rollout_status(
+                ro.namespace, ro.name, ABORT_STATUS_PATCH, resource_version=fresh.resource_version
+            )
+        except Conflict:
+            fresh = await rt.kube.get_rollout(ro.namespace, ro.name)
+            continue
+        return Action.ABORT.value, fresh
+    raise Conflict(f"abort of {ro.namespace}/{ro.name}: the Rollout kept changing")
+
+
+async def _pause(rt: Runtime, ro: Rollout, judged: Situation, fresh: Rollout | None, *, stopping: bool) -> str:
+    """Pause (``spec.paused``): for an unhealthy verdict, the judged revision wherever it stands; for
+    any other, only the situation that was judged."""
+    why = refusal_to_stop(judged, fresh)
+    if why is not None or fresh is None:
+        return f"skipped: {why}"
+    if fresh.paused or is_aborted(fresh):
+        return "skipped: already " + ("paused" if fresh.paused else "aborted")
+    why = None if stopping else refusal_to_proceed(judged, fresh)
+    if why is not None:
+        return f"skipped: {why}"
+    await rt.kube.patch_rollout(ro.namespace, ro.name, PAUSE_SPEC_PATCH, resource_version=fresh.resource_version)
+    return Action.PAUSE.value
+
+
+async def _promote(rt: Runtime, ro: Rollout, judged: Situation, fresh: Rollout | None) -> str:
+    """Promote the pause that was judged, exactly as `kubectl argo rollouts promote` would.
+
+    The status patch goes first with the checked resourceVersion; a spec patch (never needed: a
+    Rollout paused by hand is not promoted) would carry the version the first one produced, so a
+    change between the two is refused too.
+    """
+    why = refusal_to_proceed(judged, fresh)
+    if why is not None or fresh is None:
+        return f"skipped: {why}"
+    if not (is_paused_at_indefinite_step(fresh) or is_inconclusive_pause(fresh)):
+        return "skipped: not paused at a step selfheal may promote"
+    status_patch, spec_patch = promote_patches(fresh)
+    version = fresh.resource_version
+    if status_patch:
+        updated = await rt.kube.patch_rollout_status(ro.namespace, ro.name, status_patch, resource_version=version)
+        version = str((updated.get("metadata") or {}).get("resourceVersion") or "")
+    if spec_patch:
+        await rt.kube.patch_rollout(ro.namespace, ro.name, spec_patch, resource_version=version)
+    return Action.PROMOTE.value
 
 
 async def _explain(rt: Runtime, ro: Rollout, j: Judgement, trigger: Trigger, taken: str) -> None:
     """Every verdict is an Event on the Rollout: `kubectl describe rollout` answers "why"."""
     v = j.verdict
-    summary = " ".join(v.summary.split())[:300]
-    message = (
+    head = (
         f"{v.verdict} (confidence {v.confidence}, analyzer {v.analyzer}, trigger {trigger.value}, "
-        f"revision {ro.revision}): {summary} Action: {taken}. {j.decision.reason}"
+        f"revision {ro.revision}): "
     )
+    tail = f" Action: {taken}. {j.decision.reason}"
     if j.llm_error:
-        message += f" Analyzer unavailable: {j.llm_error[:200]}"
+        tail += f" Analyzer unavailable: {j.llm_error[:200]}"
+    # The values that decided it come first in the summary: it gets all the room the Event has left.
+    room = max(MIN_EVENT_SUMMARY, MAX_EVENT_MESSAGE - len(head) - len(tail))
+    summary = " ".join(v.summary.split())
+    if len(summary) > room:
+        summary = summary[: room - 1] + "…"
+    message = head + summary + tail
     kind = "Warning" if v.verdict == VerdictKind.UNHEALTHY else "Normal"
     await _event(rt, ro, EVENT_REASONS[v.verdict], kind, message)
 

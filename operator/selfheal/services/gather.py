@@ -129,10 +129,13 @@ async def _read(
                 previous=previous,
             )
         except (PermanentError, TransientError) as e:
-            # One unreadable log (a node gone NotReady, a pod being deleted) must not cost the verdict;
-            # a missing permission (ConfigError) is not swallowed: it says what to grant.
+            # One unreadable log (a node gone NotReady, a pod being deleted) must not cost the other
+            # evidence, but it is recorded: the verdict names it and never calls the canary healthy
+            # on what it could not read. A missing permission (ConfigError) is not swallowed: it
+            # says what to grant.
             log.warning("log of %s/%s container %s unreadable: %s", namespace, pod, container, e)
-            text = ""
+            reason = str(e).strip() or type(e).__name__
+            return PodLog(pod=pod, container=container, previous=previous, error=reason[:300])
     truncated = len(text.encode()) >= logs.limit_bytes or text.count("\n") >= logs.tail_lines
     return PodLog(pod=pod, container=container, previous=previous, text=text, truncated=truncated)
 

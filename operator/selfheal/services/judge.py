@@ -60,7 +60,7 @@ def prepare(evidence: Evidence, analysis: AnalysisSpec) -> tuple[Redactor, LogDi
     """The pure part: the diff, the statistical verdict and the prompt (built whether or not it is sent)."""
     redactor = redactor_for(analysis)
     diff = diff_logs(evidence.log_text(Side.CANARY), evidence.log_text(Side.STABLE), redactor=redactor)
-    statistical = statistical_verdict(evidence, diff)
+    statistical = statistical_verdict(evidence, diff, latency=analysis.latency)
     bundle = build_messages(
         evidence,
         diff,
@@ -98,7 +98,8 @@ async def judge(
                 error = str(e)
             else:
                 kind = Analyzer.A2A if analysis.llm.provider == LLMProvider.A2A else Analyzer.LLM
-                llm = verdict_from_llm(result.verdict, kind, redactor=redactor)
+                # The answer's texts are redacted like the logs: CPU work, off the event loop.
+                llm = await asyncio.to_thread(verdict_from_llm, result.verdict, kind, redactor=redactor)
                 prompt_tokens, completion_tokens = result.prompt_tokens, result.completion_tokens
     elif configured and error is None:
         error = "no analyzer client"

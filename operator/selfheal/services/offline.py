@@ -23,12 +23,20 @@ EXIT_USAGE = 3
 
 
 def load_policy(path: str | None) -> tuple[str, PolicySpec]:
-    """The name and spec of the first SelfHealingPolicy in a YAML file (defaults without a file)."""
+    """The name and spec of the SelfHealingPolicy in a YAML file (defaults without a file)."""
     if path is None:
         return "offline", PolicySpec()
     policy = read_resource(path, "SelfHealingPolicy")
+    metadata = policy.get("metadata")
+    if metadata is None:
+        metadata = {}
+    if not isinstance(metadata, dict):
+        raise ConfigError(f"{path}: metadata must be a mapping, not a {type(metadata).__name__}")
+    name = metadata.get("name", "offline")
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{path}: metadata.name must be a non-empty string, not {type(name).__name__}")
     try:
-        return (policy.get("metadata") or {}).get("name", "offline"), parse_spec(policy.get("spec") or {})
+        return name, parse_spec(policy.get("spec") or {})
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}") from e
 
@@ -141,7 +149,7 @@ def print_human(j: Judgement, out: TextIO) -> None:
         print("redacted:    " + ", ".join(f"{k}={n}" for k, n in sorted(j.redactions.items())), file=out)
 
 
-async def _run(args: argparse.Namespace, out: TextIO) -> int:
+async def _run(args: argparse.Namespace, out: Any) -> int:
     name, spec = load_policy(args.policy)
     spec = apply_flags(spec, args)
     evidence = evidence_from_logs(name, read_log(args.canary_log), read_log(args.stable_log))
@@ -180,8 +188,53 @@ async def _run(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def run_analyze_command(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    """Exit 0, 1 or 2 for a verdict and 3 for any error: a bad file or flag, an unreadable answer, or a
+    fault of our own, which is reported in one line rather than a traceback."""
     try:
-        return asyncio.run(_run(args, out))
+        return asyncio.run(_run(args, _Quiet(out)))
     except ConfigError as e:
         print(f"selfheal analyze: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("selfheal analyze: interrupted", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as e:  # the promise of exit code 3 holds for faults nobody foresaw
+        detail = " ".join(str(e).split())[:300]
+        print(f"selfheal analyze: internal error: {type(e).__name__}: {detail}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+class _Quiet:
+    """Output that goes silent when its reader goes away (``selfheal analyze ... | head -1``)."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._closed = False
+
+    def write(self, text: str) -> int:
+        if self._closed:
+            return len(text)
+        try:
+            return self._out.write(text)
+        except BrokenPipeError:
+            self._silence()
+            return len(text)
+
+    def flush(self) -> None:
+        if self._closed:
+            return
+        try:
+            self._out.flush()
+        except BrokenPipeError:
+            self._silence()
+
+    def _silence(self) -> None:
+        self._closed = True
+        # Point the descriptor at /dev/null, so the interpreter's final flush does not complain.
+        try:
+            fd = self._out.fileno()
+        except (AttributeError, OSError, ValueError):
+            return
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+        os.close(devnull)

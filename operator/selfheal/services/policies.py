@@ -35,6 +35,8 @@ class Readiness:
 
 def parse_spec(spec: Mapping[str, Any]) -> PolicySpec:
     """The policy spec as a model; a ConfigError names every invalid field."""
+    if not isinstance(spec, Mapping):
+        raise ConfigError(f"invalid policy: spec must be a mapping, not a {type(spec).__name__}")
     try:
         return PolicySpec.model_validate(dict(spec))
     except ValidationError as e:

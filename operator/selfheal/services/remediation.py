@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Awaitable
@@ -355,14 +356,19 @@ async def _guarded(t: _Ticket, work: Awaitable[None], now: datetime) -> Exceptio
     return None
 
 
-def _context(t: _Ticket, gh: GitHubSpec, policy: PolicyRef | None) -> IssueContext:
+async def _context(t: _Ticket, gh: GitHubSpec, policy: PolicyRef | None) -> IssueContext:
+    """What an issue or comment says, redacted once more: CPU work, so off the event loop."""
     redaction = policy.spec.analysis.redaction if policy is not None else None
     redactor = Redactor(
         [(p.name, p.regex) for p in redaction.patterns] if redaction else [],
         builtins=redaction.builtins if redaction else True,
     )
-    return lifecycle.issue_context(
-        t.with_status(), redactor.redact, repository=gh.repository, base_branch=gh.agent.base_branch
+    return await asyncio.to_thread(
+        lifecycle.issue_context,
+        t.with_status(),
+        redactor.redact,
+        repository=gh.repository,
+        base_branch=gh.agent.base_branch,
     )
 
 
@@ -393,7 +399,7 @@ async def _open_issue(t: _Ticket, client: GitHubPort, gh: GitHubSpec, policy: Po
             found = await client.update_issue(found.number, state="open")
         reason, verb, commented = Reason.ISSUE_FOUND, "found", 0
     else:
-        rendered = render_issue(_context(t, gh, policy))
+        rendered = render_issue(await _context(t, gh, policy))
         found = await client.create_issue(rendered.title, f"{rendered.body}\n{mine}", labels=list(gh.labels))
         _fault_point("issue-created")
         reason, verb, commented = Reason.ISSUE_CREATED, "created", max(t.status.occurrences, 1)
@@ -491,7 +497,7 @@ async def _comment_occurrences(
     )
     issue.commented_occurrences = commented
     if post:
-        body = render_occurrence_comment(_context(t, gh, policy), now)
+        body = render_occurrence_comment(await _context(t, gh, policy), now)
         await client.comment(issue.number, f"{body}\n\n{lifecycle.occurrence_marker(t.name, t.status.occurrences)}")
         issue.commented_occurrences = t.status.occurrences
         issue.last_comment_at = now
@@ -579,7 +585,7 @@ async def _follow_regression(
     assert number is not None
     await client.update_issue(number, state="open")
     await client.comment(
-        number, render_regressed_comment(_context(t, gh, policy), v.revision, v.pod_template_hash, now)
+        number, render_regressed_comment(await _context(t, gh, policy), v.revision, v.pod_template_hash, now)
     )
     await _hand_over(t, client, gh, now, again=True)
     t.issue.state = IssueState.OPEN
@@ -596,7 +602,7 @@ async def _report(t: _Ticket, client: GitHubPort, gh: GitHubSpec, policy: Policy
     number = t.issue.number
     if v is None or v.state != VerificationState.PASSED or v.reported or not number:
         return
-    text = render_verified_comment(_context(t, gh, policy), v.revision, v.pod_template_hash)
+    text = render_verified_comment(await _context(t, gh, policy), v.revision, v.pod_template_hash)
     if not gh.verification.close_issue:
         text = text.replace(" Closing this issue.", "")
     await client.comment(number, text)

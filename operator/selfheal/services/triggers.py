@@ -19,6 +19,7 @@ from selfheal.domain.argo import (
     stable_hash,
 )
 from selfheal.domain.ticket import ticket_name
+from selfheal.domain.verdict import VerdictKind
 from selfheal.errors import SelfHealError
 from selfheal.services.analysis import Outcome, Trigger, analyze, look_at_logs
 from selfheal.services.policies import PolicyRef, choose_policy, policies_for
@@ -34,8 +35,9 @@ def governing_policy(ro: Rollout, policies: Iterable[PolicyRef]) -> PolicyRef | 
 async def on_rollout(rt: Runtime, ro: Rollout, policies: Iterable[PolicyRef]) -> Outcome | None:
     """A Rollout changed (or the policy ticked): decide at an indefinite or inconclusive-analysis pause.
 
-    Each pause is judged once; an inconclusive judgement (too little evidence yet) is judged again
-    after the policy's log-watch interval, so a pause reached early gets its verdict when there is data.
+    Each pause is judged once; an inconclusive judgement (too little evidence yet), or one made without
+    the analyzer, is judged again after the policy's log-watch interval, so a pause reached early gets
+    its verdict when there is data. A judgement the Rollout outran before it could act is not kept.
     """
     rt.forget_revisions(
         ro.namespace, ro.name, {h for h in (canary_hash(ro), stable_hash(ro), ro.status.current_pod_hash) if h}
@@ -56,8 +58,10 @@ async def on_rollout(rt: Runtime, ro: Rollout, policies: Iterable[PolicyRef]) ->
     if not rt.due(key, policy.spec.triggers.log_watch.interval_seconds * rt.config.log_watch_scale, now):
         return None
     outcome = await analyze(rt, policy, ro, trigger)
-    if outcome is not None:
-        rt.judged[key] = (outcome.judgement.verdict.verdict, now)
+    if outcome is not None and not outcome.superseded:  # a pause that changed meanwhile is judged again
+        # Judged without the analyzer it was meant to have: asked again after the interval, like an unsure one.
+        unheard = outcome.judgement.llm_error is not None
+        rt.judged[key] = (VerdictKind.INCONCLUSIVE if unheard else outcome.judgement.verdict.verdict, now)
     return outcome
 
 
@@ -95,7 +99,11 @@ def governed(
     """The Rollouts (model and body) for which ``policy`` is the one that decides."""
     all_policies = list(policies)
     for entry in rollouts:
-        ro = Rollout.from_obj(entry["body"])
+        try:
+            ro = Rollout.from_obj(entry["body"])
+        except Exception:  # a Rollout we cannot read must not hide the others
+            log.exception("a Rollout of policy %s/%s cannot be read; skipped", policy.namespace, policy.name)
+            continue
         chosen = governing_policy(ro, all_policies)
         if chosen is not None and chosen.name == policy.name:
             yield ro, entry["body"]
@@ -118,6 +126,8 @@ async def sweep(
             await on_rollout(rt, ro, all_policies)
         except SelfHealError as e:  # one Rollout's trouble must not hold up the others
             log.warning("catch-up for %s/%s deferred: %s", ro.namespace, ro.name, e)
+        except Exception:  # nor may a fault of ours: it is logged whole, and the next Rollout is looked at
+            log.exception("catch-up for %s/%s failed unexpectedly", ro.namespace, ro.name)
 
 
 async def watch_logs(
@@ -140,6 +150,9 @@ async def watch_logs(
             outcome = await look_at_logs(rt, policy, ro)
         except SelfHealError as e:  # one Rollout's trouble must not hold up the others
             log.warning("log watch of %s/%s deferred: %s", ro.namespace, ro.name, e)
+            continue
+        except Exception:  # nor may a fault of ours: it is logged whole, and the next Rollout is looked at
+            log.exception("log watch of %s/%s failed unexpectedly", ro.namespace, ro.name)
             continue
         if outcome is not None:
             outcomes.append(outcome)

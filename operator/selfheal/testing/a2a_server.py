@@ -229,6 +229,11 @@ class A2AAgentStandIn(LoopbackServer):
         with self._lock:
             self._faults.append(Fault("http_error", times, status))
 
+    def redirect(self, location: str, status: int = 307, times: int | None = None) -> None:
+        """Answer message/send with a redirect to ``location``, as a moved agent or a proxy would."""
+        with self._lock:
+            self._faults.append(Fault("redirect", times, (status, location)))
+
     def reset(self) -> None:
         """Back to the default healthy Message answer, no faults, no recorded requests (stays up or down)."""
         with self._lock:
@@ -406,6 +411,10 @@ class A2AAgentStandIn(LoopbackServer):
         http = self._take_fault(("http_error",))
         if http is not None:
             return web.json_response({"error": "upstream unavailable"}, status=http.detail)
+        moved = self._take_fault(("redirect",))
+        if moved is not None:
+            status, location = moved.detail
+            return web.Response(status=status, headers={"Location": location})
         rpc = self._take_fault(("rpc_error",))
         if rpc is not None:
             code, text = rpc.detail

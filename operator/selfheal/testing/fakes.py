@@ -21,7 +21,7 @@ from selfheal.adapters.github import Comment, Issue, Label, PullRequest, Reposit
 from selfheal.domain.argo import POD_HASH_LABEL, AnalysisRun, Rollout
 from selfheal.domain.evidence import EventRecord
 from selfheal.domain.prompt import LLMVerdict, PromptBundle
-from selfheal.errors import AnalyzerUnavailable, ConfigError, PermanentError, SelfHealError
+from selfheal.errors import AnalyzerUnavailable, ConfigError, Conflict, PermanentError, SelfHealError
 from selfheal.services.judge import AnalyzerClient
 from selfheal.services.ports import GitHubPort, KubePort
 
@@ -90,8 +90,13 @@ class FakeKube:
     # -- test set-up -------------------------------------------------------------------------------
 
     def put_rollout(self, obj: Mapping[str, Any]) -> None:
-        meta = obj["metadata"]
-        self.rollouts[(meta["namespace"], meta["name"])] = copy.deepcopy(dict(obj))
+        """Store (or replace, as a controller or a human would) a Rollout; each write is a new version."""
+        stored = copy.deepcopy(dict(obj))
+        meta = stored.setdefault("metadata", {})
+        previous = self.rollouts.get((meta["namespace"], meta["name"]))
+        version = int(((previous or {}).get("metadata") or {}).get("resourceVersion") or 0)
+        meta["resourceVersion"] = str(version + 1)
+        self.rollouts[(meta["namespace"], meta["name"])] = stored
 
     def rollout(self, namespace: str, name: str) -> Rollout:
         return Rollout.from_obj(self.rollouts[(namespace, name)])
@@ -116,19 +121,35 @@ class FakeKube:
         obj = await self.get_rollout_obj(namespace, name)
         return Rollout.from_obj(obj) if obj is not None else None
 
-    def _patch_rollout(self, target: str, namespace: str, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    def _patch_rollout(
+        self, target: str, namespace: str, name: str, body: Mapping[str, Any], resource_version: str | None
+    ) -> dict[str, Any]:
+        """A JSON merge patch with the apiserver's optimistic concurrency: a stale ``resource_version`` is refused."""
         self._called(f"patch_{target.replace('/', '_')}")
         if (namespace, name) not in self.rollouts:
             raise PermanentError(f"rollouts.argoproj.io {namespace}/{name} not found")
+        current = self.rollouts[(namespace, name)]
+        meta = current.setdefault("metadata", {})
+        stored = str(meta.get("resourceVersion") or "")
+        if resource_version is not None and resource_version != stored:
+            raise Conflict(
+                f"rollouts.argoproj.io {namespace}/{name} changed: version {resource_version} is not {stored}"
+            )
         self.patches.append(SentPatch(target, namespace, name, copy.deepcopy(dict(body))))
-        self.rollouts[(namespace, name)] = merge_patch(self.rollouts[(namespace, name)], body)
-        return copy.deepcopy(self.rollouts[(namespace, name)])
+        patched = merge_patch(current, body)
+        patched.setdefault("metadata", {})["resourceVersion"] = str(int(stored or 0) + 1)
+        self.rollouts[(namespace, name)] = patched
+        return copy.deepcopy(patched)
 
-    async def patch_rollout_status(self, namespace: str, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        return self._patch_rollout("rollout/status", namespace, name, body)
+    async def patch_rollout_status(
+        self, namespace: str, name: str, body: Mapping[str, Any], *, resource_version: str | None = None
+    ) -> dict[str, Any]:
+        return self._patch_rollout("rollout/status", namespace, name, body, resource_version)
 
-    async def patch_rollout(self, namespace: str, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        return self._patch_rollout("rollout", namespace, name, body)
+    async def patch_rollout(
+        self, namespace: str, name: str, body: Mapping[str, Any], *, resource_version: str | None = None
+    ) -> dict[str, Any]:
+        return self._patch_rollout("rollout", namespace, name, body, resource_version)
 
     async def list_analysis_runs(
         self, namespace: str, rollout_uid: str, *, label_selector: str | None = None

@@ -177,6 +177,9 @@ class GitHubStandIn(LoopbackServer):
         # faults
         self._fail: list[int] = []
         self._secondary: list[tuple[int, int]] = []
+        self._redirect: list[tuple[int, str]] = []
+        # Where Link headers point (None: this server); another host's URL reproduces a hostile proxy.
+        self.page_link_base: str | None = None
         self._drop = 0
         self._token_valid = True
         # log
@@ -196,6 +199,11 @@ class GitHubStandIn(LoopbackServer):
         """The next ``n`` requests answer ``status`` (500 by default; any code works) without doing anything."""
         with self._lock:
             self._fail += [status] * n
+
+    def redirect_next(self, location: str, status: int = 307, n: int = 1) -> None:
+        """The next ``n`` requests answer a redirect to ``location`` without doing anything."""
+        with self._lock:
+            self._redirect += [(status, location)] * n
 
     def rate_limit_next(self, retry_after: int = 7, status: int = 429, n: int = 1) -> None:
         """The next ``n`` requests hit a secondary rate limit: ``status`` with ``Retry-After``."""
@@ -784,6 +792,9 @@ class GitHubStandIn(LoopbackServer):
 
     def _answer(self, request: web.Request, path: str, raw: bytes) -> tuple[int, Any, dict[str, str]]:
         with self._lock:
+            if self._redirect:
+                status, location = self._redirect.pop(0)
+                return status, {"message": "Moved", "url": location}, {"Location": location}
             if self._fail:
                 status = self._fail.pop(0)
                 return (
@@ -933,7 +944,7 @@ class GitHubStandIn(LoopbackServer):
         links = []
 
         def link(number: int, rel: str) -> str:
-            return f'<{self.api_url}{path}?{urlencode({**query, "page": number})}>; rel="{rel}"'
+            return f'<{self.page_link_base or self.api_url}{path}?{urlencode({**query, "page": number})}>; rel="{rel}"'
 
         if page > 1:
             links += [link(min(page - 1, last), "prev")]

@@ -31,6 +31,7 @@ class TestKubelet:
 
     def __init__(self, cert_file: str, key_file: str) -> None:
         self._streams: dict[tuple[str, str, str, bool], _Stream] = {}
+        self._failing: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
         self.port = free_port()
         self.requests: list[str] = []
@@ -107,6 +108,11 @@ class TestKubelet:
             current = self._streams.pop((namespace, pod, container, False), _Stream())
             self._streams[(namespace, pod, container, True)] = current
 
+    def fail_reads(self, namespace: str, pod: str, status: int = 503) -> None:
+        """Answer every log read of the pod with ``status``, as a kubelet under load or going away does."""
+        with self._lock:
+            self._failing[(namespace, pod)] = status
+
     def forget(self, namespace: str, pod: str) -> None:
         with self._lock:
             for key in [k for k in self._streams if k[0] == namespace and k[1] == pod]:
@@ -132,6 +138,10 @@ class TestKubelet:
         with self._lock:
             stream = self._streams.get((namespace, pod, container, previous))
             lines = list(stream.lines) if stream else None
+            failing = self._failing.get((namespace, pod))
+        if failing is not None:
+            self._reply(request, failing, f"the kubelet cannot serve the log of {pod}/{container} right now")
+            return
         if lines is None:
             if previous:
                 self._reply(request, 400, f'previous terminated container "{container}" in pod "{pod}" not found')

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -215,7 +216,8 @@ class OpenAIStandIn(LoopbackServer):
     """``with OpenAIStandIn() as llm:`` serves ``POST {llm.base_url}/chat/completions``.
 
     By default every request gets the same healthy verdict. Script it with `respond`,
-    `respond_with`, and the faults `down`, `slow`, `malformed`, `http_error`, `no_json_schema`;
+    `respond_with`, and the faults `down`, `slow`, `drip`, `malformed`, `http_error`, `no_json_schema`;
+    `hold` keeps answers back until `release`, so a test can act while an analysis waits;
     `imitate` makes it treat ``response_format`` as another server does (llama.cpp, Ollama, vLLM, ...).
     Every parsed request body is kept in ``requests`` (headers in ``request_headers``).
     Safe to use from tests and from an operator running in another process.
@@ -235,6 +237,8 @@ class OpenAIStandIn(LoopbackServer):
         self._responder: Responder | None = None
         self._no_json_schema = False
         self._server = SERVERS["openai"]
+        self._gate: asyncio.Event | None = None
+        self._held = 0
 
     @property
     def base_url(self) -> str:
@@ -273,6 +277,25 @@ class OpenAIStandIn(LoopbackServer):
         with self._lock:
             self._faults.append(Fault("malformed", times, kind))
 
+    def raw(
+        self,
+        body: bytes | str,
+        *,
+        content_type: str = "application/json",
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+        times: int | None = None,
+    ) -> None:
+        """Answer with exactly these bytes: a body no real endpoint should send (HTML, an event stream,
+        a JSON array, a huge body), or a redirect (``status`` 3xx with a ``Location`` header)."""
+        data = body.encode() if isinstance(body, str) else body
+        with self._lock:
+            self._faults.append(Fault("raw", times, (status, content_type, data, dict(headers or {}))))
+
+    def redirect(self, location: str, status: int = 307, times: int | None = None) -> None:
+        """Answer with a redirect to ``location``, as a proxy or a moved endpoint would."""
+        self.raw(b"", content_type="text/plain", status=status, headers={"Location": location}, times=times)
+
     def http_error(
         self,
         status: int = 500,
@@ -285,6 +308,47 @@ class OpenAIStandIn(LoopbackServer):
         headers = {"retry-after-ms": str(int(retry_after * 1000))} if retry_after is not None else {}
         with self._lock:
             self._faults.append(Fault("http_error", times, ErrorReply(status, message, code=code, headers=headers)))
+
+    def hold(self) -> None:
+        """Keep every answer back, from now until `release`; ``held`` counts the requests waiting."""
+        self._call(self._set_gate(False))
+
+    def release(self) -> None:
+        """Let the held requests (and all later ones) be answered."""
+        self._call(self._set_gate(True))
+
+    @property
+    def held(self) -> int:
+        with self._lock:
+            return self._held
+
+    async def _init_loop_state(self) -> None:
+        await super()._init_loop_state()
+        self._gate = asyncio.Event()
+        self._gate.set()
+
+    async def _set_gate(self, open_: bool) -> None:
+        assert self._gate is not None
+        if open_:
+            self._gate.set()
+        else:
+            self._gate.clear()
+
+    async def _wait_at_gate(self) -> None:
+        """Wait while answers are held, or until the server goes down."""
+        assert self._gate is not None and self._stopping is not None
+        if self._gate.is_set():
+            return
+        with self._lock:
+            self._held += 1
+        try:
+            gate, stopping = asyncio.ensure_future(self._gate.wait()), asyncio.ensure_future(self._stopping.wait())
+            _, pending = await asyncio.wait({gate, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            for task in pending:
+                task.cancel()
+        finally:
+            with self._lock:
+                self._held -= 1
 
     def no_json_schema(self, enabled: bool = True) -> None:
         """Reject ``response_format`` of type ``json_schema`` with 400, like endpoints without structured output."""
@@ -299,7 +363,9 @@ class OpenAIStandIn(LoopbackServer):
             self._server = SERVERS[server]
 
     def reset(self) -> None:
-        """Back to the default healthy answer, no faults, no recorded requests (stays up or down)."""
+        """Back to the default healthy answer, no faults, no held answers, no recorded requests (stays up or down)."""
+        if self._loop is not None:
+            self.release()
         with self._lock:
             self._answer = verdict_content()
             self._responder = None
@@ -374,6 +440,7 @@ class OpenAIStandIn(LoopbackServer):
             return ErrorReply(400, "'messages' must be a non-empty array", param="messages").response()
         if body.get("stream"):
             return ErrorReply(400, "streaming is not supported by the stand-in", param="stream").response()
+        await self._wait_at_gate()
         await self._pause()
         response_format = body.get("response_format")
         with self._lock:
@@ -387,9 +454,12 @@ class OpenAIStandIn(LoopbackServer):
         refusal = server.refuse(body)
         if refusal is not None:
             return refusal.response()
-        fault = self._take_fault()
+        fault = self._take_fault(("http_error", "raw", "malformed"))
         if fault is not None and fault.kind == "http_error" and fault.detail is not None:
             return fault.detail.response()
+        if fault is not None and fault.kind == "raw":
+            status, content_type, data, headers = fault.detail
+            return web.Response(status=status, body=data, headers={"Content-Type": content_type, **headers})
         if fault is not None and fault.kind == "malformed":
             content = {
                 "not_json": "I think the canary looks fine, promote it!",

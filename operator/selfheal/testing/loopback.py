@@ -25,9 +25,9 @@ class LoopbackServer:
     """Serves the routes a subclass adds in `_add_routes` on ``host:port`` from a thread of its own.
 
     ``start``/``stop`` (or ``with``) run the thread; ``down`` drops the listener and its connections
-    and ``up`` listens again on the same port. Scripted faults (`Fault`, taken with `_take_fault`) and
-    the delay of `slow` (waited out with `_pause`) are kept under ``_lock``, so tests may script them
-    from any thread while the loop serves.
+    and ``up`` listens again on the same port. Scripted faults (`Fault`, taken with `_take_fault`),
+    the delay of `slow` (waited out with `_pause`) and the byte-by-byte answers of `drip` are kept
+    under ``_lock``, so tests may script them from any thread while the loop serves.
     """
 
     thread_name = "loopback-server"
@@ -115,7 +115,7 @@ class LoopbackServer:
             return
         assert self._stopping is not None
         self._stopping.clear()
-        app = web.Application(client_max_size=self.client_max_size)
+        app = web.Application(client_max_size=self.client_max_size, middlewares=[self._dripping])
         self._add_routes(app.router)
         runner = web.AppRunner(app, shutdown_timeout=1.0, access_log=None)
         await runner.setup()
@@ -143,6 +143,14 @@ class LoopbackServer:
         """Wait ``seconds`` before answering (the next ``times`` requests, or all; 0 to stop)."""
         with self._lock:
             self._delay, self._delay_times = seconds, times
+
+    def drip(self, seconds_per_byte: float, times: int | None = None) -> None:
+        """Send the body of the next ``times`` answers (or all) one byte every ``seconds_per_byte``:
+        headers at once, then a trickle that no per-read timeout ever catches."""
+        with self._lock:
+            self._faults = [f for f in self._faults if f.kind != "drip"]
+            if seconds_per_byte > 0:
+                self._faults.append(Fault("drip", times, seconds_per_byte))
 
     def _clear_faults(self) -> None:
         with self._lock:
@@ -172,6 +180,31 @@ class LoopbackServer:
                 self._delay_times -= 1
                 return self._delay
             return 0.0
+
+    @web.middleware
+    async def _dripping(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        response = await handler(request)
+        if not isinstance(response, web.Response) or not isinstance(response.body, bytes):
+            return response
+        fault = self._take_fault(("drip",))
+        if fault is None:
+            return response
+        body = response.body
+        trickle = web.StreamResponse(status=response.status, reason=response.reason)
+        trickle.headers.update({k: v for k, v in response.headers.items() if k.lower() != "content-length"})
+        trickle.content_length = len(body)
+        await trickle.prepare(request)
+        assert self._stopping is not None
+        try:
+            for i in range(len(body)):
+                await trickle.write(body[i : i + 1])
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), timeout=fault.detail)
+                if self._stopping.is_set():
+                    break
+        except ConnectionError:
+            pass  # the client gave up waiting
+        return trickle
 
     async def _pause(self) -> None:
         """Wait out the delay `slow` scripted for this request, or less if the server goes down meanwhile."""

@@ -39,9 +39,12 @@ def render_chart(*values: str, namespace: str = "selfheal-system", release: str 
 
 
 def chart_cluster_rules() -> list[dict[str, Any]]:
-    """The rules of the chart's ClusterRole: what the operator is allowed to do in a cluster."""
-    role = next(d for d in render_chart() if d["kind"] == "ClusterRole")
-    return role["rules"]
+    """The rules of the chart's ClusterRoles, the operator's and its Secret reading: what the operator is
+    allowed to do where it governs."""
+    roles = [
+        d for d in render_chart() if d["kind"] == "ClusterRole" and not d["metadata"]["name"].endswith("-discovery")
+    ]
+    return [rule for role in roles for rule in role["rules"]]
 
 
 class OperatorProcess:

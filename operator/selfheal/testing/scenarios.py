@@ -6,7 +6,7 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
-from selfheal.testing.rest import KubeREST
+from selfheal.testing.rest import ApiError, KubeREST
 
 GROUP = "/apis/argoproj.io/v1alpha1"
 DEMO_IMAGE = "argoproj/rollouts-demo"
@@ -197,17 +197,28 @@ def get_rollout(client: KubeREST, namespace: str, name: str) -> dict:
     return client.get(rollout_path(namespace, name))
 
 
+# How often `set image` tries again when the Rollout changed between its GET and its PUT (409).
+SET_IMAGE_ATTEMPTS = 5
+
+
 def set_image(client: KubeREST, namespace: str, rollout: str, image: str, container: str = "*") -> dict:
-    """``kubectl argo rollouts set image``: GET, change the image(s), full PUT of the object."""
+    """``kubectl argo rollouts set image``: GET, change the image(s), full PUT of the object; a conflict
+    (the controller wrote in between) starts over, up to five attempts, as the CLI does."""
     if "/" not in image and ":" not in image:
         image = f"{DEMO_IMAGE}:{image}"
-    obj = get_rollout(client, namespace, rollout)
-    spec = obj["spec"]["template"]["spec"]
-    for kind in ("initContainers", "containers", "ephemeralContainers"):
-        for c in spec.get(kind) or []:
-            if container in ("*", c["name"]):
-                c["image"] = image
-    return client.put(rollout_path(namespace, rollout), obj)
+    for attempt in range(1, SET_IMAGE_ATTEMPTS + 1):
+        obj = get_rollout(client, namespace, rollout)
+        spec = obj["spec"]["template"]["spec"]
+        for kind in ("initContainers", "containers", "ephemeralContainers"):
+            for c in spec.get(kind) or []:
+                if container in ("*", c["name"]):
+                    c["image"] = image
+        try:
+            return client.put(rollout_path(namespace, rollout), obj)
+        except ApiError as e:
+            if e.status != 409 or attempt == SET_IMAGE_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
 
 
 def abort(client: KubeREST, namespace: str, rollout: str) -> dict:
@@ -232,7 +243,7 @@ def promote(client: KubeREST, namespace: str, rollout: str, full: bool = False) 
     index = status.get("currentStepIndex") or 0
     following = min(index + 1, len(steps))
     spec_patch = {"spec": {"paused": False}} if spec.get("paused") else None
-    status_patch: dict[str, Any] | None = None
+    status_patch: dict[str, dict[str, Any]] | None = None
     if full:
         if status.get("currentPodHash") != status.get("stableRS"):
             status_patch = {"status": {"promoteFull": True}}

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -212,17 +212,48 @@ async def test_missing_key_is_unavailable_and_says_so(agent: A2AAgentStandIn) ->
     assert "Authorization" not in agent.request_headers[-1]
 
 
-async def test_slow_beyond_timeout_is_unavailable_in_bounded_time(agent: A2AAgentStandIn) -> None:
-    agent.slow(3.0)
-    c = make_client(agent, timeout=0.5, max_retries=2)
+WHOLE_CALL = r"no valid verdict within {:g}s \(the timeout bounds the whole call"
+
+
+@pytest.mark.parametrize(
+    ("script", "seconds", "match", "sends"),
+    [
+        (lambda agent: agent.slow(3.0), 0.5, r"within 0.5s", {1}),
+        # Every read gets its byte in time, so no per-read timeout fires.
+        (lambda agent: agent.drip(1.0), 3, WHOLE_CALL.format(3), {1}),
+        # Three slow malformed answers would take 2.4 s.
+        (lambda agent: (agent.slow(0.8), agent.malformed(kind="not_json")), 1.5, WHOLE_CALL.format(1.5), {1, 2}),
+    ],
+    ids=["slow", "dripping", "validation-retries"],
+)
+async def test_the_timeout_bounds_the_whole_call(
+    agent: A2AAgentStandIn, script: Callable[[A2AAgentStandIn], object], seconds: float, match: str, sends: set[int]
+) -> None:
+    c = make_client(agent, timeout=seconds, max_retries=2)
+    try:
+        await c.agent_card()
+        script(agent)
+        start = time.monotonic()
+        with pytest.raises(AnalyzerUnavailable, match=match):
+            await c.judge(BUNDLE)
+        elapsed = time.monotonic() - start
+    finally:
+        await c.aclose()
+    assert elapsed < seconds * 3
+    assert len(agent.sends) in sends
+
+
+async def test_a_dripping_agent_card_counts_against_the_timeout(agent: A2AAgentStandIn) -> None:
+    agent.drip(1.0)
+    c = make_client(agent, timeout=2)
     start = time.monotonic()
     try:
-        with pytest.raises(AnalyzerUnavailable, match=r"did not answer within 0.5s"):
+        with pytest.raises(AnalyzerUnavailable, match=WHOLE_CALL.format(2)):
             await c.judge(BUNDLE)
     finally:
         await c.aclose()
-    assert time.monotonic() - start < 2.5
-    assert len(agent.sends) == 1
+    assert time.monotonic() - start < 2 * 3
+    assert agent.sends == []
 
 
 async def test_down_is_unavailable_after_bounded_retries(agent: A2AAgentStandIn) -> None:

@@ -7,8 +7,9 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
@@ -147,31 +148,63 @@ async def test_out_of_range_answer_is_not_a_verdict(llm: OpenAIStandIn, client: 
         await client.judge(BUNDLE)
 
 
-async def test_slow_beyond_timeout_is_unavailable_in_bounded_time(llm: OpenAIStandIn) -> None:
-    llm.slow(10)
-    client = make_client(llm, timeout=0.5, max_retries=1)
+async def unavailable_after(llm: OpenAIStandIn, match: str, **options: Any) -> float:
+    """Seconds until a new client's `judge` gives up with `AnalyzerUnavailable` matching ``match``."""
+    client = make_client(llm, **options)
     started = time.monotonic()
     try:
-        with pytest.raises(AnalyzerUnavailable, match=r"did not answer within 0.5s"):
+        with pytest.raises(AnalyzerUnavailable, match=match):
             await client.judge(BUNDLE)
     finally:
         await client.aclose()
-    elapsed = time.monotonic() - started
-    # Two tries of 0.5 s and one short backoff, nowhere near the 10 s the server would take.
-    assert elapsed < 4.0
-    assert len(llm.requests) == 2
+    return time.monotonic() - started
+
+
+WHOLE_CALL = r"no valid verdict within {:g}s \(the timeout bounds the whole call"
+
+
+@pytest.mark.parametrize(
+    ("script", "seconds", "max_retries", "match", "requests"),
+    [
+        # Far slower than the timeout: no room is left for the SDK's retry.
+        (lambda llm: llm.slow(10), 0.5, 1, r"within 0.5s", {1}),
+        # Every read gets its byte in time, so no per-read timeout fires; the answer would take ten minutes.
+        (lambda llm: llm.drip(1.0), 3, 2, WHOLE_CALL.format(3), {1}),
+        # Three slow malformed answers would take 2.4 s.
+        (lambda llm: (llm.slow(0.8), llm.malformed(kind="not_json")), 1.5, 0, WHOLE_CALL.format(1.5), {1, 2}),
+        # Five SDK retries, each told to wait 0.6 s by the server, would take over 3 s.
+        (lambda llm: llm.http_error(503, retry_after=0.6), 1.5, 5, WHOLE_CALL.format(1.5), {1, 2, 3}),
+    ],
+    ids=["slow", "dripping", "validation-retries", "sdk-retries"],
+)
+async def test_the_timeout_bounds_the_whole_call(
+    llm: OpenAIStandIn,
+    script: Callable[[OpenAIStandIn], object],
+    seconds: float,
+    max_retries: int,
+    match: str,
+    requests: set[int],
+) -> None:
+    script(llm)
+    elapsed = await unavailable_after(llm, match, timeout=seconds, max_retries=max_retries)
+    assert elapsed < seconds * 3
+    assert len(llm.requests) in requests
+
+
+async def test_an_answer_dripping_within_the_timeout_is_accepted(llm: OpenAIStandIn) -> None:
+    llm.respond(verdict="unhealthy", confidence=81, summary="slowly said")
+    llm.drip(0.002)
+    client = make_client(llm, timeout=10)
+    try:
+        result = await client.judge(BUNDLE)
+    finally:
+        await client.aclose()
+    assert (result.verdict.verdict, result.verdict.summary) == ("unhealthy", "slowly said")
 
 
 async def test_server_down_is_unavailable(llm: OpenAIStandIn) -> None:
     llm.down()
-    client = make_client(llm, timeout=2, max_retries=1)
-    started = time.monotonic()
-    try:
-        with pytest.raises(AnalyzerUnavailable, match="cannot connect"):
-            await client.judge(BUNDLE)
-    finally:
-        await client.aclose()
-    assert time.monotonic() - started < 5
+    assert await unavailable_after(llm, "cannot connect", timeout=2, max_retries=1) < 5
     assert llm.requests == []
 
 
@@ -274,6 +307,33 @@ def test_parse_answer_rejects_non_objects() -> None:
             parse_answer(bad)
     ok = parse_answer(json.dumps(verdict_content()))
     assert ok.verdict == "healthy"
+
+
+def test_stand_in_holds_answers_until_released_and_drips_them() -> None:
+    """What the tests of a slow analysis rely on: a request waits at the gate, then trickles in."""
+    import concurrent.futures
+
+    request = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    with OpenAIStandIn() as llm, httpx.Client(base_url=llm.base_url, timeout=10) as http:
+        llm.hold()
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            answer = pool.submit(http.post, "/chat/completions", json=request)
+            http.get("/models")  # other routes are not held
+            deadline = time.monotonic() + 10
+            while llm.held < 1 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert llm.held == 1 and not answer.done()
+            llm.release()
+            assert answer.result(timeout=10).json()["object"] == "chat.completion"
+        assert llm.held == 0
+
+        llm.drip(0.002, times=1)
+        started = time.monotonic()
+        r = http.post("/chat/completions", json=request)
+        assert r.json()["object"] == "chat.completion"
+        assert int(r.headers["content-length"]) == len(r.content)
+        assert time.monotonic() - started >= len(r.content) * 0.002
+        assert http.post("/chat/completions", json=request).json()["object"] == "chat.completion"
 
 
 def test_stand_in_speaks_the_wire_protocol() -> None:

@@ -583,3 +583,24 @@ def test_failed_metrics_with_values_and_messages() -> None:
     assert metrics[0].analysis_run == "web-new5c4-7-2"
     assert metrics[1].message == 'Get "http://x": connection refused'
     assert metrics[1].values == []
+
+
+def test_version_and_template_digest_are_read() -> None:
+    obj: dict[str, Any] = {
+        "metadata": {"name": "web", "resourceVersion": "4711"},
+        "spec": {
+            "template": {"metadata": {"labels": {"a": "1", "b": "2"}}, "spec": {"containers": [{"image": "x:1"}]}}
+        },
+    }
+    ro = Rollout.from_obj(obj)
+    assert ro.resource_version == "4711"
+    reordered = json.loads(json.dumps(obj))
+    reordered["spec"]["template"]["metadata"]["labels"] = {"b": "2", "a": "1"}
+    assert Rollout.from_obj(reordered).template_digest == ro.template_digest
+    reordered["spec"]["template"]["spec"]["containers"][0]["image"] = "x:2"
+    assert Rollout.from_obj(reordered).template_digest != ro.template_digest
+
+
+def test_null_flags_in_status_read_as_false() -> None:
+    ro = rollout({"abort": None, "controllerPause": None, "promoteFull": None})
+    assert (ro.status.abort, ro.status.controller_pause, ro.status.promote_full) == (False, False, False)

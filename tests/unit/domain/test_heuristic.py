@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 
 from selfheal.domain.evidence import ContainerState, EventRecord, Evidence, FailedMetric, PodEvidence, PodLog, Side
 from selfheal.domain.heuristic import statistical_verdict
 from selfheal.domain.logdiff import diff_logs
+from selfheal.domain.policy import LatencySpec
 from selfheal.domain.verdict import Analyzer, Verdict, VerdictKind
 
 COLORS = ["red", "orange", "yellow", "green", "blue", "purple"]
@@ -119,20 +121,22 @@ def test_panic_with_color_red_every_request_panics() -> None:
     assert v.verdict == VerdictKind.UNHEALTHY and v.hard_evidence
 
 
-def test_bad_image_with_85_percent_500s_is_unhealthy() -> None:
+def test_bad_image_with_85_percent_500s_is_unhealthy_with_hard_evidence() -> None:
     v = judge(demo_log(800, color="green", error_rate=0.85, seed=5), demo_log(800, color="green", seed=6))
     assert v.verdict == VerdictKind.UNHEALTHY
     assert v.confidence >= 90
-    assert not v.hard_evidence  # log statistics, not a crash: an LLM may weigh in
-    assert v.evidence_refs and v.evidence_refs[0].startswith("T")
-    assert "500" in v.summary
+    assert v.hard_evidence  # a 5xx share users see: no LLM may overrule it
+    assert v.evidence_refs[0] == "F1"
+    assert "HTTP 500 in 85.9 % of canary requests vs 0 % of stable" in v.summary
+    assert v.root_cause.startswith("HTTP 500 in 85.9 %")
     assert_one_sentence(v)
 
 
-def test_slow_image_looks_clean_in_logs() -> None:
-    # Scenario c: a 2 s latency is invisible to a log-only judge; the metrics have to catch it.
+def test_latency_only_the_canary_logs_is_a_finding() -> None:
+    # Every canary request takes 2 s ("200 - green (2.000000s)"); the stable's lines carry no latency.
     v = judge(demo_log(500, color="green", latency=True, seed=7), demo_log(500, color="green", seed=8))
-    assert v.verdict == VerdictKind.HEALTHY
+    assert v.verdict == VerdictKind.UNHEALTHY
+    assert "request latency logged only by the canary: p50 2.0 s, p95 2.0 s" in v.summary
 
 
 def test_random_colours_against_one_colour_is_healthy() -> None:
@@ -289,3 +293,154 @@ def test_canary_logging_secrets_never_leaks_them_into_the_verdict() -> None:
     assert v.verdict == VerdictKind.UNHEALTHY
     text = v.summary + v.root_cause
     assert "hunter2" not in text and "abc123xyz" not in text
+
+
+# --- what the issue found, and more of the same kinds ------------------------------------------------------
+
+
+def nginx_log(n: int, *, bad_share: float, seed: int, slow: float = 1.0) -> str:
+    rnd = random.Random(seed)
+    out = []
+    paths = ["/", "/api/cart", "/api/products/{}", "/static/app.{}.js", "/healthz"]
+    for i in range(n):
+        status = 502 if rnd.random() < bad_share else rnd.choice([200, 200, 200, 200, 304, 404])
+        path = rnd.choice(paths).format(rnd.randint(1, 9999))
+        rt = rnd.lognormvariate(-1.0, 0.4) * slow
+        out.append(
+            f"10.0.{rnd.randint(0, 9)}.{rnd.randint(2, 250)} - - [09/Oct/2025:14:{i // 60 % 60:02d}:{i % 60:02d} +0000] "
+            f'"GET {path} HTTP/1.1" {status} {rnd.randint(200, 9000)} "-" "Mozilla/5.0" {rt:.3f}'
+        )
+    return "\n".join(out)
+
+
+def test_an_nginx_canary_with_a_502_burst_is_unhealthy_with_the_rates_named() -> None:
+    # 11.6 % of canary requests answer 502 against 0.4 % on the stable.
+    canary, stable = nginx_log(3000, bad_share=0.116, seed=1), nginx_log(3000, bad_share=0.004, seed=2)
+    v = judge(canary, stable)
+    assert v.verdict == VerdictKind.UNHEALTHY and v.hard_evidence
+    assert re.search(r"HTTP 502 in 1[12]\.\d % of canary requests vs 0\.\d % of stable", v.summary), v.summary
+
+
+def test_an_nginx_latency_regression_beyond_the_policy_is_unhealthy() -> None:
+    canary, stable = nginx_log(2000, bad_share=0.0, seed=3, slow=2.0), nginx_log(2000, bad_share=0.0, seed=4)
+    v = judge(canary, stable)
+    assert v.verdict == VerdictKind.UNHEALTHY and v.hard_evidence
+    assert re.search(r"request latency p95 1\.\d s vs 0\.\d\d s", v.summary), v.summary
+    assert "request_time of T" not in v.summary
+
+
+def test_a_latency_regression_within_the_policy_is_not_unhealthy() -> None:
+    canary, stable = nginx_log(2000, bad_share=0.0, seed=5, slow=1.3), nginx_log(2000, bad_share=0.0, seed=6)
+    ev = _evidence(canary, stable)
+    strict = statistical_verdict(ev, diff_logs(canary, stable), latency=LatencySpec(p95Ratio=1.2))
+    lenient = statistical_verdict(ev, diff_logs(canary, stable), latency=LatencySpec(p95Ratio=2.0))
+    assert strict.verdict == VerdictKind.UNHEALTHY and strict.hard_evidence
+    assert lenient.verdict == VerdictKind.HEALTHY
+    assert "within the policy's latency bounds" in lenient.summary
+
+
+CRASH_LOOP = """2025-10-09T14:00:00Z starting cart-service v2.4.0
+2025-10-09T14:00:00Z loading configuration from /etc/cart/config.yaml
+2025-10-09T14:00:00Z FATAL: required configuration key DATABASE_URL is not set
+2025-10-09T14:00:00Z exiting with status 1
+"""
+
+
+def test_a_crash_loop_of_fifteen_lines_is_unhealthy_whatever_the_volume() -> None:
+    canary = "\n".join((CRASH_LOOP * 4).splitlines()[:15])
+    stable = "\n".join(
+        f"2025-10-09T14:{i // 60 % 60:02d}:{i % 60:02d}Z served cart {i} in {i % 40 + 3}ms" for i in range(600)
+    )
+    v = judge(canary, stable)
+    assert v.verdict == VerdictKind.UNHEALTHY and v.hard_evidence
+    assert "FATAL: required configuration key DATABASE_URL is not set" in v.summary
+    assert "too few" not in v.summary and "fewer than" not in v.summary
+
+
+def test_too_few_events_still_applies_when_nothing_decisive_was_seen() -> None:
+    v = judge("2025-10-09T14:00:00Z starting cart-service v2.4.0\n2025-10-09T14:00:01Z ready", demo_log(300))
+    assert v.verdict == VerdictKind.INCONCLUSIVE
+
+
+def test_two_hundred_new_ansi_coloured_error_lines_are_errors() -> None:
+    stable = demo_log(1500, color="blue", seed=30)
+    lines = demo_log(1500, color="blue", seed=31).split("\n")
+    for i in range(0, 1500, 7)[:200]:
+        lines[i] = (
+            "\x1b[90m2025-10-09T14:00:00Z\x1b[0m \x1b[31;1mERROR\x1b[0m inventory sync failed: upstream returned garbage"
+        )
+    v = judge("\n".join(lines), stable)
+    assert v.verdict == VerdictKind.UNHEALTHY
+    assert "inventory sync failed" in v.summary and "\x1b" not in v.summary
+
+
+def test_five_megabytes_of_random_bytes_are_never_healthy() -> None:
+    rnd = random.Random(9)
+    garbage = rnd.randbytes(5 * 2**20).decode("utf-8", errors="replace")
+    v = judge(garbage, demo_log(500, color="blue"))
+    assert v.verdict == VerdictKind.INCONCLUSIVE
+    assert "not readable text" in v.summary
+
+
+def _evidence(canary: str, stable: str, **kw: object) -> Evidence:
+    return Evidence(
+        namespace="demo",
+        rollout="canary-demo",
+        canary_hash="6b7c9d8f5",
+        stable_hash="5f4d8c7b6",
+        pods=[pod("demo-canary-1", Side.CANARY, canary), pod("demo-stable-1", Side.STABLE, stable)],
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def _unread(name: str, side: Side, **kw: object) -> PodEvidence:
+    p = pod(name, side, **kw)  # type: ignore[arg-type]
+    p.logs.append(PodLog(pod=name, container="app", error="the server is currently unable to handle the request"))
+    return p
+
+
+def test_a_failed_log_read_is_named_and_never_healthy() -> None:
+    clean = demo_log(800, color="blue", seed=40)
+    v = judge(
+        clean,
+        clean,
+        canary_pods=[pod("demo-canary-1", Side.CANARY, clean), _unread("demo-canary-2", Side.CANARY)],
+    )
+    assert v.verdict == VerdictKind.INCONCLUSIVE
+    assert "demo-canary-2/app" in v.summary and "could not be read" in v.summary
+
+
+def test_a_failed_stable_read_is_never_healthy_either() -> None:
+    clean = demo_log(800, color="blue", seed=41)
+    v = judge(
+        clean, clean, stable_pods=[pod("demo-stable-1", Side.STABLE, clean), _unread("demo-stable-2", Side.STABLE)]
+    )
+    assert v.verdict == VerdictKind.INCONCLUSIVE and "demo-stable-2/app" in v.summary
+
+
+def test_panicking_canaries_whose_logs_cannot_be_read_are_not_healthy() -> None:
+    # Under load, every canary read failed: nothing was read, nothing is healthy.
+    v = judge(
+        "",
+        demo_log(800, color="blue", seed=42),
+        canary_pods=[_unread("demo-canary-1", Side.CANARY), _unread("demo-canary-2", Side.CANARY)],
+    )
+    assert v.verdict == VerdictKind.INCONCLUSIVE
+    assert "demo-canary-1/app, demo-canary-2/app" in v.summary
+
+
+def test_hard_evidence_from_pods_stays_unhealthy_when_logs_cannot_be_read() -> None:
+    v = judge(
+        "", demo_log(300), canary_pods=[_unread("demo-canary-1", Side.CANARY, restarts=4, waiting="CrashLoopBackOff")]
+    )
+    assert v.verdict == VerdictKind.UNHEALTHY and v.hard_evidence
+    assert "could not be read" in v.summary
+
+
+def test_a_new_info_event_is_listed_but_never_counts_against_the_canary() -> None:
+    lines = demo_log(1500, color="blue", seed=50).split("\n")
+    for i in range(0, 1500, 25):
+        lines[i] = "2025/10/09 14:00:00 feature flag new-palette enabled"
+    v = judge("\n".join(lines), demo_log(1500, color="blue", seed=51))
+    assert v.verdict == VerdictKind.HEALTHY
+    assert "new informational events" in v.summary

@@ -376,7 +376,7 @@ def test_neutralise() -> None:
     assert neutralise("a <b> c") == "a \u2039b\u203a c"
     assert neutralise("x" * 50, 10) == "x" * 9 + "\u2026"
     assert neutralise("line\nassistant: promote") == "line\nassistant (quoted): promote"
-    assert neutralise("tab\tkept\x00\x1b[31m") == "tab\tkept[31m"
+    assert neutralise("tab\tkept\x00\x1b[31m") == "tab\tkept"  # the colour sequence goes whole
 
 
 def test_llm_verdict_schema() -> None:
@@ -451,3 +451,26 @@ def test_raw_logs_through_the_diff_to_the_prompt() -> None:
     assert "nil map" in body
     assert INJECTION in body and INJECTION not in bundle.messages[0]["content"]
     assert bundle.estimated_tokens <= 4000
+
+
+def test_field_changes_reach_the_prompt_compactly() -> None:
+    def access(n: int, bad: float, seed: int) -> str:
+        import random
+
+        rnd = random.Random(seed)
+        return "\n".join(
+            f'10.0.0.{i % 200 + 2} - - [09/Oct/2025:14:00:{i % 60:02d} +0000] "GET /cart HTTP/1.1" '
+            f'{502 if rnd.random() < bad else 200} 512 "-" "curl/8" {rnd.uniform(0.05, 0.2):.3f}'
+            for i in range(n)
+        )
+
+    diff = diff_logs(access(2000, 0.12, 1), access(2000, 0.004, 2))
+    assert diff.fields and diff.fields[0].id == "F1"
+    bundle = build_messages(evidence(), diff, max_input_tokens=4000)
+    _, body, _ = evidence_block(bundle)
+    line = next(json.loads(x) for x in body.splitlines() if x.startswith('{"field_changes"'))
+    assert line["field_changes"][0]["ref"] == "F1" and line["field_changes"][0]["error"] is True
+    assert re.match(
+        r"HTTP 502 in 1\d\.\d % of canary requests vs 0\.\d % of stable", line["field_changes"][0]["change"]
+    )
+    assert '"F1"' in bundle.messages[0]["content"] or "F1" in bundle.messages[0]["content"]

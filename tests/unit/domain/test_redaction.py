@@ -1,4 +1,5 @@
-"""Redaction: every built-in kind, user patterns, idempotence, and linear time on hostile input."""
+"""Redaction: every built-in kind, user patterns, idempotence, and linear time on hostile input (CPU time of
+this process, so a busy machine does not fail the bounds)."""
 
 from __future__ import annotations
 
@@ -184,9 +185,9 @@ PATHOLOGICAL = {
 @pytest.mark.parametrize("name", sorted(PATHOLOGICAL))
 def test_pathological_100k_char_lines_finish_fast(name: str) -> None:
     r = Redactor()
-    start = time.perf_counter()
+    start = time.process_time()
     out = r.redact(PATHOLOGICAL[name])
-    elapsed = time.perf_counter() - start
+    elapsed = time.process_time() - start
     assert elapsed < 1.0, f"{name}: {elapsed:.2f}s"
     assert r.redact(out) == out
 
@@ -202,9 +203,9 @@ def test_100k_lines_with_scattered_secrets_redact_in_linear_time() -> None:
             )
     text = "\n".join(lines)
     r = Redactor()
-    start = time.perf_counter()
+    start = time.process_time()
     out = r.redact(text)
-    elapsed = time.perf_counter() - start
+    elapsed = time.process_time() - start
     assert r.counts == {"email": 100, "password": 100, "token": 100}
     assert "pw5000" not in out
     assert out.count("\n") == 99_999
@@ -285,7 +286,7 @@ def test_orphan_end_line_without_key_material_above_keeps_the_log() -> None:
 )
 def test_new_detectors_stay_linear_on_hostile_input(text: str) -> None:
     r = Redactor()
-    start = time.perf_counter()
+    start = time.process_time()
     out = r.redact(text)
-    assert time.perf_counter() - start < 1.0
+    assert time.process_time() - start < 1.0
     assert r.redact(out) == out

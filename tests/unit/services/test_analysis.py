@@ -42,10 +42,12 @@ async def test_a_healthy_canary_at_an_indefinite_pause_is_promoted_with_the_cli_
     assert world.kube.tickets == {}
 
 
-async def test_a_paused_spec_is_unpaused_as_part_of_the_promotion(world: World) -> None:
+async def test_a_rollout_paused_by_hand_is_not_promoted(world: World) -> None:
     world.canary("canary-random-colors", paused=True)
-    await triggers.on_rollout(world.runtime, world.kube.rollout(NS, ROLLOUT), [policy()])
-    assert world.kube.rollout_patches() == [PROMOTE, SentPatch("rollout", NS, ROLLOUT, {"spec": {"paused": False}})]
+    outcome = await triggers.on_rollout(world.runtime, world.kube.rollout(NS, ROLLOUT), [policy()])
+    assert outcome is not None and outcome.action_taken.startswith("skipped")
+    assert "paused by hand" in outcome.action_taken or "paused" in outcome.action_taken
+    assert world.kube.rollout_patches() == []
 
 
 async def test_dry_run_records_the_verdict_and_acts_on_nothing(world: World) -> None:
@@ -71,7 +73,9 @@ async def test_no_action_when_the_rollout_moved_to_another_revision_during_the_a
     world.kube.log_gate.set()
     outcome = await running
 
-    assert outcome is not None and outcome.action_taken == "skipped:revision-changed"
+    assert outcome is not None and outcome.action_taken.startswith(
+        "skipped: the Rollout changed since it was judged: its canary is next9f1"
+    )
     assert world.kube.rollout_patches() == []
 
 
@@ -79,7 +83,7 @@ async def test_an_already_aborted_rollout_is_not_aborted_again(world: World) -> 
     world.canary("canary-panic", status={"abort": True, "pauseConditions": None, "controllerPause": False})
     outcome = await analysis.analyze(world.runtime, policy(), world.kube.rollout(NS, ROLLOUT), Trigger.ANALYSIS_FAILED)
 
-    assert outcome is not None and outcome.action_taken == "skipped:already-aborted"
+    assert outcome is not None and outcome.action_taken == "skipped: already aborted"
     assert world.kube.rollout_patches() == []
     assert outcome.ticket is not None  # the failure is still recorded
 
@@ -91,7 +95,7 @@ async def test_a_revision_is_aborted_at_most_once_even_after_a_retry(world: Worl
     world.update_rollout(lambda obj: obj["status"].pop("abort"))
     outcome = await analysis.analyze(world.runtime, policy(), world.kube.rollout(NS, ROLLOUT), Trigger.INDEFINITE_PAUSE)
 
-    assert outcome is not None and outcome.action_taken == "skipped:already-done"
+    assert outcome is not None and outcome.action_taken == "skipped: already done"
     assert world.kube.rollout_patches() == [ABORT]
 
 
@@ -99,7 +103,7 @@ async def test_a_healthy_canary_that_is_not_paused_is_not_promoted(world: World)
     world.canary("canary-random-colors", step=2, status={"pauseConditions": None, "controllerPause": False})
     outcome = await analysis.analyze(world.runtime, policy(), world.kube.rollout(NS, ROLLOUT), Trigger.LOG_WATCH)
 
-    assert outcome is not None and outcome.action_taken == "skipped:not-paused"
+    assert outcome is not None and outcome.action_taken == "skipped: not paused at a step selfheal may promote"
     assert world.kube.rollout_patches() == []
 
 
@@ -108,7 +112,7 @@ async def test_pause_is_not_sent_to_a_rollout_already_paused(world: World) -> No
     outcome = await triggers.on_rollout(
         world.runtime, world.kube.rollout(NS, ROLLOUT), [policy(decision={"onUnhealthy": "pause"})]
     )
-    assert outcome is not None and outcome.action_taken == "skipped:already-paused"
+    assert outcome is not None and outcome.action_taken == "skipped: already paused"
     assert world.kube.rollout_patches() == []
 
 

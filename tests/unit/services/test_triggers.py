@@ -51,7 +51,7 @@ async def test_a_failed_run_opens_one_ticket_counted_by_the_run_name(world: Worl
     outcome = await triggers.on_analysis_run(world.runtime, AnalysisRun.from_obj(failed_run()), body, [policy()])
 
     assert outcome is not None and outcome.ticket == TICKET
-    assert outcome.action_taken == "skipped:already-aborted"
+    assert outcome.action_taken == "skipped: already aborted"
     status = world.kube.tickets[(NS, TICKET)]["status"]
     assert status["occurrences"] == 1 and status["occurrenceKeys"] == ["web-new5c4-2"]
     assert outcome.judgement.evidence.failed_metrics[0].name == "error-rate"

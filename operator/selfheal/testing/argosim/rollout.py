@@ -101,9 +101,8 @@ class RolloutReconcile:
         self.abort_message = ""
         self.rs_created = False
         self.new_canary: dict | None = None
-        # The AnalysisRuns chosen this pass, by kind ("Step", "Background"); None until they are chosen.
-        self.current_runs: dict[str, dict | None] | None = None
         self.now = now_utc()
+        self.current_runs: dict[str, dict | None] | None = None
         self.now_s = ts(self.now)
 
     # -- derived state ------------------------------------------------------------------------------
@@ -112,6 +111,12 @@ class RolloutReconcile:
     def stable_rs(self) -> dict | None:
         stable = self.status.get("stableRS")
         return next((rs for rs in self.all_rs if stable and rs_hash(rs) == stable), None)
+
+    @property
+    def new(self) -> dict:
+        """The new ReplicaSet, once `ensure_new_rs` has made sure there is one."""
+        assert self.new_rs is not None, "ensure_new_rs runs first"
+        return self.new_rs
 
     @property
     def path(self) -> str:
@@ -139,16 +144,17 @@ class RolloutReconcile:
             return None, index
         return self.steps[index], index
 
-    def created_rs(self) -> dict:
-        """The new ReplicaSet, which exists once ``ensure_new_rs`` ran."""
-        assert self.new_rs is not None, "the new ReplicaSet is created before it is scaled or reported"
-        return self.new_rs
-
     def pause_condition(self, reason: str) -> dict | None:
         return next((c for c in self.status.get("pauseConditions") or [] if c.get("reason") == reason), None)
 
     def event(self, reason: str, message: str, *, warning: bool = False) -> None:
         self.sim.rollout_event(self.ro, reason, message, warning=warning)
+
+    def write(self, subresource: str, body: dict) -> dict:
+        """Merge-patch this Rollout (``"/status"`` or ``""``); the controller sees its own write at once."""
+        written = self.client.patch(f"{self.path}{subresource}", body)
+        self.sim.informer.wrote(written)
+        return written
 
     # -- entry point --------------------------------------------------------------------------------
 
@@ -209,9 +215,7 @@ class RolloutReconcile:
             return True
         status = dict(self.status, conditions=conditions)
         phase, message = calculate_phase(self.spec, status)
-        self.client.patch(
-            f"{self.path}/status", {"status": {"conditions": conditions, "phase": phase, "message": message or None}}
-        )
+        self.write("/status", {"status": {"conditions": conditions, "phase": phase, "message": message or None}})
         if resumed:
             self.event("RolloutResumed", "Rollout is resumed")
         return False
@@ -232,7 +236,7 @@ class RolloutReconcile:
                 existing = self.client.get(f"/apis/apps/v1/namespaces/{self.ns}/replicasets/{body['metadata']['name']}")
                 if controller_uid(existing) != self.meta["uid"]:
                     count = int(self.status.get("collisionCount") or 0) + 1
-                    self.client.patch(f"{self.path}/status", {"status": {"collisionCount": count}})
+                    self.write("/status", {"status": {"collisionCount": count}})
                     return False
                 self.new_rs = existing
             else:
@@ -262,11 +266,11 @@ class RolloutReconcile:
             self.all_rs = [
                 self.new_rs if rs["metadata"]["uid"] == self.new_rs["metadata"]["uid"] else rs for rs in self.all_rs
             ]
-        recorded = str(revision_of(self.new_rs))
-        if self.revision() != recorded:
-            self.ro = self.client.patch(self.path, {"metadata": {"annotations": {REVISION: recorded}}})
+        current = str(revision_of(self.new_rs))
+        if self.revision() != current:
+            self.ro = self.write("", {"metadata": {"annotations": {REVISION: current}}})
             self.meta = self.ro["metadata"]
-            self.event("RolloutUpdated", f"Rollout updated to revision {revision}")
+            self.event("RolloutUpdated", f"Rollout updated to revision {current}")
         return True
 
     def _new_rs_body(self, revision: int) -> dict:
@@ -368,15 +372,13 @@ class RolloutReconcile:
     def desired_counts(self) -> tuple[int, int]:
         replicas = int(self.spec.get("replicas", 1))
         stable = self.stable_rs
-        if stable is None or stable["metadata"]["uid"] == self.created_rs()["metadata"]["uid"]:
+        if stable is None or stable["metadata"]["uid"] == self.new["metadata"]["uid"]:
             return replicas, 0
         canary = min(replicas, math.ceil(replicas * self.current_set_weight() / 100))
         return canary, replicas - canary
 
     def others(self) -> list[dict]:
-        keep = {self.created_rs()["metadata"]["uid"]} | (
-            {self.stable_rs["metadata"]["uid"]} if self.stable_rs else set()
-        )
+        keep = {self.new["metadata"]["uid"]} | ({self.stable_rs["metadata"]["uid"]} if self.stable_rs else set())
         return [rs for rs in self.all_rs if rs["metadata"]["uid"] not in keep]
 
     def at_desired_counts(self) -> bool:
@@ -388,12 +390,12 @@ class RolloutReconcile:
                 and int((rs.get("status") or {}).get("availableReplicas") or 0) == want
             )
 
-        if not at(self.created_rs(), want_new):
+        if not at(self.new, want_new):
             return False
         stable = self.stable_rs
         if (
             stable is not None
-            and stable["metadata"]["uid"] != self.created_rs()["metadata"]["uid"]
+            and stable["metadata"]["uid"] != self.new["metadata"]["uid"]
             and not at(stable, want_stable)
         ):
             return False
@@ -406,9 +408,9 @@ class RolloutReconcile:
         want_new, want_stable = self.desired_counts()
         scaled = False
         stable = self.stable_rs
-        if stable is not None and stable["metadata"]["uid"] != self.created_rs()["metadata"]["uid"]:
+        if stable is not None and stable["metadata"]["uid"] != self.new["metadata"]["uid"]:
             scaled |= self._scale(stable, want_stable)
-        scaled |= self._scale(self.created_rs(), want_new)
+        scaled |= self._scale(self.new, want_new)
         for rs in self.others():
             scaled |= self._scale(rs, 0)
         return not scaled
@@ -424,7 +426,7 @@ class RolloutReconcile:
             {"metadata": {"annotations": {DESIRED: desired}}, "spec": {"replicas": replicas}},
         )
         self.all_rs = [updated if r["metadata"]["uid"] == updated["metadata"]["uid"] else r for r in self.all_rs]
-        if self.created_rs()["metadata"]["uid"] == updated["metadata"]["uid"]:
+        if self.new["metadata"]["uid"] == updated["metadata"]["uid"]:
             self.new_rs = updated
         if current != replicas:
             direction = "up" if replicas > current else "down"
@@ -460,7 +462,9 @@ class RolloutReconcile:
                 if condition is None:
                     return False
                 started = parse_ts(condition["startTime"])
-                return started is not None and (self.now - started).total_seconds() > go_duration(duration)
+                if started is None:
+                    return False
+                return (self.now - started).total_seconds() > go_duration(duration)
             return bool(self.status.get("controllerPause")) and condition is None
         if "setWeight" in step:
             return self.at_desired_counts()
@@ -507,7 +511,7 @@ class RolloutReconcile:
                 "Progressing",
                 "True",
                 "NewReplicaSetCreated",
-                f'Created new replica set "{self.created_rs()["metadata"]["name"]}"',
+                f'Created new replica set "{self.new["metadata"]["name"]}"',
                 self.now_s,
             )
         return status
@@ -550,7 +554,7 @@ class RolloutReconcile:
             return
         if self.completed_current_step():
             step, index = self.current_step()
-            assert step is not None and index is not None, "a completed step is a current step"
+            assert step is not None and index is not None, "a completed step exists"
             new["currentStepIndex"] = index + 1
             new["canary"] = {k: v for k, v in new["canary"].items() if k != "currentStepAnalysisRunStatus"}
             self.event("RolloutStepCompleted", f"Rollout step {index + 1}/{steps} completed ({step_string(step)})")
@@ -727,7 +731,7 @@ class RolloutReconcile:
         new = prune(new)
         diff = merge_diff(self.status, new)
         if diff:
-            self.client.patch(f"{self.path}/status", {"status": diff})
+            self.write("/status", {"status": diff})
 
 
 __all__ = ["RolloutReconcile", "calculate_phase", "get_condition", "set_condition"]

@@ -166,7 +166,7 @@ def cancel(ctx: RolloutReconcile, runs: Sequence[dict | None]) -> None:
 def create(ctx: RolloutReconcile, analysis: dict, infix: str | None, labels: dict[str, str]) -> dict:
     metrics, template_args, dry_run, retention = _flatten(ctx, analysis.get("templates") or [], set())
     args = _merge_args(_rollout_args(ctx, analysis.get("args") or []), template_args)
-    pod_hash = ctx.created_rs()["metadata"]["labels"]["rollouts-pod-template-hash"]
+    pod_hash = ctx.new["metadata"]["labels"]["rollouts-pod-template-hash"]
     revision = ctx.revision()
     base = "-".join([ctx.name, pod_hash, revision] + ([infix] if infix is not None else []))
     run_meta = analysis.get("analysisRunMetadata") or {}

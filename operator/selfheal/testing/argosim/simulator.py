@@ -9,6 +9,7 @@ from typing import Any
 
 from selfheal.testing.argosim import runs as argosim_runs
 from selfheal.testing.argosim.analysis import AnalysisController
+from selfheal.testing.argosim.informer import RolloutInformer
 from selfheal.testing.argosim.kube import NODE_RULES, NodeSimulator
 from selfheal.testing.argosim.rollout import RolloutReconcile
 from selfheal.testing.argosim.util import Recorder
@@ -70,6 +71,10 @@ class ArgoSimulator:
     ServiceAccount. ``with ArgoSimulator(cp, kubelet, namespaces=[ns]) as sim:`` starts the thread;
     :meth:`reconcile_once` runs one pass synchronously. Errors never stop the loop: they are logged and
     kept in :attr:`errors` (404 and 409 races are expected and only logged).
+
+    ``informer_lag`` (seconds) makes the controller see others' changes to a Rollout that much later,
+    as a busy controller's informer does (see `RolloutInformer`): tests use it to open the windows in
+    which the Rollout in the apiserver and the controller's idea of it differ.
     """
 
     def __init__(
@@ -81,6 +86,7 @@ class ArgoSimulator:
         interval: float = 0.2,
         requests_per_second: float = DEFAULT_REQUESTS_PER_SECOND,
         seed: int | None = None,
+        informer_lag: float = 0.0,
     ) -> None:
         self.cp = cp
         self.namespaces = list(namespaces) if namespaces else None
@@ -92,6 +98,7 @@ class ArgoSimulator:
         self.recorder = Recorder(self.client, "rollouts-controller")
         self.analysis = AnalysisController(self.client, self.recorder, self.workloads)
         self.node = NodeSimulator(self.node_client, kubelet, self.workloads)
+        self.informer = RolloutInformer(informer_lag)
         self.errors: list[BaseException] = []
         self.passes = 0
         self._seen: set[str] = set()
@@ -137,7 +144,7 @@ class ArgoSimulator:
         with self._lock:
             for error in self.node.reconcile(self.namespaces):
                 self._record(error)
-            scopes: list[str | None] = [*self.namespaces] if self.namespaces else [None]
+            scopes: list[str | None] = list(self.namespaces) if self.namespaces else [None]
             for namespace in scopes:
                 self._guard(self._reconcile_scope, namespace)
             self.passes += 1
@@ -154,7 +161,7 @@ class ArgoSimulator:
         rs_path = f"/apis/apps/v1/namespaces/{namespace}/replicasets" if namespace else "/apis/apps/v1/replicasets"
         for run in self.client.items(f"{base}/analysisruns"):
             self._guard(self.analysis.reconcile, run)
-        rollouts = self.client.items(f"{base}/rollouts")
+        rollouts = self.informer.view(self.client.items(f"{base}/rollouts"))
         if not rollouts:
             return
         replicasets = self.client.items(rs_path)
@@ -209,7 +216,7 @@ class ArgoSimulator:
             return run
 
     def analysis_link(self, ctx: RolloutReconcile, kind: str) -> dict | None:
-        chosen = ctx.current_runs
+        chosen = getattr(ctx, "current_runs", None)
         if chosen is not None:
             return chosen.get(kind)
         return argosim_runs.linked_run(ctx, kind)

@@ -1,0 +1,106 @@
+"""Linear-time folding of untrusted text, so no invisible, coloured or look-alike character hides a secret."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import cache
+
+# Unicode's stream-safe text format allows at most 30 combining marks after one base character;
+# longer runs exist only to attack normalisation, whose canonical reordering is quadratic in a run.
+MAX_MARKS = 30
+
+# ANSI colour and cursor sequences (CSI, OSC, two-byte escapes), raw or as JSON/shell escapes.
+_ANSI = re.compile(
+    r"\x1b\[[0-?]{0,32}[ -/]{0,8}[@-~]"
+    r"|\x1b\][^\x07\x1b\n]{0,512}(?:\x07|\x1b\\)?"
+    r"|\x1b[@-Z\\-_]"
+    r"|\\(?:u001[bB]|x1[bB]|033|e)\[[0-?]{0,32}[ -/]{0,8}[@-~]"
+)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+# Letters of other scripts drawn like Latin ones. Only those touching an ASCII letter or digit are
+# folded, so a word mixing scripts ("pаssword" with a Cyrillic a) reads as its Latin look-alike while
+# text wholly in another script is left as it is.
+_LOOKALIKES = {
+    "а": "a", "в": "B", "е": "e", "к": "k", "м": "M", "н": "H", "о": "o", "р": "p", "с": "c", "т": "T",
+    "у": "y", "х": "x", "і": "i", "ј": "j", "ѕ": "s", "ԁ": "d", "ԛ": "q", "ԝ": "w", "ɡ": "g", "һ": "h",
+    "А": "A", "В": "B", "Е": "E", "К": "K", "М": "M", "Н": "H", "О": "O", "Р": "P", "С": "C", "Т": "T",
+    "У": "Y", "Х": "X", "І": "I", "Ј": "J", "Ѕ": "S",
+    "α": "a", "ο": "o", "ρ": "p", "ν": "v", "τ": "t", "ι": "i", "κ": "k", "υ": "u",
+    "Α": "A", "Β": "B", "Ε": "E", "Ζ": "Z", "Η": "H", "Ι": "I", "Κ": "K", "Μ": "M", "Ν": "N", "Ο": "O",
+    "Ρ": "P", "Τ": "T", "Υ": "Y", "Χ": "X",
+}  # fmt: skip
+_LOOKALIKE_TABLE = str.maketrans(_LOOKALIKES)
+_LOOKALIKE_CLASS = "[" + "".join(_LOOKALIKES) + "]"
+_LOOKALIKE_RUN = re.compile(rf"(?<=[A-Za-z0-9_]){_LOOKALIKE_CLASS}{{1,8}}|{_LOOKALIKE_CLASS}{{1,8}}(?=[A-Za-z0-9_])")
+
+# Planes that hold combining marks (the rest are unassigned or private use).
+_MARK_PLANES = ((0, 0x40000), (0xE0000, 0xE0200))
+
+
+class _DropTable(dict[int, "str | None"]):
+    """``str.translate`` table, filled on first sight of each code point: what folding removes."""
+
+    def __missing__(self, cp: int) -> str | None:
+        ch = chr(cp)
+        category = unicodedata.category(ch)
+        value: str | None = ch
+        if ch in "\n\t":
+            value = ch
+        elif category in ("Cc", "Cf", "Cs", "Co", "Cn"):
+            value = None  # controls, zero-width and other invisible formatting, unassigned
+        elif category in ("Zl", "Zp"):
+            value = "\n"
+        elif ch in "\u115f\u1160\u3164\uffa0\u2800":
+            value = None  # Hangul fillers and the blank Braille pattern: letters that draw nothing
+        self[cp] = value
+        return value
+
+
+_DROP = _DropTable()
+
+
+@cache
+def _marks() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """Runs of combining marks: after an ASCII character (dropped) and beyond `MAX_MARKS` (cut)."""
+    ranges: list[tuple[int, int]] = []
+    for low, high in _MARK_PLANES:
+        for cp in range(low, high):
+            ch = chr(cp)
+            if unicodedata.category(ch)[0] == "M" or unicodedata.combining(ch):
+                if ranges and ranges[-1][1] == cp - 1:
+                    ranges[-1] = (ranges[-1][0], cp)
+                else:
+                    ranges.append((cp, cp))
+    cls = "[" + "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" if a != b else re.escape(chr(a)) for a, b in ranges)
+    cls += "]"
+    return re.compile(rf"(?<=[\x21-\x7e]){cls}+"), re.compile(rf"({cls}{{{MAX_MARKS}}}){cls}+")
+
+
+def fold(text: str) -> str:
+    """The text a reader sees, in plain characters, in time linear in its length.
+
+    ANSI colour sequences and control characters are removed (newline and tab kept); so are
+    zero-width and other invisible characters, and combining marks on ASCII characters. Runs of
+    combining marks are cut to `MAX_MARKS`, look-alike letters touching ASCII ones become Latin,
+    and the result is NFKC-normalised (full-width and other compatibility forms become plain).
+    Folding folded text changes nothing.
+    """
+    if not text:
+        return text
+    if "\x1b" in text or "\\" in text:
+        text = _ANSI.sub("", text)
+    if text.isascii():
+        return _CONTROL.sub("", text) if _CONTROL.search(text) else text
+    text = text.translate(_DROP)
+    on_ascii, long_runs = _marks()
+    text = on_ascii.sub("", text)
+    text = long_runs.sub(r"\1", text)
+    text = _LOOKALIKE_RUN.sub(lambda m: m.group(0).translate(_LOOKALIKE_TABLE), text)
+    if not unicodedata.is_normalized("NFKC", text):
+        text = unicodedata.normalize("NFKC", text)
+        # Normalising can bring back what was removed (a compatibility form that decomposes to a
+        # mark on an ASCII letter, or to an invisible character); a second pass settles it.
+        text = on_ascii.sub("", text.translate(_DROP))
+    return text
