@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from collections.abc import Sequence
 
 from selfheal import __version__
 
 LOG_FORMATS = ("plain", "full", "json")
+# What each `selfheal demo --scenario` rolls out, and what selfheal is expected to do.
+DEMO_SCENARIOS = {
+    "panic": "the new image panics on some requests and its panic-rate analysis fails: selfheal aborts the "
+    "canary, explains why and opens a GitHub issue for a coding agent",
+    "http500": "the new image answers HTTP 500 to most requests while its only metric (restarts) passes: "
+    "selfheal's look at the logs catches it and aborts",
+    "colors": "the new image serves random colours: different, not broken; selfheal promotes it at each "
+    "indefinite pause and opens no ticket",
+}
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -68,7 +78,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="selfheal", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    run = commands.add_parser("run", help="run the operator (through Kopf)")
+    run = commands.add_parser(
+        "run",
+        help="run the operator (through Kopf)",
+        description=(
+            "Run the selfheal operator: watch Argo Rollouts, AnalysisRuns and SelfHealingPolicies in the chosen "
+            "namespaces, judge failing canaries, act on them and follow each RemediationTicket. It uses the "
+            "kubeconfig of $KUBECONFIG (or ~/.kube/config), or the in-cluster ServiceAccount."
+        ),
+        epilog=(
+            "Environment: SELFHEAL_TICKET_POLL_SECONDS (30), SELFHEAL_POLICY_TICK_SECONDS (10), "
+            "SELFHEAL_LOG_WATCH_SCALE (1.0), SELFHEAL_GITHUB_REFUSED_RETRY_SECONDS (600)."
+        ),
+    )
     run.add_argument(
         "-n", "--namespace", dest="namespaces", action="append", default=[], help="namespace to watch (repeatable)"
     )
@@ -83,7 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="the Kopf peering object used to coordinate replicas (default: Kopf's own choice: "
         "its default peering when the peering CRDs exist, standalone otherwise)",
     )
-    run.add_argument("--priority", type=int, default=None, help="peering priority of this replica")
+    run.add_argument(
+        "--priority",
+        type=int,
+        default=None,
+        help="peering priority of this replica; the highest works, the others stand by (default: random)",
+    )
     run.add_argument(
         "--liveness", default=None, metavar="URL", help="serve a liveness probe, e.g. http://0.0.0.0:8080/healthz"
     )
@@ -94,8 +121,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PORT",
         help="serve Prometheus metrics at http://0.0.0.0:PORT/metrics (default: off; 0 disables)",
     )
-    run.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
-    run.add_argument("--log-format", default="full", choices=LOG_FORMATS)
+    run.add_argument(
+        "--log-level",
+        default="info",
+        choices=("debug", "info", "warning", "error"),
+        help="least severe operator log lines printed: debug adds Kopf's and the clients' detail, warning and "
+        "error print problems only (default: %(default)s)",
+    )
+    run.add_argument(
+        "--log-format",
+        default="full",
+        choices=LOG_FORMATS,
+        help="operator log lines as Kopf writes them: plain (the message), full (time, level, logger, message) "
+        "or json (one object per line, for log collectors) (default: %(default)s)",
+    )
     run.set_defaults(func=_run)
 
     version = commands.add_parser("version", help="print the version")
@@ -104,33 +143,73 @@ def build_parser() -> argparse.ArgumentParser:
     analyze = commands.add_parser(
         "analyze",
         help="run the verdict pipeline on saved logs (exit 0 healthy, 1 unhealthy, 2 inconclusive, 3 error)",
-        description="Run the verdict pipeline on saved logs: redaction, log diff, statistical verdict and, "
-        "with --llm-base-url, the LLM.",
+        description=(
+            "Judge a canary from saved logs, as the operator would: redact, template and diff the canary log "
+            "against the stable log, reach the statistical verdict, ask the LLM if one is given, and apply the "
+            "policy's decision rules. Nothing is sent anywhere without --llm-base-url."
+        ),
         epilog="Exit codes: 0 healthy, 1 unhealthy, 2 inconclusive, 3 any error (a bad file or flag, an "
         "unusable analyzer answer when no verdict can be given, or an unexpected fault, reported in one line "
         "on stderr; never a traceback). An unavailable analyzer is not an error: the policy's fallback "
         "gives the verdict.",
     )
-    analyze.add_argument("--canary-log", required=True, metavar="FILE")
-    analyze.add_argument("--stable-log", required=True, metavar="FILE")
-    analyze.add_argument("--policy", metavar="FILE", help="a SelfHealingPolicy YAML (its analysis and decision)")
-    analyze.add_argument("--extra-prompt", default=None, metavar="TEXT")
-    analyze.add_argument("--llm-base-url", default=None, metavar="URL")
-    analyze.add_argument("--llm-model", default=None, metavar="MODEL")
+    analyze.add_argument("--canary-log", required=True, metavar="FILE", help="the new version's (canary's) log")
+    analyze.add_argument("--stable-log", required=True, metavar="FILE", help="the current version's (stable's) log")
+    analyze.add_argument(
+        "--policy",
+        metavar="FILE",
+        help="a SelfHealingPolicy YAML whose analysis and decision sections apply (default: the policy defaults)",
+    )
+    analyze.add_argument(
+        "--extra-prompt",
+        default=None,
+        metavar="TEXT",
+        help="text added to the LLM prompt, as spec.analysis.extraPrompt",
+    )
+    analyze.add_argument(
+        "--llm-base-url",
+        default=None,
+        metavar="URL",
+        help="an OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp, ...), e.g. http://127.0.0.1:8080/v1; "
+        "needs --llm-model",
+    )
+    analyze.add_argument("--llm-model", default=None, metavar="MODEL", help="the model name the endpoint serves")
     analyze.add_argument(
         "--llm-api-key-env",
         default="OPENAI_API_KEY",
         metavar="VAR",
         help="environment variable holding the LLM API key (default: %(default)s)",
     )
-    analyze.add_argument("--json", action="store_true", help="print one JSON object")
-    analyze.add_argument("--print-prompt", action="store_true", help="print the redacted messages for the LLM")
+    analyze.add_argument(
+        "--json", action="store_true", help="print one JSON object (verdict, evidence, what the LLM said, ...)"
+    )
+    analyze.add_argument(
+        "--print-prompt", action="store_true", help="print the redacted messages an LLM would get, and send nothing"
+    )
     analyze.set_defaults(func=_analyze)
 
     demo = commands.add_parser(
-        "demo", help="watch selfheal heal a canary on a throwaway local control plane (exit 0 when it did)"
+        "demo",
+        help="watch selfheal heal a canary on a throwaway local control plane (exit 0 when it did)",
+        description=textwrap.fill(
+            "Start a real kube-apiserver and etcd from $KUBEBUILDER_ASSETS, a simulated Argo Rollouts "
+            "controller, a GitHub stand-in and the operator, roll out a canary and narrate what selfheal does. "
+            "Nothing outside this machine is touched; everything is torn down at the end (15-30 s).",
+            width=100,
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="scenarios:\n"
+        + "\n".join(
+            textwrap.fill(text, width=100, initial_indent=f"  {name:9}", subsequent_indent=" " * 11)
+            for name, text in DEMO_SCENARIOS.items()
+        ),
     )
-    demo.add_argument("--scenario", default="panic", choices=("panic", "colors", "http500"))
+    demo.add_argument(
+        "--scenario",
+        default="panic",
+        choices=tuple(DEMO_SCENARIOS),
+        help="which canary to roll out (default: %(default)s; see the list below)",
+    )
     demo.add_argument("--keep", action="store_true", help="keep everything running until Ctrl-C")
     demo.add_argument("--json", action="store_true", help="print one JSON summary instead of the narration")
     demo.set_defaults(func=_demo)

@@ -75,9 +75,10 @@ def test_panic_canary_shows_in_the_metrics(
 ) -> None:
     _, port = metrics_operator
     content_type, before = scrape(port)
-    assert content_type.startswith("text/plain; version=0.0.4")
+    assert content_type.startswith("text/plain; version=")
     assert "# TYPE selfheal_analyses_total counter" in before
     assert total(before, "selfheal_tickets_opened_total", namespace=namespace) == 0
+    assert total(before, "process_resident_memory_bytes") > 0  # the process itself
 
     create_policy(control_plane, namespace, {})
     steps = [{"setWeight": 40}, {"pause": {"duration": "3s"}}, *SLOW_STEPS[1:]]
@@ -104,6 +105,14 @@ def test_panic_canary_shows_in_the_metrics(
     )
     assert total(text, "selfheal_tickets_opened_total", namespace=namespace) == 1
     assert total(text, "selfheal_analyzer_unavailable_total", namespace=namespace) == 0  # no LLM configured
+    # How long the analyses took, and the ticket in the gauge of tickets by phase (watched, so it may lag).
+    assert total(text, "selfheal_analysis_duration_seconds_count") >= 1
+    assert total(text, "selfheal_analysis_duration_seconds_sum") > 0
+    control_plane.admin.wait_for(
+        lambda: total(scrape(port)[1], "selfheal_tickets", namespace=namespace) == 1,
+        timeout=30,
+        message="the ticket counted in selfheal_tickets",
+    )
 
     # Who aborted? The log watch (selfheal sends the abort) or Argo itself on the failed AnalysisRun
     # (selfheal then finds the canary already aborted). The metrics must agree with the Events either way.

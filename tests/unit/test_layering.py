@@ -14,6 +14,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "operator" / "selfheal"
 OUTSIDE = {"kopf", "kubernetes_asyncio", "kubernetes", "httpx", "httpx2", "openai", "aiohttp", "tenacity", "yaml"}
+OUTSIDE |= {"prometheus_client", "a2a"}
 # The pure core computes; it starts no thread, process or event loop, and touches no file or socket.
 IMPURE = {
     "asyncio",

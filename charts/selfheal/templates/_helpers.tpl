@@ -3,7 +3,9 @@
 {{- end -}}
 
 {{- define "selfheal.fullname" -}}
-{{- if contains (include "selfheal.name" .) .Release.Name -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else if contains (include "selfheal.name" .) .Release.Name -}}
 {{- .Release.Name | trunc 63 | trimSuffix "-" -}}
 {{- else -}}
 {{- printf "%s-%s" .Release.Name (include "selfheal.name" .) | trunc 63 | trimSuffix "-" -}}

@@ -1,4 +1,4 @@
-"""The A2A analyzer adapter: an Agent2Agent (JSON-RPC 2.0, protocol 0.3) client asked for a schema-valid verdict."""
+"""The A2A analyzer adapter: an Agent2Agent (JSON-RPC 2.0, protocol 0.3 or 1.0) client asked for a verdict."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 from pydantic import BaseModel
 
+from selfheal.adapters.a2a_versions import PROTOCOLS, V0_3, VERSION_HEADER, Protocol, protocol_for
 from selfheal.adapters.llm import TokenUsage, describe_endpoint, within_deadline
 from selfheal.domain.prompt import (
     InvalidAnswer,
@@ -28,7 +29,9 @@ from selfheal.errors import AnalyzerUnavailable
 log = logging.getLogger(__name__)
 
 CARD_PATHS = ("/.well-known/agent-card.json", "/.well-known/agent.json")
-PROTOCOL_VERSION = "0.3.0"
+# The protocol versions this client speaks (see a2a_versions); a card offering both gets 1.0.
+PROTOCOL_VERSIONS = ("1.0", "0.3")
+ACCEPTED_OUTPUT_MODES = ["application/json", "text/plain"]
 JSONRPC = "JSONRPC"
 # Metadata keys this client puts on the parts it sends, so an agent can tell them apart.
 ROLE_KEY = "selfheal.dev/role"
@@ -60,6 +63,8 @@ RPC_ERRORS = {
     -32005: "content type not supported",
     -32006: "invalid agent response",
     -32007: "authenticated extended card not configured",
+    -32008: "extension support required",
+    -32009: "protocol version not supported",
 }
 
 
@@ -82,12 +87,18 @@ class A2AResult(BaseModel):
 
 
 class AgentCard(BaseModel):
-    """What this client keeps of an agent card: who the agent is and where its JSON-RPC endpoint is."""
+    """What this client keeps of an agent card: who the agent is, where its JSON-RPC endpoint is and which
+    protocol version it speaks there (``tenant``: the 1.0 interface's tenant, sent with every call)."""
 
     name: str
     rpc_url: str
     card_url: str
     protocol_version: str = ""
+    tenant: str = ""
+
+    @property
+    def protocol(self) -> Protocol:
+        return protocol_for(self.protocol_version) or PROTOCOLS[V0_3]
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
@@ -171,8 +182,9 @@ class A2AClient:
     """One A2A agent, built once at startup and closed at cleanup.
 
     The agent card is fetched once (``/.well-known/agent-card.json``, then the older
-    ``agent.json``) and names the JSON-RPC endpoint. Each verdict is one ``message/send``;
-    a Task answer is polled with ``tasks/get`` until it completes, within ``timeout``.
+    ``agent.json``) and names the JSON-RPC endpoint and its protocol version (1.0 preferred, or
+    0.3). Each verdict is one ``SendMessage`` (0.3: ``message/send``); a Task answer is polled
+    with ``GetTask`` (``tasks/get``) until it completes, within ``timeout``.
     Connection errors and 5xx are retried at most ``max_retries`` times (the only transport
     retry layer); answers without a valid `LLMVerdict` are asked for again at most
     ``validation_retries`` times. Every failure leaves as `AnalyzerUnavailable`.
@@ -314,7 +326,13 @@ class A2AClient:
                         f"configured {self._endpoint}; the API key is sent only to the configured host"
                     )
                 self.card = card
-                log.info("A2A agent %r: JSON-RPC endpoint %s", self.card.name, self.card.rpc_url)
+                self._client.headers[VERSION_HEADER] = card.protocol.version
+                log.info(
+                    "A2A agent %r: JSON-RPC endpoint %s, protocol %s",
+                    card.name,
+                    card.rpc_url,
+                    card.protocol.version,
+                )
         return self.card
 
     async def _fetch_card(self, deadline: float) -> AgentCard:
@@ -338,33 +356,42 @@ class A2AClient:
         if not isinstance(card, dict):
             raise AnalyzerUnavailable(f"the agent card at {card_url} is not a JSON object")
         name = card.get("name") if isinstance(card.get("name"), str) else ""
-        candidates: list[tuple[Any, str]] = []  # (url as the card gives it, protocol version)
+        # (url as the card gives it, protocol version, tenant) of each JSON-RPC interface; urls checked below.
+        candidates: list[tuple[object, str, str]] = []
+        legacy_version = str(card.get("protocolVersion") or "0.3")
         url = card.get("url")
         preferred = card.get("preferredTransport") or JSONRPC
         if isinstance(url, str) and url and str(preferred).upper() == JSONRPC:
-            candidates.append((url, str(card.get("protocolVersion") or "")))
+            candidates.append((url, legacy_version, ""))
         for entry in card.get("additionalInterfaces") or []:
             if isinstance(entry, dict) and str(entry.get("transport", "")).upper() == JSONRPC:
-                candidates.append((entry.get("url"), str(card.get("protocolVersion") or "")))
-        newer_only = False
+                candidates.append((entry.get("url"), legacy_version, ""))
         for entry in card.get("supportedInterfaces") or []:
             if isinstance(entry, dict) and str(entry.get("protocolBinding", "")).upper() == JSONRPC:
-                version = str(entry.get("protocolVersion") or "")
-                if version.startswith("0."):
-                    candidates.append((entry.get("url"), version))
-                else:
-                    newer_only = True
-        for candidate, version in candidates:
+                tenant = entry.get("tenant")
+                version = str(entry.get("protocolVersion") or "1.0")
+                candidates.append((entry.get("url"), version, tenant if isinstance(tenant, str) else ""))
+        usable: list[AgentCard] = []
+        unknown_versions: list[str] = []
+        for candidate, version, tenant in candidates:
             if not isinstance(candidate, str) or not candidate:
                 continue
             resolved = urljoin(card_url, candidate)
             if urlsplit(resolved).scheme not in ("http", "https") or not urlsplit(resolved).netloc:
                 continue
-            return AgentCard(name=name, rpc_url=resolved, card_url=card_url, protocol_version=version)
-        if newer_only:
+            if protocol_for(version) is None:
+                unknown_versions.append(version)
+                continue
+            usable.append(
+                AgentCard(name=name, rpc_url=resolved, card_url=card_url, protocol_version=version, tenant=tenant)
+            )
+        if usable:
+            # The newest protocol both sides speak, then the card's own order.
+            return min(usable, key=lambda c: PROTOCOL_VERSIONS.index(c.protocol.version))
+        if unknown_versions:
             raise AnalyzerUnavailable(
-                f"the agent card at {card_url} offers JSON-RPC only for A2A protocol versions this client "
-                f"does not speak (it speaks {PROTOCOL_VERSION}: message/send, tasks/get)"
+                f"the agent card at {card_url} offers JSON-RPC only for A2A protocol versions this client does not "
+                f"speak ({', '.join(sorted(set(unknown_versions)))}; it speaks {' and '.join(PROTOCOL_VERSIONS)})"
             )
         raise AnalyzerUnavailable(
             f"the agent card at {card_url} names no JSON-RPC endpoint (an http(s) 'url' with "
@@ -429,11 +456,9 @@ class A2AClient:
     async def _ask(self, card: AgentCard, message: dict[str, Any]) -> _Answer:
         """Send one message and wait, within the timeout, for its final answer."""
         deadline = time.monotonic() + self.timeout
-        params = {
-            "message": message,
-            "configuration": {"acceptedOutputModes": ["application/json", "text/plain"], "blocking": True},
-        }
-        result = await self._rpc(card, "message/send", params, deadline=deadline)
+        protocol = card.protocol
+        params = protocol.send_params(message, ACCEPTED_OUTPUT_MODES, card.tenant)
+        result = protocol.send_result(await self._rpc(card, protocol.send_method, params, deadline=deadline))
         if _is_message(result):
             parts = result.get("parts")
             return _Answer(
@@ -444,7 +469,7 @@ class A2AClient:
             )
         if not _is_task(result):
             raise AnalyzerUnavailable(
-                f"A2A agent at {self._endpoint} answered message/send with neither a Message nor a Task"
+                f"A2A agent at {self._endpoint} answered {protocol.send_method} with neither a Message nor a Task"
             )
         task = result
         polls = 0
@@ -477,9 +502,12 @@ class A2AClient:
             await asyncio.sleep(delay)
             delay = min(delay * 2, _POLL_MAX)
             polls += 1
-            task = await self._rpc(card, "tasks/get", {"id": task_id}, deadline=deadline)
+            params = protocol.get_params(task_id, card.tenant)
+            task = protocol.get_result(await self._rpc(card, protocol.get_method, params, deadline=deadline))
             if not _is_task(task) or str(task.get("id")) != task_id:
-                raise AnalyzerUnavailable(f"A2A agent at {self._endpoint} answered tasks/get with another object")
+                raise AnalyzerUnavailable(
+                    f"A2A agent at {self._endpoint} answered {protocol.get_method} with another object"
+                )
 
     def _task_state(self, task: dict[str, Any]) -> tuple[str, str]:
         task_id = task.get("id")

@@ -242,6 +242,7 @@ class GitHubClient:
         clock: Callable[[], float] = time.time,
         conditional: bool = False,
         hold_off: bool = False,
+        observe: Callable[..., None] | None = None,
     ) -> None:
         owner, _, name = repository.partition("/")
         if not owner or not name or "/" in name:
@@ -256,6 +257,8 @@ class GitHubClient:
         self._conditional = conditional
         self._hold_off = hold_off
         self._held: tuple[float, TransientError] | None = None
+        # Told the seconds, method and status class of each HTTP exchange: the latency metric.
+        self._observe = observe
         self._etags: dict[tuple[str, str], tuple[str, list[tuple[str, str]], bytes]] = {}
         self._http = httpx.AsyncClient(
             base_url=self.api_url,
@@ -309,6 +312,17 @@ class GitHubClient:
                 self._held = (time.monotonic() + e.delay, e)
             raise
 
+    async def _timed(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """One HTTP exchange, its duration told to ``observe``."""
+        started, status = time.monotonic(), "error"
+        try:
+            response = await self._http.request(method, url, **kwargs)
+            status = f"{response.status_code // 100}xx"
+            return response
+        finally:
+            if self._observe is not None:
+                self._observe(time.monotonic() - started, method=method, status=status)
+
     async def _exchange(
         self, method: str, url: str, *, params: dict[str, Any] | None, json: Any, etag: str | None, idempotent: bool
     ) -> httpx.Response:
@@ -327,7 +341,7 @@ class GitHubClient:
         try:
             async for attempt in retrying:
                 with attempt:
-                    response = await self._http.request(method, url, params=params, json=json, headers=headers)
+                    response = await self._timed(method, url, params=params, json=json, headers=headers)
                     if response.status_code >= 500:
                         raise _ServerError(response)
         except _ServerError as e:

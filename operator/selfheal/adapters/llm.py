@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
@@ -25,7 +26,15 @@ from selfheal.errors import AnalyzerUnavailable
 
 log = logging.getLogger(__name__)
 
-Mode = Literal["json_schema", "json_object"]
+# The output formats asked for, most constrained first. An endpoint that refuses one (or answers as if it
+# ignored it) is asked with the next from then on:
+#   json_schema         OpenAI structured output: OpenAI, vLLM, Ollama >= 0.5, LM Studio, recent llama.cpp;
+#   json_object_schema  {"type": "json_object", "schema": ...}, the constrained JSON of llama.cpp's servers
+#                       (llama-server, llama-cpp-python), which refuse json_schema with HTTP 500;
+#   json_object         JSON mode: any JSON object, the prompt describes the fields;
+#   text                no response_format at all, for endpoints that refuse the parameter itself.
+Mode = Literal["json_schema", "json_object_schema", "json_object", "text"]
+FORMATS: tuple[Mode, ...] = ("json_schema", "json_object_schema", "json_object", "text")
 T = TypeVar("T")
 
 SCHEMA_NAME = "canary_verdict"
@@ -34,6 +43,10 @@ SCHEMA_NAME = "canary_verdict"
 DEFAULT_VALIDATION_RETRIES = 2
 # How much of an invalid answer is quoted back when asking again.
 _ECHO_MAX = 1500
+# A valid verdict takes well under this many tokens (its texts are bounded). The cap stops a weak model that
+# a grammar keeps writing (whitespace, an endless string) from holding a one-request-at-a-time server until
+# its context is full; a cut-off answer is asked for again like any invalid one.
+DEFAULT_MAX_ANSWER_TOKENS = 2048
 # A chat completion holding one verdict is a few kilobytes; a larger body is refused unread.
 MAX_BODY_BYTES = 4 * 1024 * 1024
 
@@ -127,14 +140,60 @@ class TokenUsage:
         self.by_model[model] = self.by_model.get(model, 0) + prompt_tokens + completion_tokens
 
 
-def _mentions_response_format(err: openai.APIStatusError) -> bool:
+# Statuses with which servers refuse an output format: 400/422 (OpenAI, vLLM, Ollama, LM Studio) and 500/501
+# (llama.cpp's servers answer a request body they cannot validate with 500).
+_REFUSAL_STATUSES = frozenset({400, 422, 500, 501})
+# Words a refusal of the output format names (in its message, param or body).
+_FORMAT_WORDS = (
+    "response_format",
+    "response format",
+    "json_schema",
+    "json schema",
+    "json_object",
+    "structured output",
+    "guided decoding",
+    "grammar",
+)
+
+
+def _refuses_format(err: openai.APIStatusError) -> bool:
+    """Whether ``err`` is the endpoint refusing the requested output format (not an outage or a bad prompt)."""
+    if err.status_code not in _REFUSAL_STATUSES:
+        return False
     text = " ".join(str(x) for x in (err.message, err.param, err.code, err.body) if x).lower()
-    return any(word in text for word in ("response_format", "json_schema", "structured output", "response format"))
+    return any(word in text for word in _FORMAT_WORDS)
+
+
+def _ignored_format(response: Any) -> bool:
+    """Whether a completion asked for under a schema came back as something no schema constraint produces:
+    non-empty text that is not one JSON value (prose, or JSON in a code fence). Older Ollama releases, for
+    one, accept ``json_schema`` and ignore it."""
+    if not response.choices:
+        return False
+    message = response.choices[0].message
+    content = (message.content or "").strip()
+    if not content or getattr(message, "refusal", None) or response.choices[0].finish_reason == "length":
+        return False
+    try:
+        json.loads(content)
+    except ValueError:
+        return True
+    return False
+
+
+def _short(err: openai.APIStatusError) -> str:
+    return " ".join(err.message.split())[:200]
 
 
 def _mentions_temperature(err: openai.APIStatusError) -> bool:
     text = " ".join(str(x) for x in (err.message, err.param, err.body) if x).lower()
     return "temperature" in text
+
+
+def _wants_max_completion_tokens(err: openai.APIStatusError) -> bool:
+    """OpenAI's reasoning models refuse ``max_tokens`` and name ``max_completion_tokens`` instead."""
+    text = " ".join(str(x) for x in (err.message, err.param, err.body) if x).lower()
+    return "max_tokens" in text and "max_completion_tokens" in text
 
 
 async def within_deadline(seconds: float, call: Awaitable[T], analyzer: str) -> T:
@@ -181,16 +240,22 @@ class LLMClient:
         temperature: float | None = 0,
         validation_retries: int = DEFAULT_VALIDATION_RETRIES,
         max_completion_tokens: int | None = None,
+        observe: Callable[..., None] | None = None,
     ) -> None:
         self.model = model
+        # Told the seconds of each completion and its outcome (answered, refused, failed): the latency metric.
+        self._observe = observe
         self.timeout = timeout
         self.max_retries = max_retries
         self.temperature = temperature
         self.validation_retries = max(0, validation_retries)
-        self.max_completion_tokens = max_completion_tokens
+        self.max_completion_tokens = max_completion_tokens or DEFAULT_MAX_ANSWER_TOKENS
+        # The cap goes as max_tokens, which every OpenAI-compatible server reads (llama.cpp, Ollama and LM Studio
+        # ignore max_completion_tokens), until an endpoint asks for max_completion_tokens instead.
+        self._token_param = "max_tokens"
         self.usage = TokenUsage()
-        # Switches to "json_object" for good once the endpoint rejects json_schema.
-        self.mode: Mode = "json_schema"
+        # The output format asked for; steps down `FORMATS` for good when the endpoint refuses or ignores it.
+        self.mode: Mode = FORMATS[0]
         self._send_temperature = temperature is not None
         # Redirects are not followed: the key and the evidence go to the configured endpoint only.
         self._client = openai.AsyncOpenAI(
@@ -217,45 +282,79 @@ class LLMClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    def _response_format(self) -> dict[str, Any]:
+    def _response_format(self) -> dict[str, Any] | None:
         if self.mode == "json_schema":
             return {
                 "type": "json_schema",
                 "json_schema": {"name": SCHEMA_NAME, "strict": True, "schema": answer_json_schema()},
             }
-        return {"type": "json_object"}
+        if self.mode == "json_object_schema":
+            return {"type": "json_object", "schema": answer_json_schema()}
+        if self.mode == "json_object":
+            return {"type": "json_object"}
+        return None
+
+    def _step_down(self, why: str) -> bool:
+        """Ask for the next, less constrained output format from now on; False when none is left."""
+        at = FORMATS.index(self.mode)
+        if at + 1 >= len(FORMATS):
+            return False
+        self.mode = FORMATS[at + 1]
+        log.warning("%s %s; asking for %s output from now on", self._endpoint, why, self.mode)
+        return True
 
     async def _complete(self, messages: list[dict[str, str]]) -> Any:
-        """One chat completion (SDK retries included), adapting once to what the endpoint supports."""
-        adapted: set[str] = set()
+        """One chat completion (SDK retries included), adapting to the output format the endpoint supports.
+
+        A refused format is replaced by the next at once; an ignored one (prose under a schema) is
+        replaced for the next completion, since this answer is judged (and re-asked) like any other.
+        """
+        temperature_adapted = False
         while True:
-            kwargs: dict[str, Any] = {
-                "model": self.model,
-                "messages": messages,
-                "response_format": self._response_format(),
-            }
+            kwargs: dict[str, Any] = {"model": self.model, "messages": messages}
+            response_format = self._response_format()
+            if response_format is not None:
+                kwargs["response_format"] = response_format
             if self._send_temperature:
                 kwargs["temperature"] = self.temperature
-            if self.max_completion_tokens:
-                kwargs["max_completion_tokens"] = self.max_completion_tokens
+            kwargs[self._token_param] = self.max_completion_tokens
+            started = time.monotonic()
             try:
-                return await self._post(kwargs)
-            except (openai.BadRequestError, openai.UnprocessableEntityError) as e:
-                if self.mode == "json_schema" and "format" not in adapted and _mentions_response_format(e):
-                    log.warning(
-                        "%s rejected json_schema output (%s); using json_object from now on", self._endpoint, e.message
-                    )
-                    self.mode = "json_object"
-                    adapted.add("format")
+                response = await self._post(kwargs)
+            except openai.APIStatusError as e:
+                refused = _refuses_format(e)
+                self._observed(started, "refused" if refused else "failed")
+                if refused and self._step_down(f"refused {self.mode} output ({_short(e)})"):
                     continue
-                if self._send_temperature and "temperature" not in adapted and _mentions_temperature(e):
+                if (
+                    isinstance(e, openai.BadRequestError | openai.UnprocessableEntityError)
+                    and self._send_temperature
+                    and not temperature_adapted
+                    and _mentions_temperature(e)
+                ):
                     log.warning("%s rejected the temperature setting; sending none from now on", self._endpoint)
                     self._send_temperature = False
-                    adapted.add("temperature")
+                    temperature_adapted = True
+                    continue
+                if self._token_param == "max_tokens" and _wants_max_completion_tokens(e):
+                    log.warning("%s asked for max_completion_tokens; sending that from now on", self._endpoint)
+                    self._token_param = "max_completion_tokens"
                     continue
                 raise self._unavailable(e) from e
             except openai.OpenAIError as e:
+                self._observed(started, "failed")
                 raise self._unavailable(e) from e
+            except AnalyzerUnavailable:  # a body refused unread, or not a completion
+                self._observed(started, "failed")
+                raise
+            self._observed(started, "answered")
+            if self.mode == "json_schema" and _ignored_format(response):
+                self._step_down("answered json_schema requests with text that is not JSON")
+            return response
+
+    def _observed(self, started: float, outcome: str) -> None:
+        if self._observe is not None:
+            self._observe(time.monotonic() - started, outcome=outcome)
 
     async def _post(self, kwargs: dict[str, Any]) -> Completion:
         """One completion, its body read up to `MAX_BODY_BYTES` and validated before anything uses it."""

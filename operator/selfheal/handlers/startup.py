@@ -1,4 +1,5 @@
-"""Operator start-up and clean-up: Kopf settings, the runtime built once into the memo, the metrics endpoint."""
+"""Operator start-up, readiness and clean-up: Kopf settings, the runtime built once into the memo, the metrics
+endpoint, and the probe that makes /healthz answer "ready" only once they exist."""
 
 from __future__ import annotations
 
@@ -29,6 +30,15 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
             await memo.runtime.serve_metrics(port)
         except ConfigError as e:
             raise kopf.PermanentError(str(e)) from e
+
+
+@kopf.on.probe(id="runtime")
+def runtime_ready(memo: Any, **_: Any) -> str:
+    """Read by the pod's readiness and liveness probes at ``--liveness`` (/healthz): HTTP 500 until start-up
+    has built the runtime (API client, metrics endpoint), then "ready"."""
+    if getattr(memo, "runtime", None) is None:
+        raise kopf.PermanentError("starting: the runtime is not built yet")
+    return "ready"
 
 
 @kopf.on.cleanup(id="selfheal-cleanup")

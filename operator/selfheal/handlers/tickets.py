@@ -1,4 +1,4 @@
-"""Kopf glue for RemediationTicket: reconcile each ticket on creation and then every poll interval."""
+"""Kopf glue for RemediationTicket: reconcile each ticket on creation and then every poll interval; count them."""
 
 from __future__ import annotations
 
@@ -29,3 +29,10 @@ async def reconcile_ticket(
         raise kopf.TemporaryError(
             f"GitHub refused; trying again in {retry:.0f}s (see the ticket's conditions)", delay=retry
         )
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL, id="ticket-phase-gauge")
+def count_ticket(type: str, namespace: str | None, name: str, status: kopf.Status, memo: Any, **_: Any) -> None:
+    """Every watch event of a ticket (the initial listing included) keeps the tickets-by-phase gauge exact."""
+    phase = None if type == "DELETED" else status.get("phase") or "Open"
+    memo.runtime.metrics.tickets.track(namespace or "", name, phase)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -86,11 +87,15 @@ async def analyze(
     if not judged.canary or key in rt.in_flight:
         return None
     rt.in_flight.add(key)
+    started = time.monotonic()
     try:
         occurrence_key = occurrence_key or cycle_key(rt, ro, judged.canary)
-        return await _analyze(rt, policy, ro, judged, trigger, analysis_run, occurrence_key)
+        outcome = await _analyze(rt, policy, ro, judged, trigger, analysis_run, occurrence_key)
     finally:
         rt.in_flight.discard(key)
+    if outcome is not None:
+        rt.metrics.analysis_seconds.observe(time.monotonic() - started, trigger=trigger.value)
+    return outcome
 
 
 def cycle_key(rt: Runtime, ro: Rollout, pod_hash: str) -> str:
@@ -135,7 +140,9 @@ async def _analyze(
         rt.kube, ro, spec.analysis.logs, trigger=trigger.value, now=now, analysis_run=analysis_run
     )
     evidence = _with_snapshot(rt, evidence)
-    analyzer, analyzer_error = await analyzer_for(rt.kube, rt.clients, policy.namespace, spec.analysis.llm)
+    analyzer, analyzer_error = await analyzer_for(
+        rt.kube, rt.clients, policy.namespace, spec.analysis.llm, observe_llm=rt.metrics.llm_request_seconds.observe
+    )
     tokens_left = max(0, spec.budget.tokens_per_day - usage.tokens_today)
     j = await judge(
         evidence, spec.analysis, spec.decision, analyzer, analyzer_error=analyzer_error, token_budget_left=tokens_left

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from selfheal.adapters.llm import LLMClient
@@ -15,9 +16,15 @@ NO_KEY = "not-needed"
 
 
 async def analyzer_for(
-    kube: KubePort, clients: dict[tuple[str, ...], Any], namespace: str, llm: LLMSpec
+    kube: KubePort,
+    clients: dict[tuple[str, ...], Any],
+    namespace: str,
+    llm: LLMSpec,
+    *,
+    observe_llm: Callable[..., None] | None = None,
 ) -> tuple[Any | None, str | None]:
-    """``(client, None)``, or ``(None, why)`` when the policy names no analyzer or its Secret is unusable."""
+    """``(client, None)``, or ``(None, why)`` when the policy names no analyzer or its Secret is unusable.
+    ``observe_llm`` is told how long each LLM completion took (the latency metric)."""
     if llm.provider == LLMProvider.NONE:
         return None, None
     key = NO_KEY
@@ -45,6 +52,7 @@ async def analyzer_for(
                 timeout=llm.timeout_seconds,
                 max_retries=llm.max_retries,
                 temperature=llm.temperature,
+                observe=observe_llm,
             )
         else:
             from selfheal.adapters.a2a import A2AClient

@@ -117,6 +117,12 @@ def result_object(j: Judgement) -> dict[str, Any]:
             "summary": j.statistical.summary,
         },
         "analyzerError": j.llm_error,
+        # What the LLM or agent answered, before the guards and the decision rules.
+        "llm": (
+            {"verdict": j.llm.verdict.value, "confidence": j.llm.confidence, "summary": j.llm.summary}
+            if j.llm is not None
+            else None
+        ),
         "redactions": j.redactions,
         "promptTokens": j.bundle.estimated_tokens if j.bundle else 0,
         "tokensUsed": j.tokens,

@@ -7,16 +7,16 @@ from collections import OrderedDict
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from selfheal import __version__
 from selfheal.adapters.github import GitHubClient
 from selfheal.adapters.kube import KubeAdapter, connect
-from selfheal.adapters.metrics import MetricsServer, start_metrics_server, stop_metrics_server
+from selfheal.adapters.metrics import MetricsServer, OperatorMetrics, start_metrics_server, stop_metrics_server
 from selfheal.config import CONFIG, OperatorConfig
 from selfheal.domain.evidence import Evidence, Side
 from selfheal.domain.verdict import VerdictKind
-from selfheal.services.metrics import OperatorMetrics
 from selfheal.services.ports import GitHubConnector, GitHubPort, KubePort
 
 MAX_SNAPSHOTS = 256
@@ -27,9 +27,12 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def connect_github(api_url: str, token: str, repository: str) -> GitHubPort:
-    """The GitHub client the operator uses: conditional requests, and it holds off when rate limited."""
-    return GitHubClient(api_url, token, repository, conditional=True, hold_off=True)
+def connect_github(
+    api_url: str, token: str, repository: str, *, observe: Callable[..., None] | None = None
+) -> GitHubPort:
+    """The GitHub client the operator uses: conditional requests, and it holds off when rate limited;
+    ``observe`` is told how long each request took (the latency metric)."""
+    return GitHubClient(api_url, token, repository, conditional=True, hold_off=True, observe=observe)
 
 
 @dataclass
@@ -152,7 +155,7 @@ class Runtime:
     async def serve_metrics(self, port: int, host: str = "0.0.0.0") -> MetricsServer:
         """Start the metrics endpoint (once); stopped by ``aclose``."""
         if self.metrics_server is None:
-            self.metrics_server = await start_metrics_server(self.metrics.render, host, port)
+            self.metrics_server = await start_metrics_server(self.metrics.registry, host, port)
         return self.metrics_server
 
     async def aclose(self) -> None:
@@ -169,4 +172,6 @@ class Runtime:
 
 async def build_runtime() -> Runtime:
     api_client = await connect()
-    return Runtime(api_client=api_client, kube=KubeAdapter(api_client))
+    metrics = OperatorMetrics.create(__version__)
+    github = partial(connect_github, observe=metrics.github_request_seconds.observe)
+    return Runtime(api_client=api_client, kube=KubeAdapter(api_client), metrics=metrics, github=github)

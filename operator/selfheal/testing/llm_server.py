@@ -55,8 +55,12 @@ class ErrorReply:
     code: str | None = None
     param: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    # Sent verbatim instead of the OpenAI error object, for servers whose error bodies have another shape.
+    body: Any = None
 
     def response(self) -> web.Response:
+        if self.body is not None:
+            return web.json_response(self.body, status=self.status, headers=self.headers)
         default_type, default_code = _ERROR_TYPES.get(
             self.status, ("server_error" if self.status >= 500 else "invalid_request_error", None)
         )
@@ -92,6 +96,118 @@ def verdict_content(
     }
 
 
+# --- how OpenAI-compatible servers treat response_format (and the other request fields that vary) -------
+
+
+def _format_type(response_format: Any) -> str:
+    return str(response_format.get("type")) if isinstance(response_format, dict) else ""
+
+
+def _llama_cpp_python(body: dict[str, Any]) -> ErrorReply | None:
+    """llama-cpp-python 0.3: its pydantic model knows only text and json_object; FastAPI's validation error
+    comes back as HTTP 500 naming response_format."""
+    kind = _format_type(body.get("response_format"))
+    if not kind or kind in ("text", "json_object"):
+        return None
+    message = (
+        "1 validation error:\n  {'type': 'literal_error', 'loc': ('body', 'response_format', 'type'), "
+        "'msg': \"Input should be 'text' or 'json_object'\", 'input': '" + kind + "', "
+        "'ctx': {'expected': \"'text' or 'json_object'\"}}\n\n"
+        '  File "llama_cpp/server/app.py", line 376, in create_chat_completion\n    POST /v1/chat/completions'
+    )
+    return ErrorReply(500, message, type="internal_server_error")
+
+
+def _llama_server(body: dict[str, Any]) -> ErrorReply | None:
+    """llama.cpp's own llama-server before json_schema support: HTTP 500 with its own error object."""
+    kind = _format_type(body.get("response_format"))
+    if not kind or kind in ("text", "json_object"):
+        return None
+    message = f'response_format type must be one of "text" or "json_object", but got: {kind}'
+    return ErrorReply(500, body={"error": {"code": 500, "message": message, "type": "server_error"}})
+
+
+def _vllm_xgrammar(body: dict[str, Any]) -> ErrorReply | None:
+    """vLLM 0.8 with the xgrammar backend: a schema with numeric bounds is refused with 400, in vLLM's
+    top-level error object; json_object (extra keys ignored) is accepted."""
+    response_format = body.get("response_format")
+    if not isinstance(response_format, dict) or _format_type(response_format) != "json_schema":
+        return None
+    schema = json.dumps((response_format.get("json_schema") or {}).get("schema") or {})
+    if not any(f'"{word}"' in schema for word in ("minimum", "maximum", "multipleOf")):
+        return None
+    message = "The provided JSON schema contains features not supported by xgrammar."
+    return ErrorReply(
+        400, body={"object": "error", "message": message, "type": "BadRequestError", "param": None, "code": 400}
+    )
+
+
+def _lm_studio(body: dict[str, Any]) -> ErrorReply | None:
+    """LM Studio: structured output only through json_schema; its error is a bare string."""
+    kind = _format_type(body.get("response_format"))
+    if not kind or kind in ("json_schema", "text"):
+        return None
+    return ErrorReply(400, body={"error": "'response_format.type' must be 'json_schema'"})
+
+
+def _openai_reasoning(body: dict[str, Any]) -> ErrorReply | None:
+    """OpenAI's reasoning models: max_tokens and a temperature other than 1 are refused."""
+    if "max_tokens" in body:
+        return ErrorReply(
+            400,
+            "Unsupported parameter: 'max_tokens' is not supported with this model. "
+            "Use 'max_completion_tokens' instead.",
+            param="max_tokens",
+            code="unsupported_parameter",
+        )
+    if body.get("temperature") not in (None, 1):
+        return ErrorReply(
+            400,
+            "Unsupported value: 'temperature' does not support 0 with this model. "
+            "Only the default (1) value is supported.",
+            param="temperature",
+            code="unsupported_value",
+        )
+    return None
+
+
+def _no_response_format(body: dict[str, Any]) -> ErrorReply | None:
+    """A gateway that knows no response_format at all (Azure OpenAI's older API versions)."""
+    if body.get("response_format") is None:
+        return None
+    return ErrorReply(400, "Unrecognized request argument supplied: response_format", param="response_format")
+
+
+def _accept(body: dict[str, Any]) -> ErrorReply | None:
+    return None
+
+
+@dataclass(frozen=True)
+class ServerBehaviour:
+    """How one server treats a request: what it refuses (given the whole body), and whether it ignores
+    json_schema (the model then writes as it likes: prose around a code fence)."""
+
+    refuse: Callable[[dict[str, Any]], ErrorReply | None] = _accept
+    ignores_json_schema: bool = False
+
+
+SERVERS: dict[str, ServerBehaviour] = {
+    "openai": ServerBehaviour(),
+    "openai-reasoning": ServerBehaviour(_openai_reasoning),
+    "llama-cpp-python": ServerBehaviour(_llama_cpp_python),
+    "llama-server": ServerBehaviour(_llama_server),
+    "ollama-0.4": ServerBehaviour(ignores_json_schema=True),
+    "vllm-0.8": ServerBehaviour(_vllm_xgrammar),
+    "lm-studio": ServerBehaviour(_lm_studio),
+    "no-response-format": ServerBehaviour(_no_response_format),
+}
+
+
+def _unconstrained(content: str) -> str:
+    """What a model writes when nothing constrains it to JSON."""
+    return f"Sure! Here is my assessment of the canary:\n\n```json\n{content}\n```\n\nLet me know if you need more."
+
+
 def _estimate(text: str) -> int:
     return max(1, (len(text) + 3) // 4)
 
@@ -101,7 +217,8 @@ class OpenAIStandIn(LoopbackServer):
 
     By default every request gets the same healthy verdict. Script it with `respond`,
     `respond_with`, and the faults `down`, `slow`, `drip`, `malformed`, `http_error`, `no_json_schema`;
-    `hold` keeps answers back until `release`, so a test can act while an analysis waits.
+    `hold` keeps answers back until `release`, so a test can act while an analysis waits;
+    `imitate` makes it treat ``response_format`` as another server does (llama.cpp, Ollama, vLLM, ...).
     Every parsed request body is kept in ``requests`` (headers in ``request_headers``).
     Safe to use from tests and from an operator running in another process.
     """
@@ -119,6 +236,7 @@ class OpenAIStandIn(LoopbackServer):
         self._answer: Any = verdict_content()
         self._responder: Responder | None = None
         self._no_json_schema = False
+        self._server = SERVERS["openai"]
         self._gate: asyncio.Event | None = None
         self._held = 0
 
@@ -237,6 +355,13 @@ class OpenAIStandIn(LoopbackServer):
         with self._lock:
             self._no_json_schema = enabled
 
+    def imitate(self, server: str) -> None:
+        """Treat ``response_format`` as ``server`` does: one of `SERVERS` (``openai`` is the default)."""
+        if server not in SERVERS:
+            raise ValueError(f"unknown server {server!r}; known: {sorted(SERVERS)}")
+        with self._lock:
+            self._server = SERVERS[server]
+
     def reset(self) -> None:
         """Back to the default healthy answer, no faults, no held answers, no recorded requests (stays up or down)."""
         if self._loop is not None:
@@ -244,6 +369,7 @@ class OpenAIStandIn(LoopbackServer):
         with self._lock:
             self._answer = verdict_content()
             self._responder = None
+            self._server = SERVERS["openai"]
             self.clear_faults()
             self.requests.clear()
             self.request_headers.clear()
@@ -316,15 +442,18 @@ class OpenAIStandIn(LoopbackServer):
             return ErrorReply(400, "streaming is not supported by the stand-in", param="stream").response()
         await self._wait_at_gate()
         await self._pause()
-        response_format = body.get("response_format") or {}
+        response_format = body.get("response_format")
         with self._lock:
-            no_schema = self._no_json_schema
-        if no_schema and isinstance(response_format, dict) and response_format.get("type") == "json_schema":
+            no_schema, server = self._no_json_schema, self._server
+        if no_schema and _format_type(response_format) == "json_schema":
             return ErrorReply(
                 400,
                 "Invalid parameter: 'response_format' of type 'json_schema' is not supported with this model.",
                 param="response_format",
             ).response()
+        refusal = server.refuse(body)
+        if refusal is not None:
+            return refusal.response()
         fault = self._take_fault(("http_error", "raw", "malformed"))
         if fault is not None and fault.kind == "http_error" and fault.detail is not None:
             return fault.detail.response()
@@ -349,7 +478,13 @@ class OpenAIStandIn(LoopbackServer):
                 content = reply
             else:
                 content = json.dumps(reply)
+            if server.ignores_json_schema and _format_type(response_format) == "json_schema":
+                content = _unconstrained(content)
         prompt_tokens = sum(_estimate(str(m.get("content", ""))) + 4 for m in messages if isinstance(m, dict)) + 3
+        finish_reason = "stop"
+        cap = body.get("max_completion_tokens") or body.get("max_tokens")
+        if isinstance(cap, int) and _estimate(content) > cap:  # the model is stopped at the cap, mid-answer
+            content, finish_reason = content[: cap * 4], "length"
         completion_tokens = _estimate(content)
         return web.json_response(
             {
@@ -362,7 +497,7 @@ class OpenAIStandIn(LoopbackServer):
                         "index": 0,
                         "message": {"role": "assistant", "content": content, "refusal": None},
                         "logprobs": None,
-                        "finish_reason": "stop",
+                        "finish_reason": finish_reason,
                     }
                 ],
                 "usage": {

@@ -250,12 +250,13 @@ async def test_429_is_unavailable_after_sdk_retries(llm: OpenAIStandIn) -> None:
 async def test_endpoint_without_json_schema_falls_back_to_json_object(llm: OpenAIStandIn, client: LLMClient) -> None:
     llm.no_json_schema()
     result = await client.judge(BUNDLE)
-    assert result.mode == "json_object"
+    assert result.mode == "json_object_schema"
     assert result.verdict.verdict == "healthy"
     assert [r["response_format"]["type"] for r in llm.requests] == ["json_schema", "json_object"]
+    assert llm.requests[-1]["response_format"]["schema"] == answer_json_schema()
     # Remembered: the next call goes straight to json_object.
     again = await client.judge(BUNDLE)
-    assert again.mode == "json_object"
+    assert again.mode == "json_object_schema"
     assert [r["response_format"]["type"] for r in llm.requests][2:] == ["json_object"]
 
 
