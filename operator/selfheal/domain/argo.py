@@ -197,6 +197,36 @@ class CanaryStep(_ReadModel):
         return self.kind
 
 
+class BlueGreenSpec(_ReadModel):
+    """The parts of ``spec.strategy.blueGreen`` that decide how a preview is promoted."""
+
+    active_service: str = ""
+    preview_service: str = ""
+    # Unset means true: the controller switches the active Service as soon as the preview is ready
+    # (after ``autoPromotionSeconds``, and the pre-promotion analysis, if any).
+    auto_promotion_enabled: bool = True
+    auto_promotion_seconds: int = 0
+    pre_promotion_analysis: bool = False
+    post_promotion_analysis: bool = False
+
+    @classmethod
+    def from_obj(cls, obj: Mapping[str, Any]) -> BlueGreenSpec:
+        enabled = obj.get("autoPromotionEnabled")
+        return cls(
+            active_service=str(obj.get("activeService") or ""),
+            preview_service=str(obj.get("previewService") or ""),
+            auto_promotion_enabled=True if enabled is None else bool(enabled),
+            auto_promotion_seconds=int(obj.get("autoPromotionSeconds") or 0),
+            pre_promotion_analysis=bool((obj.get("prePromotionAnalysis") or {}).get("templates")),
+            post_promotion_analysis=bool((obj.get("postPromotionAnalysis") or {}).get("templates")),
+        )
+
+    @property
+    def waits_for_a_human(self) -> bool:
+        """A ``BlueGreenPause`` lasts until someone promotes (``autoPromotionEnabled: false``)."""
+        return not self.auto_promotion_enabled
+
+
 class Rollout(_ReadModel):
     """The parts of an ``argoproj.io/v1alpha1`` Rollout the operator reads."""
 
@@ -221,6 +251,7 @@ class Rollout(_ReadModel):
     steps: list[CanaryStep] = Field(default_factory=list)
     background_analysis: bool = False
     background_analysis_starting_step: int | None = None
+    blue_green: BlueGreenSpec = Field(default_factory=BlueGreenSpec)
     status: RolloutStatus = Field(default_factory=RolloutStatus)
 
     @classmethod
@@ -256,6 +287,7 @@ class Rollout(_ReadModel):
             steps=[CanaryStep.from_obj(step or {}) for step in (canary.get("steps") or [])],
             background_analysis=bool(background),
             background_analysis_starting_step=(background or {}).get("startingStep"),
+            blue_green=BlueGreenSpec.from_obj(strategy_obj.get("blueGreen") or {}),
             status=RolloutStatus.model_validate(obj.get("status") or {}),
         )
 
@@ -345,11 +377,22 @@ def current_step(ro: Rollout) -> CanaryStep | None:
 
 
 def is_paused_at_indefinite_step(ro: Rollout) -> bool:
-    """Paused by the controller on a ``pause: {}`` step (no duration): it waits for a human or for us."""
-    if ro.status.abort or PAUSE_CANARY_STEP not in pause_reasons(ro):
+    """Paused by the controller until a human (or we) promote: a canary on a ``pause: {}`` step (no
+    duration), or a blue-green preview waiting for promotion (``autoPromotionEnabled: false``)."""
+    if ro.status.abort:
+        return False
+    if ro.is_blue_green:
+        return ro.blue_green.waits_for_a_human and PAUSE_BLUE_GREEN in pause_reasons(ro)
+    if PAUSE_CANARY_STEP not in pause_reasons(ro):
         return False
     step = current_step(ro)
     return step is not None and step.is_indefinite_pause
+
+
+def is_active_switched(ro: Rollout) -> bool:
+    """A blue-green whose active Service already selects the new pods (post-promotion, not yet stable)."""
+    new = ro.status.current_pod_hash
+    return ro.is_blue_green and bool(new) and ro.status.blue_green.active_selector == new
 
 
 def is_inconclusive(ro: Rollout) -> bool:
@@ -371,9 +414,11 @@ def is_canary_in_progress(ro: Rollout) -> bool:
 
 
 def current_step_description(ro: Rollout) -> str:
-    """A short label of where the rollout stands, e.g. ``step 3/8 (pause)``."""
+    """A short label of where the rollout stands, e.g. ``step 3/8 (pause)`` or ``blueGreen: preview``."""
     if ro.is_blue_green:
-        return "blueGreen"
+        if canary_hash(ro) is None:
+            return "blueGreen"
+        return "blueGreen: active, post-promotion" if is_active_switched(ro) else "blueGreen: preview"
     index = current_step_index(ro)
     if index is None:
         return ""

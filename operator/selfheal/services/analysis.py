@@ -105,8 +105,13 @@ def cycle_key(rt: Runtime, ro: Rollout, pod_hash: str) -> str:
     trigger noticed the failure; without one, the attempt number does (an attempt ends with an abort,
     the next starts with a retry).
     """
-    canary = ro.status.canary
-    for run in (canary.current_background_analysis_run_status, canary.current_step_analysis_run_status):
+    canary, blue_green = ro.status.canary, ro.status.blue_green
+    for run in (
+        canary.current_background_analysis_run_status,
+        canary.current_step_analysis_run_status,
+        blue_green.pre_promotion_analysis_run_status,
+        blue_green.post_promotion_analysis_run_status,
+    ):
         if run is not None and run.name and run.status not in ("", "Successful"):
             return run.name
     return f"{pod_hash}:attempt-{rt.attempt(ro.namespace, ro.name, pod_hash)}"

@@ -83,10 +83,10 @@ def rollout(
     )
 
 
-def blue_green(status: dict[str, Any]) -> Rollout:
+def blue_green(status: dict[str, Any], **spec: Any) -> Rollout:
     return rollout(
         {"currentPodHash": "", "stableRS": "", **status},
-        strategy={"blueGreen": {"activeService": "web", "previewService": "web-preview"}},
+        strategy={"blueGreen": {"activeService": "web", "previewService": "web-preview", **spec}},
     )
 
 
@@ -217,7 +217,7 @@ def test_blue_green_preview_vs_active() -> None:
     assert ro.strategy == "blueGreen"
     assert (canary_hash(ro), stable_hash(ro)) == ("new5c4", "old7d8")
     assert is_canary_in_progress(ro)
-    assert current_step_description(ro) == "blueGreen"
+    assert current_step_description(ro) == "blueGreen: preview"
 
 
 def test_blue_green_falls_back_to_selectors() -> None:
@@ -234,6 +234,54 @@ def test_blue_green_after_the_switch_compares_with_the_old_stable() -> None:
         }
     )
     assert (canary_hash(ro), stable_hash(ro)) == ("new5c4", "old7d8")
+    assert current_step_description(ro) == "blueGreen: active, post-promotion"
+
+
+def test_blue_green_spec_is_read() -> None:
+    analysis = {"templates": [{"templateName": "selfheal"}]}
+    ro = blue_green(
+        {}, autoPromotionEnabled=False, autoPromotionSeconds=30, prePromotionAnalysis=analysis, postPromotionAnalysis={}
+    )
+    spec = ro.blue_green
+    assert (spec.active_service, spec.preview_service) == ("web", "web-preview")
+    assert (spec.auto_promotion_enabled, spec.auto_promotion_seconds) == (False, 30)
+    assert (spec.pre_promotion_analysis, spec.post_promotion_analysis) == (True, False)
+    assert blue_green({}).blue_green.auto_promotion_enabled is True  # unset means enabled, as in Argo
+
+
+BLUE_GREEN_PAUSED = {
+    "currentPodHash": "new5c4",
+    "stableRS": "old7d8",
+    "controllerPause": True,
+    "pauseConditions": [{"reason": "BlueGreenPause", "startTime": "2026-01-01T00:01:00Z"}],
+    "blueGreen": {"activeSelector": "old7d8", "previewSelector": "new5c4"},
+}
+
+
+def test_a_blue_green_waiting_for_promotion_is_an_indefinite_pause() -> None:
+    ro = blue_green(BLUE_GREEN_PAUSED, autoPromotionEnabled=False)
+    assert is_paused_at_indefinite_step(ro)
+    # `kubectl argo rollouts promote` on a paused blue-green clears the pause conditions, nothing else
+    assert promote_patches(ro) == ({"status": {"pauseConditions": None}}, None)
+
+
+@pytest.mark.parametrize(
+    ("spec", "status"),
+    [
+        ({"autoPromotionSeconds": 30}, {}),  # a timed pause: the controller promotes by itself
+        ({}, {}),  # auto promotion: a BlueGreenPause ends on its own
+        ({"autoPromotionEnabled": False}, {"abort": True}),
+        ({"autoPromotionEnabled": False}, {"pauseConditions": [{"reason": "InconclusiveAnalysisRun"}]}),
+    ],
+)
+def test_other_blue_green_pauses_are_not_indefinite(spec: dict[str, Any], status: dict[str, Any]) -> None:
+    assert not is_paused_at_indefinite_step(blue_green({**BLUE_GREEN_PAUSED, **status}, **spec))
+
+
+def test_promoting_a_blue_green_that_is_not_paused_sends_nothing() -> None:
+    ro = blue_green({"currentPodHash": "new5c4", "stableRS": "old7d8"})
+    assert promote_patches(ro) == (None, None)
+    assert promote_patches(ro, full=True) == ({"status": {"promoteFull": True}}, None)
 
 
 def test_blue_green_fully_promoted() -> None:
