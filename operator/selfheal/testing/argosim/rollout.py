@@ -1,11 +1,11 @@
-"""One reconcile of one canary Rollout by the simulated Argo Rollouts controller (contract §1-§4, §6, §7)."""
+"""What every Rollout strategy's reconcile shares in the simulated controller: ReplicaSets, revisions, ephemeral
+metadata, pause and abort status, conditions, phase and the status write (contract §1-§4, §6, §7)."""
 
 from __future__ import annotations
 
 import copy
 import json
 import logging
-import math
 from typing import TYPE_CHECKING, Any
 
 from selfheal.testing.argosim.status import (
@@ -13,18 +13,15 @@ from selfheal.testing.argosim.status import (
     format_selector,
     get_condition,
     set_condition,
-    step_string,
 )
 from selfheal.testing.argosim.util import (
     controller_uid,
-    go_duration,
     merge_diff,
     now_utc,
     owner_ref,
     parse_ts,
     pod_template_hash,
     prune,
-    step_hash,
     ts,
 )
 from selfheal.testing.rest import ApiError
@@ -74,7 +71,12 @@ def revision_of(obj: dict | None) -> int:
 
 
 class RolloutReconcile:
-    """rolloutCanary for one observed Rollout; build it fresh per reconcile and call :meth:`run`."""
+    """The shared part of one reconcile of one observed Rollout; a strategy's subclass (canary, blue-green) is
+    built fresh per reconcile and its :meth:`run` called."""
+
+    strategy = ""
+    # The ephemeral metadata of the new pods and of the stable ones (canary/stable, preview/active).
+    metadata_keys = ("", "")
 
     def __init__(self, sim: ArgoSimulator, rollout: dict, replicasets: list[dict], runs: list[dict]) -> None:
         self.sim = sim
@@ -84,8 +86,7 @@ class RolloutReconcile:
         self.ns, self.name = self.meta["namespace"], self.meta["name"]
         self.spec = rollout["spec"]
         self.status: dict = copy.deepcopy(rollout.get("status") or {})
-        self.canary: dict = (self.spec.get("strategy") or {}).get("canary") or {}
-        self.steps: list[dict] = self.canary.get("steps") or []
+        self.strategy_spec: dict = (self.spec.get("strategy") or {}).get(self.strategy) or {}
         uid = self.meta["uid"]
         self.all_rs = [rs for rs in replicasets if controller_uid(rs) == uid]
         self.runs = [r for r in runs if controller_uid(r) == uid]
@@ -100,9 +101,10 @@ class RolloutReconcile:
         self.remove_abort = False
         self.abort_message = ""
         self.rs_created = False
-        self.new_canary: dict | None = None
         self.now = now_utc()
+        # The runs chosen as current this reconcile (by kind), and what the status records of them.
         self.current_runs: dict[str, dict | None] | None = None
+        self.run_statuses: dict[str, Any] | None = None
         self.now_s = ts(self.now)
 
     # -- derived state ------------------------------------------------------------------------------
@@ -133,17 +135,6 @@ class RolloutReconcile:
     def fully_promoted(self) -> bool:
         return bool(self.status.get("stableRS")) and self.status.get("stableRS") == self.status.get("currentPodHash")
 
-    def step_index(self) -> int | None:
-        if not self.steps:
-            return None
-        return int(self.status.get("currentStepIndex") or 0)
-
-    def current_step(self) -> tuple[dict | None, int | None]:
-        index = self.step_index()
-        if index is None or index >= len(self.steps):
-            return None, index
-        return self.steps[index], index
-
     def pause_condition(self, reason: str) -> dict | None:
         return next((c for c in self.status.get("pauseConditions") or [] if c.get("reason") == reason), None)
 
@@ -156,34 +147,22 @@ class RolloutReconcile:
         self.sim.informer.wrote(written)
         return written
 
-    # -- entry point --------------------------------------------------------------------------------
+    # -- what each strategy decides ----------------------------------------------------------------
 
     def run(self) -> None:
-        if self.meta.get("deletionTimestamp"):
-            return
-        if self.fully_promoted() and self.is_aborted():
-            log.info("Removing abort condition from fully promoted rollout %s/%s", self.ns, self.name)
-            self.remove_abort = True
-        if not self.check_paused_conditions():
-            return
-        if self.template_or_steps_changed():
-            self.sync_status()
-            return
-        if not self.ensure_new_rs():
-            return
-        self.reconcile_ephemeral_metadata()
-        self.reconcile_analysis_runs()
-        if self.reconcile_replica_sets():
-            self.reconcile_pause()
-        self.sync_status()
+        raise NotImplementedError
 
-    def template_or_steps_changed(self) -> bool:
-        if self.status.get("currentStepHash") and self.status["currentStepHash"] != step_hash(self.steps):
-            return True
-        if self.status.get("currentPodHash"):
-            current = rs_hash(self.new_rs) if self.new_rs else self.computed_hash
-            return self.status["currentPodHash"] != current
-        return False
+    def is_available(self, new: dict) -> bool:
+        """The ``Available`` condition."""
+        raise NotImplementedError
+
+    def is_healthy(self, new: dict) -> bool:
+        """The ``Healthy`` condition (RolloutHealthy)."""
+        raise NotImplementedError
+
+    def strategy_progressed(self, new: dict) -> bool:
+        """Progress only this strategy counts (a step, a Service switch)."""
+        raise NotImplementedError
 
     # -- paused / retry conditions (checkPausedConditions) -------------------------------------------
 
@@ -278,7 +257,8 @@ class RolloutReconcile:
         tmeta = template.setdefault("metadata", {})
         tmeta["labels"] = dict(tmeta.get("labels") or {}, **{HASH_LABEL: self.computed_hash})
         fully = not self.status.get("stableRS") or self.status.get("stableRS") == self.computed_hash
-        ephemeral = self.canary.get("stableMetadata" if fully else "canaryMetadata") or {}
+        new_key, stable_key = self.metadata_keys
+        ephemeral = self.strategy_spec.get(stable_key if fully else new_key) or {}
         annotations = {k: v for k, v in (self.meta.get("annotations") or {}).items() if k not in _SKIP_ANNOTATIONS}
         annotations.update({REVISION: str(revision), DESIRED: str(self.spec.get("replicas", 1))})
         if ephemeral:
@@ -309,12 +289,13 @@ class RolloutReconcile:
         }
 
     def reconcile_ephemeral_metadata(self) -> None:
+        new_metadata, stable_metadata = (self.strategy_spec.get(key) or {} for key in self.metadata_keys)
         if not self.status.get("stableRS") or self.status.get("stableRS") == rs_hash(self.new_rs):
-            self._sync_ephemeral(self.new_rs, self.canary.get("stableMetadata") or {})
+            self._sync_ephemeral(self.new_rs, stable_metadata)
         else:
-            self._sync_ephemeral(self.new_rs, self.canary.get("canaryMetadata") or {})
+            self._sync_ephemeral(self.new_rs, new_metadata)
             if self.stable_rs is not None:
-                self._sync_ephemeral(self.stable_rs, self.canary.get("stableMetadata") or {})
+                self._sync_ephemeral(self.stable_rs, stable_metadata)
 
     def _sync_ephemeral(self, rs: dict | None, metadata: dict) -> None:
         if rs is None:
@@ -355,66 +336,6 @@ class RolloutReconcile:
                 if e.status not in (404, 409):
                     raise
 
-    def current_set_weight(self) -> int:
-        """GetCanaryReplicasOrWeight for a basic canary: promoteFull or fully promoted first, then abort."""
-        if self.status.get("promoteFull") or self.fully_promoted():
-            return 100
-        if self.status.get("abort"):
-            return 0
-        step, index = self.current_step()
-        if step is None or index is None:
-            return 100
-        for i in range(index, -1, -1):
-            if "setWeight" in self.steps[i]:
-                return int(self.steps[i]["setWeight"])
-        return 0
-
-    def desired_counts(self) -> tuple[int, int]:
-        replicas = int(self.spec.get("replicas", 1))
-        stable = self.stable_rs
-        if stable is None or stable["metadata"]["uid"] == self.new["metadata"]["uid"]:
-            return replicas, 0
-        canary = min(replicas, math.ceil(replicas * self.current_set_weight() / 100))
-        return canary, replicas - canary
-
-    def others(self) -> list[dict]:
-        keep = {self.new["metadata"]["uid"]} | ({self.stable_rs["metadata"]["uid"]} if self.stable_rs else set())
-        return [rs for rs in self.all_rs if rs["metadata"]["uid"] not in keep]
-
-    def at_desired_counts(self) -> bool:
-        want_new, want_stable = self.desired_counts()
-
-        def at(rs: dict, want: int) -> bool:
-            return (
-                int(rs["spec"].get("replicas") or 0) == want
-                and int((rs.get("status") or {}).get("availableReplicas") or 0) == want
-            )
-
-        if not at(self.new, want_new):
-            return False
-        stable = self.stable_rs
-        if (
-            stable is not None
-            and stable["metadata"]["uid"] != self.new["metadata"]["uid"]
-            and not at(stable, want_stable)
-        ):
-            return False
-        return all(int((rs.get("status") or {}).get("replicas") or 0) == 0 for rs in self.others())
-
-    def reconcile_replica_sets(self) -> bool:
-        """Scale new, stable and older ReplicaSets; True when no scaling occurred."""
-        if self.spec.get("paused") and not self.is_aborted():
-            return True
-        want_new, want_stable = self.desired_counts()
-        scaled = False
-        stable = self.stable_rs
-        if stable is not None and stable["metadata"]["uid"] != self.new["metadata"]["uid"]:
-            scaled |= self._scale(stable, want_stable)
-        scaled |= self._scale(self.new, want_new)
-        for rs in self.others():
-            scaled |= self._scale(rs, 0)
-        return not scaled
-
     def _scale(self, rs: dict, replicas: int) -> bool:
         current = int(rs["spec"].get("replicas") or 0)
         desired = str(self.spec.get("replicas", 1))
@@ -437,46 +358,6 @@ class RolloutReconcile:
             )
             return True
         return False
-
-    # -- pause steps ---------------------------------------------------------------------------------
-
-    def reconcile_pause(self) -> None:
-        if self.spec.get("paused"):
-            return
-        step, _ = self.current_step()
-        if step is None or "pause" not in step:
-            return
-        if self.pause_condition("CanaryPauseStep") is None and not self.status.get("controllerPause"):
-            self.add_pause.append("CanaryPauseStep")
-
-    def completed_current_step(self) -> bool:
-        if self.spec.get("paused"):
-            return False
-        step, _ = self.current_step()
-        if step is None:
-            return False
-        if "pause" in step:
-            condition = self.pause_condition("CanaryPauseStep")
-            duration = (step.get("pause") or {}).get("duration")
-            if duration is not None:
-                if condition is None:
-                    return False
-                started = parse_ts(condition["startTime"])
-                if started is None:
-                    return False
-                return (self.now - started).total_seconds() > go_duration(duration)
-            return bool(self.status.get("controllerPause")) and condition is None
-        if "setWeight" in step:
-            return self.at_desired_counts()
-        if "analysis" in step:
-            current = self.sim.analysis_link(self, "Step")
-            return current is not None and (current.get("status") or {}).get("phase") == "Successful"
-        return "setCanaryScale" not in step and "experiment" not in step
-
-    # -- AnalysisRuns --------------------------------------------------------------------------------
-
-    def reconcile_analysis_runs(self) -> None:
-        self.sim.reconcile_rollout_analysis(self)
 
     # -- status --------------------------------------------------------------------------------------
 
@@ -501,9 +382,6 @@ class RolloutReconcile:
             "restartedAt": self.status.get("restartedAt"),
             "promoteFull": bool(self.status.get("promoteFull")) and new_hash != self.status.get("stableRS"),
             "stableRS": self.status.get("stableRS"),
-            "currentStepHash": step_hash(self.steps),
-            "currentStepIndex": self.step_index(),
-            "canary": self.new_canary if self.new_canary is not None else {},
         }
         if self.rs_created:
             set_condition(
@@ -515,66 +393,6 @@ class RolloutReconcile:
                 self.now_s,
             )
         return status
-
-    def sync_status(self) -> None:
-        """syncRolloutStatusCanary."""
-        new = self.base_status()
-        steps = len(self.steps)
-        if self.template_or_steps_changed():
-            self.clear_pause, self.remove_abort = True, True
-            new["restartedAt"] = self.spec.get("restartAt")
-            new["promoteFull"] = False
-            new["canary"] = {}
-            new["currentStepIndex"] = 0 if steps else None
-            if self.new_rs is not None and self.status.get("stableRS") == rs_hash(self.new_rs) and steps:
-                self.event("SkipSteps", "Rollback to stable ReplicaSets")
-                new["currentStepIndex"] = steps
-            self.persist(new)
-            return
-        if self.status.get("promoteFull"):
-            self.clear_pause, self.remove_abort = True, True
-            if steps:
-                new["currentStepIndex"] = steps
-        reason = self.should_full_promote(new)
-        if reason:
-            self.clear_pause, self.remove_abort = True, True
-            new["currentStepIndex"] = steps if steps else None
-            if new.get("stableRS") != new["currentPodHash"]:
-                new["stableRS"] = new["currentPodHash"]
-                self.event(
-                    "RolloutCompleted",
-                    f"Rollout completed update to revision {self.revision()} ({new['currentPodHash']}): {reason}",
-                )
-            self.persist(new)
-            return
-        if self.is_aborted():
-            if steps:
-                new["currentStepIndex"] = steps if new.get("stableRS") == new["currentPodHash"] else 0
-            self.persist(new)
-            return
-        if self.completed_current_step():
-            step, index = self.current_step()
-            assert step is not None and index is not None, "a completed step exists"
-            new["currentStepIndex"] = index + 1
-            new["canary"] = {k: v for k, v in new["canary"].items() if k != "currentStepAnalysisRunStatus"}
-            self.event("RolloutStepCompleted", f"Rollout step {index + 1}/{steps} completed ({step_string(step)})")
-            self.remove_pause.append("CanaryPauseStep")
-        self.persist(new)
-
-    def should_full_promote(self, new: dict) -> str:
-        if self.stable_rs is None:
-            return "Initial deploy"
-        if new.get("stableRS") == new["currentPodHash"]:
-            return ""
-        if self.is_aborted():
-            return ""
-        if self.status.get("promoteFull"):
-            return "Full promotion requested"
-        index = self.step_index()
-        completed_all = not self.steps or index == len(self.steps)
-        if self.new_rs is not None and completed_all and self.at_desired_counts():
-            return f"Completed all {len(self.steps)} canary steps"
-        return ""
 
     def calculate_conditions(self, new: dict) -> None:
         conditions = new["conditions"]
@@ -623,8 +441,7 @@ class RolloutReconcile:
                 if self.spec.get("progressDeadlineAbort"):
                     self.add_abort, self.abort_message = True, message
                     aborted = True
-        replicas = int(self.spec.get("replicas", 1))
-        if new.get("availableReplicas", 0) >= replicas:
+        if self.is_available(new):
             set_condition(
                 conditions, "Available", "True", "AvailableReason", "Rollout has minimum availability", self.now_s
             )
@@ -643,17 +460,7 @@ class RolloutReconcile:
                 message = f"{message}: {self.abort_message}"
             if set_condition(conditions, "Progressing", "False", "RolloutAborted", message, self.now_s):
                 self.event("RolloutAborted", message, warning=True)
-        executed_all = (
-            not self.steps or new.get("currentStepIndex") is None or new.get("currentStepIndex") == len(self.steps)
-        )
-        healthy = (
-            all(
-                new.get(k, 0) == replicas for k in ("updatedReplicas", "availableReplicas", "readyReplicas", "replicas")
-            )
-            and executed_all
-            and complete
-        )
-        if healthy:
+        if self.is_healthy(new):
             set_condition(conditions, "Healthy", "True", "RolloutHealthy", "Rollout is healthy", self.now_s)
         else:
             set_condition(conditions, "Healthy", "False", "RolloutHealthy", "Rollout is not healthy", self.now_s)
@@ -675,18 +482,9 @@ class RolloutReconcile:
         return since is not None and (self.now - since).total_seconds() > deadline
 
     def _progressed(self, new: dict) -> bool:
+        """RolloutProgressing: the new ReplicaSet moved, or the strategy did."""
         old = self.status
-        if (
-            old.get("stableRS") != new.get("stableRS")
-            or old.get("currentStepHash") != new.get("currentStepHash")
-            or old.get("currentPodHash") != new.get("currentPodHash")
-        ):
-            return True
-        if (
-            old.get("currentStepIndex") is not None
-            and new.get("currentStepIndex") is not None
-            and old["currentStepIndex"] != new["currentStepIndex"]
-        ):
+        if old.get("currentPodHash") != new.get("currentPodHash") or self.strategy_progressed(new):
             return True
         return (
             new.get("updatedReplicas", 0) != old.get("updatedReplicas", 0)

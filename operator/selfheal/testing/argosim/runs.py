@@ -12,10 +12,20 @@ from selfheal.testing.argosim.util import controller_uid, owner_ref
 from selfheal.testing.rest import ApiError
 
 if TYPE_CHECKING:
+    from selfheal.testing.argosim.bluegreen import BlueGreenReconcile
+    from selfheal.testing.argosim.canary import CanaryReconcile
     from selfheal.testing.argosim.rollout import RolloutReconcile
 
 GROUP = "/apis/argoproj.io/v1alpha1"
-_KEYS = {"Step": "currentStepAnalysisRunStatus", "Background": "currentBackgroundAnalysisRunStatus"}
+# Where the Rollout records its current run of each kind: the status section and the key in it.
+SLOTS = {
+    "Step": ("canary", "currentStepAnalysisRunStatus"),
+    "Background": ("canary", "currentBackgroundAnalysisRunStatus"),
+    "PrePromotion": ("blueGreen", "prePromotionAnalysisRunStatus"),
+    "PostPromotion": ("blueGreen", "postPromotionAnalysisRunStatus"),
+}
+CANARY_KINDS = ("Step", "Background")
+BLUE_GREEN_KINDS = ("PrePromotion", "PostPromotion")
 _FIELD = re.compile(r"\.?([A-Za-z0-9_\-]+)|\[(\d+)\]|\[['\"]([^'\"]+)['\"]\]")
 
 
@@ -24,24 +34,82 @@ class AnalysisSetupError(Exception):
 
 
 def linked_run(ctx: RolloutReconcile, kind: str) -> dict | None:
-    """The run recorded in ``status.canary.<current...AnalysisRunStatus>.name`` (FilterCurrentRolloutAnalysisRuns)."""
-    name = (((ctx.status.get("canary") or {}).get(_KEYS[kind])) or {}).get("name")
+    """The run whose name the Rollout records in its status (FilterCurrentRolloutAnalysisRuns)."""
+    section, key = SLOTS[kind]
+    name = (((ctx.status.get(section) or {}).get(key)) or {}).get("name")
     return next((r for r in ctx.runs if name and r["metadata"]["name"] == name), None)
 
 
-def reconcile(ctx: RolloutReconcile) -> None:
-    current = {kind: linked_run(ctx, kind) for kind in _KEYS}
+def reconcile(ctx: CanaryReconcile) -> None:
+    """reconcileAnalysisRuns of a canary: the step run and the background run."""
+    current = {kind: linked_run(ctx, kind) for kind in CANARY_KINDS}
     if ctx.is_aborted() or ctx.status.get("promoteFull") or not ctx.status.get("stableRS"):
         set_current(ctx, current)
         cancel(ctx, ctx.runs)
         return
     step_run = _reconcile_step(ctx, current["Step"])
     background_run = _reconcile_background(ctx, current["Background"])
-    chosen = {"Step": step_run, "Background": background_run}
+    _keep_only(ctx, {"Step": step_run, "Background": background_run})
+
+
+def reconcile_blue_green(ctx: BlueGreenReconcile) -> None:
+    """reconcileAnalysisRuns of a blue-green: the pre-promotion run before the active switch, the
+    post-promotion run after it; a failed one aborts, an inconclusive one pauses."""
+    current = {kind: linked_run(ctx, kind) for kind in BLUE_GREEN_KINDS}
+    if (
+        ctx.is_aborted()
+        or ctx.status.get("promoteFull")
+        or ctx.has_scale_down_deadline(ctx.new)
+        or not ctx.status.get("stableRS")
+    ):
+        set_current(ctx, current)
+        cancel(ctx, ctx.runs)
+        return
+    pre = _reconcile_promotion(ctx, current["PrePromotion"], "PrePromotion")
+    post = _reconcile_promotion(ctx, current["PostPromotion"], "PostPromotion")
+    _keep_only(ctx, {"PrePromotion": pre, "PostPromotion": post})
+
+
+def _keep_only(ctx: RolloutReconcile, chosen: dict[str, dict | None]) -> None:
+    """The chosen runs become the current ones; every other run of the Rollout is terminated, and old ones go."""
     set_current(ctx, chosen)
     keep = {r["metadata"]["uid"] for r in chosen.values() if r is not None}
     cancel(ctx, [r for r in ctx.runs if r["metadata"]["uid"] not in keep])
     garbage_collect(ctx, keep)
+
+
+# The blue-green runs: their spec field, name infix, and the words of their abort message.
+_PROMOTION = {
+    "PrePromotion": ("prePromotionAnalysis", "pre", "pre-promotion"),
+    "PostPromotion": ("postPromotionAnalysis", "post", "post-promotion"),
+}
+
+
+def _reconcile_promotion(ctx: BlueGreenReconcile, run: dict | None, kind: str) -> dict | None:
+    """reconcilePrePromotionAnalysisRun / reconcilePostPromotionAnalysisRun, then setPauseOrAbortForBlueGreen."""
+    field, infix, words = _PROMOTION[kind]
+    analysis = ctx.strategy_spec.get(field) or {}
+    if not analysis.get("templates"):
+        cancel(ctx, [run])
+        return None
+    skip = ctx.skip_pre_promotion(run) if kind == "PrePromotion" else ctx.skip_post_promotion(run)
+    if skip:
+        cancel(ctx, [run])
+        return run
+    if ctx.pause_condition("InconclusiveAnalysisRun") is not None:
+        return run
+    if _needs_new(ctx, run):
+        return create(ctx, analysis, infix, {"rollout-type": kind})
+    assert run is not None, "a missing run needs a new one"
+    status = run.get("status") or {}
+    if status.get("phase") == "Inconclusive":
+        ctx.add_pause.append("InconclusiveAnalysisRun")
+    elif status.get("phase") in ("Failed", "Error"):
+        ctx.add_abort = True
+        ctx.abort_message = f"Blue/green {words} analysis phase error/failed" + (
+            f": {status['message']}" if status.get("message") else ""
+        )
+    return run
 
 
 def garbage_collect(ctx: RolloutReconcile, keep: set[str]) -> None:
@@ -63,15 +131,21 @@ def garbage_collect(ctx: RolloutReconcile, keep: set[str]) -> None:
 
 
 def _needs_new(ctx: RolloutReconcile, run: dict | None) -> bool:
+    """needsNewAnalysisRun: none yet; an Inconclusive one the user resumed (controllerPause left set, and no
+    step or blue-green pause); or a retry after an abort."""
     if run is None:
         return True
-    if (run.get("status") or {}).get("phase") == "Inconclusive":
-        # the user resumed an Inconclusive pause: controllerPause is left set, the condition is gone
-        return bool(ctx.status.get("controllerPause")) and ctx.pause_condition("InconclusiveAnalysisRun") is None
-    return ctx.status.get("abortedAt") is not None
+    status = ctx.status
+    if (
+        status.get("controllerPause")
+        and ctx.pause_condition("CanaryPauseStep") is None
+        and ctx.pause_condition("BlueGreenPause") is None
+    ):
+        return (run.get("status") or {}).get("phase") == "Inconclusive"
+    return status.get("abortedAt") is not None
 
 
-def _react(ctx: RolloutReconcile, run: dict, source: str) -> None:
+def _react(ctx: CanaryReconcile, run: dict, source: str) -> None:
     status = run.get("status") or {}
     phase = status.get("phase")
     if phase == "Inconclusive":
@@ -84,7 +158,7 @@ def _react(ctx: RolloutReconcile, run: dict, source: str) -> None:
         ctx.abort_message = message
 
 
-def _reconcile_step(ctx: RolloutReconcile, run: dict | None) -> dict | None:
+def _reconcile_step(ctx: CanaryReconcile, run: dict | None) -> dict | None:
     step, index = ctx.current_step()
     if ctx.status.get("pauseConditions") or ctx.status.get("abort"):
         return run
@@ -102,7 +176,7 @@ def _reconcile_step(ctx: RolloutReconcile, run: dict | None) -> dict | None:
     return run
 
 
-def _reconcile_background(ctx: RolloutReconcile, run: dict | None) -> dict | None:
+def _reconcile_background(ctx: CanaryReconcile, run: dict | None) -> dict | None:
     analysis = ctx.canary.get("analysis") or {}
     if not analysis.get("templates"):
         cancel(ctx, [run])
@@ -122,19 +196,21 @@ def _reconcile_background(ctx: RolloutReconcile, run: dict | None) -> dict | Non
 
 
 def set_current(ctx: RolloutReconcile, runs: dict[str, dict | None]) -> None:
-    """SetCurrentAnalysisRuns plus the ``AnalysisRun<Phase>`` events on the Rollout."""
-    previous = ctx.status.get("canary") or {}
-    canary: dict[str, Any] = {}
+    """SetCurrentAnalysisRuns plus the ``AnalysisRun<Phase>`` events on the Rollout: ``ctx.run_statuses`` is
+    what the strategy's status section records of them."""
+    recorded: dict[str, Any] = {}
     for kind, run in runs.items():
         if run is None:
             continue
+        section, key = SLOTS[kind]
+        previous = ctx.status.get(section) or {}
         status = run.get("status") or {}
         phase = status.get("phase", "")
         entry = {"name": run["metadata"]["name"], "status": phase}
         if status.get("message"):
             entry["message"] = status["message"]
-        canary[_KEYS[kind]] = entry
-        before = previous.get(_KEYS[kind])
+        recorded[key] = entry
+        before = previous.get(key)
         if phase and (before is None or before.get("name") != entry["name"] or before.get("status") != phase):
             prior = before.get("status") if before and before.get("name") == entry["name"] else ""
             ctx.event(
@@ -143,7 +219,7 @@ def set_current(ctx: RolloutReconcile, runs: dict[str, dict | None]) -> None:
                 f"Previous: '{prior or 'NoPreviousStatus'}'",
                 warning=phase in ("Failed", "Error"),
             )
-    ctx.new_canary = canary
+    ctx.run_statuses = recorded
     ctx.current_runs = runs
 
 

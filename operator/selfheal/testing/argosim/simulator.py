@@ -9,6 +9,8 @@ from typing import Any
 
 from selfheal.testing.argosim import runs as argosim_runs
 from selfheal.testing.argosim.analysis import AnalysisController
+from selfheal.testing.argosim.bluegreen import BlueGreenReconcile
+from selfheal.testing.argosim.canary import CanaryReconcile
 from selfheal.testing.argosim.informer import RolloutInformer
 from selfheal.testing.argosim.kube import NODE_RULES, NodeSimulator
 from selfheal.testing.argosim.rollout import RolloutReconcile
@@ -63,8 +65,11 @@ ARGO_RULES: list[dict[str, Any]] = [
 ]
 
 
+STRATEGIES: dict[str, type[RolloutReconcile]] = {"canary": CanaryReconcile, "blueGreen": BlueGreenReconcile}
+
+
 class ArgoSimulator:
-    """Reconciles canary Rollouts and their AnalysisRuns the way Argo Rollouts v1.9 does.
+    """Reconciles canary and blue-green Rollouts and their AnalysisRuns the way Argo Rollouts v1.9 does.
 
     Argo's part runs as ServiceAccount ``argo-rollouts/argo-rollouts`` bound to :data:`ARGO_RULES`; the
     ReplicaSet controller and kubelet part (pods, pod status, container logs) runs as its own
@@ -170,11 +175,12 @@ class ArgoSimulator:
             ns = rollout["metadata"]["namespace"]
             uid = rollout["metadata"]["uid"]
             strategy = rollout["spec"].get("strategy") or {}
-            if "canary" not in strategy or rollout["spec"].get("workloadRef"):
+            reconcile = next((cls for key, cls in STRATEGIES.items() if key in strategy), None)
+            if reconcile is None or rollout["spec"].get("workloadRef"):
                 if uid not in self._skipped:
                     self._skipped.add(uid)
                     log.warning(
-                        "rollout %s/%s: only canary rollouts with an inline template are simulated",
+                        "rollout %s/%s: only canary and blue-green rollouts with an inline template are simulated",
                         ns,
                         rollout["metadata"]["name"],
                     )
@@ -188,7 +194,7 @@ class ArgoSimulator:
                     f"Rollout resource added to informer: {ns}/{rollout['metadata']['name']}",
                 )
             self._guard(
-                lambda r=rollout, n=ns: RolloutReconcile(
+                lambda r=rollout, n=ns, cls=reconcile: cls(
                     self,
                     r,
                     [x for x in replicasets if x["metadata"]["namespace"] == n],
@@ -202,7 +208,10 @@ class ArgoSimulator:
         self.recorder.event(rollout, reason, message, warning=warning)
 
     def reconcile_rollout_analysis(self, ctx: RolloutReconcile) -> None:
-        argosim_runs.reconcile(ctx)
+        if isinstance(ctx, BlueGreenReconcile):
+            argosim_runs.reconcile_blue_green(ctx)
+        elif isinstance(ctx, CanaryReconcile):
+            argosim_runs.reconcile(ctx)
 
     def run_created(self, run: dict) -> dict:
         """Let the analysis controller take a new run to Running before the Rollout links it."""
@@ -216,9 +225,8 @@ class ArgoSimulator:
             return run
 
     def analysis_link(self, ctx: RolloutReconcile, kind: str) -> dict | None:
-        chosen = getattr(ctx, "current_runs", None)
-        if chosen is not None:
-            return chosen.get(kind)
+        if ctx.current_runs is not None:
+            return ctx.current_runs.get(kind)
         return argosim_runs.linked_run(ctx, kind)
 
     # -- errors ------------------------------------------------------------------------------------

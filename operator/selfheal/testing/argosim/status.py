@@ -29,7 +29,7 @@ def set_condition(conditions: list[dict], kind: str, status: str, reason: str, m
 
 
 def calculate_phase(spec: dict, status: dict) -> tuple[str, str]:
-    """CalculateRolloutPhase (§1.2), canary."""
+    """CalculateRolloutPhase (§1.2)."""
     conditions = status.get("conditions") or []
     for c in conditions:
         if c.get("type") == "InvalidSpec":
@@ -49,11 +49,34 @@ def calculate_phase(spec: dict, status: dict) -> tuple[str, str]:
         return "Progressing", "more replicas need to be updated"
     if status.get("availableReplicas", 0) < updated:
         return "Progressing", "updated replicas are still becoming available"
+    blue_green = (spec.get("strategy") or {}).get("blueGreen")
+    if blue_green is not None:
+        return _blue_green_phase(blue_green, status)
     canary = (spec.get("strategy") or {}).get("canary") or {}
     if not canary.get("trafficRouting") and status.get("replicas", 0) > updated:
         return "Progressing", "old replicas are pending termination"
     if not status.get("stableRS") or status.get("stableRS") != status.get("currentPodHash"):
         return "Progressing", "waiting for all steps to complete"
+    return "Healthy", ""
+
+
+def _blue_green_phase(blue_green: dict, status: dict) -> tuple[str, str]:
+    """The blue-green part of CalculateRolloutPhase: the active switch, then the post-promotion analysis."""
+    current = status.get("currentPodHash")
+    active = (status.get("blueGreen") or {}).get("activeSelector")
+    if not active or active != current:
+        return "Progressing", "active service cutover pending"
+    if not status.get("stableRS") or status.get("stableRS") != current:
+        post = (status.get("blueGreen") or {}).get("postPromotionAnalysisRunStatus") or {}
+        waiting = (blue_green.get("postPromotionAnalysis") or {}).get("templates") and post.get("status") not in (
+            "Successful",
+            "Failed",
+            "Error",
+            "Inconclusive",
+        )
+        if waiting:
+            return "Progressing", "waiting for analysis to complete"
+        return "Progressing", "waiting for post-promotion verification to complete"
     return "Healthy", ""
 
 
