@@ -64,6 +64,60 @@ def demo_rollout(
     }
 
 
+def blue_green_rollout(
+    name: str,
+    image: str,
+    *,
+    replicas: int = 3,
+    active: str | None = None,
+    preview: str | None = None,
+    auto_promotion: bool | None = None,
+    pre_promotion: str | None = None,
+    post_promotion: str | None = None,
+    analysis_args: list[dict] | None = None,
+    scale_down_delay: int | None = None,
+    abort_scale_down_delay: int | None = None,
+    env: dict[str, str] | None = None,
+) -> dict:
+    """A blue-green Rollout of the demo app: Services ``<name>-active`` and ``<name>-preview`` (see
+    :func:`blue_green_services`), optional pre- and post-promotion analysis templates."""
+    rollout = demo_rollout(name, image, replicas=replicas, env=env, canary_metadata=False)
+    blue_green: dict[str, Any] = {
+        "activeService": active or f"{name}-active",
+        "previewService": preview or f"{name}-preview",
+    }
+    if preview == "":
+        del blue_green["previewService"]
+    if auto_promotion is not None:
+        blue_green["autoPromotionEnabled"] = auto_promotion
+    for key, template in (("prePromotionAnalysis", pre_promotion), ("postPromotionAnalysis", post_promotion)):
+        if template:
+            blue_green[key] = {
+                "templates": [{"templateName": template}],
+                "args": default_analysis_args() if analysis_args is None else analysis_args,
+            }
+    if scale_down_delay is not None:
+        blue_green["scaleDownDelaySeconds"] = scale_down_delay
+    if abort_scale_down_delay is not None:
+        blue_green["abortScaleDownDelaySeconds"] = abort_scale_down_delay
+    rollout["spec"]["strategy"] = {"blueGreen": blue_green}
+    return rollout
+
+
+def blue_green_services(name: str, *names: str) -> list[dict]:
+    """The Services a blue-green Rollout switches (``<name>-active`` and ``<name>-preview`` unless named):
+    headless, so that a test control plane never runs out of cluster IPs."""
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": service, "labels": {"app": name}},
+            "spec": {"clusterIP": "None", "selector": {"app": name}, "ports": [{"name": "http", "port": 8080}]},
+        }
+        for service in (names or (f"{name}-active", f"{name}-preview"))
+    ]
+
+
 def default_analysis_args() -> list[dict]:
     """Identity args an analysis usually wants: canary and stable hashes and the rollout name."""
     return [
@@ -183,10 +237,17 @@ def _template(
 # -- API calls ---------------------------------------------------------------------------------------
 
 _PLURALS = {"Rollout": "rollouts", "AnalysisTemplate": "analysistemplates", "AnalysisRun": "analysisruns"}
+_CORE = {"Service": "services", "Secret": "secrets"}
 
 
 def create(client: KubeREST, namespace: str, manifest: dict) -> dict:
+    if manifest["kind"] in _CORE:
+        return client.create(f"/api/v1/namespaces/{namespace}/{_CORE[manifest['kind']]}", manifest)
     return client.create(f"{GROUP}/namespaces/{namespace}/{_PLURALS[manifest['kind']]}", manifest)
+
+
+def service(client: KubeREST, namespace: str, name: str) -> dict:
+    return client.get(f"/api/v1/namespaces/{namespace}/services/{name}")
 
 
 def rollout_path(namespace: str, name: str) -> str:

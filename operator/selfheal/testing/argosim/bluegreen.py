@@ -90,10 +90,13 @@ class BlueGreenReconcile(RolloutReconcile):
     def _invalid_spec(self, message: str) -> None:
         conditions = copy.deepcopy(self.status.get("conditions") or [])
         if set_condition(conditions, "InvalidSpec", "True", "InvalidSpec", message, self.now_s):
-            self.write(
-                "/status",
-                {"status": {"conditions": conditions, "phase": "Degraded", "message": f"InvalidSpec: {message}"}},
-            )
+            status = {
+                "conditions": conditions,
+                "observedGeneration": str(self.meta.get("generation")),
+                "phase": "Degraded",
+                "message": f"InvalidSpec: {message}",
+            }
+            self.write("/status", {"status": status})
 
     @staticmethod
     def selector_hash(service: dict | None) -> str:
@@ -343,8 +346,10 @@ class BlueGreenReconcile(RolloutReconcile):
             blue_green = {}
         if self.status.get("promoteFull"):
             self.clear_pause, self.remove_abort = True, True
-        blue_green["previewSelector"] = self.selector_hash(self.preview_svc)
-        blue_green["activeSelector"] = self.selector_hash(self.active_svc)
+        # Go's omitempty: a Service that selects no revision yet leaves its field out.
+        for key, service in (("previewSelector", self.preview_svc), ("activeSelector", self.active_svc)):
+            if self.selector_hash(service):
+                blue_green[key] = self.selector_hash(service)
         new["blueGreen"] = blue_green
         reason = self.should_full_promote(new)
         if reason:
@@ -356,10 +361,7 @@ class BlueGreenReconcile(RolloutReconcile):
                     "RolloutCompleted",
                     f"Rollout completed update to revision {self.revision()} ({new['currentPodHash']}): {reason}",
                 )
-        active = next(
-            (rs for rs in self.all_rs if blue_green["activeSelector"] and rs_hash(rs) == blue_green["activeSelector"]),
-            None,
-        )
+        active = next((rs for rs in self.all_rs if rs_hash(rs) == blue_green.get("activeSelector")), None)
         if active is not None:
             status = active.get("status") or {}
             new["HPAReplicas"] = int(status.get("replicas") or 0)
