@@ -71,6 +71,72 @@ def prepare(evidence: Evidence, analysis: AnalysisSpec) -> tuple[Redactor, LogDi
     return redactor, diff, statistical, bundle
 
 
+@dataclass(frozen=True)
+class Consultation:
+    """What the analyzer said about one prompt: its verdict, or why there is none; and the tokens it cost."""
+
+    llm: Verdict | None = None
+    error: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+async def consult(
+    analysis: AnalysisSpec,
+    analyzer: AnalyzerClient | None,
+    bundle: PromptBundle,
+    redactor: Redactor,
+    *,
+    analyzer_error: str | None = None,
+    token_budget_left: int | None = None,
+) -> Consultation:
+    """Ask the policy's analyzer (if it names one) for its verdict on the prepared prompt."""
+    if analysis.llm.provider == LLMProvider.NONE:
+        return Consultation()
+    if analyzer_error is not None:
+        return Consultation(error=analyzer_error)
+    if analyzer is None:
+        return Consultation(error="no analyzer client")
+    if token_budget_left is not None and bundle.estimated_tokens > token_budget_left:
+        return Consultation(error=f"token budget exhausted ({token_budget_left} tokens left today)")
+    try:
+        result = await analyzer.judge(bundle)
+    except AnalyzerUnavailable as e:
+        return Consultation(error=str(e))
+    kind = Analyzer.A2A if analysis.llm.provider == LLMProvider.A2A else Analyzer.LLM
+    # The answer's texts are redacted like the logs: CPU work, off the event loop.
+    llm = await asyncio.to_thread(verdict_from_llm, result.verdict, kind, redactor=redactor)
+    return Consultation(llm, None, result.prompt_tokens, result.completion_tokens)
+
+
+def conclude(
+    evidence: Evidence,
+    prepared: tuple[Redactor, LogDiff, Verdict, PromptBundle],
+    analysis: AnalysisSpec,
+    decision: DecisionSpec,
+    consultation: Consultation,
+) -> Judgement:
+    """The decision from the statistical verdict and the analyzer's, and the record that explains it."""
+    redactor, diff, statistical, bundle = prepared
+    configured = analysis.llm.provider != LLMProvider.NONE
+    final = decide(statistical, consultation.llm, decision, llm_error=consultation.error, llm_configured=configured)
+    signature = failure_signature(evidence, diff)
+    return Judgement(
+        evidence=evidence,
+        diff=diff,
+        statistical=statistical,
+        decision=final,
+        redactions=dict(redactor.counts),
+        fingerprint=fingerprint(evidence.namespace, evidence.rollout, signature),
+        signature=signature,
+        bundle=bundle,
+        llm=consultation.llm,
+        llm_error=consultation.error,
+        prompt_tokens=consultation.prompt_tokens,
+        completion_tokens=consultation.completion_tokens,
+    )
+
+
 async def judge(
     evidence: Evidence,
     analysis: AnalysisSpec,
@@ -83,42 +149,12 @@ async def judge(
     """Judge one canary. ``analyzer`` is None when the policy names none or it could not be built
     (``analyzer_error`` then says why); the policy's fallback applies and is recorded."""
     # Templating and diffing a few megabytes of logs is CPU work: off the event loop.
-    redactor, diff, statistical, bundle = await asyncio.to_thread(prepare, evidence, analysis)
-    configured = analysis.llm.provider != LLMProvider.NONE
-    llm: Verdict | None = None
-    error = analyzer_error
-    prompt_tokens = completion_tokens = 0
-    if configured and analyzer is not None and error is None:
-        if token_budget_left is not None and bundle.estimated_tokens > token_budget_left:
-            error = f"token budget exhausted ({token_budget_left} tokens left today)"
-        else:
-            try:
-                result = await analyzer.judge(bundle)
-            except AnalyzerUnavailable as e:
-                error = str(e)
-            else:
-                kind = Analyzer.A2A if analysis.llm.provider == LLMProvider.A2A else Analyzer.LLM
-                # The answer's texts are redacted like the logs: CPU work, off the event loop.
-                llm = await asyncio.to_thread(verdict_from_llm, result.verdict, kind, redactor=redactor)
-                prompt_tokens, completion_tokens = result.prompt_tokens, result.completion_tokens
-    elif configured and error is None:
-        error = "no analyzer client"
-    final = decide(statistical, llm, decision, llm_error=error, llm_configured=configured)
-    signature = failure_signature(evidence, diff)
-    return Judgement(
-        evidence=evidence,
-        diff=diff,
-        statistical=statistical,
-        decision=final,
-        redactions=dict(redactor.counts),
-        fingerprint=fingerprint(evidence.namespace, evidence.rollout, signature),
-        signature=signature,
-        bundle=bundle,
-        llm=llm,
-        llm_error=error,
-        prompt_tokens=prompt_tokens,
-        completion_tokens=completion_tokens,
+    prepared = await asyncio.to_thread(prepare, evidence, analysis)
+    redactor, _, _, bundle = prepared
+    consultation = await consult(
+        analysis, analyzer, bundle, redactor, analyzer_error=analyzer_error, token_budget_left=token_budget_left
     )
+    return conclude(evidence, prepared, analysis, decision, consultation)
 
 
 def secret_digest(value: str) -> str:
