@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import textwrap
 from collections.abc import Sequence
@@ -10,6 +11,9 @@ from collections.abc import Sequence
 from selfheal import __version__
 
 LOG_FORMATS = ("plain", "full", "json")
+# The bearer token the verdict endpoint asks for (unset or empty: none), from the environment so that it
+# can come from a Secret without showing in the command line.
+VERDICT_TOKEN_ENV = "SELFHEAL_VERDICT_TOKEN"
 # What each `selfheal demo --scenario` rolls out, and what selfheal is expected to do.
 DEMO_SCENARIOS = {
     "panic": "the new image panics on some requests and its panic-rate analysis fails: selfheal aborts the "
@@ -43,6 +47,8 @@ def _run(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         log_format=args.log_format,
         metrics_port=args.metrics_port,
+        verdict_port=args.verdict_port,
+        verdict_token=os.environ.get(VERDICT_TOKEN_ENV, "").strip(),
     )
     return 0
 
@@ -88,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog=(
             "Environment: SELFHEAL_TICKET_POLL_SECONDS (30), SELFHEAL_POLICY_TICK_SECONDS (10), "
-            "SELFHEAL_LOG_WATCH_SCALE (1.0), SELFHEAL_GITHUB_REFUSED_RETRY_SECONDS (600)."
+            "SELFHEAL_LOG_WATCH_SCALE (1.0), SELFHEAL_GITHUB_REFUSED_RETRY_SECONDS (600), "
+            "SELFHEAL_VERDICT_TOKEN (the verdict endpoint's bearer token; unset: none)."
         ),
     )
     run.add_argument(
@@ -120,6 +127,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         metavar="PORT",
         help="serve Prometheus metrics at http://0.0.0.0:PORT/metrics (default: off; 0 disables)",
+    )
+    run.add_argument(
+        "--verdict-port",
+        type=_port,
+        default=0,
+        metavar="PORT",
+        help="answer Argo Rollouts' web metric provider at http://0.0.0.0:PORT/api/v1/verdict, so that an "
+        "AnalysisTemplate asks selfheal for its verdict (default: off; 0 disables); with $SELFHEAL_VERDICT_TOKEN "
+        "set, only requests carrying it as a bearer token are answered",
     )
     run.add_argument(
         "--log-level",

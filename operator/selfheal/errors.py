@@ -33,3 +33,12 @@ class Conflict(SelfHealError):
 
 class AnalyzerUnavailable(SelfHealError):
     """The LLM/agent could not give a valid verdict (down, slow, malformed output)."""
+
+
+class Refused(SelfHealError):
+    """A question selfheal will not answer (the object is unknown, not governed, or not the one asked about);
+    ``status`` is the HTTP status that says why."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status

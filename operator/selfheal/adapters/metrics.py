@@ -31,6 +31,8 @@ PATH = "/metrics"
 ANALYSIS_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300)
 LLM_BUCKETS = (0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300)
 GITHUB_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+# An inline verdict answers within the web metric's timeout (10 s by default).
+VERDICT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 8, 10, 30)
 
 
 class _Family:
@@ -108,6 +110,7 @@ class OperatorMetrics:
     analysis_seconds: LabelledHistogram
     llm_request_seconds: LabelledHistogram
     github_request_seconds: LabelledHistogram
+    verdict_request_seconds: LabelledHistogram
     tickets: TicketPhases
 
     @classmethod
@@ -185,6 +188,12 @@ class OperatorMetrics:
                 "One HTTP request to the GitHub API, by method and status class (2xx ... 5xx, error).",
                 ["method", "status"],
                 GITHUB_BUCKETS,
+            ),
+            verdict_request_seconds=histogram(
+                "selfheal_verdict_request_duration_seconds",
+                "One question of Argo's web metric provider to the verdict endpoint, by HTTP status.",
+                ["status"],
+                VERDICT_BUCKETS,
             ),
             tickets=TicketPhases(
                 gauge("selfheal_tickets", "RemediationTickets, by namespace and phase.", ["namespace", "phase"])

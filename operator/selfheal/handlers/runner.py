@@ -19,6 +19,8 @@ def run_operator(
     log_level: str,
     log_format: str,
     metrics_port: int = 0,
+    verdict_port: int = 0,
+    verdict_token: str = "",
 ) -> None:
     kopf.configure(
         debug=log_level == "debug",
@@ -38,5 +40,6 @@ def run_operator(
         namespaces=list(namespaces),
         clusterwide=all_namespaces,
         liveness_endpoint=liveness,
-        memo=kopf.Memo(metrics_port=metrics_port),  # read by the startup handler
+        # read by the startup handler
+        memo=kopf.Memo(metrics_port=metrics_port, verdict_port=verdict_port, verdict_token=verdict_token),
     )

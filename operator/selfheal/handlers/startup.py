@@ -10,11 +10,13 @@ import kopf
 
 from selfheal import GROUP
 from selfheal.errors import ConfigError
+from selfheal.handlers import verdicts
 from selfheal.services.runtime import build_runtime
 
 
-@kopf.on.startup(id="selfheal-startup")
-async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+# Kopf hands indices over as keyword arguments that its callback protocols do not declare.
+@kopf.on.startup(id="selfheal-startup")  # type: ignore[arg-type]
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, policies: kopf.Index, **_: Any) -> None:
     # Kopf's bookkeeping on our own objects lives in annotations under our prefix.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP, key="last-handled")
@@ -30,6 +32,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
             await memo.runtime.serve_metrics(port)
         except ConfigError as e:
             raise kopf.PermanentError(str(e)) from e
+    await verdicts.start(memo, policies)  # `selfheal run --verdict-port`
 
 
 @kopf.on.probe(id="runtime")
@@ -43,6 +46,7 @@ def runtime_ready(memo: Any, **_: Any) -> str:
 
 @kopf.on.cleanup(id="selfheal-cleanup")
 async def close(memo: kopf.Memo, **_: Any) -> None:
+    await verdicts.stop(memo)
     runtime = getattr(memo, "runtime", None)
     if runtime is not None:
         await runtime.aclose()

@@ -41,6 +41,8 @@ class Trigger(StrEnum):
     ANALYSIS_INCONCLUSIVE = "analysisInconclusive"
     INDEFINITE_PAUSE = "indefinitePause"
     LOG_WATCH = "logWatch"
+    # Argo's own analysis asked, through its web metric provider (services/inline.py).
+    INLINE = "inline"
 
 
 # Event reasons on the Rollout, one per verdict kind.
@@ -132,7 +134,7 @@ async def _analyze(
     usage = rt.usage_of(policy.namespace, policy.name)
     usage.roll(now)
     if usage.this_hour >= spec.budget.analyses_per_hour:
-        await _event(
+        await post_event(
             rt,
             ro,
             BUDGET_EXHAUSTED,
@@ -159,13 +161,13 @@ async def _analyze(
     taken, fresh = await _act(rt, ro, judged, j)
     if taken in (Action.ABORT.value, Action.PAUSE.value) and j.verdict.verdict == VerdictKind.UNHEALTHY:
         rt.metrics.canaries_stopped.inc(namespace=ro.namespace)
-    await _explain(rt, ro, j, trigger, taken)
+    await explain(rt, ro, j, trigger, taken)
 
     ticket = None
     same_revision = refusal_to_stop(judged, fresh) is None
     aborted = taken == Action.ABORT.value or (same_revision and is_aborted(fresh)) or trigger == Trigger.ANALYSIS_FAILED
     if j.verdict.verdict == VerdictKind.UNHEALTHY and aborted:
-        ticket = await _ticket(rt, policy, ro, j, trigger, occurrence_key)
+        ticket = await open_ticket(rt, policy, ro, j, trigger, occurrence_key)
     return Outcome(judgement=j, action_taken=taken, ticket=ticket)
 
 
@@ -254,7 +256,7 @@ async def _act(rt: Runtime, ro: Rollout, judged: Situation, j: Judgement) -> tup
     except Conflict:
         return f"{SKIPPED_CHANGED} (the apiserver refused the patch)", fresh or ro
     except SelfHealError as e:
-        await _event(rt, ro, ACTION_FAILED, "Warning", f"could not {action.value} revision {ro.revision}: {e}")
+        await post_event(rt, ro, ACTION_FAILED, "Warning", f"could not {action.value} revision {ro.revision}: {e}")
         raise
     if taken == action.value:
         rt.acted.add(once)
@@ -318,7 +320,7 @@ async def _promote(rt: Runtime, ro: Rollout, judged: Situation, fresh: Rollout |
     return Action.PROMOTE.value
 
 
-async def _explain(rt: Runtime, ro: Rollout, j: Judgement, trigger: Trigger, taken: str) -> None:
+async def explain(rt: Runtime, ro: Rollout, j: Judgement, trigger: Trigger, taken: str) -> None:
     """Every verdict is an Event on the Rollout: `kubectl describe rollout` answers "why"."""
     v = j.verdict
     head = (
@@ -335,10 +337,10 @@ async def _explain(rt: Runtime, ro: Rollout, j: Judgement, trigger: Trigger, tak
         summary = summary[: room - 1] + "…"
     message = head + summary + tail
     kind = "Warning" if v.verdict == VerdictKind.UNHEALTHY else "Normal"
-    await _event(rt, ro, EVENT_REASONS[v.verdict], kind, message)
+    await post_event(rt, ro, EVENT_REASONS[v.verdict], kind, message)
 
 
-async def _event(rt: Runtime, ro: Rollout, reason: str, kind: str, message: str) -> None:
+async def post_event(rt: Runtime, ro: Rollout, reason: str, kind: str, message: str) -> None:
     involved = {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Rollout",
@@ -350,7 +352,7 @@ async def _event(rt: Runtime, ro: Rollout, reason: str, kind: str, message: str)
         log.warning("could not post Event %s on %s/%s: %s", reason, ro.namespace, ro.name, e)
 
 
-async def _ticket(
+async def open_ticket(
     rt: Runtime, policy: PolicyRef, ro: Rollout, j: Judgement, trigger: Trigger, occurrence_key: str
 ) -> str:
     async with rt.lock(f"ticket:{ro.namespace}/{ro.name}/{j.evidence.canary_hash}"):
@@ -369,7 +371,7 @@ async def _ticket(
         )
     if created:
         rt.metrics.tickets_opened.inc(namespace=ro.namespace)
-        await _event(
+        await post_event(
             rt,
             ro,
             "RemediationTicketOpened",

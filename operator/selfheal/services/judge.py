@@ -56,7 +56,11 @@ def redactor_for(analysis: AnalysisSpec) -> Redactor:
     return Redactor([(p.name, p.regex) for p in analysis.redaction.patterns], builtins=analysis.redaction.builtins)
 
 
-def prepare(evidence: Evidence, analysis: AnalysisSpec) -> tuple[Redactor, LogDiff, Verdict, PromptBundle]:
+# What `prepare` makes of the evidence: the redactor used, the log diff, the statistical verdict, the prompt.
+Prepared = tuple[Redactor, LogDiff, Verdict, PromptBundle]
+
+
+def prepare(evidence: Evidence, analysis: AnalysisSpec) -> Prepared:
     """The pure part: the diff, the statistical verdict and the prompt (built whether or not it is sent)."""
     redactor = redactor_for(analysis)
     diff = diff_logs(evidence.log_text(Side.CANARY), evidence.log_text(Side.STABLE), redactor=redactor)
@@ -111,7 +115,7 @@ async def consult(
 
 def conclude(
     evidence: Evidence,
-    prepared: tuple[Redactor, LogDiff, Verdict, PromptBundle],
+    prepared: Prepared,
     analysis: AnalysisSpec,
     decision: DecisionSpec,
     consultation: Consultation,
