@@ -12,6 +12,8 @@ from selfheal.testing.controlplane import ControlPlane
 from selfheal.testing.kubelet import TestKubelet
 from selfheal.testing.operator import OperatorProcess
 
+# The bearer token the session's operator asks of verdict requests (an AnalysisTemplate reads it from a Secret).
+VERDICT_TOKEN = "verdict-token-0f3c9a"
 FAST_OPERATOR = {
     "SELFHEAL_POLICY_TICK_SECONDS": "1",
     "SELFHEAL_LOG_WATCH_SCALE": "0.1",
@@ -62,9 +64,12 @@ def operator(control_plane: ControlPlane, kubelet: TestKubelet) -> Iterator[Oper
     """The real operator (`selfheal run --all-namespaces`) in a subprocess, with exactly the chart's RBAC.
 
     Its clocks run fast: policies tick every second, a logWatch interval of 10 s becomes 1 s, and
-    tickets are reconciled every second.
+    tickets are reconciled every second. It answers verdict requests carrying :data:`VERDICT_TOKEN` at
+    ``proc.verdict_url``.
     """
-    with OperatorProcess.with_chart_rbac(control_plane, env=FAST_OPERATOR) as proc:
+    with OperatorProcess.with_chart_rbac(
+        control_plane, env=FAST_OPERATOR, verdicts=True, verdict_token=VERDICT_TOKEN
+    ) as proc:
         yield proc
     print(f"operator output kept in {proc.log_path}")
 

@@ -20,12 +20,12 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from selfheal.domain.inline import VerdictAnswer, VerdictRequest
+from selfheal.domain.inline import VERDICT_PATH, VerdictAnswer, VerdictRequest
 from selfheal.errors import ConfigError, Refused, SelfHealError, TransientError
 
 log = logging.getLogger(__name__)
 
-PATH = "/api/v1/verdict"
+PATH = VERDICT_PATH
 # A question is a handful of short names: anything larger is refused before it is read.
 MAX_BODY_BYTES = 16 * 1024
 # The longest request line and header aiohttp reads (its defaults are 8190).

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 from selfheal.domain.evidence import FailedMetric
+from selfheal.domain.inline import VERDICT_PATH
 
 # --- Names fixed by Argo Rollouts -----------------------------------------------------------------
 
@@ -492,6 +493,17 @@ class MetricResult(_ReadModel):
         return [] if value is None else value
 
 
+def _verdict_metrics(metrics: Any) -> list[str]:
+    """Names of the metrics whose ``web`` provider calls selfheal's verdict endpoint (its path)."""
+    names = []
+    for metric in metrics if isinstance(metrics, list) else []:
+        web = ((metric or {}).get("provider") or {}).get("web") if isinstance(metric, Mapping) else None
+        url = web.get("url") if isinstance(web, Mapping) else None
+        if isinstance(url, str) and VERDICT_PATH in url.split("?", 1)[0]:
+            names.append(str(metric.get("name", "")))
+    return names
+
+
 class AnalysisRun(_ReadModel):
     """The parts of an ``argoproj.io/v1alpha1`` AnalysisRun the operator reads."""
 
@@ -507,6 +519,9 @@ class AnalysisRun(_ReadModel):
     started_at: datetime | None = None
     completed_at: datetime | None = None
     metric_results: list[MetricResult] = Field(default_factory=list)
+    # Metrics whose web provider asks selfheal's own verdict endpoint: what they say is selfheal's verdict,
+    # never evidence about the canary.
+    verdict_metrics: frozenset[str] = frozenset()
 
     @classmethod
     def from_obj(cls, obj: Mapping[str, Any]) -> AnalysisRun:
@@ -526,6 +541,7 @@ class AnalysisRun(_ReadModel):
             started_at=status.get("startedAt"),
             completed_at=status.get("completedAt"),
             metric_results=status.get("metricResults") or [],
+            verdict_metrics=frozenset(_verdict_metrics((obj.get("spec") or {}).get("metrics") or [])),
         )
 
     @property
@@ -557,7 +573,7 @@ class AnalysisRun(_ReadModel):
         """Metrics (dry-run ones excepted) that ended Failed, Error or Inconclusive, with their last values."""
         out = []
         for metric in self.metric_results:
-            if metric.dry_run or metric.phase not in AR_UNSUCCESSFUL_PHASES:
+            if metric.dry_run or metric.phase not in AR_UNSUCCESSFUL_PHASES or metric.name in self.verdict_metrics:
                 continue
             measured = [m for m in metric.measurements if m.value or m.message]
             message = metric.message or next((m.message for m in reversed(measured) if m.message), "")

@@ -20,6 +20,8 @@ from pydantic.alias_generators import to_camel
 from selfheal.domain.decision import Decision
 from selfheal.domain.verdict import VerdictKind
 
+# Where the operator answers; a web metric whose URL has this path asks selfheal itself.
+VERDICT_PATH = "/api/v1/verdict"
 # Names as Kubernetes spells them (a namespace is a DNS label, a Rollout a DNS subdomain); a pod-template
 # hash is what Argo's SafeEncodeString makes of a number, or any other short lowercase token.
 NAMESPACE_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"

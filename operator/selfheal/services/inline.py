@@ -94,8 +94,11 @@ class InlineVerdicts:
         statistics_alone = spec.decision.on_analyzer_unavailable == UnavailableAction.STATISTICAL
         kind = inline_kind(judgement.decision, statistics_alone=statistics_alone)
         async with window.lock:
-            if kind == VerdictKind.UNHEALTHY and not window.ticket:
-                window.ticket = await self._ticket(policy, ro, judgement, request.canary)
+            if kind == VerdictKind.UNHEALTHY:
+                if not window.ticket:
+                    window.ticket = await self._ticket(policy, ro, judgement, request.canary)
+                if not judgement.decision.dry_run:
+                    await self._claim_runs(ro, request.canary)
             answer = answer_of(
                 judgement.decision,
                 statistics_alone=statistics_alone,
@@ -196,19 +199,20 @@ class InlineVerdicts:
         return consultation
 
     async def _ticket(self, policy: PolicyRef, ro: Rollout, j: Judgement, canary: str) -> str:
-        """The ticket of a failing verdict, counted once per attempt: the AnalysisRun that fails on this answer
-        is then not analyzed again by the failed-run trigger."""
+        """The ticket of a failing verdict, counted once per attempt."""
         try:
-            name = await open_ticket(self.rt, policy, ro, j, Trigger.INLINE, cycle_key(self.rt, ro, canary))
+            return await open_ticket(self.rt, policy, ro, j, Trigger.INLINE, cycle_key(self.rt, ro, canary))
         except SelfHealError as e:  # the failed-run trigger records it when this could not
             log.warning("ticket for %s/%s not recorded by the verdict endpoint: %s", ro.namespace, ro.name, e)
             return ""
-        if not j.decision.dry_run:
-            with contextlib.suppress(SelfHealError):
-                for run in await self.rt.kube.list_analysis_runs(ro.namespace, ro.uid):
-                    if run.pod_hash == canary and run.phase not in AR_COMPLETED_PHASES:
-                        self.rt.handled_runs.add((ro.namespace, run.name, run.uid))
-        return name
+
+    async def _claim_runs(self, ro: Rollout, canary: str) -> None:
+        """The AnalysisRuns measuring this canary fail on this answer: the failed-run trigger leaves them be,
+        since the verdict and the ticket are already given (every answer claims the runs asking by then)."""
+        with contextlib.suppress(SelfHealError):
+            for run in await self.rt.kube.list_analysis_runs(ro.namespace, ro.uid):
+                if run.pod_hash == canary and run.phase not in AR_COMPLETED_PHASES:
+                    self.rt.handled_runs.add((ro.namespace, run.name, run.uid))
 
     async def _explain(self, policy: PolicyRef, ro: Rollout, j: Judgement, answer: VerdictAnswer) -> None:
         """The Event on the Rollout, once per verdict a window reports; counted like every analysis."""

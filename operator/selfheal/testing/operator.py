@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from selfheal.testing.assets import chart_dir, package_root
-from selfheal.testing.controlplane import ControlPlane, find_assets
+from selfheal.testing.controlplane import ControlPlane, find_assets, free_port
 
 
 def helm_binary() -> str:
@@ -48,7 +48,10 @@ def chart_cluster_rules() -> list[dict[str, Any]]:
 
 
 class OperatorProcess:
-    """``selfheal run`` in a subprocess, as the identity of ``kubeconfig``; output kept in a file."""
+    """``selfheal run`` in a subprocess, as the identity of ``kubeconfig``; output kept in a file.
+
+    With ``verdicts`` it also serves the verdict endpoint (``--verdict-port``) on a free port, at
+    :attr:`verdict_url`; with ``verdict_token`` only to bearers of that token."""
 
     def __init__(
         self,
@@ -57,11 +60,18 @@ class OperatorProcess:
         namespaces: Sequence[str] = (),
         env: dict[str, str] | None = None,
         extra_args: Sequence[str] = (),
+        verdicts: bool = False,
+        verdict_token: str = "",
     ) -> None:
         self.kubeconfig = kubeconfig
         self.namespaces = list(namespaces)
         self.env = env or {}
         self.extra_args = list(extra_args)
+        self.verdict_port = free_port() if verdicts else 0
+        if self.verdict_port:
+            self.extra_args.append(f"--verdict-port={self.verdict_port}")
+            if verdict_token:
+                self.env = {**self.env, "SELFHEAL_VERDICT_TOKEN": verdict_token}
         self.log_path = Path(tempfile.mkstemp(prefix="selfheal-operator-", suffix=".log")[1])
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -100,7 +110,16 @@ class OperatorProcess:
                 env=env,
                 start_new_session=True,
             )
+        if self.verdict_port:
+            self.wait_for_output("serving verdicts on", timeout=60)
         return self
+
+    @property
+    def verdict_url(self) -> str:
+        """Where the verdict endpoint answers, as an AnalysisTemplate's web metric names it."""
+        if not self.verdict_port:
+            raise RuntimeError("this operator serves no verdicts (OperatorProcess(verdicts=True))")
+        return f"http://127.0.0.1:{self.verdict_port}/api/v1/verdict"
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")

@@ -652,3 +652,28 @@ def test_version_and_template_digest_are_read() -> None:
 def test_null_flags_in_status_read_as_false() -> None:
     ro = rollout({"abort": None, "controllerPause": None, "promoteFull": None})
     assert (ro.status.abort, ro.status.controller_pause, ro.status.promote_full) == (False, False, False)
+
+
+def test_a_metric_that_asks_selfheal_is_not_evidence_against_the_canary() -> None:
+    """A plugin-style metric fails when selfheal is unsure: that failure is selfheal's own word, not a symptom."""
+    run = AnalysisRun.from_obj(
+        {
+            "metadata": {"name": "web-abc-2-1"},
+            "spec": {
+                "metrics": [
+                    {"name": "gate", "provider": {"web": {"url": "http://sh.ns.svc:8081/api/v1/verdict?canary=abc"}}},
+                    {"name": "errors", "provider": {"web": {"url": "http://metrics/api/v1/query?q=/api/v1/verdict"}}},
+                    {"name": "latency", "provider": {"prometheus": {"query": "x"}}},
+                ]
+            },
+            "status": {
+                "phase": "Failed",
+                "metricResults": [
+                    {"name": name, "phase": "Failed", "measurements": [{"phase": "Failed", "value": "0"}]}
+                    for name in ("gate", "errors", "latency")
+                ],
+            },
+        }
+    )
+    assert run.verdict_metrics == {"gate"}
+    assert [m.name for m in run.failed_metrics()] == ["errors", "latency"]
