@@ -17,11 +17,15 @@ VERDICT_TOKEN_ENV = "SELFHEAL_VERDICT_TOKEN"
 # What each `selfheal demo --scenario` rolls out, and what selfheal is expected to do.
 DEMO_SCENARIOS = {
     "panic": "the new image panics on some requests and its panic-rate analysis fails: selfheal aborts the "
-    "canary, explains why and opens a GitHub issue for a coding agent",
+    "canary, explains why and opens a GitHub issue for a coding agent; the agent's pull request is merged, "
+    "the fixed image rolls out and selfheal verifies it (the ticket Resolved, the issue closed)",
     "http500": "the new image answers HTTP 500 to most requests while its only metric (restarts) passes: "
     "selfheal's look at the logs catches it and aborts",
     "colors": "the new image serves random colours: different, not broken; selfheal promotes it at each "
     "indefinite pause and opens no ticket",
+    "inline": "the Rollout's analysis step asks selfheal's verdict endpoint (an AnalysisTemplate with a web "
+    "metric); the new image panics, selfheal answers unhealthy and Argo aborts on its own analysis; then the "
+    "same fix loop as panic",
 }
 
 

@@ -73,6 +73,9 @@ BAD_VALUES = [
     ("podAnnotations.team=7", ["/podAnnotations/team", "want string"]),
     ("nodeSelector=linux", ["/nodeSelector", "want object"]),
     ("fullnameOverride=My_Name", ["/fullnameOverride"]),
+    ("verdicts.port=0", ["/verdicts/port"]),
+    ("verdicts.tokenSecret=x", ["/verdicts", "'tokenSecret' not allowed"]),
+    ("verdicts.tokenSecretRef.key=", ["/verdicts/tokenSecretRef/key"]),
 ]
 
 
@@ -100,8 +103,15 @@ def test_a_typo_deep_in_a_values_file_is_refused(tmp_path: Path) -> None:
             ("metrics.enabled=false", "metrics.serviceMonitor.enabled=true"),
             "serviceMonitor.enabled needs metrics.enabled",
         ),
+        (("verdicts.port=8080",), "verdicts.port 8080 is taken by the health endpoint"),
+        (("verdicts.port=9090",), "verdicts.port and metrics.port are the same"),
     ],
-    ids=["metrics-on-the-health-port", "servicemonitor-without-metrics"],
+    ids=[
+        "metrics-on-the-health-port",
+        "servicemonitor-without-metrics",
+        "verdicts-on-the-health-port",
+        "verdicts-on-the-metrics-port",
+    ],
 )
 def test_values_that_contradict_each_other_are_refused_with_a_sentence(sets: tuple[str, ...], said: str) -> None:
     result = helm_template(*sets)
@@ -233,6 +243,27 @@ def test_defaults_render_a_metrics_service_and_no_service_monitor() -> None:
     assert not [k for k in docs if k[0] == "ServiceMonitor"]
     assert ("Service", "rel-selfheal-metrics") not in rendered("metrics.enabled=false")
     assert ("Deployment", "rel-other") in rendered("nameOverride=other")
+
+
+def test_the_verdict_endpoint_is_served_behind_a_service_with_its_token_from_a_secret() -> None:
+    docs = rendered("verdicts.tokenSecretRef.name=selfheal-verdict", "verdicts.service.annotations.team=platform")
+    pod = docs[("Deployment", "rel-selfheal")]["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    assert "--verdict-port=8081" in container["args"]
+    assert {"name": "verdict", "containerPort": 8081} in container["ports"]
+    token = {"secretKeyRef": {"name": "selfheal-verdict", "key": "token"}}
+    assert {"name": "SELFHEAL_VERDICT_TOKEN", "valueFrom": token} in container["env"]
+    service = docs[("Service", "rel-selfheal-verdict")]
+    assert service["spec"]["ports"] == [{"name": "verdict", "port": 8081, "targetPort": "verdict", "protocol": "TCP"}]
+    assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    assert service["metadata"]["annotations"] == {"team": "platform"}
+    # without a Secret no token is asked; switched off, nothing of it is rendered
+    (plain,) = rendered()[("Deployment", "rel-selfheal")]["spec"]["template"]["spec"]["containers"]
+    assert not [e for e in plain["env"] if e["name"] == "SELFHEAL_VERDICT_TOKEN"]
+    off = rendered("verdicts.enabled=false")
+    (container,) = off[("Deployment", "rel-selfheal")]["spec"]["template"]["spec"]["containers"]
+    assert ("Service", "rel-selfheal-verdict") not in off
+    assert not [a for a in container["args"] if a.startswith("--verdict-port")]
 
 
 def test_the_probes_read_the_health_endpoint_the_operator_serves() -> None:

@@ -13,7 +13,7 @@ import pytest
 from selfheal.testing.assets import package_root
 
 
-def demo(*args: str, env: dict[str, str] | None = None, timeout: float = 150) -> tuple[int, str, str]:
+def demo(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> tuple[int, str, str]:
     python_path = os.pathsep.join(p for p in (str(package_root()), os.environ.get("PYTHONPATH", "")) if p)
     proc = subprocess.run(
         [sys.executable, "-m", "selfheal.cli", "demo", *args],
@@ -44,11 +44,60 @@ def test_panic_canary_is_aborted_and_ticketed() -> None:
     assert ticket["occurrences"] >= 1
     assert "CanaryUnhealthy" in [e["reason"] for e in summary["events"]]
     assert any("index out of range" in e["message"] for e in summary["events"])
-    # The GitHub part is reported either way: an issue, or a plain note that there is none yet.
-    assert summary["issue"] or summary["issue_note"].startswith("no GitHub issue yet")
-    if summary["issue"]:
-        assert "selfheal" in summary["issue"]["labels"]
+    assert "selfheal" in summary["issue"]["labels"] and summary["issue"]["assignees"] == ["Copilot"]
     assert summary["timeline"] and all(isinstance(step["t"], float | int) for step in summary["timeline"])
+    assert_the_fix_was_verified(summary)
+
+
+def assert_the_fix_was_verified(summary: dict) -> None:
+    """The rest of the story: the agent's pull request references the issue, is merged, and the fixed image
+    rolls out; the ticket passes through each phase to Resolved, and the issue is closed."""
+    [pull] = summary["pulls"]
+    issue = summary["issue"]
+    assert pull["author"] == "Copilot" and pull["merged"] and f"Fixes #{issue['number']}" in pull["body"]
+    fix = summary["fix"]
+    assert fix["resolved"] is True and fix["pull"] == pull["number"] and fix["image"].endswith(":green")
+    assert fix["fixedPodHash"] not in (summary["rollout"]["canaryPodHash"], summary["rollout"]["previousStableRS"])
+    assert fix["issueState"] == "closed" and summary["ticket"]["phase"] == "Resolved"
+    said = [step["text"] for step in summary["timeline"]]
+    order = ["opened draft pull request", "merges pull request", "the merged fix is built", "phase Resolved"]
+    at = [next(i for i, text in enumerate(said) if part in text) for part in order]
+    assert at == sorted(at), said
+    phases = [e["message"] for e in summary["events"] if e["reason"].startswith("Ticket")]
+    assert [p.split("phase ")[1].split(",")[0] for p in phases] == [
+        "IssueOpened",
+        "FixProposed",
+        "FixMerged",
+        "Verifying",
+        "Resolved",
+    ]
+    # each change of the ticket is shown as `kubectl get rtk` shows it
+    views = [step["rtk"] for step in summary["timeline"] if step["kind"] == "ticket"]
+    assert views[-1][0] == "$ kubectl get rtk" and views[-1][1].split() == [
+        "NAME",
+        "ROLLOUT",
+        "REVISION",
+        "PHASE",
+        "ISSUE",
+        "PR",
+    ]
+    assert views[-1][2].split()[3:] == ["Resolved", str(issue["number"]), str(pull["number"])]
+
+
+def test_argo_aborts_on_selfheals_verdict_in_its_own_analysis() -> None:
+    code, out, err = demo("--scenario", "inline", "--json")
+    summary = summary_of(code, out, err)
+    assert code == 0, (summary, err[-3000:])
+    assert summary["ok"] is True and summary["scenario"] == "inline"
+    rollout = summary["rollout"]
+    assert rollout["aborted"] and rollout["abortedByArgoAnalysis"], rollout
+    assert 'Step-based analysis phase error/failed: Metric "selfheal" assessed Failed' in rollout["message"]
+    inline = [e for e in summary["events"] if "trigger inline" in e["message"]]
+    assert any(
+        e["reason"] == "CanaryUnhealthy" and "answered Argo's web metric unhealthy" in e["message"] for e in inline
+    )
+    assert summary["ticket"]["occurrences"] == 1
+    assert_the_fix_was_verified(summary)
 
 
 def test_random_colours_are_promoted_without_a_ticket() -> None:

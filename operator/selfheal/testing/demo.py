@@ -7,21 +7,28 @@ import json
 import logging
 import signal
 import sys
-import textwrap
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from selfheal.testing import scenarios as argo_cli
+from selfheal.testing.coding_agent import StandInCodingAgent
+from selfheal.testing.demo_watch import (
+    APP,
+    NAMESPACE,
+    POLICIES,
+    REPO,
+    Narrator,
+    Watcher,
+    rtk_table,
+    ticket_summary,
+)
 
-NAMESPACE = "demo"
-APP = "canary-demo"
-REPO = "acme/rollouts-demo"
 TOKEN = "ghp_demo_standin_token"
 SECRET = "selfheal-github"
-POLICIES = "/apis/selfheal.dev/v1alpha1/namespaces/{ns}/selfhealingpolicies"
-TICKETS = "/apis/selfheal.dev/v1alpha1/namespaces/{ns}/remediationtickets"
+VERDICT_SECRET = "selfheal-verdict"
+VERDICT_TOKEN = "demo-verdict-token"
 FAST_OPERATOR = {
     "SELFHEAL_POLICY_TICK_SECONDS": "1",
     "SELFHEAL_LOG_WATCH_SCALE": "0.1",
@@ -29,12 +36,14 @@ FAST_OPERATOR = {
 }
 SCENARIO_TIMEOUT = 45.0  # seconds from the new image to the verdict
 ISSUE_PATIENCE = 20.0  # seconds a ticket is given to get its GitHub issue (and agent)
+FIX_PATIENCE = 60.0  # seconds for each stage of the fix: pull request, merge, rollout, verification
 TICK = 0.25
 
 
 @dataclass(frozen=True)
 class Scenario:
-    """One story: the canary image, the Rollout's steps, its analysis, and what selfheal should do."""
+    """One story: the canary image, the Rollout's steps, its analysis, what selfheal should do, and the image
+    of the fix a coding agent proposes (then merged, rolled out and verified)."""
 
     name: str
     image: str
@@ -44,14 +53,17 @@ class Scenario:
     template: dict | None = None
     starting_step: int | None = 1
     decision: dict = field(default_factory=dict)
+    fix_image: str = ""
+    # The AnalysisTemplates' web metric asks selfheal's verdict endpoint; Argo acts on its own analysis.
+    inline: bool = False
 
     @property
     def expectation(self) -> str:
-        return (
-            "the canary is aborted and a RemediationTicket is opened"
-            if self.expect_abort
-            else "the canary is promoted and no ticket is opened"
-        )
+        if not self.expect_abort:
+            return "the canary is promoted and no ticket is opened"
+        fixed = ", and the fix a coding agent proposes is merged, rolled out and verified" if self.fix_image else ""
+        by = "Argo aborts on selfheal's verdict in its own analysis" if self.inline else "the canary is aborted"
+        return f"{by}, a RemediationTicket is opened{fixed}"
 
 
 _SLOW: list[dict[str, Any]] = [
@@ -70,6 +82,7 @@ SCENARIOS: dict[str, Scenario] = {
         template=argo_cli.analysis_template("panic-rate", "panic-rate", "result < 0.01", interval="1s"),
         starting_step=2,
         decision={"onUnhealthy": "abort"},
+        fix_image="green",
     ),
     "http500": Scenario(
         "http500",
@@ -79,6 +92,7 @@ SCENARIOS: dict[str, Scenario] = {
         True,
         template=argo_cli.analysis_template("restarts", "restarts", "result < 1", interval="1s"),
         decision={"onUnhealthy": "abort"},
+        fix_image="green",
     ),
     "colors": Scenario(
         "colors",
@@ -88,212 +102,44 @@ SCENARIOS: dict[str, Scenario] = {
         False,
         decision={"onUnhealthy": "abort", "onHealthy": "promote"},
     ),
+    "inline": Scenario(
+        "inline",
+        "panic",
+        "the new image panics; the Rollout's own analysis step asks selfheal's verdict endpoint every 2 s "
+        "(an AnalysisTemplate with a web metric), so Argo itself aborts on selfheal's answer",
+        [
+            {"setWeight": 25},
+            argo_cli.analysis_step("selfheal-step", argo_cli.verdict_args()),
+            {"setWeight": 50},
+            {"pause": {"duration": "2s"}},
+        ],
+        True,
+        starting_step=None,
+        decision={"onUnhealthy": "abort", "onHealthy": "promote"},
+        fix_image="green",
+        inline=True,
+    ),
 }
 
 
-class Narrator:
-    """Prints what happens with the seconds since the start, and keeps it for the JSON summary."""
-
-    def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
-        self.start = time.monotonic()
-        self.timeline: list[dict[str, Any]] = []
-
-    def elapsed(self) -> float:
-        return round(time.monotonic() - self.start, 1)
-
-    def say(self, kind: str, text: str, **data: Any) -> None:
-        at = self.elapsed()
-        self.timeline.append({"t": at, "kind": kind, "text": text, **data})
-        if not self.quiet:
-            print(f"[{at:5.1f}s] {text}", flush=True)
-
-    def detail(self, text: str) -> None:
-        if not self.quiet:
-            print(f"         {text}", flush=True)
-
-
-class Watcher:
-    """Polls the Rollout, selfheal's Events, the tickets and the GitHub stand-in; narrates every change."""
-
-    def __init__(self, cp: Any, gh: Any, narrator: Narrator) -> None:
-        self.cp, self.gh, self.n = cp, gh, narrator
-        self.phase: tuple[str, str, Any] | None = None
-        self.rollout: dict[str, Any] = {}
-        self.events: list[dict[str, Any]] = []
-        self._seen_events: set[tuple[str, Any]] = set()
-        self.tickets: dict[str, dict[str, Any]] = {}
-        self._ticket_view: dict[str, tuple] = {}
-        self.issues: dict[int, dict[str, Any]] = {}
-        self.ticket_since: float | None = None
-        self.policy_ready: tuple[str, str] | None = None
-
-    def poll(self) -> None:
-        self._policy()
-        self._rollout()
-        self._events()
-        self._tickets()
-        self._issues()
-
-    def _policy(self) -> None:
-        obj = self.cp.admin.get_or_none(f"{POLICIES.format(ns=NAMESPACE)}/{APP}") or {}
-        for cond in (obj.get("status") or {}).get("conditions") or []:
-            if cond.get("type") == "Ready" and (cond["status"], cond.get("message", "")) != self.policy_ready:
-                self.policy_ready = (cond["status"], cond.get("message", ""))
-                self.n.say(
-                    "policy",
-                    f"SelfHealingPolicy {APP}: Ready={cond['status']} ({cond.get('reason', '')})"
-                    + (f": {cond['message']}" if cond.get("message") else ""),
-                )
-
-    def _rollout(self) -> None:
-        obj = self.cp.admin.get_or_none(argo_cli.rollout_path(NAMESPACE, APP))
-        if not obj:
-            return
-        self.rollout = obj
-        status = obj.get("status") or {}
-        phase, message = argo_cli.rollout_phase(obj)
-        if not phase:
-            return
-        steps = ((obj["spec"].get("strategy") or {}).get("canary") or {}).get("steps") or []
-        step = status.get("currentStepIndex")
-        view = (phase, message, step)
-        if view == self.phase:
-            return
-        self.phase = view
-        where = f", step {step}/{len(steps)}" if step is not None and steps else ""
-        weight = ((status.get("canary") or {}).get("weights") or {}).get("canary", {}).get("weight")
-        weight_text = f", canary weight {weight}%" if weight is not None else ""
-        self.n.say(
-            "rollout",
-            f"Rollout {APP}: {phase}{where}{weight_text}" + (f" - {message}" if message else ""),
-            phase=phase,
-            message=message,
-            step=step,
-        )
-
-    def _events(self) -> None:
-        found = argo_cli.events(self.cp.admin, NAMESPACE, name=APP)
-        found.sort(
-            key=lambda e: (
-                e.get("lastTimestamp") or e.get("eventTime") or "",
-                int(e["metadata"].get("resourceVersion") or 0),
-            )
-        )
-        for event in found:
-            if (event.get("source") or {}).get("component") != "selfheal" and event.get(
-                "reportingComponent"
-            ) != "selfheal":
-                continue
-            key = (event["metadata"]["uid"], event.get("count"))
-            if key in self._seen_events:
-                continue
-            self._seen_events.add(key)
-            record = {"type": event.get("type"), "reason": event["reason"], "message": event.get("message", "")}
-            self.events.append(record)
-            repeat = f" (x{event['count']})" if (event.get("count") or 1) > 1 else ""
-            self.n.say("event", f"selfheal Event {event.get('type', 'Normal')} {event['reason']}{repeat}", **record)
-            for line in _wrap(record["message"]):
-                self.n.detail(line)
-
-    def _tickets(self) -> None:
-        for ticket in self.cp.admin.items(TICKETS.format(ns=NAMESPACE)):
-            name = ticket["metadata"]["name"]
-            self.tickets[name] = ticket
-            if self.ticket_since is None:
-                self.ticket_since = time.monotonic()
-            summary = ticket_summary(ticket)
-            view = (summary["phase"], summary["occurrences"], summary["issue"])
-            if self._ticket_view.get(name) == view:
-                continue
-            first = name not in self._ticket_view
-            self._ticket_view[name] = view
-            verb = "opened" if first else "now"
-            self.n.say(
-                "ticket",
-                f"RemediationTicket {name} {verb}: phase {summary['phase'] or '(new)'}, "
-                f"occurrences {summary['occurrences']}, issue {summary['issue'] or '-'}",
-                ticket=summary,
-            )
-            if first:
-                self.n.detail(f"fingerprint {summary['fingerprint']}")
-                for line in _wrap(f"verdict: {summary['verdict']}" if summary["verdict"] else "", lines=3):
-                    self.n.detail(line)
-
-    def _issues(self) -> None:
-        for issue in self.gh.issues(REPO):
-            view = issue_summary(issue)
-            if self.issues.get(view["number"]) == view:
-                continue
-            first = view["number"] not in self.issues
-            self.issues[view["number"]] = view
-            self.n.say(
-                "issue",
-                f"GitHub issue {REPO}#{view['number']} {'opened' if first else 'updated'}: {view['title']!r}",
-                issue=view,
-            )
-            self.n.detail(
-                f"labels: {', '.join(view['labels']) or '-'}; "
-                f"assignees: {', '.join(view['assignees']) or '-'}; state: {view['state']}"
-            )
-
-
-def ticket_summary(ticket: dict[str, Any]) -> dict[str, Any]:
-    spec, status = ticket.get("spec") or {}, ticket.get("status") or {}
-    issue = status.get("issue") or {}
-    verdict = spec.get("verdict") or {}
-    return {
-        "name": ticket["metadata"]["name"],
-        "phase": status.get("phase") or "",
-        "occurrences": status.get("occurrences"),
-        "fingerprint": spec.get("fingerprint", ""),
-        "issue": issue.get("number"),
-        "issue_note": issue.get("reason", ""),
-        "verdict": (
-            f"{verdict.get('verdict')} ({verdict.get('confidence')}%, {verdict.get('analyzer')}): "
-            f"{verdict.get('summary', '')}"
-        )
-        if verdict
-        else "",
-    }
-
-
-def issue_summary(issue: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "number": issue["number"],
-        "title": issue["title"],
-        "state": issue["state"],
-        "url": issue["html_url"],
-        "labels": [label["name"] for label in issue.get("labels") or []],
-        "assignees": [a["login"] for a in issue.get("assignees") or []],
-    }
-
-
-def _wrap(text: str, width: int = 100, lines: int = 6) -> list[str]:
-    out = [line for raw in text.splitlines() or [""] for line in textwrap.wrap(raw, width) or [""]]
-    return out[:lines] + (["..."] if len(out) > lines else [])
-
-
 def _policy(gh_api_url: str, scenario: Scenario) -> dict[str, Any]:
-    return {
-        "apiVersion": "selfheal.dev/v1alpha1",
-        "kind": "SelfHealingPolicy",
-        "metadata": {"name": APP},
-        "spec": {
-            "selector": {"matchLabels": {"app": APP}},
-            "analysis": {"llm": {"provider": "none"}},
-            "decision": scenario.decision,
-            "remediation": {
-                "github": {
-                    "repository": REPO,
-                    "apiURL": gh_api_url,
-                    "tokenSecretRef": {"name": SECRET, "key": "token"},
-                    "labels": ["selfheal", "canary-failure"],
-                    "agent": {"type": "copilot", "baseBranch": "main"},
-                }
-            },
+    spec: dict[str, Any] = {
+        "selector": {"matchLabels": {"app": APP}},
+        "analysis": {"llm": {"provider": "none"}},
+        "decision": scenario.decision,
+        "remediation": {
+            "github": {
+                "repository": REPO,
+                "apiURL": gh_api_url,
+                "tokenSecretRef": {"name": SECRET, "key": "token"},
+                "labels": ["selfheal", "canary-failure"],
+                "agent": {"type": "copilot", "baseBranch": "main"},
+            }
         },
     }
+    if scenario.inline:  # Argo asks; selfheal does not watch the logs on its own meanwhile
+        spec["triggers"] = {"logWatch": {"enabled": False}}
+    return {"apiVersion": "selfheal.dev/v1alpha1", "kind": "SelfHealingPolicy", "metadata": {"name": APP}, "spec": spec}
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -396,7 +242,9 @@ def _run(chosen: Scenario, n: Narrator, summary: dict[str, Any], stack: contextl
     n.say("setup", f"test kubelet and simulated Argo Rollouts controller running (namespace {NAMESPACE})")
     gh = stack.enter_context(GitHubStandIn(token=TOKEN, repos=[REPO]))
     n.say("setup", f"GitHub stand-in serving {REPO} at {gh.api_url}")
-    operator = OperatorProcess.with_chart_rbac(cp, namespaces=[NAMESPACE], env=FAST_OPERATOR)
+    operator = OperatorProcess.with_chart_rbac(
+        cp, namespaces=[NAMESPACE], env=FAST_OPERATOR, verdicts=chosen.inline, verdict_token=VERDICT_TOKEN
+    )
     stack.callback(_drop_log, operator, summary)
     stack.enter_context(operator)
     summary.update(kubeconfig=cp.kubeconfig, namespace=NAMESPACE, operator_log=str(operator.log_path))
@@ -413,6 +261,8 @@ def _run(chosen: Scenario, n: Narrator, summary: dict[str, Any], stack: contextl
         + f", issues on {REPO} for copilot",
     )
 
+    if chosen.inline:
+        _serve_verdicts_to_argo(admin, operator.verdict_url, n)
     watcher = Watcher(cp, gh, n)
     if chosen.template is not None:
         argo_cli.create(admin, NAMESPACE, chosen.template)
@@ -451,6 +301,10 @@ def _run(chosen: Scenario, n: Narrator, summary: dict[str, Any], stack: contextl
     phase = (watcher.phase or ("", "", None))[0]
     aborted = bool(status.get("abort"))
     promoted = canary is not None and status.get("stableRS") == canary and phase == "Healthy"
+    argo_aborted = "analysis phase error/failed" in status.get("message", "")
+    fix: dict[str, Any] = {}
+    if finished and chosen.expect_abort and chosen.fix_image and watcher.issues:
+        fix = _fix_story(watcher, StandInCodingAgent(gh, REPO), chosen.fix_image, n)
     tickets = [ticket_summary(t) for t in watcher.tickets.values()]
     issues = list(watcher.issues.values())
     issue_note = ""
@@ -461,6 +315,10 @@ def _run(chosen: Scenario, n: Narrator, summary: dict[str, Any], stack: contextl
         )
         n.say("issue", issue_note)
     ok = (aborted and bool(tickets)) if chosen.expect_abort else (promoted and not tickets)
+    if chosen.inline:
+        ok = ok and argo_aborted
+    if chosen.fix_image and chosen.expect_abort:
+        ok = ok and bool(fix.get("resolved"))
     summary.update(
         ok=ok,
         finished=finished,
@@ -473,7 +331,10 @@ def _run(chosen: Scenario, n: Narrator, summary: dict[str, Any], stack: contextl
             "stableRS": status.get("stableRS"),
             "canaryPodHash": canary,
             "previousStableRS": stable,
+            "abortedByArgoAnalysis": argo_aborted,
         },
+        fix=fix or None,
+        pulls=list(watcher.pulls.values()),
         events=watcher.events,
         tickets=tickets,
         ticket=tickets[0] if tickets else None,
@@ -488,6 +349,90 @@ def _run(chosen: Scenario, n: Narrator, summary: dict[str, Any], stack: contextl
     else:
         summary["operator_log"] = None  # removed at teardown
     return 0 if ok else 1
+
+
+def _serve_verdicts_to_argo(admin: Any, url: str, n: Narrator) -> None:
+    """The token Secret and the AnalysisTemplate whose web metric asks selfheal (as in examples/inline)."""
+    admin.create(
+        f"/api/v1/namespaces/{NAMESPACE}/secrets",
+        {"metadata": {"name": VERDICT_SECRET}, "stringData": {"token": VERDICT_TOKEN}},
+    )
+    template = argo_cli.verdict_template(
+        "selfheal-step", url, secret=VERDICT_SECRET, initial_delay="4s", interval="2s", count=3, inconclusive_limit=2
+    )
+    argo_cli.create(admin, NAMESPACE, template)
+    n.say("setup", f"AnalysisTemplate selfheal-step: after 4 s, 3 measurements 2 s apart, each a GET of {url}")
+    n.detail('successCondition: result.healthy; failureCondition: result.verdict == "unhealthy"')
+    n.detail(f"the bearer token comes from Secret {VERDICT_SECRET} (args.verdict-token, secretKeyRef)")
+
+
+def _ticket_phase(watcher: Watcher) -> str:
+    return next((str((t.get("status") or {}).get("phase") or "") for t in watcher.tickets.values()), "")
+
+
+def _fix_story(watcher: Watcher, agent: StandInCodingAgent, image: str, n: Narrator) -> dict[str, Any]:
+    """The rest of the loop: the agent's pull request, merged; the fixed image rolled out and verified."""
+    admin, gh = watcher.cp.admin, watcher.gh
+    fix: dict[str, Any] = {"image": f"{argo_cli.DEMO_IMAGE}:{image}", "resolved": False}
+
+    def proposed() -> bool:
+        for line in agent.work():
+            n.say("agent", f"stand-in coding agent (Copilot): {line}")
+        ready = any(p.ready for p in agent.proposals.values())
+        return ready and _ticket_phase(watcher) == "FixProposed"
+
+    if not _wait(watcher, proposed, FIX_PATIENCE):
+        n.say("fix", f"no pull request proposed for the ticket within {FIX_PATIENCE:.0f}s")
+        return fix
+    proposal = next(iter(agent.proposals.values()))
+    fix["pull"] = proposal.pull
+    fix["mergeSHA"] = gh.merge_pull(proposal.pull, REPO)
+    n.say("merge", f"the demo merges pull request #{proposal.pull} (merge commit {fix['mergeSHA'][:7]})")
+    n.detail(f"'Fixes #{proposal.issue}' in its body closes the issue on merge, as GitHub does")
+    if not _wait(watcher, lambda: _ticket_phase(watcher) == "FixMerged", FIX_PATIENCE):
+        return fix
+    failing = _canary(watcher.rollout)
+    argo_cli.set_image(admin, NAMESPACE, APP, image)
+    n.say("deploy", f"the merged fix is built: kubectl argo rollouts set image {APP} {APP}={fix['image']}")
+    _wait(watcher, lambda: _canary(watcher.rollout) not in (None, failing), 15)
+    fixed = fix["fixedPodHash"] = _canary(watcher.rollout)
+    promoted: list[bool] = []
+
+    def rolled_out() -> bool:
+        status = watcher.rollout.get("status") or {}
+        if (watcher.phase or ("",))[0] == "Healthy" and status.get("stableRS") == fixed:
+            return True
+        if not promoted and _passed_analysis(admin, fixed):
+            argo_cli.promote(admin, NAMESPACE, APP, full=True)
+            promoted.append(True)
+            n.say("deploy", f"the fixed canary passes its analysis: kubectl argo rollouts promote {APP} --full")
+        return False
+
+    if not _wait(watcher, rolled_out, FIX_PATIENCE):
+        n.say("fix", f"the fixed revision did not become stable within {FIX_PATIENCE:.0f}s")
+        return fix
+
+    def verified() -> bool:
+        issues = watcher.issues.values()
+        return _ticket_phase(watcher) == "Resolved" and all(i["state"] == "closed" for i in issues)
+
+    fix["resolved"] = _wait(watcher, verified, FIX_PATIENCE)
+    fix["issueState"] = next((i["state"] for i in watcher.issues.values()), "")
+    for line in rtk_table(watcher.tickets.values()):
+        n.detail(line)
+    return fix
+
+
+def _passed_analysis(admin: Any, pod_hash: str | None) -> bool:
+    """The revision's analysis has measured it healthy twice and failed nothing (a finished step run counts)."""
+    runs = [
+        r
+        for r in argo_cli.analysis_runs(admin, NAMESPACE, APP)
+        if r["metadata"]["labels"].get("rollouts-pod-template-hash") == pod_hash
+    ]
+    results = [m for r in runs for m in (r.get("status") or {}).get("metricResults") or []]
+    passed = sum(m.get("successful", 0) for m in results)
+    return bool(runs) and passed >= 2 and not any(m.get("failed") or m.get("error") for m in results)
 
 
 def _canary(rollout: dict[str, Any]) -> str | None:
@@ -528,6 +473,13 @@ def _narrate_summary(n: Narrator, chosen: Scenario, summary: dict[str, Any]) -> 
         )
     if summary["issue_note"]:
         print(f"issue      {summary['issue_note']}")
+    for p in summary["pulls"]:
+        state = "merged" if p["merged"] else p["state"]
+        print(f"pull       {REPO}#{p['number']} {p['title']!r} by {p['author']}: {state}")
+    if summary["fix"]:
+        fix = summary["fix"]
+        outcome = "verified: the ticket is Resolved" if fix["resolved"] else "not verified"
+        print(f"fix        {fix['image']} (revision {fix.get('fixedPodHash') or '-'}): {outcome}")
     verdict = "held" if summary["ok"] else "did NOT hold"
     print(f"expected   {chosen.expectation}: {verdict}")
     if not summary["ok"]:

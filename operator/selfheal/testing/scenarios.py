@@ -205,6 +205,49 @@ def web_analysis_template(
     )
 
 
+def verdict_args() -> list[dict]:
+    """The args that tell selfheal's verdict endpoint which canary to judge, as ``examples/inline`` passes them."""
+    return [
+        {"name": "namespace", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {"name": "rollout", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "canary-hash", "valueFrom": {"podTemplateHashValue": "Latest"}},
+        {"name": "stable-hash", "valueFrom": {"podTemplateHashValue": "Stable"}},
+    ]
+
+
+def verdict_template(
+    name: str,
+    url: str,
+    *,
+    secret: str,
+    interval: str,
+    count: int | None = None,
+    success: str | None = "result.healthy",
+    failure: str | None = 'result.verdict == "unhealthy"',
+    inconclusive_limit: int | None = None,
+    timeout_seconds: int = 20,
+    initial_delay: str | None = None,
+) -> dict:
+    """An AnalysisTemplate whose web metric asks selfheal's verdict endpoint at ``url`` (``.../api/v1/verdict``)
+    as ``examples/inline`` does: the canary named by :func:`verdict_args`, the bearer token from ``secret``."""
+    query = (
+        "namespace={{args.namespace}}&rollout={{args.rollout}}&canary={{args.canary-hash}}"
+        f"&stable={{{{args.stable-hash}}}}&timeoutSeconds={timeout_seconds}"
+    )
+    web = {
+        "url": f"{url}?{query}",
+        "headers": [{"key": "Authorization", "value": "Bearer {{args.verdict-token}}"}],
+        "timeoutSeconds": timeout_seconds,
+        "jsonPath": "{$}",
+    }
+    token = {"name": "verdict-token", "valueFrom": {"secretKeyRef": {"name": secret, "key": "token"}}}
+    args = [{"name": a["name"]} for a in verdict_args()] + [token]
+    metric: dict[str, Any] = {"name": "selfheal", "provider": {"web": web}}
+    if initial_delay:
+        metric["initialDelay"] = initial_delay
+    return _template(name, metric, args, success, failure, interval, count, 0, inconclusive_limit, None)
+
+
 def _template(
     name: str,
     metric: dict,
