@@ -13,9 +13,9 @@ from datetime import datetime
 from typing import Any
 
 from selfheal.domain.argo import AR_COMPLETED_PHASES, Rollout, canary_hash, current_step_description, stable_hash
-from selfheal.domain.evidence import Side
+from selfheal.domain.evidence import Evidence, Side
 from selfheal.domain.inline import VerdictAnswer, VerdictRequest, answer_of, inline_kind, window_expired
-from selfheal.domain.policy import LLMProvider, UnavailableAction
+from selfheal.domain.policy import AnalysisSpec, LLMProvider, UnavailableAction
 from selfheal.domain.verdict import VerdictKind
 from selfheal.errors import Refused, SelfHealError
 from selfheal.services.analysis import BUDGET_EXHAUSTED, Trigger, cycle_key, explain, open_ticket, post_event
@@ -43,6 +43,8 @@ class Window:
 
     started: datetime
     consultation: asyncio.Future[Consultation] | None = None
+    # The statistics being computed for a measurement, shared by the questions that arrive meanwhile.
+    statistics: asyncio.Future[tuple[Evidence, Prepared]] | None = None
     explained: VerdictKind | None = None
     ticket: str = ""
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -79,14 +81,15 @@ class InlineVerdicts:
         key = (ro.namespace, ro.name, request.canary, current_step_description(ro))
         window = await self._window(key, policy, ro, now)
         spec = policy.spec
+        if window.statistics is None or window.statistics.done():
+            window.statistics = asyncio.ensure_future(self._statistics(ro, spec.analysis, now))
+            window.statistics.add_done_callback(_retrieved)
         try:
             async with asyncio.timeout(max(0.0, deadline - loop.time())):
-                evidence = await gather_evidence(self.rt.kube, ro, spec.analysis.logs, trigger=Trigger.INLINE, now=now)
-                prepared = await asyncio.to_thread(prepare, evidence, spec.analysis)
+                # questions that arrive while the statistics are computed share them; a timeout leaves them be
+                evidence, prepared = await asyncio.shield(window.statistics)
         except TimeoutError:
             raise Refused(503, f"the evidence could not be gathered within {request.answer_within:.1f}s") from None
-        if any(log.text for pod in evidence.side(Side.CANARY) for log in pod.logs):
-            self.rt.keep_snapshot(evidence)
         if window.consultation is None and spec.analysis.llm.provider != LLMProvider.NONE:
             window.consultation = asyncio.create_task(self._consult(policy, prepared), name=f"inline analyzer {key}")
         consultation, pending = await _consultation(window, deadline - loop.time(), key)
@@ -141,6 +144,14 @@ class InlineVerdicts:
             )
         return ro, policy
 
+    async def _statistics(self, ro: Rollout, analysis: AnalysisSpec, now: datetime) -> tuple[Evidence, Prepared]:
+        """Fresh evidence and its statistics (the CPU work in a worker thread)."""
+        evidence = await gather_evidence(self.rt.kube, ro, analysis.logs, trigger=Trigger.INLINE, now=now)
+        prepared = await asyncio.to_thread(prepare, evidence, analysis)
+        if any(log.text for pod in evidence.side(Side.CANARY) for log in pod.logs):
+            self.rt.keep_snapshot(evidence)
+        return evidence, prepared
+
     async def _window(self, key: WindowKey, policy: PolicyRef, ro: Rollout, now: datetime) -> Window:
         """The current evidence window of this canary step; a new one once it is over and the budget allows."""
         window = self.windows.get(key)
@@ -175,8 +186,9 @@ class InlineVerdicts:
 
     def _forget(self, key: WindowKey) -> None:
         window = self.windows.pop(key)
-        if window.consultation is not None and not window.consultation.done():
-            window.consultation.cancel()
+        for task in (window.consultation, window.statistics):
+            if task is not None and not task.done():
+                task.cancel()
 
     async def _consult(self, policy: PolicyRef, prepared: Prepared) -> Consultation:
         """Ask the policy's analyzer once for this window; its tokens count against the policy's budget."""
@@ -235,6 +247,12 @@ class InlineVerdicts:
         """Cancel the analyzer asks still running (at shutdown)."""
         for key in list(self.windows):
             self._forget(key)
+
+
+def _retrieved(task: asyncio.Future[Any]) -> None:
+    """Mark a shared computation's failure as seen: the questions that waited for it have answered already."""
+    if not task.cancelled():
+        task.exception()
 
 
 async def _consultation(window: Window, wait: float, key: WindowKey) -> tuple[Consultation, bool]:

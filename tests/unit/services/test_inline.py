@@ -116,6 +116,19 @@ async def test_a_healthy_canary_passes_every_measurement_and_is_explained_once(w
     assert usage.this_hour == 1  # one evidence window, one analysis
 
 
+async def test_questions_asked_together_share_one_reading_of_the_evidence_and_later_ones_read_it_afresh(
+    world: World,
+) -> None:
+    world.canary("canary-random-colors")
+    running_step(world)
+    verdicts = service(world)
+    answers = await asyncio.gather(*(verdicts.answer(ask()) for _ in range(8)))
+    assert all(a.healthy for a in answers)
+    assert world.kube.calls["list_pods"] == 2  # canary and stable pods listed once for the eight questions
+    await verdicts.answer(ask())
+    assert world.kube.calls["list_pods"] == 4  # a later measurement sees fresh evidence
+
+
 async def test_the_analyzer_is_asked_once_per_evidence_window(world: World) -> None:
     world.canary("canary-random-colors")
     running_step(world)
