@@ -550,6 +550,8 @@ def test_two_replicas_elect_exactly_one_active(control_plane: ControlPlane, name
                 if a.startswith("--liveness")
                 else f"--metrics-port={free_port()}"
                 if a.startswith("--metrics-port")
+                else f"--verdict-port={free_port()}"
+                if a.startswith("--verdict-port")
                 else a
                 for a in args
             ]
