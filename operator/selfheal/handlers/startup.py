@@ -4,6 +4,7 @@ endpoint, and the probe that makes /healthz answer "ready" only once they exist.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import kopf
@@ -12,14 +13,40 @@ from selfheal import GROUP
 from selfheal.errors import ConfigError
 from selfheal.services.runtime import build_runtime
 
+# Kopf's own line for each handler that succeeded ("Handler 'rollout-triggers' succeeded.") names no Rollout,
+# verdict or action; selfheal logs what it decided itself. These lines stay at --log-level debug.
+_KOPF_SUCCESS = re.compile(r"^\w+ '[^']*' succeeded\.$|^\w+ is processed: \d+ succeeded; \d+ failed\.$")
+# What Kopf's last-handled annotation leaves out of a ticket: the verdict and evidence, written once and
+# never diffed (no handler reacts to a ticket's spec changing). Policies have no such fields.
+_NOT_DIFFED = ("spec.verdict", "spec.evidence", "spec.images")
+
+
+class QuietKopfSuccess(logging.Filter):
+    """Drops Kopf's per-handler success lines unless the operator logs at debug."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO or logging.getLogger().isEnabledFor(logging.DEBUG):
+            return True
+        return not _KOPF_SUCCESS.match(record.getMessage())
+
+
+def quiet_kopf() -> None:
+    """Installs the filter on Kopf's per-object logger, once."""
+    objects = logging.getLogger("kopf.objects")
+    if not any(isinstance(f, QuietKopfSuccess) for f in objects.filters):
+        objects.addFilter(QuietKopfSuccess())
+
 
 @kopf.on.startup(id="selfheal-startup")
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     # Kopf's bookkeeping on our own objects lives in annotations under our prefix.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP, key="last-handled")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled", ignored_fields=list(_NOT_DIFFED)
+    )
     settings.persistence.finalizer = f"{GROUP}/finalizer"
     settings.posting.level = logging.WARNING
+    quiet_kopf()
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 60

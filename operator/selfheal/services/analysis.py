@@ -8,7 +8,6 @@ import time
 from dataclasses import dataclass
 from enum import StrEnum
 
-from selfheal.adapters.kube import MAX_EVENT_MESSAGE
 from selfheal.domain.argo import (
     ABORT_STATUS_PATCH,
     PAUSE_SPEC_PATCH,
@@ -25,6 +24,15 @@ from selfheal.domain.decision import Action
 from selfheal.domain.evidence import Evidence, Side
 from selfheal.domain.situation import CHANGED, Situation, refusal_to_proceed, refusal_to_stop
 from selfheal.domain.verdict import VerdictKind
+from selfheal.domain.words import (
+    EventText,
+    action_failed_event,
+    budget_event,
+    decision_log,
+    headline,
+    ticket_opened_event,
+    verdict_event,
+)
 from selfheal.errors import Conflict, SelfHealError
 from selfheal.services import remediation, tickets
 from selfheal.services.analyzers import analyzer_for
@@ -43,19 +51,9 @@ class Trigger(StrEnum):
     LOG_WATCH = "logWatch"
 
 
-# Event reasons on the Rollout, one per verdict kind.
-EVENT_REASONS = {
-    VerdictKind.UNHEALTHY: "CanaryUnhealthy",
-    VerdictKind.HEALTHY: "CanaryHealthy",
-    VerdictKind.INCONCLUSIVE: "CanaryInconclusive",
-}
-BUDGET_EXHAUSTED = "AnalysisBudgetExhausted"
-ACTION_FAILED = "SelfHealActionFailed"
 # An abort refused because the Rollout changed (409) is checked and sent again this many times.
 ABORT_ATTEMPTS = 3
 SKIPPED_CHANGED = f"skipped: {CHANGED}"
-# The verdict's summary keeps at least this much of an Event message, however long the rest is.
-MIN_EVENT_SUMMARY = 200
 
 
 @dataclass
@@ -127,14 +125,7 @@ async def _analyze(
     usage = rt.usage_of(policy.namespace, policy.name)
     usage.roll(now)
     if usage.this_hour >= spec.budget.analyses_per_hour:
-        await _event(
-            rt,
-            ro,
-            BUDGET_EXHAUSTED,
-            "Warning",
-            f"policy {policy.name} spent its {spec.budget.analyses_per_hour} analyses this hour; "
-            f"{trigger.value} on revision {ro.revision} not analyzed",
-        )
+        await _event(rt, ro, budget_event(policy.name, spec.budget.analyses_per_hour, trigger.value, ro.revision))
         return None
     evidence = await gather_evidence(
         rt.kube, ro, spec.analysis.logs, trigger=trigger.value, now=now, analysis_run=analysis_run
@@ -160,7 +151,7 @@ async def _analyze(
     same_revision = refusal_to_stop(judged, fresh) is None
     aborted = taken == Action.ABORT.value or (same_revision and is_aborted(fresh)) or trigger == Trigger.ANALYSIS_FAILED
     if j.verdict.verdict == VerdictKind.UNHEALTHY and aborted:
-        ticket = await _ticket(rt, policy, ro, j, trigger, occurrence_key)
+        ticket = await _ticket(rt, policy, ro, j, trigger, occurrence_key, taken)
     return Outcome(judgement=j, action_taken=taken, ticket=ticket)
 
 
@@ -249,7 +240,7 @@ async def _act(rt: Runtime, ro: Rollout, judged: Situation, j: Judgement) -> tup
     except Conflict:
         return f"{SKIPPED_CHANGED} (the apiserver refused the patch)", fresh or ro
     except SelfHealError as e:
-        await _event(rt, ro, ACTION_FAILED, "Warning", f"could not {action.value} revision {ro.revision}: {e}")
+        await _event(rt, ro, action_failed_event(action.value, ro.revision, str(e)))
         raise
     if taken == action.value:
         rt.acted.add(once)
@@ -314,39 +305,51 @@ async def _promote(rt: Runtime, ro: Rollout, judged: Situation, fresh: Rollout |
 
 
 async def _explain(rt: Runtime, ro: Rollout, j: Judgement, trigger: Trigger, taken: str) -> None:
-    """Every verdict is an Event on the Rollout: `kubectl describe rollout` answers "why"."""
+    """Every decision is an Event on the Rollout (`kubectl describe rollout` answers "why") and a line of
+    the operator's log."""
     v = j.verdict
-    head = (
-        f"{v.verdict} (confidence {v.confidence}, analyzer {v.analyzer}, trigger {trigger.value}, "
-        f"revision {ro.revision}): "
+    message, fields = decision_log(
+        namespace=ro.namespace,
+        rollout=ro.name,
+        revision=ro.revision,
+        trigger=trigger.value,
+        verdict=v.verdict.value,
+        confidence=v.confidence,
+        analyzer=v.analyzer.value,
+        action=taken,
+        reason=j.decision.reason,
     )
-    tail = f" Action: {taken}. {j.decision.reason}"
-    if j.llm_error:
-        tail += f" Analyzer unavailable: {j.llm_error[:200]}"
-    # The values that decided it come first in the summary: it gets all the room the Event has left.
-    room = max(MIN_EVENT_SUMMARY, MAX_EVENT_MESSAGE - len(head) - len(tail))
-    summary = " ".join(v.summary.split())
-    if len(summary) > room:
-        summary = summary[: room - 1] + "…"
-    message = head + summary + tail
-    kind = "Warning" if v.verdict == VerdictKind.UNHEALTHY else "Normal"
-    await _event(rt, ro, EVENT_REASONS[v.verdict], kind, message)
+    log.info(message, extra=fields)
+    event = verdict_event(
+        verdict=v.verdict,
+        confidence=v.confidence,
+        analyzer=v.analyzer.value,
+        summary=v.summary,
+        revision=ro.revision,
+        trigger=trigger.value,
+        taken=taken,
+        decision_reason=j.decision.reason,
+        analyzer_error=j.llm_error,
+    )
+    await _event(rt, ro, event)
 
 
-async def _event(rt: Runtime, ro: Rollout, reason: str, kind: str, message: str) -> None:
+async def _event(rt: Runtime, ro: Rollout, event: EventText) -> None:
     involved = {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Rollout",
         "metadata": {"name": ro.name, "namespace": ro.namespace, "uid": ro.uid},
     }
     try:
-        await rt.kube.create_event(involved, reason=reason, message=message, type=kind, now=rt.clock())
+        await rt.kube.create_event(
+            involved, reason=event.reason, message=event.message, type=event.type, now=rt.clock()
+        )
     except SelfHealError as e:  # an Event is an explanation; losing one must not stop the work
-        log.warning("could not post Event %s on %s/%s: %s", reason, ro.namespace, ro.name, e)
+        log.warning("could not post Event %s on %s/%s: %s", event.reason, ro.namespace, ro.name, e)
 
 
 async def _ticket(
-    rt: Runtime, policy: PolicyRef, ro: Rollout, j: Judgement, trigger: Trigger, occurrence_key: str
+    rt: Runtime, policy: PolicyRef, ro: Rollout, j: Judgement, trigger: Trigger, occurrence_key: str, taken: str
 ) -> str:
     async with rt.lock(f"ticket:{ro.namespace}/{ro.name}/{j.evidence.canary_hash}"):
         regressed = await _record_regression(rt, ro, j)
@@ -361,15 +364,20 @@ async def _ticket(
             key=occurrence_key,
             now=rt.clock(),
             redact=redactor_for(policy.spec.analysis).redact,
+            action="" if taken.startswith("skipped") else taken,
         )
     if created:
         rt.metrics.tickets_opened.inc(namespace=ro.namespace)
-        await _event(
-            rt,
-            ro,
-            "RemediationTicketOpened",
-            "Warning",
-            f"ticket {name} opened for revision {ro.revision} (fingerprint {j.fingerprint[:12]})",
+        top = next((t for t in j.diff.significant() if t.severity == "error"), None)
+        what = headline(top.template, top.examples) if top is not None else ""
+        await _event(rt, ro, ticket_opened_event(name, ro.revision, j.fingerprint, what))
+        log.info(
+            "opened RemediationTicket %s/%s for revision %s of %s",
+            ro.namespace,
+            name,
+            ro.revision,
+            ro.name,
+            extra={"namespace": ro.namespace, "ticket": name, "rollout": ro.name, "revision": ro.revision},
         )
     elif counted:
         log.info("ticket %s/%s: one more occurrence (%s)", ro.namespace, name, occurrence_key)
