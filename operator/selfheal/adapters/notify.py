@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import httpx
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
@@ -23,6 +25,23 @@ class _TryAgain(Exception):
     """A failure worth another try: the network, a 429 or a 5xx."""
 
 
+class _HideUrls(logging.Filter):
+    """httpx logs each request's URL at info; a notification URL is a credential, so only its host shows."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(str(arg) in self.urls for arg in record.args):
+            record.args = tuple(describe_endpoint(str(a)) if str(a) in self.urls else a for a in record.args)
+        return True
+
+
+_HIDDEN = _HideUrls()
+logging.getLogger("httpx").addFilter(_HIDDEN)
+
+
 class Notifier:
     """POSTs notification bodies. The URLs are credentials: messages name the host only, and a redirect
     (which would carry the body elsewhere) is refused, never followed. Built once, closed at cleanup."""
@@ -36,6 +55,7 @@ class Notifier:
         """Deliver ``body`` to ``url``, each try bounded by ``seconds``; raises NotificationError saying why
         not (never naming the URL)."""
         where = describe_endpoint(url)
+        _HIDDEN.urls.add(str(httpx.URL(url)) if url.startswith(("https://", "http://")) else url)
         if not url.startswith(("https://", "http://")):
             raise NotificationError(f"{where}: the notification URL must be http(s)")
         retrying = AsyncRetrying(
