@@ -223,6 +223,16 @@ def action_words(taken: str) -> str:
     return _DONE.get(taken, f"did {taken}")
 
 
+def last_action(taken: str) -> str:
+    """What the ticket's Last Action column shows for what was done: ``abort``, ``dry-run:abort``,
+    ``already aborted`` (Argo was first), ``skipped``; empty when the action was already recorded."""
+    if taken == "skipped: already done":
+        return ""
+    if taken.startswith("skipped: already "):
+        return taken.removeprefix("skipped: ")
+    return "skipped" if taken.startswith("skipped") else taken
+
+
 def _evidence(summary: str) -> str:
     """The verdict's summary without its opening words (the Event says the verdict already)."""
     body = _SUMMARY_OPENINGS.sub("", " ".join(summary.split()))

@@ -25,16 +25,22 @@ class QuietKopfSuccess(logging.Filter):
     """Drops Kopf's per-handler success lines unless the operator logs at debug."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno != logging.INFO or logging.getLogger().isEnabledFor(logging.DEBUG):
+        if record.levelno != logging.INFO or not record.name.startswith("kopf"):
+            return True
+        if logging.getLogger().isEnabledFor(logging.DEBUG):
             return True
         return not _KOPF_SUCCESS.match(record.getMessage())
 
 
-def quiet_kopf() -> None:
-    """Installs the filter on Kopf's per-object logger, once."""
-    objects = logging.getLogger("kopf.objects")
-    if not any(isinstance(f, QuietKopfSuccess) for f in objects.filters):
-        objects.addFilter(QuietKopfSuccess())
+def quiet_chatter() -> None:
+    """Below debug, the log says what selfheal decided: Kopf's success lines and the HTTP clients' request
+    lines are left out (installed once, on the handlers Kopf configured)."""
+    if logging.getLogger().isEnabledFor(logging.DEBUG):
+        return
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, QuietKopfSuccess) for f in handler.filters):
+            handler.addFilter(QuietKopfSuccess())
 
 
 @kopf.on.startup(id="selfheal-startup")
@@ -46,7 +52,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     )
     settings.persistence.finalizer = f"{GROUP}/finalizer"
     settings.posting.level = logging.WARNING
-    quiet_kopf()
+    quiet_chatter()
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 60

@@ -29,7 +29,7 @@ from selfheal.domain.words import (
     action_failed_event,
     budget_event,
     decision_log,
-    headline,
+    last_action,
     ticket_opened_event,
     verdict_event,
 )
@@ -364,13 +364,11 @@ async def _ticket(
             key=occurrence_key,
             now=rt.clock(),
             redact=redactor_for(policy.spec.analysis).redact,
-            action="" if taken.startswith("skipped") else taken,
+            action=last_action(taken),
         )
     if created:
         rt.metrics.tickets_opened.inc(namespace=ro.namespace)
-        top = next((t for t in j.diff.significant() if t.severity == "error"), None)
-        what = headline(top.template, top.examples) if top is not None else ""
-        await _event(rt, ro, ticket_opened_event(name, ro.revision, j.fingerprint, what))
+        await _event(rt, ro, ticket_opened_event(name, ro.revision, j.fingerprint, tickets.headline_of(j)))
         log.info(
             "opened RemediationTicket %s/%s for revision %s of %s",
             ro.namespace,

@@ -22,7 +22,14 @@ from selfheal.domain.notify import (
     webhook_headers,
 )
 from selfheal.domain.policy import NotificationsSpec
-from selfheal.domain.ticket import API_VERSION, TICKET_KIND, NotificationStatus, RemediationTicket, TicketPhase
+from selfheal.domain.ticket import (
+    API_VERSION,
+    TICKET_KIND,
+    NotificationStatus,
+    RemediationTicket,
+    TicketPhase,
+    to_wire,
+)
 from selfheal.domain.timestamps import parse_time
 from selfheal.domain.words import EVENT_MAX, EventText, clip, phase_event
 from selfheal.errors import ConfigError, SelfHealError
@@ -111,7 +118,7 @@ async def announce(runtime: Runtime, namespace: str, name: str, policy: PolicyRe
     now = runtime.clock()
     created = parse_time((obj.get("metadata") or {}).get("creationTimestamp"))
     if record is None and created is not None and (now - created).total_seconds() > ADOPT_AFTER_SECONDS:
-        await _record(runtime, namespace, name, NotificationStatus(phase=phase, at=now))
+        await _record(runtime, namespace, name, NotificationStatus(phase=phase, at=now), None)
         return
     event = phase_event(
         name,
@@ -128,6 +135,7 @@ async def announce(runtime: Runtime, namespace: str, name: str, policy: PolicyRe
         extra={"namespace": namespace, "ticket": name, "rollout": ticket.spec.rollout, "phase": phase},
     )
     spec = policy.spec.notifications if policy is not None else NotificationsSpec()
+    before = record
     record = NotificationStatus(phase=phase, at=now)
     if spec.wants(phase):
         record = await _deliver(runtime, namespace, spec, phase_change(ticket, previous, phase, now), record)
@@ -137,7 +145,7 @@ async def announce(runtime: Runtime, namespace: str, name: str, policy: PolicyRe
                 "NotificationFailed", "Warning", clip(f"Could not announce phase {phase}: {record.message}.", EVENT_MAX)
             )
             await _event(runtime, ticket, failed)
-    await _record(runtime, namespace, name, record)
+    await _record(runtime, namespace, name, record, before)
 
 
 async def _deliver(
@@ -195,8 +203,14 @@ def _remember(runtime: Runtime, namespace: str, policy: PolicyRef | None, record
         runtime.announcements.failures.pop(key, None)
 
 
-async def _record(runtime: Runtime, namespace: str, name: str, record: NotificationStatus) -> None:
-    body = record.model_dump(mode="json", by_alias=True, exclude_none=True)
+async def _record(
+    runtime: Runtime, namespace: str, name: str, record: NotificationStatus, before: NotificationStatus | None
+) -> None:
+    """``record`` replaces what was recorded: a merge patch with the keys it no longer has set to null
+    (a new object gets no nulls: the apiserver would keep them)."""
+    body: dict[str, Any] = {k: v for k, v in to_wire(record).items() if v != []}
+    for key in to_wire(before or NotificationStatus()):
+        body.setdefault(key, None)
     await runtime.kube.patch_ticket_status(namespace, name, {"status": {"notification": body}})
 
 

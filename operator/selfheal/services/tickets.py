@@ -25,13 +25,25 @@ from selfheal.domain.ticket import (
     to_wire,
 )
 from selfheal.domain.timestamps import rfc3339
-from selfheal.domain.words import SHORT_FINGERPRINT, clip, headline
+from selfheal.domain.words import HEADLINE_MAX, SHORT_FINGERPRINT, clip, headline
 from selfheal.services.judge import Judgement
 from selfheal.services.ports import KubePort
 
 MAX_OCCURRENCE_KEYS = 20
 ROLLOUT_LABEL = "selfheal.dev/rollout"
 FINGERPRINT_LABEL = "selfheal.dev/fingerprint"
+
+
+def headline_of(j: Judgement) -> str:
+    """What failed, in one line: the top new error or crash as its example says it, else the first failed
+    metric, else the verdict's root cause."""
+    top = next((t for t in j.diff.significant() if t.severity == "error" or t.crash_signature), None)
+    if top is not None:
+        return headline(top.template, top.examples)
+    metric = next(iter(j.evidence.failed_metrics), None)
+    if metric is not None:
+        return f"metric {metric.name} {metric.phase.lower() or 'failed'}"
+    return clip(j.verdict.root_cause or j.verdict.summary, HEADLINE_MAX)
 
 
 def ticket_spec(
@@ -46,7 +58,6 @@ def ticket_spec(
         for m in j.evidence.failed_metrics[:MAX_FAILED_METRICS]
     ]
     templates = [t for t in j.diff.templates if t.status in ("new", "increased")] or j.diff.templates
-    top = next((t for t in j.diff.significant() if t.severity == "error"), None)
     return TicketSpec(
         rollout=ro.name,
         policy=policy,
@@ -56,7 +67,7 @@ def ticket_spec(
         images=ro.images[:50],
         step=current_step_description(ro)[:63],
         trigger=trigger,
-        headline=clip(headline(top.template, top.examples), 200) if top is not None else "",
+        headline=headline_of(j),
         short_fingerprint=j.fingerprint[:SHORT_FINGERPRINT],
         verdict=TicketVerdict.from_verdict(j.verdict),
         evidence=TicketEvidence(

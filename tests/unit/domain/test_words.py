@@ -23,6 +23,7 @@ from selfheal.domain.words import (
     budget_event,
     decision_log,
     headline,
+    last_action,
     number,
     phase_event,
     plain_numbers,
@@ -244,3 +245,11 @@ def test_a_decision_log_line_names_what_was_decided() -> None:
     for word in ("shop/web", "revision 7", "analysisFailed", "unhealthy", "95", "abort"):
         assert word in message
     assert fields["rollout"] == "web" and fields["action"] == "abort" and fields["confidence"] == 95
+
+
+def test_the_last_action_column_says_what_happened_to_the_rollout() -> None:
+    assert last_action("abort") == "abort"
+    assert last_action("dry-run:pause") == "dry-run:pause"
+    assert last_action("skipped: already aborted") == "already aborted"
+    assert last_action("skipped: already done") == ""
+    assert last_action("skipped: the Rollout changed since it was judged: a new revision") == "skipped"
