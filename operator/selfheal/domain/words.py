@@ -21,7 +21,8 @@ SHORT_FINGERPRINT = 12
 
 # A number with more decimals than anyone reads: 0.15591397849462366, 12.000000001, 1.5e-07.
 _LONG_NUMBER = re.compile(
-    r"(?<![\w.:/])-?\d+\.\d{4,}(?:[eE][-+]?\d+)?(?![\w.:])|(?<![\w.:/])-?\d+(?:\.\d+)?[eE][-+]?\d+(?![\w.:])"
+    r"(?<![\w.:/])-?\d+\.\d{4,}(?:[eE][-+]?\d+)?(?![\w:]|\.\w)"
+    r"|(?<![\w.:/])-?\d+(?:\.\d+)?[eE][-+]?\d+(?![\w:]|\.\w)"
 )
 
 
@@ -236,7 +237,8 @@ def last_action(taken: str) -> str:
 def _evidence(summary: str) -> str:
     """The verdict's summary without its opening words (the Event says the verdict already)."""
     body = _SUMMARY_OPENINGS.sub("", " ".join(summary.split()))
-    body = plain_numbers(body).rstrip(".")
+    # An analyzer that read masked templates may quote their masks back: words instead.
+    body = plain_numbers(humanised_template(body)).rstrip(".")
     return body[:1].upper() + body[1:] if body else ""
 
 
@@ -358,6 +360,23 @@ def phase_event(
     words = _PHASE_WORDS.get(phase, f"is now {phase}")
     message = f"Ticket {ticket} for Rollout {rollout} {words}{facts}{since}."
     return EventText(f"Ticket{phase}", "Warning" if phase in WARNING_PHASES else "Normal", clip(message, EVENT_MAX))
+
+
+def agent_not_started_event(who: str, issue: int) -> EventText:
+    """The coding agent the policy names did not take the issue."""
+    return EventText(
+        "AgentNotStarted",
+        "Warning",
+        f"The coding agent did not start: {who} does not show on issue #{issue} after the hand-over (the token "
+        "must be a user token and the agent enabled for the repository).",
+    )
+
+
+def agent_stalled_event(issue: int, hours: int) -> EventText:
+    """No pull request within the policy's patience."""
+    return EventText(
+        "AgentStalled", "Warning", f"No pull request for issue #{issue} after {hours} hour(s): the agent seems stuck."
+    )
 
 
 def readiness_event(policy: str, ready: bool, reason: str, message: str) -> EventText:

@@ -20,6 +20,8 @@ from selfheal.domain.verdict import VerdictKind
 from selfheal.domain.words import (
     EVENT_MAX,
     action_failed_event,
+    agent_not_started_event,
+    agent_stalled_event,
     budget_event,
     decision_log,
     headline,
@@ -43,7 +45,7 @@ MASK = re.compile(r"<(?:IP|PORT|NUM|TS|DUR|HEX|UUID|URL|EMAIL|ID|LONG|\*)>")
 RAW_FLOAT = re.compile(r"\d+\.\d{4,}")
 INTERNAL_ID = re.compile(r"\b[TF]\d{1,4}\b")
 TIMESTAMP = re.compile(r"\d{4}[-/]\d{2}[-/]\d{2}|\b\d{2}:\d{2}:\d{2}\b")
-OPENINGS = ("Canary of ", "Could not ", "Opened ", "Ticket ", "Policy ")
+OPENINGS = ("Canary of ", "Could not ", "Opened ", "Ticket ", "Policy ", "The coding agent ", "No pull request ")
 
 
 def problems(message: str) -> list[str]:
@@ -162,6 +164,8 @@ def test_the_other_events_read_as_sentences() -> None:
         action_failed_event("abort", "4", "rollouts.argoproj.io is forbidden: cannot patch rollouts/status"),
         readiness_event("checkout", False, "SecretNotFound", "GitHub token: Secret gh-token not found"),
         readiness_event("checkout", True, "Valid", "policy is valid and its Secrets are present"),
+        agent_not_started_event("Copilot coding agent", 12),
+        agent_stalled_event(12, 24),
     ]
     for phase in ("Open", "IssueOpened", "FixProposed", "FixMerged", "Verifying", "Resolved", "Regressed", "Closed"):
         events.append(phase_event("web-6d4f9", "web", phase, previous="Open", issue=12, pull_request=13, revision="5"))
@@ -253,3 +257,18 @@ def test_the_last_action_column_says_what_happened_to_the_rollout() -> None:
     assert last_action("skipped: already aborted") == "already aborted"
     assert last_action("skipped: already done") == ""
     assert last_action("skipped: the Rollout changed since it was judged: a new revision") == "skipped"
+
+
+def test_an_analyzer_quoting_masks_and_raw_floats_is_reworded() -> None:
+    event = verdict_event(
+        verdict=VerdictKind.UNHEALTHY,
+        confidence=88,
+        analyzer="llm",
+        summary="The canary panics serving <IP>:<PORT> with index [<NUM>]; error ratio 0.15591397849462366.",
+        revision="4",
+        trigger="analysisInconclusive",
+        taken="pause",
+        decision_reason="Unhealthy (llm, 88% confidence) -> pause by onUnhealthy=pause.",
+    )
+    assert problems(event.message) == [], event.message
+    assert "serving an address with index [N]; error ratio 0.156" in event.message
