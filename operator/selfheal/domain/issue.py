@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from selfheal.domain.words import headline
+from selfheal.domain.words import clip, headline
 
 # -- the context an issue is rendered from ----------------------------------------------------------
 
@@ -161,14 +161,7 @@ def _when(moment: datetime | None) -> str:
 
 
 def _shorten(text: str, limit: int) -> str:
-    flat = " ".join(_clean(text).split())
-    if len(flat) <= limit:
-        return flat
-    cut = flat[: limit - 1]
-    space = cut.rfind(" ")
-    if space > limit // 2:
-        cut = cut[:space]
-    return cut.rstrip() + "…"
+    return clip(_clean(text), limit)
 
 
 def _headline(ctx: IssueContext) -> str:

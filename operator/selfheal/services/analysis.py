@@ -10,6 +10,8 @@ from enum import StrEnum
 
 from selfheal.domain.argo import (
     ABORT_STATUS_PATCH,
+    ARGO_GROUP,
+    ARGO_VERSION,
     PAUSE_SPEC_PATCH,
     AnalysisRun,
     Rollout,
@@ -34,7 +36,7 @@ from selfheal.domain.words import (
     verdict_event,
 )
 from selfheal.errors import Conflict, SelfHealError
-from selfheal.services import remediation, tickets
+from selfheal.services import events, remediation, tickets
 from selfheal.services.analyzers import analyzer_for
 from selfheal.services.gather import gather_evidence
 from selfheal.services.judge import Judgement, judge, prepare, redactor_for
@@ -42,6 +44,8 @@ from selfheal.services.policies import PolicyRef
 from selfheal.services.runtime import Runtime
 
 log = logging.getLogger(__name__)
+
+ROLLOUT_API_VERSION = f"{ARGO_GROUP}/{ARGO_VERSION}"
 
 
 class Trigger(StrEnum):
@@ -335,17 +339,7 @@ async def _explain(rt: Runtime, ro: Rollout, j: Judgement, trigger: Trigger, tak
 
 
 async def _event(rt: Runtime, ro: Rollout, event: EventText) -> None:
-    involved = {
-        "apiVersion": "argoproj.io/v1alpha1",
-        "kind": "Rollout",
-        "metadata": {"name": ro.name, "namespace": ro.namespace, "uid": ro.uid},
-    }
-    try:
-        await rt.kube.create_event(
-            involved, reason=event.reason, message=event.message, type=event.type, now=rt.clock()
-        )
-    except SelfHealError as e:  # an Event is an explanation; losing one must not stop the work
-        log.warning("could not post Event %s on %s/%s: %s", event.reason, ro.namespace, ro.name, e)
+    await events.post(rt, events.about(ROLLOUT_API_VERSION, "Rollout", ro.namespace, ro.name, ro.uid), event)
 
 
 async def _ticket(

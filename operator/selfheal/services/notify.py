@@ -33,6 +33,7 @@ from selfheal.domain.ticket import (
 from selfheal.domain.timestamps import parse_time
 from selfheal.domain.words import EVENT_MAX, EventText, clip, phase_event
 from selfheal.errors import ConfigError, SelfHealError
+from selfheal.services import events
 
 if TYPE_CHECKING:
     from selfheal.services.policies import PolicyRef
@@ -216,21 +217,8 @@ async def _record(
 
 async def _event(runtime: Runtime, ticket: RemediationTicket, event: EventText) -> None:
     """An Event on the ticket itself: `kubectl describe rtk` shows its history."""
-    involved = {
-        "apiVersion": API_VERSION,
-        "kind": TICKET_KIND,
-        "metadata": {
-            "name": ticket.metadata.name,
-            "namespace": ticket.metadata.namespace,
-            "uid": ticket.metadata.uid,
-        },
-    }
-    try:
-        await runtime.kube.create_event(
-            involved, reason=event.reason, message=event.message, type=event.type, now=runtime.clock()
-        )
-    except SelfHealError as e:  # an Event explains; losing one must not stop the work
-        log.warning("could not post Event %s on ticket %s: %s", event.reason, ticket.metadata.name, e)
+    meta = ticket.metadata
+    await events.post(runtime, events.about(API_VERSION, TICKET_KIND, meta.namespace, meta.name, meta.uid), event)
 
 
 def delivery_failure(runtime: Runtime, namespace: str, policy: str) -> str | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -15,10 +14,9 @@ from selfheal.domain.policy import LLMProvider, PolicySpec, selector_matches
 from selfheal.domain.ticket import ConditionType, Reason, get_condition, set_condition, to_wire
 from selfheal.domain.timestamps import parse_time, rfc3339
 from selfheal.domain.words import readiness_event
-from selfheal.errors import ConfigError, SelfHealError
-from selfheal.services import github, notify
+from selfheal.errors import ConfigError
+from selfheal.services import events, github, notify
 
-log = logging.getLogger(__name__)
 # The condition that says whether the policy's notification channels took the last notification.
 NOTIFICATIONS_DELIVERED = "NotificationsDelivered"
 
@@ -234,14 +232,6 @@ async def _tell_readiness(
     if was == now_is:
         return
     event = readiness_event(name, readiness.ready, str(readiness.reason), readiness.message)
-    involved = {
-        "apiVersion": API_VERSION,
-        "kind": "SelfHealingPolicy",
-        "metadata": {"name": name, "namespace": namespace, "uid": meta.get("uid", "")},
-    }
-    try:
-        await runtime.kube.create_event(
-            involved, reason=event.reason, message=event.message, type=event.type, now=runtime.clock()
-        )
-    except SelfHealError as e:  # an Event explains; losing one must not stop the work
-        log.warning("could not post Event %s on policy %s/%s: %s", event.reason, namespace, name, e)
+    await events.post(
+        runtime, events.about(API_VERSION, "SelfHealingPolicy", namespace, name, meta.get("uid", "")), event
+    )
