@@ -379,6 +379,11 @@ def agent_stalled_event(issue: int, hours: int) -> EventText:
     )
 
 
+def notification_failed_event(phase: str, why: str) -> EventText:
+    """A webhook or Slack that did not take a phase's notification (``why`` names hosts, never URLs)."""
+    return EventText("NotificationFailed", "Warning", clip(f"Could not announce phase {phase}: {why}.", EVENT_MAX))
+
+
 def readiness_event(policy: str, ready: bool, reason: str, message: str) -> EventText:
     """A policy that became ready, or stopped being ready, and why."""
     if ready:

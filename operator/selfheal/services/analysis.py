@@ -323,7 +323,7 @@ async def _explain(rt: Runtime, ro: Rollout, j: Judgement, trigger: Trigger, tak
         action=taken,
         reason=j.decision.reason,
     )
-    log.info(message, extra=fields)
+    log.info("%s", message, extra=fields)
     event = verdict_event(
         verdict=v.verdict,
         confidence=v.confidence,

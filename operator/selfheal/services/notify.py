@@ -31,7 +31,7 @@ from selfheal.domain.ticket import (
     to_wire,
 )
 from selfheal.domain.timestamps import parse_time
-from selfheal.domain.words import EVENT_MAX, EventText, clip, phase_event
+from selfheal.domain.words import EventText, clip, notification_failed_event, phase_event
 from selfheal.errors import ConfigError, SelfHealError
 from selfheal.services import events
 
@@ -132,21 +132,20 @@ async def announce(runtime: Runtime, namespace: str, name: str, policy: PolicyRe
     )
     await _event(runtime, ticket, event)
     log.info(
+        "%s",
         event.message,
         extra={"namespace": namespace, "ticket": name, "rollout": ticket.spec.rollout, "phase": phase},
     )
     spec = policy.spec.notifications if policy is not None else NotificationsSpec()
-    before = record
-    record = NotificationStatus(phase=phase, at=now)
+    intent = NotificationStatus(phase=phase, at=now)
+    # Recorded before anything is sent: a crash in between loses a notification, never repeats one.
+    await _record(runtime, namespace, name, intent, record)
     if spec.wants(phase):
-        record = await _deliver(runtime, namespace, spec, phase_change(ticket, previous, phase, now), record)
-        _remember(runtime, namespace, policy, record)
-        if record.failed:
-            failed = EventText(
-                "NotificationFailed", "Warning", clip(f"Could not announce phase {phase}: {record.message}.", EVENT_MAX)
-            )
-            await _event(runtime, ticket, failed)
-    await _record(runtime, namespace, name, record, before)
+        outcome = await _deliver(runtime, namespace, spec, phase_change(ticket, previous, phase, now), intent)
+        _remember(runtime, namespace, policy, outcome)
+        if outcome.failed:
+            await _event(runtime, ticket, notification_failed_event(phase, outcome.message))
+        await _record(runtime, namespace, name, outcome, intent)
 
 
 async def _deliver(

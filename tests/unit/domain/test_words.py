@@ -26,6 +26,7 @@ from selfheal.domain.words import (
     decision_log,
     headline,
     last_action,
+    notification_failed_event,
     number,
     phase_event,
     plain_numbers,
@@ -166,6 +167,9 @@ def test_the_other_events_read_as_sentences() -> None:
         readiness_event("checkout", True, "Valid", "policy is valid and its Secrets are present"),
         agent_not_started_event("Copilot coding agent", 12),
         agent_stalled_event(12, 24),
+        notification_failed_event(
+            "IssueOpened", "webhook: https://hooks.example.com refused the notification (HTTP 410)"
+        ),
     ]
     for phase in ("Open", "IssueOpened", "FixProposed", "FixMerged", "Verifying", "Resolved", "Regressed", "Closed"):
         events.append(phase_event("web-6d4f9", "web", phase, previous="Open", issue=12, pull_request=13, revision="5"))
