@@ -219,6 +219,8 @@ def action_words(taken: str) -> str:
     """What selfheal did to the Rollout, as the end of a sentence ("aborted it")."""
     if taken.startswith("dry-run:"):
         return f"would have {_DONE.get(taken.split(':', 1)[1], 'acted on it')} (dry run: nothing was done)"
+    if taken.startswith("skipped: already "):
+        return f"found it {taken.removeprefix('skipped: ')}"
     if taken.startswith("skipped:"):
         return f"did nothing ({taken.split(':', 1)[1].strip()})"
     return _DONE.get(taken, f"did {taken}")
@@ -274,7 +276,8 @@ def verdict_event(
     else:
         opening = f"Could not tell whether the canary of {which} is healthy ({confidence} % confidence {by}) {when}"
     notes, rule = _rule(decision_reason)
-    head = f"{opening}; selfheal {action_words(taken)}" + (f" by the policy's {rule}" if rule else "") + ". "
+    by_rule = f" by the policy's {rule}" if rule and not taken.startswith("skipped") else ""
+    head = f"{opening}; selfheal {action_words(taken)}{by_rule}. "
     tail = f" {notes[:1].upper()}{notes[1:]}." if notes else ""
     if analyzer_error and analyzer_error not in notes:
         tail += f" The analyzer was unavailable: {clip(analyzer_error, 200)}."
