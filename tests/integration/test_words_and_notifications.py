@@ -171,9 +171,15 @@ def test_a_failing_canary_told_in_sentences_and_announced_once_per_phase(
                 timeout=60,
                 message="FixProposed announced",
             )
+            # What was delivered is recorded on the ticket once both channels answered.
+            record = cp.admin.wait_for(
+                lambda: (n := (ticket(cp, ns).get("status") or {}).get("notification") or {}).get("delivered") and n,
+                timeout=30,
+                message="the delivery recorded",
+            )
+            assert record["phase"] == "FixProposed" and record["delivered"] == ["webhook", "slack"]
         phases = [d.payload["phase"] for d in hook.taken()]
         assert phases.count("IssueOpened") == 1 and phases.count("FixProposed") == 1, phases
         assert all(d.signed for d in hook.taken())
         assert [json.loads(d.body)["text"] for d in slack.taken()][-1].startswith(f"Ticket {name}")
         assert f"#{pr}" in json.dumps(slack.taken()[-1].payload)
-        assert ticket(cp, ns)["status"]["notification"]["delivered"] == ["webhook", "slack"]
