@@ -55,7 +55,9 @@ def busy(start_argo: Callable[..., ArgoSimulator]) -> ArgoSimulator:
 def verdict_at_the_pause(cp: ControlPlane, ns: str) -> dict:
     """The operator's first verdict Event on the indefinite pause."""
     return cp.admin.wait_for(
-        lambda: next((e for e in selfheal_events(cp, ns) if "trigger indefinitePause" in e["message"]), None),
+        lambda: next(
+            (e for e in selfheal_events(cp, ns) if "at a pause that waits for a promotion" in e["message"]), None
+        ),
         timeout=60,
         message="a verdict on the pause",
     )
@@ -77,7 +79,7 @@ def test_a_failing_canary_is_never_promoted_on_the_word_of_the_model(
     deploy(control_plane, namespace, image, steps=PAUSE_STEPS)
     event = verdict_at_the_pause(control_plane, namespace)
     assert event["reason"] in ("CanaryUnhealthy", "CanaryInconclusive"), event["message"]
-    assert "Action: promote" not in event["message"]
+    assert "selfheal promoted it" not in event["message"]
     assert llm.requests, "the model was asked"
     # Whatever it was asked since (log watch, the pause judged again), it promoted nothing.
     busy.wait_passes(10, timeout=30)
@@ -105,8 +107,8 @@ def test_a_model_dripping_its_answer_does_not_beat_the_timeout(
     steps = [{"setWeight": 40}, {"pause": {"duration": "3s"}}, {"pause": {}}, {"setWeight": 80}, {"pause": {}}]
     deploy(control_plane, namespace, "blue-v2", steps=steps)
     event = verdict_at_the_pause(control_plane, namespace)
-    assert "Analyzer unavailable: LLM at" in event["message"] and "no valid verdict within 3s" in event["message"]
-    assert "onAnalyzerUnavailable=none" in event["message"] and "Action: none" in event["message"]
+    assert "nalyzer unavailable (LLM at" in event["message"] and "no valid verdict within 3s" in event["message"]
+    assert "onAnalyzerUnavailable=none" in event["message"] and "selfheal left it as it is" in event["message"]
     busy.wait_passes(10, timeout=30)
     ro = argo_cli.get_rollout(control_plane.admin, namespace, APP)
     assert ro["status"]["currentStepIndex"] == 2 and ro["status"]["stableRS"] != ro["status"]["currentPodHash"]
@@ -121,4 +123,6 @@ def test_a_model_dripping_its_answer_does_not_beat_the_timeout(
         timeout=60,
         message="the promote once the model answers in time",
     )
-    assert any("Action: promote" in e["message"] for e in selfheal_events(control_plane, namespace, "CanaryHealthy"))
+    assert any(
+        "selfheal promoted it" in e["message"] for e in selfheal_events(control_plane, namespace, "CanaryHealthy")
+    )

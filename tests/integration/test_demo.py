@@ -92,7 +92,7 @@ def test_argo_aborts_on_selfheals_verdict_in_its_own_analysis() -> None:
     rollout = summary["rollout"]
     assert rollout["aborted"] and rollout["abortedByArgoAnalysis"], rollout
     assert 'Step-based analysis phase error/failed: Metric "selfheal" assessed Failed' in rollout["message"]
-    inline = [e for e in summary["events"] if "trigger inline" in e["message"]]
+    inline = [e for e in summary["events"] if "asked through its web metric" in e["message"]]
     assert any(
         e["reason"] == "CanaryUnhealthy" and "answered Argo's web metric unhealthy" in e["message"] for e in inline
     )

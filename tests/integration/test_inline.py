@@ -125,7 +125,7 @@ def test_the_canary_examples_pass_a_healthy_canary_and_argo_aborts_a_panicking_o
         # A young canary may be too small to judge at first: unsure, and the step's inconclusiveLimit waits for it.
         assert len(said) == 3 and all(a["canary"] == random and a["verdict"] != "unhealthy" for a in said)
         assert said[-1]["healthy"] and said[-1]["score"] > 0.5
-        assert any("trigger inline" in e["message"] for e in selfheal_events(cp, ns, "checkout"))
+        assert any("asked through its web metric" in e["message"] for e in selfheal_events(cp, ns, "checkout"))
         assert tickets(cp, ns) == []
 
         # A panicking canary: selfheal's answer fails Argo's own analysis, and Argo aborts.

@@ -24,7 +24,7 @@ LAG = 2.0
 # its first indefinite pause (step 3/5) is judged; the next indefinite pause is step 5/5.
 STEPS = [{"setWeight": 40}, {"pause": {"duration": "3s"}}, {"pause": {}}, {"setWeight": 80}, {"pause": {}}]
 FIRST, NEXT = 2, 4
-CHANGED = "Action: skipped: the Rollout changed since it was judged"
+CHANGED = "selfheal did nothing (the Rollout changed since it was judged"
 # The canary logs exactly as the stable does: a healthy new revision.
 register_behaviour("blue-v2", Behaviour(colour="blue"))
 register_behaviour("blue-v3", Behaviour(colour="blue"))
@@ -194,7 +194,7 @@ def test_two_analyses_of_the_same_pause_promote_it_once(
         held_at_first_pause(control_plane, namespace, llm, "healthy", analyses=2)
         llm.release()
         messages = judgement(control_plane, namespace, "CanaryHealthy", count=2)
-        assert sorted("Action: promote." in m for m in messages) == [False, True]
+        assert sorted("selfheal promoted it" in m for m in messages) == [False, True]
         assert any(CHANGED in m for m in messages)
         argo_cli.wait_rollout(control_plane.admin, namespace, APP, paused_at(NEXT), timeout=30, message="next pause")
         judgement(control_plane, namespace, "CanaryInconclusive")

@@ -116,7 +116,7 @@ def test_panic_canary_shows_in_the_metrics(
 
     # Who aborted? The log watch (selfheal sends the abort) or Argo itself on the failed AnalysisRun
     # (selfheal then finds the canary already aborted). The metrics must agree with the Events either way.
-    we_aborted = any("Action: abort." in e["message"] for e in unhealthy)
+    we_aborted = any("selfheal aborted it" in e["message"] for e in unhealthy)
     aborts = total(text, "selfheal_actions_total", namespace=namespace, action="abort")
     stopped = total(text, "selfheal_canaries_stopped_total", namespace=namespace)
     assert (aborts, stopped) == ((1, 1) if we_aborted else (0, 0)), (we_aborted, [e["message"] for e in unhealthy])

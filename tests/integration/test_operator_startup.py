@@ -48,8 +48,8 @@ def test_valid_policy_becomes_ready(control_plane: ControlPlane, operator: Opera
         check=True,
     ).stdout
     header, row = out.splitlines()[:2]
-    assert header.split()[:3] == ["NAME", "READY", "ROLLOUTS"]
-    assert row.split()[:2] == ["minimal", "True"]
+    assert header.split()[:4] == ["NAME", "READY", "REASON", "ROLLOUTS"]
+    assert row.split()[:4] == ["minimal", "True", "Valid", "0"]
 
 
 def test_missing_secret_is_named_then_healed(

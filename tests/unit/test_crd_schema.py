@@ -282,10 +282,12 @@ def test_schema_is_structural_for_v1_20(schema: dict[str, Any]) -> None:
 
 def test_policy_printer_columns() -> None:
     columns = POLICY_CRD["spec"]["versions"][0]["additionalPrinterColumns"]
-    assert [(c["name"], c["type"], c["jsonPath"]) for c in columns] == [
-        ("Ready", "string", '.status.conditions[?(@.type=="Ready")].status'),
-        ("Rollouts", "integer", ".status.matchedCount"),
-        ("Age", "date", ".metadata.creationTimestamp"),
+    assert [(c["name"], c["type"], c["jsonPath"], c.get("priority", 0)) for c in columns] == [
+        ("Ready", "string", '.status.conditions[?(@.type=="Ready")].status', 0),
+        ("Reason", "string", '.status.conditions[?(@.type=="Ready")].reason', 0),
+        ("Rollouts", "integer", ".status.matchedCount", 0),
+        ("Message", "string", '.status.conditions[?(@.type=="Ready")].message', 1),
+        ("Age", "date", ".metadata.creationTimestamp", 0),
     ]
 
 
@@ -298,7 +300,13 @@ def test_ticket_printer_columns() -> None:
         ("Issue", "integer", ".status.issue.number"),
         ("PR", "integer", ".status.pullRequest"),
         ("Age", "date", ".metadata.creationTimestamp"),
+        ("Verdict", "string", ".spec.verdict.verdict"),
+        ("Reason", "string", ".spec.headline"),
+        ("Last Action", "string", ".status.lastAction.type"),
+        ("Fingerprint", "string", ".spec.shortFingerprint"),
+        ("Seen", "integer", ".status.occurrences"),
     ]
+    assert [c.get("priority", 0) for c in columns] == [0] * 6 + [1] * 5
 
 
 # --- The pydantic models and the schemas declare the same fields with the same rules -------------

@@ -107,6 +107,7 @@ class OperatorMetrics:
     tickets_opened: LabelledCounter
     ticket_phase_changes: LabelledCounter
     github_requests_failed: LabelledCounter
+    notifications: LabelledCounter
     analysis_seconds: LabelledHistogram
     llm_request_seconds: LabelledHistogram
     github_request_seconds: LabelledHistogram
@@ -170,6 +171,11 @@ class OperatorMetrics:
                 "selfheal_github_requests_failed_total",
                 "GitHub requests of ticket reconciliations that failed, by reason.",
                 ["reason"],
+            ),
+            notifications=counter(
+                "selfheal_notifications_total",
+                "Ticket phase notifications sent to webhooks and Slack, by channel and outcome (delivered, failed).",
+                ["channel", "outcome"],
             ),
             analysis_seconds=histogram(
                 "selfheal_analysis_duration_seconds",

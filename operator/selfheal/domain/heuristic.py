@@ -11,6 +11,7 @@ from selfheal.domain.fielddiff import FieldStat, percent
 from selfheal.domain.logdiff import UNREADABLE_SHARE, LogDiff, TemplateStat
 from selfheal.domain.policy import LatencySpec
 from selfheal.domain.verdict import Analyzer, Verdict, VerdictKind
+from selfheal.domain.words import plain_numbers, readable_line
 
 IMAGE_ERRORS = frozenset(
     {"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull", "RegistryUnavailable"}
@@ -109,19 +110,23 @@ def _pod_findings(evidence: Evidence, f: _Findings) -> None:
 def _metric_findings(evidence: Evidence, f: _Findings) -> None:
     for m in evidence.failed_metrics:
         if m.phase.lower() == "failed":
-            values = f" (values {', '.join(m.values[-3:])})" if m.values else ""
+            values = f" (last values {plain_numbers(', '.join(m.values[-3:]))})" if m.values else ""
             f.add_hard(f"metric:{m.name}", f"metric {m.name} failed{values}")
         else:
             f.notes.append(f"metric {m.name} ended {m.phase}")
 
 
 def _shown(t: TemplateStat) -> str:
-    """The first line of a redacted example (easier to read than the masked template)."""
-    return _first_line(t.examples[0] if t.examples else t.template)
+    """What a redacted example says, without timestamp or level (easier to read than the masked template)."""
+    return _first_line(plain_numbers(readable_line(t.examples[0])) if t.examples else t.template)
 
 
 def _counts(t: TemplateStat) -> str:
     return f"{t.canary_count} in canary vs {t.stable_count} in stable"
+
+
+def _change(t: TemplateStat) -> str:
+    return "more frequent" if t.status == "increased" else t.status
 
 
 _EXCEPTION = re.compile(r"\b(?:[A-Za-z_$][\w$]*\.)*[A-Z][\w$]*(?:Error|Exception|Throwable|Fault)\b")
@@ -137,11 +142,14 @@ def _log_findings(diff: LogDiff, f: _Findings, alpha: float) -> list[TemplateSta
     warnings: list[TemplateStat] = []
     for t in diff.significant():
         if t.crash_signature:
-            f.add_hard(t.id, f"{t.status} crash signature {t.id} ({_counts(t)}): {_what_crashed(t)}")
+            f.add_hard(t.id, f"{_change(t)} crash, {_counts(t)} (log pattern {t.id}): {_what_crashed(t)}")
         elif t.severity == "error":
-            phrase = f"{t.status} error template {t.id} ({_counts(t)}): {_shown(t)}"
+            phrase = f"{_change(t)} error, {_counts(t)} (log pattern {t.id}): {_shown(t)}"
             if t.explained:
-                f.notes.append(f"{t.id} is a stable error in another form (another value or format), at the same rate")
+                f.notes.append(
+                    f"log pattern {t.id} is an error the stable logs too in another form (another value or format), "
+                    "at the same rate"
+                )
             elif t.p_value is None or t.p_value < alpha:
                 f.add_soft(t.id, phrase)
                 if t.p_value is not None:
@@ -195,7 +203,7 @@ def _restart_findings(evidence: Evidence, diff: LogDiff, f: _Findings) -> None:
         f.add_hard(
             "restarts:logs",
             f"the canary started {first.canary_count} times in {canary_logs} log(s) (its first line "
-            f"'{_shown(first)}' came back each time, with {new_errors[0].id}: {_shown(new_errors[0])})",
+            f"'{_shown(first)}' came back each time, with log pattern {new_errors[0].id}: {_shown(new_errors[0])})",
         )
 
 
@@ -349,19 +357,19 @@ def statistical_verdict(
         caveats.append("there is no stable baseline to compare with")
     if warnings:
         score -= 10
-        caveats.append(f"{len(warnings)} warning template(s) rose ({', '.join(t.id for t in warnings[:5])})")
+        caveats.append(f"{len(warnings)} warning log pattern(s) rose ({', '.join(t.id for t in warnings[:5])})")
     if f.notes:
         score -= 10
         caveats.extend(f.notes[:3])
     if f.listed:
-        caveats.append(f"new informational events or fields: {', '.join(f.listed[:8])}")
+        caveats.append(f"new informational log patterns or fields ({', '.join(f.listed[:8])})")
     errors_kept = sum(1 for t in diff.templates if t.severity == "error" and t.canary_count > 0)
     base = (
         f"Canary looks healthy: {diff.canary_events} canary events vs {diff.stable_events} stable, "
         f"no new or significantly increased errors, crashes, restarts, 5xx, latency regressions or failed metrics"
     )
     if errors_kept:
-        base += f" ({errors_kept} error template(s) without a significant rise)"
+        base += f" ({errors_kept} error log pattern(s) without a significant rise)"
     if caveats:
         base += ", although " + "; ".join(caveats)
     return Verdict(

@@ -7,6 +7,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from selfheal.domain.words import clip, headline
+
 # -- the context an issue is rendered from ----------------------------------------------------------
 
 
@@ -159,24 +161,13 @@ def _when(moment: datetime | None) -> str:
 
 
 def _shorten(text: str, limit: int) -> str:
-    flat = " ".join(_clean(text).split())
-    if len(flat) <= limit:
-        return flat
-    cut = flat[: limit - 1]
-    space = cut.rfind(" ")
-    if space > limit // 2:
-        cut = cut[:space]
-    return cut.rstrip() + "…"
-
-
-_LEADING_PLACEHOLDERS = re.compile(r"^(?:<[A-Z*]+>\s*)+")
+    return clip(_clean(text), limit)
 
 
 def _headline(ctx: IssueContext) -> str:
     if ctx.templates:
-        # The first line, without the masked timestamp (or level) a log line starts with.
-        first = ctx.templates[0].template.strip().splitlines()[0] if ctx.templates[0].template.strip() else ""
-        return _LEADING_PLACEHOLDERS.sub("", first) or first
+        top = ctx.templates[0]
+        return headline(top.template, top.examples, TITLE_MAX)
     if ctx.failed_metrics:
         metric = ctx.failed_metrics[0]
         return f"metric {metric.name} {metric.phase.lower() or 'failed'}"
@@ -187,7 +178,8 @@ def _headline(ctx: IssueContext) -> str:
 
 
 def render_title(ctx: IssueContext) -> str:
-    """``[selfheal] <rollout>: <top error template>``; stable across occurrences of the same failure."""
+    """``[selfheal] <rollout>: <what failed>``: the top error as a redacted example line says it, without
+    timestamp, level or the miner's masks; short enough to read in a list of issues."""
     head = f"{TITLE_PREFIX} {ctx.rollout}: "
     return head + _shorten(_headline(ctx), max(20, TITLE_MAX - len(head)))
 

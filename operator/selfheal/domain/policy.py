@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -375,6 +375,76 @@ class BudgetSpec(BaseModel):
     tokens_per_day: StrictInt = Field(200000, ge=0, le=100000000)
 
 
+class UrlSecretRef(BaseModel):
+    """A Secret key holding a URL that is itself a credential (a Slack or webhook URL)."""
+
+    model_config = SPEC_MODEL_CONFIG
+
+    name: str = Field(min_length=1, max_length=253, pattern=SECRET_NAME_PATTERN)
+    key: str = Field("url", min_length=1, max_length=253, pattern=SECRET_KEY_PATTERN)
+
+
+class SigningSecretRef(BaseModel):
+    """A Secret key holding the key that signs webhook bodies (HMAC-SHA256)."""
+
+    model_config = SPEC_MODEL_CONFIG
+
+    name: str = Field(min_length=1, max_length=253, pattern=SECRET_NAME_PATTERN)
+    key: str = Field("secret", min_length=1, max_length=253, pattern=SECRET_KEY_PATTERN)
+
+
+class WebhookSpec(BaseModel):
+    """A JSON POST of each notification to a URL of the team's own, signed when a signing secret is set."""
+
+    model_config = SPEC_MODEL_CONFIG
+
+    url_secret_ref: UrlSecretRef
+    signing_secret_ref: SigningSecretRef | None = None
+
+
+class SlackSpec(BaseModel):
+    """A Slack incoming webhook."""
+
+    model_config = SPEC_MODEL_CONFIG
+
+    webhook_url_secret_ref: UrlSecretRef = Field(alias="webhookURLSecretRef")
+
+
+NOTIFIABLE_PHASES = (
+    "Open",
+    "IssueOpened",
+    "FixProposed",
+    "FixMerged",
+    "Verifying",
+    "Resolved",
+    "Regressed",
+    "Closed",
+    "Failed",
+)
+NotifiablePhase = Literal[
+    "Open", "IssueOpened", "FixProposed", "FixMerged", "Verifying", "Resolved", "Regressed", "Closed", "Failed"
+]
+
+
+class NotificationsSpec(BaseModel):
+    """Who else hears when a ticket changes phase; URLs and signing keys come from Secrets only."""
+
+    model_config = SPEC_MODEL_CONFIG
+
+    # empty: every phase change
+    phases: list[NotifiablePhase] = Field(default_factory=list, max_length=len(NOTIFIABLE_PHASES))
+    timeout_seconds: StrictInt = Field(5, ge=1, le=30)
+    webhook: WebhookSpec | None = None
+    slack: SlackSpec | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.webhook is not None or self.slack is not None
+
+    def wants(self, phase: str) -> bool:
+        return self.enabled and (not self.phases or phase in self.phases)
+
+
 class PolicySpec(BaseModel):
     """The spec of a SelfHealingPolicy."""
 
@@ -386,6 +456,7 @@ class PolicySpec(BaseModel):
     decision: DecisionSpec = Field(default_factory=DecisionSpec)
     remediation: RemediationSpec = Field(default_factory=RemediationSpec)
     budget: BudgetSpec = Field(default_factory=BudgetSpec)
+    notifications: NotificationsSpec = Field(default_factory=NotificationsSpec)
 
 
 # --- Status ---------------------------------------------------------------------------------------

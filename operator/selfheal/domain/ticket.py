@@ -429,6 +429,10 @@ class TicketSpec(BaseModel):
     images: list[Annotated[str, Field(max_length=1024)]] = Field(default_factory=list, max_length=MAX_IMAGES)
     step: str = Field("", max_length=63)
     trigger: str = Field("", max_length=63)
+    # what failed, in one line people read (the printer column and notifications)
+    headline: str = Field("", max_length=200)
+    # the fingerprint's first digits, for the printer column
+    short_fingerprint: str = Field("", max_length=12, pattern=r"^[0-9a-f]*$")
     verdict: TicketVerdict
     evidence: TicketEvidence = Field(default_factory=TicketEvidence)
 
@@ -517,6 +521,18 @@ class LastAction(BaseModel):
     at: datetime | None = None
 
 
+class NotificationStatus(BaseModel):
+    """The last phase announced (an Event on the ticket, and the policy's notification channels)."""
+
+    model_config = STATUS_MODEL_CONFIG
+
+    phase: str = Field("", max_length=63)
+    at: datetime | None = None
+    delivered: list[Annotated[str, Field(max_length=63)]] = Field(default_factory=list, max_length=10)
+    failed: list[Annotated[str, Field(max_length=63)]] = Field(default_factory=list, max_length=10)
+    message: str = Field("", max_length=1024)
+
+
 class TicketStatus(BaseModel):
     """Progress of a ticket: issue, pull requests, verification."""
 
@@ -536,6 +552,7 @@ class TicketStatus(BaseModel):
     pull_requests: list[PullRequestStatus] = Field(default_factory=list, max_length=MAX_PULL_REQUESTS)
     verification: VerificationStatus | None = None
     last_action: LastAction | None = None
+    notification: NotificationStatus | None = None
 
 
 class RemediationTicket(BaseModel):

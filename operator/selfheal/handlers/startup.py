@@ -4,6 +4,7 @@ endpoint, and the probe that makes /healthz answer "ready" only once they exist.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import kopf
@@ -13,15 +14,47 @@ from selfheal.errors import ConfigError
 from selfheal.handlers import verdicts
 from selfheal.services.runtime import build_runtime
 
+# Kopf's own line for each handler that succeeded ("Handler 'rollout-triggers' succeeded.") names no Rollout,
+# verdict or action; selfheal logs what it decided itself. These lines stay at --log-level debug.
+_KOPF_SUCCESS = re.compile(r"^\w+ '[^']*' succeeded\.$|^\w+ is processed: \d+ succeeded; \d+ failed\.$")
+# What Kopf's last-handled annotation leaves out of a ticket: the verdict and evidence, written once and
+# never diffed (no handler reacts to a ticket's spec changing). Policies have no such fields.
+_NOT_DIFFED = ("spec.verdict", "spec.evidence", "spec.images")
+
+
+class QuietKopfSuccess(logging.Filter):
+    """Drops Kopf's per-handler success lines unless the operator logs at debug."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO or not record.name.startswith("kopf"):
+            return True
+        if logging.getLogger().isEnabledFor(logging.DEBUG):
+            return True
+        return not _KOPF_SUCCESS.match(record.getMessage())
+
+
+def quiet_chatter() -> None:
+    """Below debug, the log says what selfheal decided: Kopf's success lines and the HTTP clients' request
+    lines are left out (installed once, on the handlers Kopf configured)."""
+    if logging.getLogger().isEnabledFor(logging.DEBUG):
+        return
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, QuietKopfSuccess) for f in handler.filters):
+            handler.addFilter(QuietKopfSuccess())
+
 
 # Kopf hands indices over as keyword arguments that its callback protocols do not declare.
 @kopf.on.startup(id="selfheal-startup")  # type: ignore[arg-type]
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, policies: kopf.Index, **_: Any) -> None:
     # Kopf's bookkeeping on our own objects lives in annotations under our prefix.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP, key="last-handled")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled", ignored_fields=list(_NOT_DIFFED)
+    )
     settings.persistence.finalizer = f"{GROUP}/finalizer"
     settings.posting.level = logging.WARNING
+    quiet_chatter()
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 60

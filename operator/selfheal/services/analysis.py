@@ -8,9 +8,10 @@ import time
 from dataclasses import dataclass
 from enum import StrEnum
 
-from selfheal.adapters.kube import MAX_EVENT_MESSAGE
 from selfheal.domain.argo import (
     ABORT_STATUS_PATCH,
+    ARGO_GROUP,
+    ARGO_VERSION,
     PAUSE_SPEC_PATCH,
     AnalysisRun,
     Rollout,
@@ -25,8 +26,17 @@ from selfheal.domain.decision import Action
 from selfheal.domain.evidence import Evidence, Side
 from selfheal.domain.situation import CHANGED, Situation, refusal_to_proceed, refusal_to_stop
 from selfheal.domain.verdict import VerdictKind
+from selfheal.domain.words import (
+    EventText,
+    action_failed_event,
+    budget_event,
+    decision_log,
+    last_action,
+    ticket_opened_event,
+    verdict_event,
+)
 from selfheal.errors import Conflict, SelfHealError
-from selfheal.services import remediation, tickets
+from selfheal.services import events, remediation, tickets
 from selfheal.services.analyzers import analyzer_for
 from selfheal.services.gather import gather_evidence
 from selfheal.services.judge import Judgement, judge, prepare, redactor_for
@@ -34,6 +44,8 @@ from selfheal.services.policies import PolicyRef
 from selfheal.services.runtime import Runtime
 
 log = logging.getLogger(__name__)
+
+ROLLOUT_API_VERSION = f"{ARGO_GROUP}/{ARGO_VERSION}"
 
 
 class Trigger(StrEnum):
@@ -45,19 +57,9 @@ class Trigger(StrEnum):
     INLINE = "inline"
 
 
-# Event reasons on the Rollout, one per verdict kind.
-EVENT_REASONS = {
-    VerdictKind.UNHEALTHY: "CanaryUnhealthy",
-    VerdictKind.HEALTHY: "CanaryHealthy",
-    VerdictKind.INCONCLUSIVE: "CanaryInconclusive",
-}
-BUDGET_EXHAUSTED = "AnalysisBudgetExhausted"
-ACTION_FAILED = "SelfHealActionFailed"
 # An abort refused because the Rollout changed (409) is checked and sent again this many times.
 ABORT_ATTEMPTS = 3
 SKIPPED_CHANGED = f"skipped: {CHANGED}"
-# The verdict's summary keeps at least this much of an Event message, however long the rest is.
-MIN_EVENT_SUMMARY = 200
 
 
 @dataclass
@@ -134,14 +136,7 @@ async def _analyze(
     usage = rt.usage_of(policy.namespace, policy.name)
     usage.roll(now)
     if usage.this_hour >= spec.budget.analyses_per_hour:
-        await post_event(
-            rt,
-            ro,
-            BUDGET_EXHAUSTED,
-            "Warning",
-            f"policy {policy.name} spent its {spec.budget.analyses_per_hour} analyses this hour; "
-            f"{trigger.value} on revision {ro.revision} not analyzed",
-        )
+        await post_event(rt, ro, budget_event(policy.name, spec.budget.analyses_per_hour, trigger.value, ro.revision))
         return None
     evidence = await gather_evidence(
         rt.kube, ro, spec.analysis.logs, trigger=trigger.value, now=now, analysis_run=analysis_run
@@ -167,7 +162,7 @@ async def _analyze(
     same_revision = refusal_to_stop(judged, fresh) is None
     aborted = taken == Action.ABORT.value or (same_revision and is_aborted(fresh)) or trigger == Trigger.ANALYSIS_FAILED
     if j.verdict.verdict == VerdictKind.UNHEALTHY and aborted:
-        ticket = await open_ticket(rt, policy, ro, j, trigger, occurrence_key)
+        ticket = await open_ticket(rt, policy, ro, j, trigger, occurrence_key, taken)
     return Outcome(judgement=j, action_taken=taken, ticket=ticket)
 
 
@@ -256,7 +251,7 @@ async def _act(rt: Runtime, ro: Rollout, judged: Situation, j: Judgement) -> tup
     except Conflict:
         return f"{SKIPPED_CHANGED} (the apiserver refused the patch)", fresh or ro
     except SelfHealError as e:
-        await post_event(rt, ro, ACTION_FAILED, "Warning", f"could not {action.value} revision {ro.revision}: {e}")
+        await post_event(rt, ro, action_failed_event(action.value, ro.revision, str(e)))
         raise
     if taken == action.value:
         rt.acted.add(once)
@@ -321,39 +316,41 @@ async def _promote(rt: Runtime, ro: Rollout, judged: Situation, fresh: Rollout |
 
 
 async def explain(rt: Runtime, ro: Rollout, j: Judgement, trigger: Trigger, taken: str) -> None:
-    """Every verdict is an Event on the Rollout: `kubectl describe rollout` answers "why"."""
+    """Every decision is an Event on the Rollout (`kubectl describe rollout` answers "why") and a line of
+    the operator's log."""
     v = j.verdict
-    head = (
-        f"{v.verdict} (confidence {v.confidence}, analyzer {v.analyzer}, trigger {trigger.value}, "
-        f"revision {ro.revision}): "
+    message, fields = decision_log(
+        namespace=ro.namespace,
+        rollout=ro.name,
+        revision=ro.revision,
+        trigger=trigger.value,
+        verdict=v.verdict.value,
+        confidence=v.confidence,
+        analyzer=v.analyzer.value,
+        action=taken,
+        reason=j.decision.reason,
     )
-    tail = f" Action: {taken}. {j.decision.reason}"
-    if j.llm_error:
-        tail += f" Analyzer unavailable: {j.llm_error[:200]}"
-    # The values that decided it come first in the summary: it gets all the room the Event has left.
-    room = max(MIN_EVENT_SUMMARY, MAX_EVENT_MESSAGE - len(head) - len(tail))
-    summary = " ".join(v.summary.split())
-    if len(summary) > room:
-        summary = summary[: room - 1] + "…"
-    message = head + summary + tail
-    kind = "Warning" if v.verdict == VerdictKind.UNHEALTHY else "Normal"
-    await post_event(rt, ro, EVENT_REASONS[v.verdict], kind, message)
+    log.info("%s", message, extra=fields)
+    event = verdict_event(
+        verdict=v.verdict,
+        confidence=v.confidence,
+        analyzer=v.analyzer.value,
+        summary=v.summary,
+        revision=ro.revision,
+        trigger=trigger.value,
+        taken=taken,
+        decision_reason=j.decision.reason,
+        analyzer_error=j.llm_error,
+    )
+    await post_event(rt, ro, event)
 
 
-async def post_event(rt: Runtime, ro: Rollout, reason: str, kind: str, message: str) -> None:
-    involved = {
-        "apiVersion": "argoproj.io/v1alpha1",
-        "kind": "Rollout",
-        "metadata": {"name": ro.name, "namespace": ro.namespace, "uid": ro.uid},
-    }
-    try:
-        await rt.kube.create_event(involved, reason=reason, message=message, type=kind, now=rt.clock())
-    except SelfHealError as e:  # an Event is an explanation; losing one must not stop the work
-        log.warning("could not post Event %s on %s/%s: %s", reason, ro.namespace, ro.name, e)
+async def post_event(rt: Runtime, ro: Rollout, event: EventText) -> None:
+    await events.post(rt, events.about(ROLLOUT_API_VERSION, "Rollout", ro.namespace, ro.name, ro.uid), event)
 
 
 async def open_ticket(
-    rt: Runtime, policy: PolicyRef, ro: Rollout, j: Judgement, trigger: Trigger, occurrence_key: str
+    rt: Runtime, policy: PolicyRef, ro: Rollout, j: Judgement, trigger: Trigger, occurrence_key: str, taken: str
 ) -> str:
     async with rt.lock(f"ticket:{ro.namespace}/{ro.name}/{j.evidence.canary_hash}"):
         regressed = await _record_regression(rt, ro, j)
@@ -368,15 +365,18 @@ async def open_ticket(
             key=occurrence_key,
             now=rt.clock(),
             redact=redactor_for(policy.spec.analysis).redact,
+            action=last_action(taken),
         )
     if created:
         rt.metrics.tickets_opened.inc(namespace=ro.namespace)
-        await post_event(
-            rt,
-            ro,
-            "RemediationTicketOpened",
-            "Warning",
-            f"ticket {name} opened for revision {ro.revision} (fingerprint {j.fingerprint[:12]})",
+        await post_event(rt, ro, ticket_opened_event(name, ro.revision, j.fingerprint, tickets.headline_of(j)))
+        log.info(
+            "opened RemediationTicket %s/%s for revision %s of %s",
+            ro.namespace,
+            name,
+            ro.revision,
+            ro.name,
+            extra={"namespace": ro.namespace, "ticket": name, "rollout": ro.name, "revision": ro.revision},
         )
     elif counted:
         log.info("ticket %s/%s: one more occurrence (%s)", ro.namespace, name, occurrence_key)

@@ -17,8 +17,9 @@ from selfheal.domain.evidence import Evidence, Side
 from selfheal.domain.inline import VerdictAnswer, VerdictRequest, answer_of, inline_kind, window_expired
 from selfheal.domain.policy import AnalysisSpec, LLMProvider, UnavailableAction
 from selfheal.domain.verdict import VerdictKind
+from selfheal.domain.words import EventText
 from selfheal.errors import Refused, SelfHealError
-from selfheal.services.analysis import BUDGET_EXHAUSTED, Trigger, cycle_key, explain, open_ticket, post_event
+from selfheal.services.analysis import Trigger, cycle_key, explain, open_ticket, post_event
 from selfheal.services.analyzers import analyzer_for
 from selfheal.services.gather import gather_evidence
 from selfheal.services.judge import Consultation, Judgement, Prepared, conclude, consult, prepare
@@ -32,6 +33,9 @@ log = logging.getLogger(__name__)
 MAX_WINDOWS = 256
 PENDING = "the analyzer's verdict on this evidence window is not in yet"
 REFUSED = "InlineVerdictRefused"
+BUDGET_EXHAUSTED = "AnalysisBudgetExhausted"
+# The ticket's last action when the failing verdict is selfheal's answer to Argo's web metric.
+WEB_METRIC_FAILED = "failed Argo's web metric"
 
 # One evidence window: (namespace, rollout, canary hash, where the rollout stands).
 WindowKey = tuple[str, str, str, str]
@@ -132,7 +136,9 @@ class InlineVerdicts:
                 if len(self.refusals_told) >= MAX_WINDOWS:
                     self.refusals_told.clear()
                 self.refusals_told.add((ro.namespace, ro.name))
-                await post_event(self.rt, ro, REFUSED, "Warning", f"the verdict endpoint refused: {message}")
+                await post_event(
+                    self.rt, ro, EventText(REFUSED, "Warning", f"The verdict endpoint refused: {message}.")
+                )
             raise Refused(403, message)
         current, stable = canary_hash(ro), stable_hash(ro) or ""
         if current != request.canary:
@@ -167,8 +173,11 @@ class InlineVerdicts:
             spent: asyncio.Future[Consultation] = asyncio.get_running_loop().create_future()
             spent.set_result(Consultation(error=f"analysis budget spent ({budget} this hour)"))
             fresh = Window(started=now, consultation=spent)
-            message = f"policy {policy.name} spent its {budget} analyses this hour; inline verdicts use the statistics"
-            await post_event(self.rt, ro, BUDGET_EXHAUSTED, "Warning", message)
+            message = (
+                f"Canary verdicts for Argo's analysis use the statistics alone: policy {policy.name} already "
+                f"spent its {budget} analyses this hour."
+            )
+            await post_event(self.rt, ro, EventText(BUDGET_EXHAUSTED, "Warning", message))
         else:
             usage.count_analysis(now)
             fresh = Window(started=now)
@@ -213,7 +222,9 @@ class InlineVerdicts:
     async def _ticket(self, policy: PolicyRef, ro: Rollout, j: Judgement, canary: str) -> str:
         """The ticket of a failing verdict, counted once per attempt."""
         try:
-            return await open_ticket(self.rt, policy, ro, j, Trigger.INLINE, cycle_key(self.rt, ro, canary))
+            return await open_ticket(
+                self.rt, policy, ro, j, Trigger.INLINE, cycle_key(self.rt, ro, canary), WEB_METRIC_FAILED
+            )
         except SelfHealError as e:  # the failed-run trigger records it when this could not
             log.warning("ticket for %s/%s not recorded by the verdict endpoint: %s", ro.namespace, ro.name, e)
             return ""

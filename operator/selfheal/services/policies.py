@@ -9,11 +9,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from selfheal import API_VERSION
 from selfheal.domain.policy import LLMProvider, PolicySpec, selector_matches
-from selfheal.domain.ticket import ConditionType, Reason, set_condition, to_wire
+from selfheal.domain.ticket import ConditionType, Reason, get_condition, set_condition, to_wire
 from selfheal.domain.timestamps import parse_time, rfc3339
+from selfheal.domain.words import readiness_event
 from selfheal.errors import ConfigError
-from selfheal.services import github
+from selfheal.services import events, github, notify
+
+# The condition that says whether the policy's notification channels took the last notification.
+NOTIFICATIONS_DELIVERED = "NotificationsDelivered"
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,13 @@ async def check_readiness(runtime: Any, namespace: str, spec: PolicySpec) -> Rea
     gh = spec.remediation.github
     if gh is not None:
         refs.append(("GitHub token", gh.token_secret_ref))
+    notifications = spec.notifications
+    if notifications.webhook is not None:
+        refs.append(("webhook URL", notifications.webhook.url_secret_ref))
+        if notifications.webhook.signing_secret_ref is not None:
+            refs.append(("webhook signing key", notifications.webhook.signing_secret_ref))
+    if notifications.slack is not None:
+        refs.append(("Slack webhook URL", notifications.slack.webhook_url_secret_ref))
     for what, ref in refs:
         try:
             await runtime.kube.read_secret_key(namespace, ref.name, ref.key)
@@ -184,15 +196,42 @@ async def reconcile(
     try:
         ref = PolicyRef(namespace, name, parse_spec(spec))
     except ConfigError as e:
-        return status_patch(
-            Readiness(False, Reason.INVALID_SPEC, str(e)), status.get("conditions"), generation, now, [], []
-        )
+        invalid = Readiness(False, Reason.INVALID_SPEC, str(e))
+        await _tell_readiness(runtime, namespace, name, meta, status, invalid)
+        return status_patch(invalid, status.get("conditions"), generation, now, [], [])
     readiness = await check_readiness(runtime, namespace, ref.spec)
     matched, conflicts = matching(ref, rollouts, policies)
     usage = runtime.usage_of(namespace, name)
     load_usage(usage, status)
     usage.roll(now)
-    return {
-        **status_patch(readiness, status.get("conditions"), generation, now, matched, conflicts),
-        **usage_status(usage),
-    }
+    patch = status_patch(readiness, status.get("conditions"), generation, now, matched, conflicts)
+    if ref.spec.notifications.enabled:
+        failure = notify.delivery_failure(runtime, namespace, name)
+        conditions = set_condition(
+            patch["conditions"],
+            NOTIFICATIONS_DELIVERED,
+            failure is None,
+            "NotificationFailed" if failure else "Delivered",
+            failure or "the last notification was delivered, or none was due yet",
+            now,
+            generation,
+        )
+        patch["conditions"] = to_wire(conditions)
+    await _tell_readiness(runtime, namespace, name, meta, status, readiness)
+    return {**patch, **usage_status(usage)}
+
+
+async def _tell_readiness(
+    runtime: Any, namespace: str, name: str, meta: Mapping[str, Any], status: Mapping[str, Any], readiness: Readiness
+) -> None:
+    """An Event on the policy when it becomes ready or stops being ready: `kubectl describe shp` says when
+    and why."""
+    before = get_condition(status.get("conditions"), ConditionType.READY)
+    was = None if before is None else (before.status.value, before.reason)
+    now_is = ("True" if readiness.ready else "False", str(readiness.reason))
+    if was == now_is:
+        return
+    event = readiness_event(name, readiness.ready, str(readiness.reason), readiness.message)
+    await events.post(
+        runtime, events.about(API_VERSION, "SelfHealingPolicy", namespace, name, meta.get("uid", "")), event
+    )

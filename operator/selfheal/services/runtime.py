@@ -17,6 +17,7 @@ from selfheal.adapters.metrics import MetricsServer, OperatorMetrics, start_metr
 from selfheal.config import CONFIG, OperatorConfig
 from selfheal.domain.evidence import Evidence, Side
 from selfheal.domain.verdict import VerdictKind
+from selfheal.services.notify import Announcements
 from selfheal.services.ports import GitHubConnector, GitHubPort, KubePort
 
 MAX_SNAPSHOTS = 256
@@ -122,6 +123,8 @@ class Runtime:
     # Failed AnalysisRuns already analyzed: (namespace, name, uid).
     handled_runs: set[tuple[str, str, str]] = field(default_factory=set)
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    # Ticket phases being announced, and each policy's last notification failure.
+    announcements: Announcements = field(default_factory=Announcements)
 
     def lock(self, key: str) -> asyncio.Lock:
         return self.locks.setdefault(key, asyncio.Lock())
@@ -159,6 +162,7 @@ class Runtime:
         return self.metrics_server
 
     async def aclose(self) -> None:
+        await self.announcements.aclose()
         if self.metrics_server is not None:
             server, self.metrics_server = self.metrics_server, None
             await stop_metrics_server(server)

@@ -8,13 +8,12 @@ from typing import Any
 
 from selfheal.domain.argo import ARGO_GROUP, ARGO_VERSION, Rollout, current_step_description
 from selfheal.domain.evidence import Side
+from selfheal.domain.issue import MAX_EXAMPLES, MAX_LINE
+from selfheal.domain.issue import MAX_TEMPLATES as ISSUE_TEMPLATES
 from selfheal.domain.ticket import (
     API_VERSION,
     MAX_FAILED_METRICS,
     MAX_PODS,
-    MAX_TEMPLATE_EXAMPLES,
-    MAX_TEMPLATE_LENGTH,
-    MAX_TEMPLATES,
     TICKET_KIND,
     FailedMetricRecord,
     PodRecord,
@@ -26,6 +25,7 @@ from selfheal.domain.ticket import (
     to_wire,
 )
 from selfheal.domain.timestamps import rfc3339
+from selfheal.domain.words import HEADLINE_MAX, SHORT_FINGERPRINT, clip, headline
 from selfheal.services.judge import Judgement
 from selfheal.services.ports import KubePort
 
@@ -34,10 +34,23 @@ ROLLOUT_LABEL = "selfheal.dev/rollout"
 FINGERPRINT_LABEL = "selfheal.dev/fingerprint"
 
 
+def headline_of(j: Judgement) -> str:
+    """What failed, in one line: the top new error or crash as its example says it, else the first failed
+    metric, else the verdict's root cause."""
+    top = next((t for t in j.diff.significant() if t.severity == "error" or t.crash_signature), None)
+    if top is not None:
+        return headline(top.template, top.examples)
+    metric = next(iter(j.evidence.failed_metrics), None)
+    if metric is not None:
+        return f"metric {metric.name} {metric.phase.lower() or 'failed'}"
+    return clip(j.verdict.root_cause or j.verdict.summary, HEADLINE_MAX)
+
+
 def ticket_spec(
     j: Judgement, ro: Rollout, policy: str, trigger: str, redact: Callable[[str], str] = lambda text: text
 ) -> TicketSpec:
-    """Identity, verdict and redacted evidence, bounded so the object stays small.
+    """Identity, verdict and redacted evidence, bounded to what the GitHub issue shows, so the object stays
+    small and `kubectl describe` stays readable (no whole stack traces).
 
     Templates and examples were redacted with the logs; metric messages and values are redacted here."""
     metrics = [
@@ -54,21 +67,23 @@ def ticket_spec(
         images=ro.images[:50],
         step=current_step_description(ro)[:63],
         trigger=trigger,
+        headline=headline_of(j),
+        short_fingerprint=j.fingerprint[:SHORT_FINGERPRINT],
         verdict=TicketVerdict.from_verdict(j.verdict),
         evidence=TicketEvidence(
             templates=[
                 TemplateRecord(
                     id=t.id,
-                    template=t.template[:MAX_TEMPLATE_LENGTH],
+                    template=t.template[: 2 * MAX_LINE],
                     severity=t.severity,
                     status=t.status,
                     canary_count=t.canary_count,
                     stable_count=t.stable_count,
                     canary_rate=t.canary_rate,
                     stable_rate=t.stable_rate,
-                    examples=[e[:MAX_TEMPLATE_LENGTH] for e in t.examples[:MAX_TEMPLATE_EXAMPLES]],
+                    examples=[e[:MAX_LINE] for e in t.examples[:MAX_EXAMPLES]],
                 )
-                for t in templates[:MAX_TEMPLATES]
+                for t in templates[:ISSUE_TEMPLATES]
             ],
             failed_metrics=[FailedMetricRecord.from_failed_metric(m) for m in metrics],
             pods=[PodRecord.from_pod(p) for p in j.evidence.pods[:MAX_PODS]],
@@ -100,19 +115,24 @@ def ticket_body(spec: TicketSpec, ro: Rollout) -> dict[str, Any]:
     }
 
 
-def occurrence_patch(status: dict[str, Any] | None, key: str, now: datetime) -> dict[str, Any] | None:
-    """The status change for one more sighting of the failure; None when ``key`` was already counted."""
+def occurrence_patch(
+    status: dict[str, Any] | None, key: str, now: datetime, action: str = "", revision: str = ""
+) -> dict[str, Any] | None:
+    """The status change for one more sighting of the failure, with the action taken on the Rollout;
+    None when ``key`` was already counted."""
     status = status or {}
     keys = list(status.get("occurrenceKeys") or [])
     stamp = rfc3339(now)
+    acted = {"lastAction": {"type": action, "revision": revision, "at": stamp}} if action else {}
     if not status.get("occurrences"):  # a ticket whose first status write was lost
-        return {"occurrences": 1, "occurrenceKeys": [key], "firstSeen": stamp, "lastSeen": stamp}
+        return {"occurrences": 1, "occurrenceKeys": [key], "firstSeen": stamp, "lastSeen": stamp, **acted}
     if key in keys:
         return None
     return {
         "occurrences": int(status["occurrences"]) + 1,
         "occurrenceKeys": ([*keys, key])[-MAX_OCCURRENCE_KEYS:],
         "lastSeen": stamp,
+        **acted,
     }
 
 
@@ -126,12 +146,13 @@ async def record(
     key: str,
     now: datetime,
     redact: Callable[[str], str] = lambda text: text,
+    action: str = "",
 ) -> tuple[str, bool, bool]:
     """Create the ticket or count the repeat: ``(name, created, counted)``. Idempotent per ``key``."""
     spec = ticket_spec(j, ro, policy, trigger, redact)
     obj, created = await kube.create_ticket(ro.namespace, ticket_body(spec, ro))
     name = obj["metadata"]["name"]
-    patch = occurrence_patch(None if created else obj.get("status"), key, now)
+    patch = occurrence_patch(None if created else obj.get("status"), key, now, action, ro.revision)
     if patch is not None:
         await kube.patch_ticket_status(ro.namespace, name, {"status": patch})
     return name, created, patch is not None

@@ -24,7 +24,7 @@ async def test_a_panicking_canary_at_a_pause_is_aborted_explained_and_ticketed(w
     assert world.kube.rollout_patches() == [ABORT]
     assert world.kube.rollout(NS, ROLLOUT).status.abort
     unhealthy = [e for e in world.kube.posted if e.reason == "CanaryUnhealthy"]
-    assert len(unhealthy) == 1 and unhealthy[0].type == "Warning" and "Action: abort" in unhealthy[0].message
+    assert len(unhealthy) == 1 and unhealthy[0].type == "Warning" and "selfheal aborted it" in unhealthy[0].message
     assert outcome.ticket == f"{ROLLOUT}-{CANARY}"
     ticket = world.kube.tickets[(NS, outcome.ticket)]
     assert ticket["status"]["occurrences"] == 1

@@ -91,7 +91,7 @@ async def test_a_panicking_canary_fails_the_measurement_with_one_ticket_and_one_
     # counted once for this attempt, under the running AnalysisRun's name
     assert ticket["status"]["occurrences"] == 1 and ticket["status"]["occurrenceKeys"] == [f"{ROLLOUT}-{CANARY}-2-1"]
     unhealthy = [e for e in world.kube.posted if e.reason == "CanaryUnhealthy"]
-    assert len(unhealthy) == 1 and "trigger inline" in unhealthy[0].message
+    assert len(unhealthy) == 1 and "asked through its web metric" in unhealthy[0].message
     assert "answered Argo's web metric unhealthy (healthy=false, score 0.00)" in unhealthy[0].message
     assert world.kube.rollout_patches() == []  # Argo acts on its own analysis, not selfheal
     assert world.reasons().count("RemediationTicketOpened") == 1

@@ -104,3 +104,35 @@ async def test_the_canary_logs_seen_before_an_abort_are_used_once_its_pods_are_g
     assert outcome is not None
     canary_text = outcome.judgement.evidence.log_text(side="canary")
     assert " 500 " in canary_text and outcome.judgement.verdict.verdict == "unhealthy"
+
+
+NOTIFY = {
+    "slack": {"webhookURLSecretRef": {"name": "hooks"}},
+    "webhook": {"urlSecretRef": {"name": "hooks", "key": "hook"}},
+}
+
+
+async def test_a_policy_tells_its_readiness_changes_as_events_and_names_missing_notification_secrets(
+    world: World,
+) -> None:
+    status = await reconcile(world, {"notifications": NOTIFY})
+    assert ready(status)["reason"] == "SecretNotFound" and "Slack webhook URL" in ready(status)["message"]
+    world.kube.secrets[(NS, "hooks")] = {"url": "https://hooks.slack.com/services/T/B/x", "hook": "https://h.example"}
+    status = await reconcile(world, {"notifications": NOTIFY}, status)
+    assert ready(status)["status"] == "True"
+    await reconcile(world, {"notifications": NOTIFY}, status)  # no change: no Event
+    told = [(e.object_name, e.reason, e.type) for e in world.kube.posted]
+    assert told == [("web-policy", "PolicyNotReady", "Warning"), ("web-policy", "PolicyReady", "Normal")]
+    assert world.kube.posted[0].message.startswith(
+        "Policy web-policy is not ready (SecretNotFound): webhook URL: Secret"
+    )
+
+    delivered = next(c for c in status["conditions"] if c["type"] == "NotificationsDelivered")
+    assert delivered["status"] == "True"
+    world.runtime.announcements.failures[(NS, "web-policy")] = (
+        "slack: hooks.slack.com refused the notification (HTTP 410)"
+    )
+    status = await reconcile(world, {"notifications": NOTIFY}, status)
+    delivered = next(c for c in status["conditions"] if c["type"] == "NotificationsDelivered")
+    assert (delivered["status"], delivered["reason"]) == ("False", "NotificationFailed")
+    assert "HTTP 410" in delivered["message"] and ready(status)["status"] == "True"
