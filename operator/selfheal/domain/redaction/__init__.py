@@ -3,39 +3,17 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import re2
 
-from selfheal.domain.redaction.entropy import blob_spans, entropy_spans
-from selfheal.domain.redaction.keys import bearer_spans, command_spans, key_spans
+from selfheal.domain.redaction.gate import PHASES, gated_spans, trigger_lines, whole_text_spans
 from selfheal.domain.redaction.normalise import fold
-from selfheal.domain.redaction.pii import card_spans, email_spans
-from selfheal.domain.redaction.shapes import private_key_spans, url_password_spans
+from selfheal.domain.redaction.shapes import url_password_spans
 from selfheal.domain.redaction.spans import MARKER_PREFIX, Span, apply
 from selfheal.domain.redaction.vendors import re2_options, vendor_spans
 
 __all__ = ["BUILTIN_KINDS", "MARKER_PREFIX", "Redactor", "compile_pattern", "fold", "redact_with_counts"]
-
-Rule = Callable[[str, str, int], Iterable[Span]]
-
-# Two phases. First the rules that know what a value is from its context (a key's name, a block,
-# a URL's userinfo); then, on what they left, the rules that judge a token by its own shape. Within
-# a phase overlapping spans merge, and the first rule's kind names the merged span.
-_CONTEXT_RULES: tuple[Rule, ...] = (
-    lambda text, low, rank: private_key_spans(text, rank),
-    key_spans,
-    command_spans,
-    bearer_spans,
-    lambda text, low, rank: url_password_spans(text, rank),
-)
-_SHAPE_RULES: tuple[Rule, ...] = (
-    lambda text, low, rank: vendor_spans(text, rank),
-    lambda text, low, rank: blob_spans(text, rank),
-    lambda text, low, rank: entropy_spans(text, rank),
-    lambda text, low, rank: card_spans(text, rank),
-    lambda text, low, rank: email_spans(text, rank),
-)
 
 BUILTIN_KINDS: tuple[str, ...] = (
     "private_key", "password", "token", "secret", "api_key", "aws_secret_key", "session", "authorization",
@@ -124,8 +102,15 @@ class Redactor:
         if self._custom:
             text = apply(text, self._custom_spans(text), found, replaced)
         if self._builtins:
-            for rules in (_CONTEXT_RULES, _SHAPE_RULES):
-                text = apply(text, _spans(rules, text, _lower(text)), found, replaced)
+            # Each rule reads only the lines its trigger is on (see `gate`); a phase that replaced
+            # something changed the text, so the next one looks for its triggers again.
+            lines = trigger_lines(text)
+            for i, phase in enumerate(PHASES):
+                spans = gated_spans(phase, text, lines)
+                before = text
+                text = apply(text, whole_text_spans(phase, text) if spans is None else spans, found, replaced)
+                if text is not before and i + 1 < len(PHASES):
+                    lines = trigger_lines(text)
         self._remember(replaced)
         return text, found
 
@@ -166,19 +151,6 @@ def _memorable(value: str) -> bool:
         and len(set(value)) >= 4
         and MARKER_PREFIX not in value
     )
-
-
-def _lower(text: str) -> str:
-    """``text`` in lower case, index for index (a few characters change length in lower case)."""
-    lowered = text.lower()
-    if len(lowered) == len(text):
-        return lowered
-    return "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
-
-
-def _spans(rules: tuple[Rule, ...], text: str, lowered: str) -> Iterator[Span]:
-    for rank, rule in enumerate(rules, start=1):
-        yield from rule(text, lowered, rank)
 
 
 _DEFAULT: Redactor | None = None

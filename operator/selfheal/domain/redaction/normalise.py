@@ -6,6 +6,10 @@ import re
 import unicodedata
 from functools import cache
 
+import re2
+
+from selfheal.domain.redaction.lines import lines_matching
+
 # Unicode's stream-safe text format allows at most 30 combining marks after one base character;
 # longer runs exist only to attack normalisation, whose canonical reordering is quadratic in a run.
 MAX_MARKS = 30
@@ -34,6 +38,14 @@ _LOOKALIKES = {
 _LOOKALIKE_TABLE = str.maketrans(_LOOKALIKES)
 _LOOKALIKE_CLASS = "[" + "".join(_LOOKALIKES) + "]"
 _LOOKALIKE_RUN = re.compile(rf"(?<=[A-Za-z0-9_]){_LOOKALIKE_CLASS}{{1,8}}|{_LOOKALIKE_CLASS}{{1,8}}(?=[A-Za-z0-9_])")
+
+# What folding can change: anything but printable ASCII, tab and newline, and escaped ANSI sequences.
+# Lines without it are their own folded form.
+# One match from the first to the last such place of a line, so a line costs one match however much it holds.
+_FOLDABLE = r"(?:[^\t\n\x20-\x7e]|\\(?:u001[bB]|x1[bB]|033|e)\[)"
+_NEEDS_FOLDING = re2.compile(f"{_FOLDABLE}(?:[^\\n]*{_FOLDABLE})?")
+# When more of the text than this needs folding, it is folded whole.
+_WHOLE_SHARE = 0.5
 
 # Planes that hold combining marks (the rest are unassigned or private use).
 _MARK_PLANES = ((0, 0x40000), (0xE0000, 0xE0200))
@@ -86,9 +98,28 @@ def fold(text: str) -> str:
     combining marks are cut to `MAX_MARKS`, look-alike letters touching ASCII ones become Latin,
     and the result is NFKC-normalised (full-width and other compatibility forms become plain).
     Folding folded text changes nothing.
+
+    Folding never reaches across a line end, so only the lines that hold something to fold are
+    read again: one scan finds them.
     """
     if not text:
         return text
+    lines = lines_matching(_NEEDS_FOLDING, text, _WHOLE_SHARE)
+    if lines is None:
+        return _fold(text)
+    if not lines:
+        return text
+    pieces = []
+    pos = 0
+    for start, end in lines:
+        pieces.append(text[pos:start])
+        pieces.append(_fold(text[start:end]))
+        pos = end
+    pieces.append(text[pos:])
+    return "".join(pieces)
+
+
+def _fold(text: str) -> str:
     if "\x1b" in text or "\\" in text:
         text = _ANSI.sub("", text)
     if text.isascii():
