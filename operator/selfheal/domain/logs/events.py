@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import re
 
+import re2
+
 from selfheal.domain.logs.masking import MAX_LINE_CHARS
 from selfheal.domain.logs.severity import severity
+from selfheal.domain.redaction.lines import matches
 
 MAX_EVENT_LINES = 200
 
@@ -14,6 +17,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;:?<=>]{0,64}[ -/]{0,4}[@-~]|\x1b[@-Z\\^_]|\x1b\]
 # Characters no text log holds: controls other than tab and line ends, and the replacement
 # character that undecodable bytes become.
 _UNREADABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd]")
+_CONTROLS = dict.fromkeys([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
 
 
 def strip_ansi(text: str) -> str:
@@ -25,7 +29,10 @@ def unreadable_share(text: str) -> float:
     """The share of ``text`` that is binary noise (control characters, undecodable bytes), 0 to 1."""
     if not text:
         return 0.0
-    return (len(text) - len(_UNREADABLE.sub("", text))) / len(text)
+    # Deleting through a table is a single pass for ASCII text; other text holds few such characters,
+    # which a pattern finds faster.
+    kept = text.translate(_CONTROLS) if text.isascii() else _UNREADABLE.sub("", text)
+    return (len(text) - len(kept)) / len(text)
 
 
 _GO_OPENER = re.compile(r"\bpanic: |http: panic serving|\bfatal error: |^goroutine \d+ \[|panicked at")
@@ -55,6 +62,9 @@ def parse_events(text: str) -> list[str]:
     it), a Java exception with its ``at`` frames and ``Caused by:`` chain, and indented
     continuation lines each become part of one event. Blank lines between events are dropped.
     Terminal escape sequences are removed first.
+
+    Most lines are events of their own: one scan finds the few that may open, continue or close a
+    multi-line event, and only around those are lines read one by one.
     """
     if not text:
         return []
@@ -63,6 +73,37 @@ def parse_events(text: str) -> list[str]:
         text = text.replace("\r\n", "\n")
     lines = text.split("\n")
     events: list[str] = []
+    done = 0
+    for j in _eventful(text, lines):
+        if j < done:
+            continue
+        # Start at the line before: an exception line or a traceback may join the event it opened.
+        start = max(done, j - 1)
+        events.extend(lines[done:start])
+        done = _read(lines, start, events)
+    events.extend(lines[done:])
+    return events
+
+
+def _eventful(text: str, lines: list[str]) -> list[int]:
+    """Lines that are not plainly an event of their own: blank or indented lines and the lines before
+    them, lines that open a traceback or a chained exception, and lines that may open a Go panic."""
+    found: set[int] = set()
+    line = 0
+    pos = 0
+    for start, _ in matches(_EVENTFUL, text):
+        line += text.count("\n", pos, start)
+        pos = start
+        found.add(line)
+        first = lines[line][:1]
+        if first in _WS_OR_EMPTY and line > 0:
+            found.add(line - 1)
+    return sorted(found)
+
+
+def _read(lines: list[str], start: int, events: list[str]) -> int:
+    """Read events line by line from ``start`` (with nothing pending) until a line that is plainly an
+    event of its own is reached with nothing open; return that line (not read), or the end."""
     append_event = events.append
     cur: list[str] = []
     mode = ""  # "", "go", "py", "py_end"
@@ -77,10 +118,10 @@ def parse_events(text: str) -> list[str]:
             append_event("\n".join(cur))
         cur.clear()
 
-    for i in range(n):
+    for i in range(start, n):
         line = lines[i]
         c0 = line[:1]
-        # Fast path: an ordinary single-line record, neither continued nor continuing.
+        # An ordinary single-line record, neither continued nor continuing.
         if (
             not mode
             and c0
@@ -88,6 +129,9 @@ def parse_events(text: str) -> list[str]:
             and not line.startswith(_SPECIAL_STARTS)
             and (i + 1 >= n or lines[i + 1][:1] not in _WS_OR_EMPTY)
         ):
+            if i > start and not _MAY_OPEN_GO(line):
+                flush()
+                return i
             if cur:
                 flush()
             cur.append(line)
@@ -135,12 +179,17 @@ def parse_events(text: str) -> list[str]:
         else:
             mode = ""
     flush()
-    return events
+    return n
 
 
 _WS = (" ", "\t")
 _WS_OR_EMPTY = (" ", "\t", "")
 _SPECIAL_STARTS = (_PY_TRACEBACK, "Caused by:", "Suppressed:")
+# Where a line may be part of a multi-line event (see `_eventful`): at its start, a blank, an indent or
+# an opening phrase; anywhere, the words `_MAY_OPEN_GO` looks for.
+_EVENTFUL = re2.compile(
+    r"(?m)^(?:[ \t]|$|Traceback \(most recent call last\):|Caused by:|Suppressed:|goroutine )|panic|fatal error"
+)
 
 
 def _MAY_OPEN_GO(line: str) -> bool:

@@ -132,6 +132,17 @@ class Samples:
             self.values = self.values[::step]
 
 
+def feed(samples: Samples, values: list[float | None]) -> None:
+    """``samples.due()`` for each value in turn, keeping the due ones that were read (None: unreadable)."""
+    if samples._stride == 1 and len(samples.values) + len(values) < 2 * samples.cap:
+        samples.values.extend(v for v in values if v is not None)
+        samples.seen += len(values)
+        return
+    for value in values:
+        if samples.due() and value is not None:
+            samples.keep(value)
+
+
 def _norm_key(key: str) -> str:
     return key.strip(_QUOTES).rsplit(".", 1)[-1].replace("_", "").replace("-", "").lower()
 
@@ -195,9 +206,11 @@ def number_fields(masked: list[str], http_status: str | None) -> tuple[NumberFie
 def read_number(raw: list[str], f: NumberField) -> float | None:
     """The value of field ``f`` in a raw line's tokens (seconds for a latency, bytes for a size)."""
     i = len(raw) - f.from_end
-    if i < 0:
-        return None
-    tok = raw[i]
+    return read_token(raw[i], f) if i >= 0 else None
+
+
+def read_token(tok: str, f: NumberField) -> float | None:
+    """The value of field ``f`` in the raw token at its place, or None when the token is not that field."""
     if _mask_token(tok) != f.masked:
         return None
     value = (tok.partition("=")[2] if "=" in f.masked else tok).strip(_QUOTES)

@@ -47,9 +47,6 @@ _NEEDS_FOLDING = re2.compile(f"{_FOLDABLE}(?:[^\\n]*{_FOLDABLE})?")
 # When more of the text than this needs folding, it is folded whole.
 _WHOLE_SHARE = 0.5
 
-# Planes that hold combining marks (the rest are unassigned or private use).
-_MARK_PLANES = ((0, 0x40000), (0xE0000, 0xE0200))
-
 
 class _DropTable(dict[int, "str | None"]):
     """``str.translate`` table, filled on first sight of each code point: what folding removes."""
@@ -58,6 +55,8 @@ class _DropTable(dict[int, "str | None"]):
         ch = chr(cp)
         category = unicodedata.category(ch)
         value: str | None = ch
+        if category[0] == "M" or unicodedata.combining(ch):
+            _SEEN_MARKS.add(cp)
         if ch in "\n\t":
             value = ch
         elif category in ("Cc", "Cf", "Cs", "Co", "Cn"):
@@ -70,21 +69,31 @@ class _DropTable(dict[int, "str | None"]):
         return value
 
 
+# Combining marks `_DROP` has looked up: every mark of a text it translated is among them.
+_SEEN_MARKS: set[int] = set()
 _DROP = _DropTable()
+_NEVER = re.compile(r"()(?!)")
+
+
+def _marks() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """Runs of combining marks: after an ASCII character (dropped) and beyond `MAX_MARKS` (cut).
+
+    Built from the marks seen so far, so only after ``text.translate(_DROP)`` does it cover a text's
+    marks; rebuilt when new marks have been seen (reading every code point of Unicode for the class
+    would cost a seventh of a second)."""
+    return _marks_of(frozenset(_SEEN_MARKS))
 
 
 @cache
-def _marks() -> tuple[re.Pattern[str], re.Pattern[str]]:
-    """Runs of combining marks: after an ASCII character (dropped) and beyond `MAX_MARKS` (cut)."""
+def _marks_of(marks: frozenset[int]) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    if not marks:
+        return _NEVER, _NEVER
     ranges: list[tuple[int, int]] = []
-    for low, high in _MARK_PLANES:
-        for cp in range(low, high):
-            ch = chr(cp)
-            if unicodedata.category(ch)[0] == "M" or unicodedata.combining(ch):
-                if ranges and ranges[-1][1] == cp - 1:
-                    ranges[-1] = (ranges[-1][0], cp)
-                else:
-                    ranges.append((cp, cp))
+    for cp in sorted(marks):
+        if ranges and ranges[-1][1] == cp - 1:
+            ranges[-1] = (ranges[-1][0], cp)
+        else:
+            ranges.append((cp, cp))
     cls = "[" + "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" if a != b else re.escape(chr(a)) for a, b in ranges)
     cls += "]"
     return re.compile(rf"(?<=[\x21-\x7e]){cls}+"), re.compile(rf"({cls}{{{MAX_MARKS}}}){cls}+")
@@ -133,5 +142,6 @@ def _fold(text: str) -> str:
         text = unicodedata.normalize("NFKC", text)
         # Normalising can bring back what was removed (a compatibility form that decomposes to a
         # mark on an ASCII letter, or to an invisible character); a second pass settles it.
-        text = on_ascii.sub("", text.translate(_DROP))
+        text = text.translate(_DROP)
+        text = _marks()[0].sub("", text)
     return text
