@@ -135,7 +135,7 @@ class Samples:
 def feed(samples: Samples, values: list[float | None]) -> None:
     """``samples.due()`` for each value in turn, keeping the due ones that were read (None: unreadable)."""
     if samples._stride == 1 and len(samples.values) + len(values) < 2 * samples.cap:
-        samples.values.extend(v for v in values if v is not None)
+        samples.values.extend(values if None not in values else [v for v in values if v is not None])
         samples.seen += len(values)
         return
     for value in values:
@@ -211,8 +211,11 @@ def read_number(raw: list[str], f: NumberField) -> float | None:
 
 def read_token(tok: str, f: NumberField) -> float | None:
     """The value of field ``f`` in the raw token at its place, or None when the token is not that field."""
-    if _mask_token(tok) != f.masked:
-        return None
+    return read_value(tok, f) if _mask_token(tok) == f.masked else None
+
+
+def read_value(tok: str, f: NumberField) -> float | None:
+    """The value of field ``f`` in a raw token known to mask as the field does."""
     value = (tok.partition("=")[2] if "=" in f.masked else tok).strip(_QUOTES)
     if f.scale is not None:
         m = _PLAIN_NUMBER.match(value)

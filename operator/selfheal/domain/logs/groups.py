@@ -38,7 +38,6 @@ from selfheal.domain.logs.masking import (
 
 _HEX = "0123456789abcdefABCDEF"
 _SKELETON = str.maketrans(_HEX, "0" * len(_HEX))
-_DIGITS = "0123456789"
 _SPECIAL_FIRST = frozenset({"{", "<", " ", "\t", ""})
 # Two probes: a varying digit is set to each digit, a varying hex run to alternating digit and letter.
 _PROBES = (("1", "a"), ("7", "f"))
@@ -89,8 +88,8 @@ class _Reader:
         values = self._tokens.get(position)
         if values is None:
             a, b = self.bounds[position]
-            values = list(map("".join, zip(*(self.rows[p :: self.width] for p in range(a, b)), strict=True)))
-            self._tokens[position] = values
+            rows, width = self.rows, self.width
+            values = self._tokens[position] = [rows[o : o + b - a] for o in range(a, len(rows), width)]
         return values
 
 
@@ -163,18 +162,25 @@ class _Group:
         self.first = lines[0]
         self.bounds = _bounds(self.first)
         self.all = (1 << len(indices)) - 1
+        self._columns: dict[int, str] = {}
 
     def column(self, p: int) -> str:
-        return self.rows[p :: self.width]
+        """The characters of every row at position ``p``, in row order."""
+        col = self._columns.get(p)
+        if col is None:
+            col = self._columns[p] = self.rows[p :: self.width]
+        return col
 
-    def _bits(self, positions: Sequence[int], table: dict[int, int]) -> tuple[int, int]:
-        """Rows with at least one, and with at least two, such characters at ``positions``."""
+    def _bits(self, positions: Sequence[int], table: dict[int, int], least: int = 1) -> int:
+        """Rows with at least ``least`` (1 or 2) such characters at ``positions`` (a bit each)."""
         one = two = 0
         for p in positions:
             bits = int(self.column(p).translate(table), 2)
             two |= one & bits
             one |= bits
-        return one, two
+            if (one if least == 1 else two) == self.all:
+                break  # every row has them already
+        return one if least == 1 else two
 
     def analyse(self) -> tuple[list[int], list[list[int]], list[int], int]:
         """Varying digits that leave the mask alone (to probe), varying hex runs that do, positions whose
@@ -188,7 +194,7 @@ class _Group:
             varying = [p for p in range(a, b) if self.skeleton[p] == "0" and self._varies(p, k)]
             if not varying:
                 continue
-            if all(not self.column(p).strip(_DIGITS) for p in varying):
+            if all(self.column(p).isdigit() for p in varying):
                 digits += varying
                 continue
             found = self._hex_runs(a, b, varying)
@@ -217,11 +223,11 @@ class _Group:
         start, end = span
         core, shape = self.first[start:end], self.skeleton[start:end]
         whole = list(range(start, end))
-        if set(shape) == {"0"} and end - start >= 16 and not self._bits(whole, _IS_UPPER)[0]:
-            return [], [whole], [], self._bits(whole, _IS_DIGIT)[0]  # <HEX>, before any class is tried
+        if set(shape) == {"0"} and end - start >= 16 and not self._bits(whole, _IS_UPPER):
+            return [], [whole], [], self._bits(whole, _IS_DIGIT)  # <HEX>, before any class is tried
         if _UUID.fullmatch(shape):
             hexes = [p for p in whole if shape[p - start] == "0"]
-            return [], [hexes], [], self._bits(hexes, _IS_DIGIT)[0]  # <UUID>
+            return [], [hexes], [], self._bits(hexes, _IS_DIGIT)  # <UUID>
         if set(shape) == {"0"}:
             return ([], [whole], [], self._hex_ok(whole)) if end - start >= 6 else None  # the class "hex": <HEX>
         fixed = "".join(c for c, s in zip(core, shape, strict=True) if s != "0")
@@ -242,15 +248,15 @@ class _Group:
                 continue
             seg_shape = self.skeleton[seg_start:pos]
             positions = [p for p in range(seg_start, pos) if seg_shape[p - seg_start] == "0"]
-            if all(not self.column(p).strip(_DIGITS) for p in inside):
+            if all(self.column(p).isdigit() for p in inside):
                 digits += inside
             elif set(seg_shape) == {"0"} and pos - seg_start >= 6:
                 ok &= self._hex_ok(positions)  # <HEX>
                 runs.append(positions)
             elif set(segment) & _BLOCKERS and pos - seg_start >= 8:
                 seg_fixed = "".join(c for c, s in zip(segment, seg_shape, strict=True) if s != "0")
-                has_digit = self.all if _HAS_DIGIT(seg_fixed) else self._bits(positions, _IS_DIGIT)[0]
-                has_alpha = self.all if _HAS_ALPHA(seg_fixed) else self._bits(positions, _IS_LETTER)[0]
+                has_digit = self.all if _HAS_DIGIT(seg_fixed) else self._bits(positions, _IS_DIGIT)
+                has_alpha = self.all if _HAS_ALPHA(seg_fixed) else self._bits(positions, _IS_LETTER)
                 ok &= has_digit & has_alpha  # <ID>
                 runs.append(positions)
             else:
@@ -259,7 +265,7 @@ class _Group:
 
     def _hex_ok(self, positions: list[int]) -> int:
         """Rows whose hex run holds a digit and two letters: neither a number nor a duration, so <HEX>."""
-        return self._bits(positions, _IS_DIGIT)[0] & self._bits(positions, _IS_LETTER)[1]
+        return self._bits(positions, _IS_DIGIT) & self._bits(positions, _IS_LETTER, least=2)
 
 
 def _probed(line: str, digits: list[int], runs: list[list[int]], n: int) -> str:
@@ -290,7 +296,7 @@ def _parts_of(group: _Group, events: Sequence[str], out: list[Part]) -> None:
     digits, runs, split, bad = group.analyse()
     k = len(group.indices)
     lone = set(_rows(bad, k)) if bad else set()
-    rows = [r for r in range(k) if r not in lone]
+    rows = [r for r in range(k) if r not in lone] if lone else list(range(k))
     subsets = _split(group, rows, split) if split else [rows]
     if subsets is None:
         lone.update(rows)
@@ -306,10 +312,11 @@ def _split(group: _Group, rows: list[int], positions: list[int]) -> list[list[in
     if not rows:
         return []
     members: dict[tuple[str, ...], list[int]] = {}
-    columns = [group.column(p) for p in positions]
+    keys = list(zip(*(group.column(p) for p in positions), strict=True))
+    get = members.get
     for row in rows:
-        key = tuple(col[row] for col in columns)
-        found = members.get(key)
+        key = keys[row]
+        found = get(key)
         if found is None:
             members[key] = [row]
         else:
@@ -358,9 +365,13 @@ def group_events(events: Sequence[str], prepared: bool = False) -> list[Part]:
     joined = "\n".join(events)
     alone: set[int] = set()
     if joined.count("\n") != n - 1:
-        alone = {i for i, e in enumerate(events) if "\n" in e}
-        out.extend(_single(i, events[i], events[i] if prepared else None) for i in sorted(alone))
-        joined = "\n".join("" if i in alone else e for i, e in enumerate(events))
+        # Multi-line events are masked alone; in the skeleton pass they stand as empty lines.
+        lines = list(events)
+        for i in [i for i, e in enumerate(events) if "\n" in e]:
+            alone.add(i)
+            lines[i] = ""
+            out.append(_single(i, events[i], events[i] if prepared else None))
+        joined = "\n".join(lines)
     groups: dict[str, list[int]] = {}
     for i, skeleton in enumerate(joined.translate(_SKELETON).split("\n")):
         members = groups.get(skeleton)
@@ -370,7 +381,7 @@ def group_events(events: Sequence[str], prepared: bool = False) -> list[Part]:
             members.append(i)
     special: list[int] = []
     for skeleton, indices in groups.items():
-        if alone:
+        if alone and not skeleton:
             indices = [i for i in indices if i not in alone]
             if not indices:
                 continue

@@ -8,9 +8,9 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from selfheal.domain.logs.fields import NumberField, NumberKind, Samples, feed, number_fields, read_token
+from selfheal.domain.logs.fields import NumberField, NumberKind, Samples, feed, number_fields, read_value
 from selfheal.domain.logs.groups import Part, group_events
-from selfheal.domain.logs.masking import _mask_line
+from selfheal.domain.logs.masking import _mask_line, _mask_token
 from selfheal.domain.logs.severity import Severity, classify, http_status
 
 WILDCARD = "<*>"
@@ -204,6 +204,8 @@ class TemplateMiner:
         self._ordered: list[Shape] = []
         self._first: dict[str, Shape] = {}
         self._templates: list[Template] | None = None
+        # Field values read so far, by field and raw token (canary and stable share most of them).
+        self._read: dict[NumberField, dict[str, float | None]] = {}
 
     @property
     def shapes(self) -> list[Shape]:
@@ -283,9 +285,11 @@ class TemplateMiner:
             values = self._values(f, parts)
             feed(series.side(side), values)
 
-    @staticmethod
-    def _values(f: NumberField, parts: list[tuple[Part, list[int]]]) -> list[float | None]:
-        """The value of field ``f`` on each event of ``parts``, in the order the events came."""
+    def _values(self, f: NumberField, parts: list[tuple[Part, list[int]]]) -> list[float | None]:
+        """The value of field ``f`` on each event of ``parts``, in the order the events came.
+
+        The events of a part mask alike token by token, so whether the token at the field's place is
+        that field is read once, on the part's first event."""
         per_part: list[tuple[list[int], list[float | None]]] = []
         for part, indices in parts:
             position = part.token_count - f.from_end
@@ -296,14 +300,20 @@ class TemplateMiner:
             if len(indices) != len(part.indices):
                 keep = set(indices)
                 tokens = [t for i, t in zip(part.indices, tokens, strict=True) if i in keep]
-            values = {t: read_token(t, f) for t in set(tokens)}
+            if _mask_token(tokens[0]) != f.masked:
+                per_part.append((indices, [None] * len(indices)))
+                continue
+            values = self._read.get(f)
+            if values is None:
+                values = self._read[f] = {}
+            for t in set(tokens).difference(values):
+                values[t] = read_value(t, f)
             per_part.append((indices, list(map(values.__getitem__, tokens))))
         if len(per_part) == 1:
             return per_part[0][1]
-        merged = sorted(
-            itertools.chain.from_iterable(zip(ix, vals, strict=True) for ix, vals in per_part), key=lambda iv: iv[0]
-        )
-        return [v for _, v in merged]
+        order = list(itertools.chain.from_iterable(ix for ix, _ in per_part))
+        merged = list(itertools.chain.from_iterable(vals for _, vals in per_part))
+        return list(map(merged.__getitem__, sorted(range(len(order)), key=order.__getitem__)))
 
     def _new_shape(self, first: list[str], rest: str, sev: Severity, crash: bool) -> Shape:
         line = " ".join(first)

@@ -7,10 +7,10 @@ from collections.abc import Iterator, Sequence
 
 import re2
 
-from selfheal.domain.redaction.gate import PHASES, gated_spans, trigger_lines, whole_text_spans
+from selfheal.domain.redaction.gate import PHASES, candidates, gated_spans, shift, whole_text_spans
 from selfheal.domain.redaction.normalise import fold
 from selfheal.domain.redaction.shapes import url_password_spans
-from selfheal.domain.redaction.spans import MARKER_PREFIX, Span, apply
+from selfheal.domain.redaction.spans import MARKER_PREFIX, Edit, Span, apply
 from selfheal.domain.redaction.vendors import re2_options, vendor_spans
 
 __all__ = ["BUILTIN_KINDS", "MARKER_PREFIX", "Redactor", "compile_pattern", "fold", "redact_with_counts"]
@@ -78,14 +78,14 @@ class Redactor:
 
     def redact_with_counts(self, text: str) -> tuple[str, dict[str, int]]:
         """Like :meth:`redact`, also returning the counts of this call alone."""
-        redacted, found = self._run(fold(text))
+        redacted, found = self._run(text)
         for kind, n in found.items():
             self.counts[kind] = self.counts.get(kind, 0) + n
         return redacted, found
 
     def scrub(self, text: str) -> str:
         """Redact without counting: for text derived from text that was already redacted and counted."""
-        return self._run(fold(text))[0]
+        return self._run(text)[0]
 
     def _custom_spans(self, text: str) -> Iterator[Span]:
         for kind, regex in self._custom:
@@ -93,24 +93,29 @@ class Redactor:
                 yield Span(m.start(), m.end(), kind, 0)
 
     def _run(self, text: str) -> tuple[str, dict[str, int]]:
+        """Fold ``text``, then replace remembered secrets, user patterns' matches and built-in findings."""
         found: dict[str, int] = {}
         if not text:
             return text, found
         replaced: dict[str, str] = {}
+        # Each built-in rule reads only the lines its trigger is on (see `gate`), found in the scan
+        # that finds the lines to fold; every replacement moves them (see `shift`).
+        text, lines = candidates(text) if self._builtins else (fold(text), None)
         if self._known:
-            text = apply(text, self._known_spans(text), found)
+            edits: list[Edit] = []
+            text = apply(text, self._known_spans(text), found, edits=edits)
+            lines = shift(lines, edits, text)
         if self._custom:
-            text = apply(text, self._custom_spans(text), found, replaced)
+            edits = []
+            text = apply(text, self._custom_spans(text), found, replaced, edits)
+            lines = shift(lines, edits, text)
         if self._builtins:
-            # Each rule reads only the lines its trigger is on (see `gate`); a phase that replaced
-            # something changed the text, so the next one looks for its triggers again.
-            lines = trigger_lines(text)
             for i, phase in enumerate(PHASES):
                 spans = gated_spans(phase, text, lines)
-                before = text
-                text = apply(text, whole_text_spans(phase, text) if spans is None else spans, found, replaced)
-                if text is not before and i + 1 < len(PHASES):
-                    lines = trigger_lines(text)
+                edits = []
+                text = apply(text, whole_text_spans(phase, text) if spans is None else spans, found, replaced, edits)
+                if i + 1 < len(PHASES):
+                    lines = shift(lines, edits, text)
         self._remember(replaced)
         return text, found
 
@@ -161,4 +166,4 @@ def redact_with_counts(text: str) -> tuple[str, dict[str, int]]:
     global _DEFAULT
     if _DEFAULT is None:
         _DEFAULT = Redactor()
-    return _DEFAULT._run(fold(text))
+    return _DEFAULT._run(text)

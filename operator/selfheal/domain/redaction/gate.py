@@ -27,6 +27,7 @@ from selfheal.domain.redaction.keys import (
     key_spans,
 )
 from selfheal.domain.redaction.lines import Lines, line_of, lines_matching, matches, merge
+from selfheal.domain.redaction.normalise import FOLDABLE, fold
 from selfheal.domain.redaction.pii import CARD_TRIGGER, EMAIL_TRIGGER, card_spans, email_spans
 from selfheal.domain.redaction.shapes import (
     PRIVATE_KEY_TRIGGER,
@@ -34,7 +35,7 @@ from selfheal.domain.redaction.shapes import (
     private_key_spans,
     url_password_spans,
 )
-from selfheal.domain.redaction.spans import Span
+from selfheal.domain.redaction.spans import Edit, Span
 from selfheal.domain.redaction.vendors import re2_options, trigger, vendor_spans
 
 Rule = Callable[[str, str, int], Iterable[Span]]
@@ -79,9 +80,18 @@ def _compiled(pattern: str) -> re2._Regexp:
     return re2.compile(pattern, re2_options())
 
 
+def _triggers() -> str:
+    return "|".join(f"(?:{d.trigger})" for phase in PHASES for d in phase if d.name not in _WHOLE_TEXT)
+
+
 @cache
 def _any_trigger() -> re2._Regexp:
-    return _compiled("|".join(f"(?:{d.trigger})" for phase in PHASES for d in phase if d.name not in _WHOLE_TEXT))
+    return _compiled(_triggers())
+
+
+@cache
+def _fold_or_trigger() -> re2._Regexp:
+    return _compiled(f"{FOLDABLE}|{_triggers()}")
 
 
 def lower(text: str) -> str:
@@ -97,6 +107,57 @@ def whole_text_spans(phase: Sequence[Detector], text: str) -> Iterable[Span]:
     lowered = lower(text)
     for d in phase:
         yield from d.rule(text, lowered, d.rank)
+
+
+def candidates(text: str) -> tuple[str, Lines | None]:
+    """``text`` folded (see `fold`), and the lines of it that hold any rule's trigger (see
+    `trigger_lines`), found in one scan: lines that need folding are folded, and count as trigger
+    lines (folding may have made one)."""
+    if "PRIVATE KEY" in text or "PuTTY-User-Key" in text:
+        return fold(text), None
+    found = lines_matching(_fold_or_trigger(), text, _WHOLE_SHARE)
+    if found is None:
+        # Mostly lines to fold (a log in another script): fold them, then look for triggers.
+        text = fold(text)
+        return text, trigger_lines(text)
+    pieces: list[str] = []
+    lines: Lines = []
+    pos = length = 0
+    changed = False
+    for start, end in found:
+        folded = fold(text[start:end])
+        changed = changed or len(folded) != end - start or folded != text[start:end]
+        pieces.append(text[pos:start])
+        length += start - pos
+        lines.append((length, length + len(folded)))
+        pieces.append(folded)
+        length += len(folded)
+        pos = end
+    if not changed:
+        return text, found
+    pieces.append(text[pos:])
+    return "".join(pieces), lines
+
+
+def shift(lines: Lines | None, edits: list[Edit], text: str) -> Lines | None:
+    """``lines`` of a text after ``edits`` (in its old positions) made it ``text``, with the lines the
+    edits are on: a marker may have made a trigger."""
+    if lines is None or not edits:
+        return lines
+    starts = [start for start, _, _ in edits]
+    moved: list[int] = [0]
+    for start, end, length in edits:
+        moved.append(moved[-1] + length - (end - start))
+
+    def where(pos: int) -> int:
+        i = bisect_right(starts, pos) - 1
+        if i >= 0 and pos < edits[i][1]:
+            return edits[i][0] + moved[i]  # inside a replaced region: at its marker
+        return pos + moved[i + 1]
+
+    out = [line_of(text, where(start), where(end)) for start, end in lines]
+    out += [line_of(text, start + moved[i], start + moved[i] + length) for i, (start, _, length) in enumerate(edits)]
+    return merge(out)
 
 
 def trigger_lines(text: str) -> Lines | None:

@@ -42,8 +42,8 @@ _LOOKALIKE_RUN = re.compile(rf"(?<=[A-Za-z0-9_]){_LOOKALIKE_CLASS}{{1,8}}|{_LOOK
 # What folding can change: anything but printable ASCII, tab and newline, and escaped ANSI sequences.
 # Lines without it are their own folded form.
 # One match from the first to the last such place of a line, so a line costs one match however much it holds.
-_FOLDABLE = r"(?:[^\t\n\x20-\x7e]|\\(?:u001[bB]|x1[bB]|033|e)\[)"
-_NEEDS_FOLDING = re2.compile(f"{_FOLDABLE}(?:[^\\n]*{_FOLDABLE})?")
+FOLDABLE = r"(?:[^\t\n\x20-\x7e]|\\(?:u001[bB]|x1[bB]|033|e)\[)"
+_NEEDS_FOLDING = re2.compile(f"{FOLDABLE}(?:[^\\n]*{FOLDABLE})?")
 # When more of the text than this needs folding, it is folded whole.
 _WHOLE_SHARE = 0.5
 
