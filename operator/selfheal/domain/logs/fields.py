@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, cast
 
 from selfheal.domain.logs.masking import _mask_token
 
@@ -135,7 +135,7 @@ class Samples:
 def feed(samples: Samples, values: list[float | None]) -> None:
     """``samples.due()`` for each value in turn, keeping the due ones that were read (None: unreadable)."""
     if samples._stride == 1 and len(samples.values) + len(values) < 2 * samples.cap:
-        samples.values.extend(values if None not in values else [v for v in values if v is not None])
+        samples.values.extend([v for v in values if v is not None] if None in values else cast(list[float], values))
         samples.seen += len(values)
         return
     for value in values:
