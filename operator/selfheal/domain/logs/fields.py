@@ -124,8 +124,7 @@ class Samples:
             self._stride *= 2
 
     def extend(self, other: Samples) -> None:
-        for v in other.values:
-            self.values.append(v)
+        self.values.extend(other.values)
         self.seen += other.seen
         if len(self.values) > 2 * self.cap:
             step = len(self.values) // self.cap

@@ -8,6 +8,7 @@ from collections.abc import Iterator, Sequence
 import re2
 
 from selfheal.domain.redaction.gate import PHASES, candidates, gated_spans, shift, whole_text_spans
+from selfheal.domain.redaction.lines import matches
 from selfheal.domain.redaction.normalise import fold
 from selfheal.domain.redaction.shapes import url_password_spans
 from selfheal.domain.redaction.spans import MARKER_PREFIX, Edit, Span, apply
@@ -124,8 +125,8 @@ class Redactor:
             # One automaton for all remembered values, the longest first: a single scan of the text.
             values = sorted(self._known, key=len, reverse=True)
             self._known_regex = re2.compile("|".join(re2.escape(v) for v in values), re2_options())
-        for m in self._known_regex.finditer(text):
-            yield Span(m.start(), m.end(), self._known[m.group(0)], 0)
+        for start, end in matches(self._known_regex, text):
+            yield Span(start, end, self._known[text[start:end]], 0)
 
     def _remember(self, replaced: dict[str, str]) -> None:
         for whole, kind in replaced.items():
