@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 import re2
 
@@ -55,7 +56,7 @@ def _is_java_frame(line: str) -> bool:
     return bool(line) and line[0] in " \t" and line.lstrip().startswith(("at ", "..."))
 
 
-def parse_events(text: str) -> list[str]:
+def parse_events(text: str, near: Sequence[tuple[int, int]] | None = None) -> list[str]:
     """Split a log into events, joining multi-line continuations to the event that opened them.
 
     A Go panic with its goroutine stack, a Python traceback (joined to the error line that logged
@@ -64,17 +65,22 @@ def parse_events(text: str) -> list[str]:
     Terminal escape sequences are removed first.
 
     Most lines are events of their own: one scan finds the few that may open, continue or close a
-    multi-line event, and only around those are lines read one by one.
+    multi-line event (`EVENT_EDGES`), and only around those are lines read one by one. ``near``:
+    ranges of whole lines of ``text`` that hold every line `EVENT_EDGES` matches, when a scan of the
+    text already found them.
     """
     if not text:
         return []
-    text = strip_ansi(text)
-    if "\r" in text:
-        text = text.replace("\r\n", "\n")
+    cleaned = strip_ansi(text)
+    if "\r" in cleaned:
+        cleaned = cleaned.replace("\r\n", "\n")
+    if cleaned is not text:
+        near = None  # the ranges were of the text before cleaning
+    text = cleaned
     lines = text.split("\n")
     events: list[str] = []
     done = 0
-    for j in _eventful(text, lines):
+    for j in _eventful(text, lines, near):
         if j < done:
             continue
         # Start at the line before: an exception line or a traceback may join the event it opened.
@@ -85,19 +91,22 @@ def parse_events(text: str) -> list[str]:
     return events
 
 
-def _eventful(text: str, lines: list[str]) -> list[int]:
+def _eventful(text: str, lines: list[str], near: Sequence[tuple[int, int]] | None) -> list[int]:
     """Lines that are not plainly an event of their own: blank or indented lines and the lines before
     them, lines that open a traceback or a chained exception, and lines that may open a Go panic."""
     found: set[int] = set()
     line = 0
     pos = 0
-    for start, _ in matches(_EVENTFUL, text):
+    ranges = near if near is not None else matches(_EVENTFUL, text)
+    for start, end in ranges:
         line += text.count("\n", pos, start)
-        pos = start
-        found.add(line)
-        first = lines[line][:1]
-        if first in _WS_OR_EMPTY and line > 0:
-            found.add(line - 1)
+        last = line + text.count("\n", start, end)
+        pos = end
+        for i in range(line, last + 1):
+            found.add(i)
+            if i > 0 and lines[i][:1] in _WS_OR_EMPTY:
+                found.add(i - 1)
+        line = last
     return sorted(found)
 
 
@@ -187,9 +196,10 @@ _WS_OR_EMPTY = (" ", "\t", "")
 _SPECIAL_STARTS = (_PY_TRACEBACK, "Caused by:", "Suppressed:")
 # Where a line may be part of a multi-line event (see `_eventful`): at its start, a blank, an indent or
 # an opening phrase; anywhere, the words `_MAY_OPEN_GO` looks for.
-_EVENTFUL = re2.compile(
+EVENT_EDGES = (
     r"(?m)^(?:[ \t]|$|Traceback \(most recent call last\):|Caused by:|Suppressed:|goroutine )|panic|fatal error"
 )
+_EVENTFUL = re2.compile(EVENT_EDGES)
 
 
 def _MAY_OPEN_GO(line: str) -> bool:

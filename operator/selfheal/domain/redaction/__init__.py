@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 import re2
 
 from selfheal.domain.redaction.gate import PHASES, candidates, gated_spans, shift, whole_text_spans
-from selfheal.domain.redaction.lines import matches
+from selfheal.domain.redaction.lines import Lines, matches
 from selfheal.domain.redaction.normalise import fold
 from selfheal.domain.redaction.shapes import url_password_spans
 from selfheal.domain.redaction.spans import MARKER_PREFIX, Edit, Span, apply
@@ -79,10 +79,19 @@ class Redactor:
 
     def redact_with_counts(self, text: str) -> tuple[str, dict[str, int]]:
         """Like :meth:`redact`, also returning the counts of this call alone."""
-        redacted, found = self._run(text)
+        redacted, found, _ = self._run(text)
         for kind, n in found.items():
             self.counts[kind] = self.counts.get(kind, 0) + n
         return redacted, found
+
+    def redact_marking(self, text: str, pattern: str) -> tuple[str, Lines | None]:
+        """Like :meth:`redact`, also returning ranges of whole lines of the result that hold every
+        line ``pattern`` (RE2 syntax, not crossing a line end) matches there, found in the scan redaction
+        makes anyway; None when not known (the caller then looks itself)."""
+        redacted, found, lines = self._run(text, pattern)
+        for kind, n in found.items():
+            self.counts[kind] = self.counts.get(kind, 0) + n
+        return redacted, lines
 
     def scrub(self, text: str) -> str:
         """Redact without counting: for text derived from text that was already redacted and counted."""
@@ -93,15 +102,16 @@ class Redactor:
             for m in regex.finditer(text):
                 yield Span(m.start(), m.end(), kind, 0)
 
-    def _run(self, text: str) -> tuple[str, dict[str, int]]:
-        """Fold ``text``, then replace remembered secrets, user patterns' matches and built-in findings."""
+    def _run(self, text: str, marking: str | None = None) -> tuple[str, dict[str, int], Lines | None]:
+        """Fold ``text``, then replace remembered secrets, user patterns' matches and built-in findings;
+        with the lines (see `redact_marking`) any rule or ``marking`` found."""
         found: dict[str, int] = {}
         if not text:
-            return text, found
+            return text, found, None
         replaced: dict[str, str] = {}
         # Each built-in rule reads only the lines its trigger is on (see `gate`), found in the scan
         # that finds the lines to fold; every replacement moves them (see `shift`).
-        text, lines = candidates(text) if self._builtins else (fold(text), None)
+        text, lines = candidates(text, marking) if self._builtins else (fold(text), None)
         if self._known:
             edits: list[Edit] = []
             text = apply(text, self._known_spans(text), found, edits=edits)
@@ -111,14 +121,13 @@ class Redactor:
             text = apply(text, self._custom_spans(text), found, replaced, edits)
             lines = shift(lines, edits, text)
         if self._builtins:
-            for i, phase in enumerate(PHASES):
+            for phase in PHASES:
                 spans = gated_spans(phase, text, lines)
                 edits = []
                 text = apply(text, whole_text_spans(phase, text) if spans is None else spans, found, replaced, edits)
-                if i + 1 < len(PHASES):
-                    lines = shift(lines, edits, text)
+                lines = shift(lines, edits, text)
         self._remember(replaced)
-        return text, found
+        return text, found, lines
 
     def _known_spans(self, text: str) -> Iterator[Span]:
         if self._known_regex is None:
@@ -167,4 +176,5 @@ def redact_with_counts(text: str) -> tuple[str, dict[str, int]]:
     global _DEFAULT
     if _DEFAULT is None:
         _DEFAULT = Redactor()
-    return _DEFAULT._run(text)
+    redacted, found, _ = _DEFAULT._run(text)
+    return redacted, found

@@ -27,7 +27,7 @@ from selfheal.domain.redaction.keys import (
     key_spans,
 )
 from selfheal.domain.redaction.lines import Lines, line_of, lines_matching, matches, merge
-from selfheal.domain.redaction.normalise import FOLDABLE, fold
+from selfheal.domain.redaction.normalise import FOLDABLE, NEEDS_FOLDING, fold
 from selfheal.domain.redaction.pii import CARD_TRIGGER, EMAIL_TRIGGER, card_spans, email_spans
 from selfheal.domain.redaction.shapes import (
     PRIVATE_KEY_TRIGGER,
@@ -85,13 +85,13 @@ def _triggers() -> str:
 
 
 @cache
-def _any_trigger() -> re2._Regexp:
-    return _compiled(_triggers())
+def _any_trigger(also: str | None = None) -> re2._Regexp:
+    return _compiled(_triggers() + (f"|(?:{also})" if also else ""))
 
 
 @cache
-def _fold_or_trigger() -> re2._Regexp:
-    return _compiled(f"{FOLDABLE}|{_triggers()}")
+def _fold_or_trigger(also: str | None = None) -> re2._Regexp:
+    return _compiled(f"{FOLDABLE}|{_triggers()}" + (f"|(?:{also})" if also else ""))
 
 
 def lower(text: str) -> str:
@@ -109,32 +109,32 @@ def whole_text_spans(phase: Sequence[Detector], text: str) -> Iterable[Span]:
         yield from d.rule(text, lowered, d.rank)
 
 
-def candidates(text: str) -> tuple[str, Lines | None]:
+def candidates(text: str, also: str | None = None) -> tuple[str, Lines | None]:
     """``text`` folded (see `fold`), and the lines of it that hold any rule's trigger (see
-    `trigger_lines`), found in one scan: lines that need folding are folded, and count as trigger
-    lines (folding may have made one)."""
+    `trigger_lines`) or match ``also``, found in one scan: lines that need folding are folded, and
+    count as trigger lines (folding may have made one)."""
     if "PRIVATE KEY" in text or "PuTTY-User-Key" in text:
         return fold(text), None
-    found = lines_matching(_fold_or_trigger(), text, _WHOLE_SHARE)
+    found = lines_matching(_fold_or_trigger(also), text, _WHOLE_SHARE)
     if found is None:
         # Mostly lines to fold (a log in another script): fold them, then look for triggers.
         text = fold(text)
-        return text, trigger_lines(text)
+        return text, trigger_lines(text, also)
+    joined = _Joined(text, found)
+    foldable = {joined.index(start) for start, _ in matches(NEEDS_FOLDING, joined.text)}
+    if not foldable:
+        return text, found
     pieces: list[str] = []
     lines: Lines = []
     pos = length = 0
-    changed = False
-    for start, end in found:
-        folded = fold(text[start:end])
-        changed = changed or len(folded) != end - start or folded != text[start:end]
+    for i, (start, end) in enumerate(found):
+        folded = fold(text[start:end]) if i in foldable else text[start:end]
         pieces.append(text[pos:start])
         length += start - pos
         lines.append((length, length + len(folded)))
         pieces.append(folded)
         length += len(folded)
         pos = end
-    if not changed:
-        return text, found
     pieces.append(text[pos:])
     return "".join(pieces), lines
 
@@ -160,12 +160,12 @@ def shift(lines: Lines | None, edits: list[Edit], text: str) -> Lines | None:
     return merge(out)
 
 
-def trigger_lines(text: str) -> Lines | None:
-    """The lines of ``text`` that hold any rule's trigger (merged ranges), or None when every rule must
-    read the whole text: it holds a private key, or triggers are on most of it."""
+def trigger_lines(text: str, also: str | None = None) -> Lines | None:
+    """The lines of ``text`` that hold any rule's trigger or match ``also`` (merged ranges), or None when
+    every rule must read the whole text: it holds a private key, or triggers are on most of it."""
     if "PRIVATE KEY" in text or "PuTTY-User-Key" in text:
         return None
-    return lines_matching(_any_trigger(), text, _WHOLE_SHARE)
+    return lines_matching(_any_trigger(also), text, _WHOLE_SHARE)
 
 
 class _Joined:

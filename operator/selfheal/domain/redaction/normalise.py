@@ -43,7 +43,7 @@ _LOOKALIKE_RUN = re.compile(rf"(?<=[A-Za-z0-9_]){_LOOKALIKE_CLASS}{{1,8}}|{_LOOK
 # Lines without it are their own folded form.
 # One match from the first to the last such place of a line, so a line costs one match however much it holds.
 FOLDABLE = r"(?:[^\t\n\x20-\x7e]|\\(?:u001[bB]|x1[bB]|033|e)\[)"
-_NEEDS_FOLDING = re2.compile(f"{FOLDABLE}(?:[^\\n]*{FOLDABLE})?")
+NEEDS_FOLDING = re2.compile(f"{FOLDABLE}(?:[^\\n]*{FOLDABLE})?")
 # When more of the text than this needs folding, it is folded whole.
 _WHOLE_SHARE = 0.5
 
@@ -113,7 +113,7 @@ def fold(text: str) -> str:
     """
     if not text:
         return text
-    lines = lines_matching(_NEEDS_FOLDING, text, _WHOLE_SHARE)
+    lines = lines_matching(NEEDS_FOLDING, text, _WHOLE_SHARE)
     if lines is None:
         return _fold(text)
     if not lines:
