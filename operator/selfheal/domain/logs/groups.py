@@ -22,9 +22,11 @@ parts, is masked line by line. Either way every event gets the mask that masking
 from __future__ import annotations
 
 import re
+from collections import defaultdict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from operator import itemgetter
+from itertools import compress, repeat
+from operator import contains, itemgetter
 
 from selfheal.domain.logs.masking import (
     _HAS_ALPHA,
@@ -72,6 +74,8 @@ class Part:
         values = self.reader.column(position)
         if len(self.rows) == 1:
             return [values[self.rows[0]]]
+        if len(self.rows) == len(values):
+            return list(values)
         return list(itemgetter(*self.rows)(values))
 
 
@@ -348,7 +352,8 @@ def _settle(
         for subset in subsets:
             _settle(group, subset, [], runs, reader, events, out, lone)
         return
-    out.append(Part(masked, tokens, "", [group.indices[r] for r in rows], len(group.bounds), reader, rows))
+    indices = group.indices if len(rows) == len(group.indices) else [group.indices[r] for r in rows]
+    out.append(Part(masked, tokens, "", indices, len(group.bounds), reader, rows))
 
 
 def group_events(events: Sequence[str], prepared: bool = False) -> list[Part]:
@@ -367,18 +372,14 @@ def group_events(events: Sequence[str], prepared: bool = False) -> list[Part]:
     if joined.count("\n") != n - 1:
         # Multi-line events are masked alone; in the skeleton pass they stand as empty lines.
         lines = list(events)
-        for i in [i for i, e in enumerate(events) if "\n" in e]:
+        for i in compress(range(n), map(contains, events, repeat("\n"))):
             alone.add(i)
             lines[i] = ""
             out.append(_single(i, events[i], events[i] if prepared else None))
         joined = "\n".join(lines)
-    groups: dict[str, list[int]] = {}
-    for i, skeleton in enumerate(joined.translate(_SKELETON).split("\n")):
-        members = groups.get(skeleton)
-        if members is None:
-            groups[skeleton] = [i]
-        else:
-            members.append(i)
+    # Each line's index appended to its skeleton's list, in one C-level pass (no Python code per line).
+    groups: defaultdict[str, list[int]] = defaultdict(list)
+    deque(map(list.append, map(groups.__getitem__, joined.translate(_SKELETON).split("\n")), range(n)), maxlen=0)
     special: list[int] = []
     for skeleton, indices in groups.items():
         if alone and not skeleton:
