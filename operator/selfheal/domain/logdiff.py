@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import gc
 import math
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -196,22 +193,6 @@ def _events(text: str, redactor: Redactor) -> tuple[list[str], float]:
     return parse_events(redacted, near=edges), noise
 
 
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """The cyclic garbage collector paused: templating makes many small containers while it holds
-    lists of every line, which each collection would walk again and again (a quarter of the time).
-    Reference counting still frees all but cycles; the collector is on again afterwards, unless it
-    was off before (another thread's pause, or the program's own choice)."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-
-
 def diff_logs(
     canary: str,
     stable: str,
@@ -229,11 +210,7 @@ def diff_logs(
     then warnings, then info; within those, new before increased, then by p-value and effect
     size), then the rest by severity and volume. Ids ``T1``... follow that order.
     """
-    with _collector_paused():
-        return _diff(canary, stable, redactor or Redactor(), max_examples, alpha)
-
-
-def _diff(canary: str, stable: str, redactor: Redactor, max_examples: int, alpha: float) -> LogDiff:
+    redactor = redactor or Redactor()
     canary_events, canary_noise = _events(canary, redactor)
     stable_events, stable_noise = _events(stable, redactor)
     miner = TemplateMiner(max_examples=max_examples)
