@@ -214,8 +214,7 @@ def diff_logs(
     canary_events, canary_noise = _events(canary, redactor)
     stable_events, stable_noise = _events(stable, redactor)
     miner = TemplateMiner(max_examples=max_examples)
-    miner.add_many(canary_events, CANARY)
-    miner.add_many(stable_events, STABLE)
+    miner.add_sides([(CANARY, canary_events), (STABLE, stable_events)])
     nc, ns = len(canary_events), len(stable_events)
     templates = miner.templates
 

@@ -22,9 +22,10 @@ parts, is masked line by line. Either way every event gets the mask that masking
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections import defaultdict, deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import compress, repeat
 from operator import contains, itemgetter
 
@@ -55,7 +56,7 @@ _MOST_PARTS = 0.25
 
 @dataclass
 class Part:
-    """Events with one masked form: their indices in the batch and how to read their raw tokens."""
+    """Events with one masked form: their indices in the batch (ascending) and how to read their raw tokens."""
 
     masked: str
     first: list[str]
@@ -66,6 +67,16 @@ class Part:
     reader: _Reader | None = None
     rows: list[int] = field(default_factory=list)
     tokens: list[str] = field(default_factory=list)
+
+    def within(self, start: int, end: int) -> Part | None:
+        """This part's events whose indices are in ``[start, end)``; None when there are none."""
+        lo, hi = bisect_left(self.indices, start), bisect_left(self.indices, end)
+        if lo == 0 and hi == len(self.indices):
+            return self
+        if lo == hi:
+            return None
+        rows = self.rows[lo:hi] if self.reader is not None else self.rows
+        return replace(self, indices=self.indices[lo:hi], rows=rows)
 
     def tokens_at(self, position: int) -> list[str]:
         """Raw token ``position`` (counted from 0 over the whitespace-split line) of each event."""
@@ -194,8 +205,17 @@ class _Group:
         runs: list[list[int]] = []
         split: list[int] = []
         bad = 0
+        skeleton, rows, width, columns = self.skeleton, self.rows, self.width, self._columns
         for a, b in self.bounds:
-            varying = [p for p in range(a, b) if self.skeleton[p] == "0" and self._varies(p, k)]
+            varying = []
+            p = skeleton.find("0", a, b)
+            while p >= 0:
+                col = columns.get(p)
+                if col is None:
+                    col = columns[p] = rows[p::width]
+                if col.count(col[0]) != k:
+                    varying.append(p)
+                p = skeleton.find("0", p + 1, b)
             if not varying:
                 continue
             if all(self.column(p).isdigit() for p in varying):
@@ -211,10 +231,6 @@ class _Group:
             split += token_split
             bad |= self.all & ~ok
         return digits, runs, split, bad
-
-    def _varies(self, p: int, k: int) -> bool:
-        col = self.column(p)
-        return col.count(col[0]) != k
 
     def _hex_runs(self, a: int, b: int, varying: list[int]) -> tuple[list[int], list[list[int]], list[int], int] | None:
         """For token ``[a, b)`` whose varying positions include hex letters: its varying digits (to
@@ -315,18 +331,18 @@ def _split(group: _Group, rows: list[int], positions: list[int]) -> list[list[in
     """``rows`` by their characters at ``positions``; None when that makes too many parts."""
     if not rows:
         return []
-    members: dict[tuple[str, ...], list[int]] = {}
-    keys = list(zip(*(group.column(p) for p in positions), strict=True))
-    get = members.get
-    for row in rows:
-        key = keys[row]
-        found = get(key)
-        if found is None:
-            members[key] = [row]
-        else:
-            found.append(row)
-    if len(members) > max(16, _MOST_PARTS * len(rows)):
+    first, last = positions[0], positions[-1] + 1
+    keys: Sequence[object]
+    if positions == list(range(first, last)):
+        # One run of positions (a token's varying characters): each row's key is a slice.
+        keys = [group.rows[o : o + last - first] for o in range(first, len(group.rows), group.width)]
+    else:
+        keys = list(zip(*(group.column(p) for p in positions), strict=True))
+    if len(set(itemgetter(*rows)(keys)) if len(rows) > 1 else rows) > max(16, _MOST_PARTS * len(rows)):
         return None
+    # Each row appended to its key's list in one C-level pass.
+    members: defaultdict[object, list[int]] = defaultdict(list)
+    deque(map(list.append, map(members.__getitem__, map(keys.__getitem__, rows)), rows), maxlen=0)
     return list(members.values())
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from selfheal.domain.logs.fields import NumberField, NumberKind, Samples, feed, number_fields, read_value
@@ -220,12 +220,29 @@ class TemplateMiner:
     def add_many(self, events: Iterable[str], side: str = "") -> None:
         """Count ``events`` on ``side``: the same shapes, counts, examples and samples as adding them one
         by one, with each group of events that differ only in digits and ids masked once."""
-        batch = events if isinstance(events, list) else list(events)
+        self.add_sides([(side, events if isinstance(events, list) else list(events))])
+
+    def add_sides(self, sides: Sequence[tuple[str, list[str]]]) -> None:
+        """`add_many` for each ``(side, events)`` in turn, with the events of all sides grouped together:
+        a line shape the sides share is analysed and masked once."""
+        batch = list(itertools.chain.from_iterable(events for _, events in sides))
         if not batch:
             return
+        parts = group_events(batch)
+        start = 0
+        for side, events in sides:
+            end = start + len(events)
+            if end > start:
+                own = [p for p in (part.within(start, end) for part in parts) if p is not None]
+                self._add_parts(own, batch, side, start)
+            start = end
+        self._templates = None
+
+    def _add_parts(self, parts: list[Part], batch: list[str], side: str, start: int) -> None:
+        """Count on ``side`` the events of ``parts`` (indices into ``batch``; the side's first is ``start``)."""
         # (first event, part, its events, severity, crash or None when the raw event decided the severity)
         pieces: list[tuple[int, Part, list[int], Severity, bool | None]] = []
-        for part in group_events(batch):
+        for part in parts:
             shape = self._shapes.get(part.masked, _MISSING)
             if shape is not None:
                 sev, crash = (shape.severity, shape.crash) if shape is not _MISSING else self._classified(part.masked)
@@ -246,8 +263,7 @@ class TemplateMiner:
         for shape, shape_parts in taken.values():
             self._count(shape, shape_parts, batch, side)
         if side not in self._first:
-            self._first[side] = next(shape for shape, sp in taken.values() if any(ix[0] == 0 for _, ix in sp))
-        self._templates = None
+            self._first[side] = next(shape for shape, sp in taken.values() if any(ix[0] == start for _, ix in sp))
 
     def add(self, event: str, side: str = "") -> None:
         self.add_many([event], side)
