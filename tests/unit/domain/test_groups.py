@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from selfheal.domain.logs import TemplateMiner, clear_caches, mask, parse_events
+from selfheal.domain.logs.fields import Samples, feed
 from selfheal.domain.logs.groups import group_events
 
 CASES = sorted((Path(__file__).parents[2] / "corpus" / "cases").iterdir())
@@ -86,3 +87,19 @@ def test_both_sides_mined_together_count_as_each_side_alone(case: Path) -> None:
         for event in events:
             one_by_one.add(event, side)
     assert _mined(together) == _mined(in_turn) == _mined(one_by_one)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_samples_fed_in_bulk_keep_what_one_value_at_a_time_keeps(seed: int) -> None:
+    rng = random.Random(seed)
+    bulk = Samples(cap=rng.choice((4, 16, 100)))
+    single = Samples(cap=bulk.cap)
+    for _ in range(rng.randint(1, 30)):
+        values: list[float | None] = [float(rng.randint(0, 999)) for _ in range(rng.randint(0, 900))]
+        if rng.random() < 0.2:
+            values = [None if rng.random() < 0.1 else v for v in values]
+        feed(bulk, values)
+        for value in values:
+            if single.due() and value is not None:
+                single.keep(value)
+        assert (bulk.values, bulk.seen, bulk._stride) == (single.values, single.seen, single._stride)

@@ -137,9 +137,28 @@ def feed(samples: Samples, values: list[float | None]) -> None:
         samples.values.extend([v for v in values if v is not None] if None in values else cast(list[float], values))
         samples.seen += len(values)
         return
-    for value in values:
-        if samples.due() and value is not None:
-            samples.keep(value)
+    if None in values:
+        for value in values:
+            if samples.due() and value is not None:
+                samples.keep(value)
+        return
+    # Every value read: the due ones are every stride-th, taken a slice at a time up to each thinning.
+    pos, n = 0, len(values)
+    while pos < n:
+        stride = samples._stride
+        first = pos + (-(samples.seen + 1)) % stride
+        room = 2 * samples.cap - len(samples.values)
+        due = cast(list[float], values[first:n:stride][:room])
+        if len(due) < room:
+            samples.values.extend(due)
+            samples.seen += n - pos
+            return
+        last = first + (room - 1) * stride
+        samples.values.extend(due[:-1])
+        samples.seen += last - pos
+        samples.due()
+        samples.keep(due[-1])  # the value that fills the sample: it thins to every other
+        pos = last + 1
 
 
 def _norm_key(key: str) -> str:
