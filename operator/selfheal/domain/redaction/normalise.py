@@ -37,7 +37,8 @@ _LOOKALIKES = {
 }  # fmt: skip
 _LOOKALIKE_TABLE = str.maketrans(_LOOKALIKES)
 _LOOKALIKE_CLASS = "[" + "".join(_LOOKALIKES) + "]"
-_LOOKALIKE_RUN = re.compile(rf"(?<=[A-Za-z0-9_]){_LOOKALIKE_CLASS}{{1,8}}|{_LOOKALIKE_CLASS}{{1,8}}(?=[A-Za-z0-9_])")
+_LOOKALIKE_RUN = re.compile(f"{_LOOKALIKE_CLASS}+")
+_WORD_CHAR = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
 
 # What folding can change: anything but printable ASCII, tab and newline, and escaped ANSI sequences.
 # Lines without it are their own folded form.
@@ -137,11 +138,20 @@ def _fold(text: str) -> str:
     on_ascii, long_runs = _marks()
     text = on_ascii.sub("", text)
     text = long_runs.sub(r"\1", text)
-    text = _LOOKALIKE_RUN.sub(lambda m: m.group(0).translate(_LOOKALIKE_TABLE), text)
     if not unicodedata.is_normalized("NFKC", text):
         text = unicodedata.normalize("NFKC", text)
         # Normalising can bring back what was removed (a compatibility form that decomposes to a
         # mark on an ASCII letter, or to an invisible character); a second pass settles it.
         text = text.translate(_DROP)
         text = _marks()[0].sub("", text)
-    return text
+    # Last, as normalising can make a look-alike (a mathematical capital epsilon becomes a Greek one).
+    return _LOOKALIKE_RUN.sub(lambda m: _latin_if_touching(m, text), text)
+
+
+def _latin_if_touching(m: re.Match[str], text: str) -> str:
+    """A whole run of look-alike letters in Latin when it touches an ASCII letter, digit or underscore;
+    as it is otherwise. Whole runs, so that folding folded text changes nothing."""
+    start, end = m.span()
+    if (start and text[start - 1] in _WORD_CHAR) or (end < len(text) and text[end] in _WORD_CHAR):
+        return m.group(0).translate(_LOOKALIKE_TABLE)
+    return m.group(0)
