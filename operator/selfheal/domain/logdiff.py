@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from selfheal.domain.fielddiff import FieldStat, compare_fields
 from selfheal.domain.logs import SEVERITY_ORDER, Template, TemplateMiner, parse_events, strip_ansi, unreadable_share
+from selfheal.domain.logs.events import EVENT_EDGES
 from selfheal.domain.redaction import Redactor
 from selfheal.domain.stats import binom_cdf, binom_sf, compare_counts
 
@@ -179,15 +180,17 @@ def _mark_explained(stats: list[TemplateStat], templates: list[Template], nc: in
             stats[i] = t.model_copy(update={"explained": True})
 
 
-def _readable(text: str, redactor: Redactor) -> tuple[str, float]:
-    """The redacted, colour-free text of one side and its share of binary noise ("" when unreadable)."""
+def _events(text: str, redactor: Redactor) -> tuple[list[str], float]:
+    """The events of one side's colour-free text, redacted, and its share of binary noise (no events
+    when unreadable). Redaction's scan also finds the lines where a multi-line event may begin or go on."""
     if not text:
-        return "", 0.0
+        return [], 0.0
     text = strip_ansi(text)
     noise = unreadable_share(text)
     if noise > UNREADABLE_SHARE:
-        return "", noise
-    return redactor.redact(text), noise
+        return [], noise
+    redacted, edges = redactor.redact_marking(text, EVENT_EDGES)
+    return parse_events(redacted, near=edges), noise
 
 
 def diff_logs(
@@ -208,13 +211,10 @@ def diff_logs(
     size), then the rest by severity and volume. Ids ``T1``... follow that order.
     """
     redactor = redactor or Redactor()
-    canary_text, canary_noise = _readable(canary, redactor)
-    stable_text, stable_noise = _readable(stable, redactor)
-    canary_events = parse_events(canary_text)
-    stable_events = parse_events(stable_text)
+    canary_events, canary_noise = _events(canary, redactor)
+    stable_events, stable_noise = _events(stable, redactor)
     miner = TemplateMiner(max_examples=max_examples)
-    miner.add_many(canary_events, CANARY)
-    miner.add_many(stable_events, STABLE)
+    miner.add_sides([(CANARY, canary_events), (STABLE, stable_events)])
     nc, ns = len(canary_events), len(stable_events)
     templates = miner.templates
 

@@ -268,6 +268,25 @@ def test_nfkc_folding_applies_to_counts_and_keeps_plain_non_ascii() -> None:
     assert counts == {"token": 1}
 
 
+@pytest.mark.parametrize(
+    ("text", "folded"),
+    [
+        ("0\U0001d794", "0E"),  # normalising makes a Greek capital epsilon next to a digit
+        ("a" + "\u043e" * 12 + "b", "a" + "o" * 12 + "b"),  # a long run of Cyrillic o between Latin letters
+        ("\u03a1\u0430ss", "Pass"),  # Greek and Cyrillic look-alikes in one run
+        (
+            "\u043f\u0440\u0438\u0432\u0435\u0442 \u043c\u0438\u0440",
+            "\u043f\u0440\u0438\u0432\u0435\u0442 \u043c\u0438\u0440",
+        ),
+    ],
+)
+def test_look_alikes_touching_latin_fold_once_and_for_all(text: str, folded: str) -> None:
+    redactor = Redactor()
+    once = redactor.redact(text)
+    assert once == folded
+    assert redactor.redact(once) == once
+
+
 def test_orphan_end_line_without_key_material_above_keeps_the_log() -> None:
     out = Redactor().redact('level=info msg="rotating"\n-----END EC PRIVATE KEY-----\nnext line')
     assert out == 'level=info msg="rotating"\n[REDACTED:private_key]\nnext line'

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, cast
 
 from selfheal.domain.logs.masking import _mask_token
 
@@ -124,12 +124,41 @@ class Samples:
             self._stride *= 2
 
     def extend(self, other: Samples) -> None:
-        for v in other.values:
-            self.values.append(v)
+        self.values.extend(other.values)
         self.seen += other.seen
         if len(self.values) > 2 * self.cap:
             step = len(self.values) // self.cap
             self.values = self.values[::step]
+
+
+def feed(samples: Samples, values: list[float | None]) -> None:
+    """``samples.due()`` for each value in turn, keeping the due ones that were read (None: unreadable)."""
+    if samples._stride == 1 and len(samples.values) + len(values) < 2 * samples.cap:
+        samples.values.extend([v for v in values if v is not None] if None in values else cast(list[float], values))
+        samples.seen += len(values)
+        return
+    if None in values:
+        for value in values:
+            if samples.due() and value is not None:
+                samples.keep(value)
+        return
+    # Every value read: the due ones are every stride-th, taken a slice at a time up to each thinning.
+    pos, n = 0, len(values)
+    while pos < n:
+        stride = samples._stride
+        first = pos + (-(samples.seen + 1)) % stride
+        room = 2 * samples.cap - len(samples.values)
+        due = cast(list[float], values[first:n:stride][:room])
+        if len(due) < room:
+            samples.values.extend(due)
+            samples.seen += n - pos
+            return
+        last = first + (room - 1) * stride
+        samples.values.extend(due[:-1])
+        samples.seen += last - pos
+        samples.due()
+        samples.keep(due[-1])  # the value that fills the sample: it thins to every other
+        pos = last + 1
 
 
 def _norm_key(key: str) -> str:
@@ -195,11 +224,16 @@ def number_fields(masked: list[str], http_status: str | None) -> tuple[NumberFie
 def read_number(raw: list[str], f: NumberField) -> float | None:
     """The value of field ``f`` in a raw line's tokens (seconds for a latency, bytes for a size)."""
     i = len(raw) - f.from_end
-    if i < 0:
-        return None
-    tok = raw[i]
-    if _mask_token(tok) != f.masked:
-        return None
+    return read_token(raw[i], f) if i >= 0 else None
+
+
+def read_token(tok: str, f: NumberField) -> float | None:
+    """The value of field ``f`` in the raw token at its place, or None when the token is not that field."""
+    return read_value(tok, f) if _mask_token(tok) == f.masked else None
+
+
+def read_value(tok: str, f: NumberField) -> float | None:
+    """The value of field ``f`` in a raw token known to mask as the field does."""
     value = (tok.partition("=")[2] if "=" in f.masked else tok).strip(_QUOTES)
     if f.scale is not None:
         m = _PLAIN_NUMBER.match(value)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from selfheal.domain.logs.fields import NumberField, NumberKind, Samples, number_fields, read_number
-from selfheal.domain.logs.masking import MAX_LINE_CHARS, _mask_line, mask_tokens, split_line
+from selfheal.domain.logs.fields import NumberField, NumberKind, Samples, feed, number_fields, read_value
+from selfheal.domain.logs.groups import Part, group_events
+from selfheal.domain.logs.masking import _mask_line, _mask_token
 from selfheal.domain.logs.severity import Severity, classify, http_status
 
 WILDCARD = "<*>"
@@ -26,7 +29,6 @@ SPLIT_POSITIONS = 48
 _DECIDING_ROWS = 4000
 _DECIDING_SLACK = 1.2
 _MAX_CHILDREN = 512
-_SPECIAL_FIRST = frozenset({"{", "<", " ", "\t", ""})
 _EXIT_STATUS = re.compile(r"exit(?:ed|ing)? (?:with )?(?:status|code):? (\d{1,3})\b|exit_?(?:code|status)=(\d{1,3})\b")
 
 
@@ -202,6 +204,8 @@ class TemplateMiner:
         self._ordered: list[Shape] = []
         self._first: dict[str, Shape] = {}
         self._templates: list[Template] | None = None
+        # Field values read so far, by field and raw token (canary and stable share most of them).
+        self._read: dict[NumberField, dict[str, float | None]] = {}
 
     @property
     def shapes(self) -> list[Shape]:
@@ -214,44 +218,118 @@ class TemplateMiner:
         return list(self._templates)
 
     def add_many(self, events: Iterable[str], side: str = "") -> None:
-        for event in events:
-            self.add(event, side)
+        """Count ``events`` on ``side``: the same shapes, counts, examples and samples as adding them one
+        by one, with each group of events that differ only in digits and ids masked once."""
+        self.add_sides([(side, events if isinstance(events, list) else list(events))])
+
+    def add_sides(self, sides: Sequence[tuple[str, list[str]]]) -> None:
+        """`add_many` for each ``(side, events)`` in turn, with the events of all sides grouped together:
+        a line shape the sides share is analysed and masked once."""
+        batch = list(itertools.chain.from_iterable(events for _, events in sides))
+        if not batch:
+            return
+        parts = group_events(batch)
+        start = 0
+        for side, events in sides:
+            end = start + len(events)
+            if end > start:
+                own = [p for p in (part.within(start, end) for part in parts) if p is not None]
+                self._add_parts(own, batch, side, start)
+            start = end
+        self._templates = None
+
+    def _add_parts(self, parts: list[Part], batch: list[str], side: str, start: int) -> None:
+        """Count on ``side`` the events of ``parts`` (indices into ``batch``; the side's first is ``start``)."""
+        # (first event, part, its events, severity, crash or None when the raw event decided the severity)
+        pieces: list[tuple[int, Part, list[int], Severity, bool | None]] = []
+        for part in parts:
+            shape = self._shapes.get(part.masked, _MISSING)
+            if shape is not None:
+                sev, crash = (shape.severity, shape.crash) if shape is not _MISSING else self._classified(part.masked)
+                if crash is not None:
+                    pieces.append((part.indices[0], part, part.indices, sev, crash))
+                    continue
+            # A masked count next to an error word: the raw event decides the severity, event by event.
+            by_severity: dict[Severity, list[int]] = {}
+            for i in part.indices:
+                by_severity.setdefault(classify(batch[i])[0], []).append(i)
+            pieces += [(indices[0], part, indices, sev, None) for sev, indices in by_severity.items()]
+        # Shapes are numbered in the order their first event came, as if the events came one by one.
+        pieces.sort(key=lambda piece: piece[0])
+        taken: dict[int, tuple[Shape, list[tuple[Part, list[int]]]]] = {}
+        for _, part, indices, sev, crash in pieces:
+            shape = self._shape_for(part, sev, crash)
+            taken.setdefault(id(shape), (shape, []))[1].append((part, indices))
+        for shape, shape_parts in taken.values():
+            self._count(shape, shape_parts, batch, side)
+        if side not in self._first:
+            self._first[side] = next(shape for shape, sp in taken.values() if any(ix[0] == start for _, ix in sp))
 
     def add(self, event: str, side: str = "") -> None:
-        first, _, rest = event.partition("\n")
-        # Most lines need no flattening, PRI reading or trimming: skip the call for them.
-        line = first if first[:1] not in _SPECIAL_FIRST and len(first) <= MAX_LINE_CHARS else split_line(first)
-        raw = line.split()
-        first_masked = mask_tokens(raw, line)
-        masked = " ".join(first_masked)
-        if rest:
-            masked = masked + "\n" + "\n".join(_mask_line(p) for p in rest.split("\n"))
-        shape = self._shapes.get(masked, _MISSING)
-        if shape is _MISSING:
-            sev, uncertain, crash = classify(masked)
-            shape = None if uncertain else self._new_shape(first_masked, rest, sev, crash)
-            self._shapes[masked] = shape
-        if shape is None:
-            sev = classify(event)[0]
-            shape = self._by_raw_severity.get((masked, sev))
+        self.add_many([event], side)
+
+    def _classified(self, masked: str) -> tuple[Severity, bool | None]:
+        """Severity and crash flag of a masked form not seen before; crash None when the form alone
+        cannot tell (remembered, so its events are always judged raw)."""
+        sev, uncertain, crash = classify(masked)
+        if uncertain:
+            self._shapes[masked] = None
+            return sev, None
+        return sev, crash
+
+    def _shape_for(self, part: Part, sev: Severity, crash: bool | None) -> Shape:
+        if crash is not None:
+            shape = self._shapes.get(part.masked)
             if shape is None:
-                # Not a crash: a crash signature decides before any count is looked at.
-                shape = self._new_shape(first_masked, rest, sev, False)
-                self._by_raw_severity[(masked, sev)] = shape
-        counts = shape.counts
-        n = counts[side] = counts.get(side, 0) + 1
-        if side not in self._first:
-            self._first[side] = shape
-        if n <= self.max_examples:
-            shape.examples.setdefault(side, []).append(event)
-        if shape.fields:
-            for f, series in zip(shape.fields, shape.numbers, strict=True):
-                samples = series.side(side)
-                if samples.due():
-                    value = read_number(raw, f)
-                    if value is not None:
-                        samples.keep(value)
-        self._templates = None
+                shape = self._shapes[part.masked] = self._new_shape(part.first, part.rest, sev, crash)
+            return shape
+        raw = self._by_raw_severity.get((part.masked, sev))
+        if raw is None:
+            # Not a crash: a crash signature decides before any count is looked at.
+            raw = self._by_raw_severity[(part.masked, sev)] = self._new_shape(part.first, part.rest, sev, False)
+        return raw
+
+    def _count(self, shape: Shape, parts: list[tuple[Part, list[int]]], batch: list[str], side: str) -> None:
+        before = shape.counts.get(side, 0)
+        total = sum(len(indices) for _, indices in parts)
+        shape.counts[side] = before + total
+        room = self.max_examples - before
+        if room > 0:
+            first = heapq.nsmallest(room, itertools.chain.from_iterable(indices[:room] for _, indices in parts))
+            shape.examples.setdefault(side, []).extend(batch[i] for i in first)
+        for f, series in zip(shape.fields, shape.numbers, strict=True):
+            values = self._values(f, parts)
+            feed(series.side(side), values)
+
+    def _values(self, f: NumberField, parts: list[tuple[Part, list[int]]]) -> list[float | None]:
+        """The value of field ``f`` on each event of ``parts``, in the order the events came.
+
+        The events of a part mask alike token by token, so whether the token at the field's place is
+        that field is read once, on the part's first event."""
+        per_part: list[tuple[list[int], list[float | None]]] = []
+        for part, indices in parts:
+            position = part.token_count - f.from_end
+            if position < 0:
+                per_part.append((indices, [None] * len(indices)))
+                continue
+            tokens = part.tokens_at(position)
+            if len(indices) != len(part.indices):
+                keep = set(indices)
+                tokens = [t for i, t in zip(part.indices, tokens, strict=True) if i in keep]
+            if _mask_token(tokens[0]) != f.masked:
+                per_part.append((indices, [None] * len(indices)))
+                continue
+            values = self._read.get(f)
+            if values is None:
+                values = self._read[f] = {}
+            for t in set(tokens).difference(values):
+                values[t] = read_value(t, f)
+            per_part.append((indices, list(map(values.__getitem__, tokens))))
+        if len(per_part) == 1:
+            return per_part[0][1]
+        order = list(itertools.chain.from_iterable(ix for ix, _ in per_part))
+        merged = list(itertools.chain.from_iterable(vals for _, vals in per_part))
+        return list(map(merged.__getitem__, sorted(range(len(order)), key=order.__getitem__)))
 
     def _new_shape(self, first: list[str], rest: str, sev: Severity, crash: bool) -> Shape:
         line = " ".join(first)

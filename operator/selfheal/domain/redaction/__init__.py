@@ -3,39 +3,18 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import re2
 
-from selfheal.domain.redaction.entropy import blob_spans, entropy_spans
-from selfheal.domain.redaction.keys import bearer_spans, command_spans, key_spans
+from selfheal.domain.redaction.gate import PHASES, candidates, gated_spans, shift, whole_text_spans
+from selfheal.domain.redaction.lines import Lines, matches
 from selfheal.domain.redaction.normalise import fold
-from selfheal.domain.redaction.pii import card_spans, email_spans
-from selfheal.domain.redaction.shapes import private_key_spans, url_password_spans
-from selfheal.domain.redaction.spans import MARKER_PREFIX, Span, apply
+from selfheal.domain.redaction.shapes import url_password_spans
+from selfheal.domain.redaction.spans import MARKER_PREFIX, Edit, Span, apply
 from selfheal.domain.redaction.vendors import re2_options, vendor_spans
 
 __all__ = ["BUILTIN_KINDS", "MARKER_PREFIX", "Redactor", "compile_pattern", "fold", "redact_with_counts"]
-
-Rule = Callable[[str, str, int], Iterable[Span]]
-
-# Two phases. First the rules that know what a value is from its context (a key's name, a block,
-# a URL's userinfo); then, on what they left, the rules that judge a token by its own shape. Within
-# a phase overlapping spans merge, and the first rule's kind names the merged span.
-_CONTEXT_RULES: tuple[Rule, ...] = (
-    lambda text, low, rank: private_key_spans(text, rank),
-    key_spans,
-    command_spans,
-    bearer_spans,
-    lambda text, low, rank: url_password_spans(text, rank),
-)
-_SHAPE_RULES: tuple[Rule, ...] = (
-    lambda text, low, rank: vendor_spans(text, rank),
-    lambda text, low, rank: blob_spans(text, rank),
-    lambda text, low, rank: entropy_spans(text, rank),
-    lambda text, low, rank: card_spans(text, rank),
-    lambda text, low, rank: email_spans(text, rank),
-)
 
 BUILTIN_KINDS: tuple[str, ...] = (
     "private_key", "password", "token", "secret", "api_key", "aws_secret_key", "session", "authorization",
@@ -48,6 +27,8 @@ MAX_PATTERN_LENGTH = 1024
 MAX_REMEMBERED = 4096
 MIN_REMEMBERED_LENGTH = 6
 MAX_REMEMBERED_LENGTH = 512
+# Up to this many remembered values are looked for one by one; more, with one automaton.
+_FEW_REMEMBERED = 8
 _NAMED_VALUE = re.compile(r"[A-Za-z]{3,40}[=:](.{6,})")
 _TOKEN = re.compile(r"[A-Za-z0-9_\-+/=.]*")
 
@@ -100,42 +81,71 @@ class Redactor:
 
     def redact_with_counts(self, text: str) -> tuple[str, dict[str, int]]:
         """Like :meth:`redact`, also returning the counts of this call alone."""
-        redacted, found = self._run(fold(text))
+        redacted, found, _ = self._run(text)
         for kind, n in found.items():
             self.counts[kind] = self.counts.get(kind, 0) + n
         return redacted, found
 
+    def redact_marking(self, text: str, pattern: str) -> tuple[str, Lines | None]:
+        """Like :meth:`redact`, also returning ranges of whole lines of the result that hold every
+        line ``pattern`` (RE2 syntax, not crossing a line end) matches there, found in the scan redaction
+        makes anyway; None when not known (the caller then looks itself)."""
+        redacted, found, lines = self._run(text, pattern)
+        for kind, n in found.items():
+            self.counts[kind] = self.counts.get(kind, 0) + n
+        return redacted, lines
+
     def scrub(self, text: str) -> str:
         """Redact without counting: for text derived from text that was already redacted and counted."""
-        return self._run(fold(text))[0]
+        return self._run(text)[0]
 
     def _custom_spans(self, text: str) -> Iterator[Span]:
         for kind, regex in self._custom:
             for m in regex.finditer(text):
                 yield Span(m.start(), m.end(), kind, 0)
 
-    def _run(self, text: str) -> tuple[str, dict[str, int]]:
+    def _run(self, text: str, marking: str | None = None) -> tuple[str, dict[str, int], Lines | None]:
+        """Fold ``text``, then replace remembered secrets, user patterns' matches and built-in findings;
+        with the lines (see `redact_marking`) any rule or ``marking`` found."""
         found: dict[str, int] = {}
         if not text:
-            return text, found
+            return text, found, None
         replaced: dict[str, str] = {}
+        # Each built-in rule reads only the lines its trigger is on (see `gate`), found in the scan
+        # that finds the lines to fold; every replacement moves them (see `shift`).
+        text, lines = candidates(text, marking) if self._builtins else (fold(text), None)
         if self._known:
-            text = apply(text, self._known_spans(text), found)
+            edits: list[Edit] = []
+            text = apply(text, self._known_spans(text), found, edits=edits)
+            lines = shift(lines, edits, text)
         if self._custom:
-            text = apply(text, self._custom_spans(text), found, replaced)
+            edits = []
+            text = apply(text, self._custom_spans(text), found, replaced, edits)
+            lines = shift(lines, edits, text)
         if self._builtins:
-            for rules in (_CONTEXT_RULES, _SHAPE_RULES):
-                text = apply(text, _spans(rules, text, _lower(text)), found, replaced)
+            for phase in PHASES:
+                spans = gated_spans(phase, text, lines)
+                edits = []
+                text = apply(text, whole_text_spans(phase, text) if spans is None else spans, found, replaced, edits)
+                lines = shift(lines, edits, text)
         self._remember(replaced)
-        return text, found
+        return text, found, lines
 
     def _known_spans(self, text: str) -> Iterator[Span]:
+        if len(self._known) <= _FEW_REMEMBERED:
+            # A few values: a substring search each reads the text faster than one automaton.
+            for value, kind in self._known.items():
+                start = text.find(value)
+                while start >= 0:
+                    yield Span(start, start + len(value), kind, 0)
+                    start = text.find(value, start + len(value))
+            return
         if self._known_regex is None:
             # One automaton for all remembered values, the longest first: a single scan of the text.
             values = sorted(self._known, key=len, reverse=True)
             self._known_regex = re2.compile("|".join(re2.escape(v) for v in values), re2_options())
-        for m in self._known_regex.finditer(text):
-            yield Span(m.start(), m.end(), self._known[m.group(0)], 0)
+        for start, end in matches(self._known_regex, text):
+            yield Span(start, end, self._known[text[start:end]], 0)
 
     def _remember(self, replaced: dict[str, str]) -> None:
         for whole, kind in replaced.items():
@@ -168,19 +178,6 @@ def _memorable(value: str) -> bool:
     )
 
 
-def _lower(text: str) -> str:
-    """``text`` in lower case, index for index (a few characters change length in lower case)."""
-    lowered = text.lower()
-    if len(lowered) == len(text):
-        return lowered
-    return "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
-
-
-def _spans(rules: tuple[Rule, ...], text: str, lowered: str) -> Iterator[Span]:
-    for rank, rule in enumerate(rules, start=1):
-        yield from rule(text, lowered, rank)
-
-
 _DEFAULT: Redactor | None = None
 
 
@@ -189,4 +186,5 @@ def redact_with_counts(text: str) -> tuple[str, dict[str, int]]:
     global _DEFAULT
     if _DEFAULT is None:
         _DEFAULT = Redactor()
-    return _DEFAULT._run(fold(text))
+    redacted, found, _ = _DEFAULT._run(text)
+    return redacted, found

@@ -20,6 +20,15 @@ _RUN = re.compile(r"[A-Za-z0-9+/_\-]{20,}={0,2}")
 _BLOB = re.compile(r"[A-Za-z0-9+][A-Za-z0-9+/]{15,}={0,2}")
 _CLASS = {**dict.fromkeys("ABCDEFGHIJKLMNOPQRSTUVWXYZ", 0), **dict.fromkeys("abcdefghijklmnopqrstuvwxyz", 1)}
 _CLASS.update(dict.fromkeys("0123456789", 2))
+# A run of token characters holding an upper-case letter, a lower-case letter and a digit, in any
+# order: every token `looks_random` accepts is one.
+_TOKEN_CLASS = r"[A-Za-z0-9+/_\-]"
+ENTROPY_TRIGGER = "|".join(
+    f"{a}{_TOKEN_CLASS}*{b}{_TOKEN_CLASS}*{c}" for a, b, c in itertools.permutations(("[A-Z]", "[a-z]", "[0-9]"))
+)
+# A blob of at least 16 base64 characters with an upper-case letter has one with eight base64
+# characters on one side of it.
+BLOB_TRIGGER = r"[A-Za-z0-9+/]{8}[A-Z]|[A-Z][A-Za-z0-9+/]{8}"
 _CREDENTIAL_PAIR = re.compile(r"[^\s:]{1,128}:[^\s]{1,256}")
 _WORD = re.compile(r"[a-z]{4,}|[A-Z][a-z]{3,}")
 

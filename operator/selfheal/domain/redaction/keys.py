@@ -44,6 +44,8 @@ _SCHEMES = frozenset(
      "aws4-hmac-sha256", "hmac", "signature", "mac", "hawk", "dpop", "pop", "gsso", "splunk", "klaviyo-api-key"}
 )  # fmt: skip
 
+_KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
+_MAX_KEY = 64
 _KEY_BACK = re.compile(r"[A-Za-z0-9_.\-]{1,64}\Z")
 _KEY_FORWARD = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 _STEMS = re.compile(r"pass|pwd|pw|secret|token|key|auth|cred|sig|sess|cookie|sid|pin|otp|connectionstring")
@@ -57,7 +59,20 @@ _NESTED_KEY = re.compile(r"([A-Za-z_][A-Za-z0-9_.\-]{0,40})=")
 _AFTER_PADDING = frozenset(" \t\r\n\"'`,;&<>(){}[]\\|=")
 _PLAIN_VALUE = re.compile(r"[^ \t\r\n\"'`,;&<>(){}\[\]\\|]{1,2048}")
 _WORDS_VALUE = re.compile(r"[^\n\"'`\]\\]{1,2048}")
-_MAX_VALUE = 2048
+MAX_VALUE = 2048
+
+
+def _words_of(words: frozenset[str]) -> str:
+    return "|".join(sorted(words, key=lambda w: (-len(w), w)))
+
+
+# What `key_spans` needs before it can find anything: a secret word ending a word of a key
+# ("DB_PASSWORD", "accessToken", "passwordValue"), or a generic last word after its qualifier
+# ("api_key", "sessionId"). Words end before a character that is not a lower-case letter.
+KEY_TRIGGER = "|".join(
+    [f"(?i:{_words_of(_SECRET_WORDS | frozenset(_SECRET_SUFFIXES))})(?:[^a-z]|\\z)"]
+    + [f"(?i:{_words_of(before)})[0-9_.\\-]*(?i:{word})(?:[^a-z]|\\z)" for word, before in _QUALIFIED.items()]
+)
 
 
 @lru_cache(maxsize=4096)
@@ -102,7 +117,7 @@ def _kind(key: str) -> str:
 
 def _quoted_end(text: str, start: int, quote: str, escapes: int) -> int:
     """End of a value opened by ``escapes`` backslashes and ``quote``: at the same quote with as many."""
-    limit = min(len(text), start + _MAX_VALUE)
+    limit = min(len(text), start + MAX_VALUE)
     i = start
     while True:
         j = text.find(quote, i, limit)
@@ -197,6 +212,8 @@ def key_spans(text: str, lowered: str, rank: int) -> Iterator[Span]:
         forward = _KEY_FORWARD.match(text, stem.end())
         ke = forward.end() if forward is not None else stem.end()
         done = ke
+        if ke - stem.end() == _MAX_KEY and ke < len(text) and text[ke] in _KEY_CHARS:
+            continue  # a run of key characters longer than any key name: an identifier or data
         key = text[ks:ke].strip(".-")
         if not key or not key_is_secret(key):
             continue
@@ -220,7 +237,7 @@ def _values_after(text: str, ks: int, ke: int, key: str) -> Iterator[tuple[int, 
             yield (*value_span(text, sep.end()), kind)
         return
     if ke < len(text) and text[ke] == ">" and ks > 0 and text[ks - 1] == "<":
-        end = text.find("<", ke + 1, ke + 1 + _MAX_VALUE)
+        end = text.find("<", ke + 1, ke + 1 + MAX_VALUE)
         yield ke + 1, end if end >= 0 else ke + 1, kind
         return
     if text.startswith("-", ks) and ke < len(text) and text[ke] in " \t":
@@ -250,6 +267,10 @@ _COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
     "redis-cli": (("-a",), ""), "sshpass": (("-p",), ""), "mongo": (("-p",), ""), "mongosh": (("-p",), ""),
     "mongodump": (("-p",), ""), "curl": (("-u", "--user", "--proxy-user"), ""), "wget": (("--password",), ""),
 }  # fmt: skip
+# A command line `command_spans` reads: one of the commands, then a password flag on the same line.
+COMMAND_TRIGGER = (
+    "(?i:" + "|".join(re.escape(command) for command in _COMMANDS) + ")[^\\n]*[ \\t]-(?:[pau]|-user|-proxy-user)"
+)
 _ATTACHED_ONLY = frozenset({"mysql", "mysqldump", "mysqladmin", "mariadb"})
 _FLAG = re.compile(r"[ \t](?P<flag>-[pau]|--user|--proxy-user)(?:(?P<eq>[ \t]+|=)|(?=[^ \t\n-]))")
 
@@ -306,6 +327,7 @@ def _flag_values(
 
 
 _BEARER = re.compile(r"bearer[ \t]{1,4}")
+BEARER_TRIGGER = r"(?i:bearer)[ \t]"
 
 
 def bearer_spans(text: str, lowered: str, rank: int) -> Iterator[Span]:

@@ -6,6 +6,10 @@ import re
 import unicodedata
 from functools import cache
 
+import re2
+
+from selfheal.domain.redaction.lines import lines_matching
+
 # Unicode's stream-safe text format allows at most 30 combining marks after one base character;
 # longer runs exist only to attack normalisation, whose canonical reordering is quadratic in a run.
 MAX_MARKS = 30
@@ -33,10 +37,16 @@ _LOOKALIKES = {
 }  # fmt: skip
 _LOOKALIKE_TABLE = str.maketrans(_LOOKALIKES)
 _LOOKALIKE_CLASS = "[" + "".join(_LOOKALIKES) + "]"
-_LOOKALIKE_RUN = re.compile(rf"(?<=[A-Za-z0-9_]){_LOOKALIKE_CLASS}{{1,8}}|{_LOOKALIKE_CLASS}{{1,8}}(?=[A-Za-z0-9_])")
+_LOOKALIKE_RUN = re.compile(f"{_LOOKALIKE_CLASS}+")
+_WORD_CHAR = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
 
-# Planes that hold combining marks (the rest are unassigned or private use).
-_MARK_PLANES = ((0, 0x40000), (0xE0000, 0xE0200))
+# What folding can change: anything but printable ASCII, tab and newline, and escaped ANSI sequences.
+# Lines without it are their own folded form.
+# One match from the first to the last such place of a line, so a line costs one match however much it holds.
+FOLDABLE = r"(?:[^\t\n\x20-\x7e]|\\(?:u001[bB]|x1[bB]|033|e)\[)"
+NEEDS_FOLDING = re2.compile(f"{FOLDABLE}(?:[^\\n]*{FOLDABLE})?")
+# When more of the text than this needs folding, it is folded whole.
+_WHOLE_SHARE = 0.5
 
 
 class _DropTable(dict[int, "str | None"]):
@@ -46,6 +56,8 @@ class _DropTable(dict[int, "str | None"]):
         ch = chr(cp)
         category = unicodedata.category(ch)
         value: str | None = ch
+        if category[0] == "M" or unicodedata.combining(ch):
+            _SEEN_MARKS.add(cp)
         if ch in "\n\t":
             value = ch
         elif category in ("Cc", "Cf", "Cs", "Co", "Cn"):
@@ -58,21 +70,31 @@ class _DropTable(dict[int, "str | None"]):
         return value
 
 
+# Combining marks `_DROP` has looked up: every mark of a text it translated is among them.
+_SEEN_MARKS: set[int] = set()
 _DROP = _DropTable()
+_NEVER = re.compile(r"()(?!)")
+
+
+def _marks() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """Runs of combining marks: after an ASCII character (dropped) and beyond `MAX_MARKS` (cut).
+
+    Built from the marks seen so far, so only after ``text.translate(_DROP)`` does it cover a text's
+    marks; rebuilt when new marks have been seen (reading every code point of Unicode for the class
+    would cost a seventh of a second)."""
+    return _marks_of(frozenset(_SEEN_MARKS))
 
 
 @cache
-def _marks() -> tuple[re.Pattern[str], re.Pattern[str]]:
-    """Runs of combining marks: after an ASCII character (dropped) and beyond `MAX_MARKS` (cut)."""
+def _marks_of(marks: frozenset[int]) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    if not marks:
+        return _NEVER, _NEVER
     ranges: list[tuple[int, int]] = []
-    for low, high in _MARK_PLANES:
-        for cp in range(low, high):
-            ch = chr(cp)
-            if unicodedata.category(ch)[0] == "M" or unicodedata.combining(ch):
-                if ranges and ranges[-1][1] == cp - 1:
-                    ranges[-1] = (ranges[-1][0], cp)
-                else:
-                    ranges.append((cp, cp))
+    for cp in sorted(marks):
+        if ranges and ranges[-1][1] == cp - 1:
+            ranges[-1] = (ranges[-1][0], cp)
+        else:
+            ranges.append((cp, cp))
     cls = "[" + "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" if a != b else re.escape(chr(a)) for a, b in ranges)
     cls += "]"
     return re.compile(rf"(?<=[\x21-\x7e]){cls}+"), re.compile(rf"({cls}{{{MAX_MARKS}}}){cls}+")
@@ -86,9 +108,28 @@ def fold(text: str) -> str:
     combining marks are cut to `MAX_MARKS`, look-alike letters touching ASCII ones become Latin,
     and the result is NFKC-normalised (full-width and other compatibility forms become plain).
     Folding folded text changes nothing.
+
+    Folding never reaches across a line end, so only the lines that hold something to fold are
+    read again: one scan finds them.
     """
     if not text:
         return text
+    lines = lines_matching(NEEDS_FOLDING, text, _WHOLE_SHARE)
+    if lines is None:
+        return _fold(text)
+    if not lines:
+        return text
+    pieces = []
+    pos = 0
+    for start, end in lines:
+        pieces.append(text[pos:start])
+        pieces.append(_fold(text[start:end]))
+        pos = end
+    pieces.append(text[pos:])
+    return "".join(pieces)
+
+
+def _fold(text: str) -> str:
     if "\x1b" in text or "\\" in text:
         text = _ANSI.sub("", text)
     if text.isascii():
@@ -97,10 +138,20 @@ def fold(text: str) -> str:
     on_ascii, long_runs = _marks()
     text = on_ascii.sub("", text)
     text = long_runs.sub(r"\1", text)
-    text = _LOOKALIKE_RUN.sub(lambda m: m.group(0).translate(_LOOKALIKE_TABLE), text)
     if not unicodedata.is_normalized("NFKC", text):
         text = unicodedata.normalize("NFKC", text)
         # Normalising can bring back what was removed (a compatibility form that decomposes to a
         # mark on an ASCII letter, or to an invisible character); a second pass settles it.
-        text = on_ascii.sub("", text.translate(_DROP))
-    return text
+        text = text.translate(_DROP)
+        text = _marks()[0].sub("", text)
+    # Last, as normalising can make a look-alike (a mathematical capital epsilon becomes a Greek one).
+    return _LOOKALIKE_RUN.sub(lambda m: _latin_if_touching(m, text), text)
+
+
+def _latin_if_touching(m: re.Match[str], text: str) -> str:
+    """A whole run of look-alike letters in Latin when it touches an ASCII letter, digit or underscore;
+    as it is otherwise. Whole runs, so that folding folded text changes nothing."""
+    start, end = m.span()
+    if (start and text[start - 1] in _WORD_CHAR) or (end < len(text) and text[end] in _WORD_CHAR):
+        return m.group(0).translate(_LOOKALIKE_TABLE)
+    return m.group(0)

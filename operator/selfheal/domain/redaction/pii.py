@@ -11,12 +11,14 @@ _EMAIL = re.compile(
     r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63}){0,6}"
     r"\.[A-Za-z]{2,24}(?![A-Za-z0-9\-])"
 )
+EMAIL_TRIGGER = r"[A-Za-z0-9._%+\-]@[A-Za-z0-9\-]"
 _EMAIL_LOCAL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+-")
 # A card number is written plain, in groups of four, or (Amex) 4-6-5; the same separator throughout.
 _CARD = re.compile(
     r"(?<![0-9.\-])(?:[0-9]{13,19}|[0-9]{4}([ \-])[0-9]{4}\1[0-9]{4}\1[0-9]{1,7}|[0-9]{4}([ \-])[0-9]{6}\2[0-9]{5})"
     r"(?![0-9])"
 )
+CARD_TRIGGER = r"[0-9]{13}|[0-9]{4}[ \-][0-9]{4}[ \-][0-9]{4}[ \-][0-9]|[0-9]{4}[ \-][0-9]{6}[ \-][0-9]{5}"
 _CARD_PREFIXES = re.compile(
     r"4|5[1-5]|2(?:22[1-9]|2[3-9][0-9]|[3-6][0-9]{2}|7[01][0-9]|720)|3[47]|3[068]|35|6(?:011|5|4[4-9]|2)"
 )

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 from selfheal.domain.redaction.spans import MARKER_PREFIX, Span
 
+PRIVATE_KEY_TRIGGER = r"PRIVATE KEY|PuTTY-User-Key"
 _BEGIN = re.compile(r"-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----|PuTTY-User-Key-File-[0-9]")
 _END = re.compile(r"-----END[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----")
 _KEY_BODY_LINE = re.compile(r"[ \t]{0,16}[A-Za-z0-9+/]{16,128}={0,2}[ \t]{0,16}")
@@ -21,6 +22,8 @@ _URL = re.compile(
     # repetition starts at an "@", so the split is unambiguous and the scan linear.
     r"([^\s@\"'<>]{1,256}(?:@[^\s/@\"'<>]{0,256}){0,8})@"
 )
+# A scheme, a user and a password before an "@": what `url_password_spans` reads.
+URL_PASSWORD_TRIGGER = r"://[^\s:/@\"'<>]*:[^\s@\"'<>]+@"
 _SCHEME_CHARS = frozenset(string.ascii_letters + string.digits + "+.-")
 
 

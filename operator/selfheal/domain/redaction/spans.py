@@ -46,10 +46,20 @@ def in_marker(text: str, start: int) -> bool:
     return close >= start
 
 
-def apply(text: str, spans: Iterable[Span], found: dict[str, int], replaced: dict[str, str] | None = None) -> str:
+Edit = tuple[int, int, int]
+
+
+def apply(
+    text: str,
+    spans: Iterable[Span],
+    found: dict[str, int],
+    replaced: dict[str, str] | None = None,
+    edits: list[Edit] | None = None,
+) -> str:
     """Replace the union of ``spans`` with markers; each replaced region is counted once, by the kind
     of the span that starts it (ties: the lower rank, then the longer). Spans inside markers are skipped.
-    ``replaced`` collects each replaced text with its kind."""
+    ``replaced`` collects each replaced text with its kind, ``edits`` each ``(start, end, length of
+    the marker)`` in ``text``'s positions."""
     ordered = sorted((s for s in spans if s.end > s.start), key=lambda s: (s.start, s.rank, -s.end))
     if not ordered:
         return text
@@ -62,13 +72,13 @@ def apply(text: str, spans: Iterable[Span], found: dict[str, int], replaced: dic
             cur_end = max(cur_end, span.end)
             continue
         if current is not None:
-            pos = _emit(text, parts, pos, current, cur_end, found, replaced)
+            pos = _emit(text, parts, pos, current, cur_end, found, replaced, edits)
         if in_marker(text, span.start):
             current = None
             continue
         current, cur_end = span, span.end
     if current is not None:
-        pos = _emit(text, parts, pos, current, cur_end, found, replaced)
+        pos = _emit(text, parts, pos, current, cur_end, found, replaced, edits)
     if not parts:
         return text
     parts.append(text[pos:])
@@ -76,11 +86,20 @@ def apply(text: str, spans: Iterable[Span], found: dict[str, int], replaced: dic
 
 
 def _emit(
-    text: str, parts: list[str], pos: int, span: Span, end: int, found: dict[str, int], replaced: dict[str, str] | None
+    text: str,
+    parts: list[str],
+    pos: int,
+    span: Span,
+    end: int,
+    found: dict[str, int],
+    replaced: dict[str, str] | None,
+    edits: list[Edit] | None,
 ) -> int:
     if replaced is not None:
         replaced[text[span.start : end]] = span.kind
     parts.append(text[pos : span.start])
     parts.append(marker(span.kind))
+    if edits is not None:
+        edits.append((span.start, end, len(parts[-1])))
     found[span.kind] = found.get(span.kind, 0) + 1
     return end

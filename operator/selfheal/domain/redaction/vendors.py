@@ -11,6 +11,7 @@ import re2
 from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
 from detect_secrets.plugins.base import RegexBasedDetector
 
+from selfheal.domain.redaction.relax import relaxed
 from selfheal.domain.redaction.spans import TOKEN_CHARS, Span, widen
 
 # detect-secrets plugins left out: public IP addresses are not secrets, and private keys are
@@ -90,6 +91,13 @@ EXTRA_FORMATS: tuple[tuple[str, str], ...] = (
     ("azure_storage_key", r"AccountKey=[A-Za-z0-9+/=]{20,}"),
     ("azure_client_secret", r"[A-Za-z0-9_~.\-]{3}\dQ~[A-Za-z0-9_~.\-]{31,34}"),
 )
+
+# Formats made of character classes alone, whose relaxed form would fire on ordinary words: a
+# hand-written pattern that every match of theirs also matches.
+_RELAXATIONS = {
+    "discord_bot_token": r"[a-zA-Z0-9_\-]{8}\.[a-zA-Z0-9_\-]{6}\.[a-zA-Z0-9_\-]{16}",
+    "telegram_bot_token": r"[0-9]{8}:[0-9A-Za-z_\-]{16}",
+}
 
 _LOOKAROUND = re.compile(r"\(\?<?[=!]")
 # RE2 counts repetitions up to 1000; a larger bound becomes unbounded (the scan stays linear).
@@ -171,6 +179,16 @@ def _compiled() -> tuple[tuple[re2._Regexp, str, bool], ...]:
         regex = re2.compile(pattern, options)
         out.append((regex, fmt.kind, regex.groups > 0))
     return tuple(out)
+
+
+@cache
+def trigger() -> str:
+    """One pattern every vendor credential matches (each format relaxed, see `relaxed`): text it does
+    not match holds none of them."""
+    parts = []
+    for regex, kind, _ in _compiled():
+        parts.append(_RELAXATIONS.get(kind) or relaxed(regex.pattern))
+    return "|".join(f"(?:{part})" for part in dict.fromkeys(parts))
 
 
 def vendor_spans(text: str, rank: int) -> Iterator[Span]:
