@@ -1,20 +1,18 @@
-"""RemediationTickets from judgements: one per (rollout, failing pod-template hash); repeats are counted."""
+"""RemediationTickets from judgements: one per (rollout, failing pod-template hash); repeats are counted once each."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
 from selfheal.domain.argo import ARGO_GROUP, ARGO_VERSION, Rollout, current_step_description
-from selfheal.domain.evidence import Side
 from selfheal.domain.ticket import (
     API_VERSION,
     MAX_FAILED_METRICS,
+    MAX_FAILURE_LINE,
+    MAX_FAILURE_LINES,
     MAX_PODS,
-    MAX_TEMPLATE_EXAMPLES,
-    MAX_TEMPLATE_LENGTH,
-    MAX_TEMPLATES,
     TICKET_KIND,
     FailedMetricRecord,
     PodRecord,
@@ -26,12 +24,21 @@ from selfheal.domain.ticket import (
     to_wire,
 )
 from selfheal.domain.timestamps import rfc3339
+from selfheal.errors import Conflict, TransientError
 from selfheal.services.judge import Judgement
 from selfheal.services.ports import KubePort
 
 MAX_OCCURRENCE_KEYS = 20
 ROLLOUT_LABEL = "selfheal.dev/rollout"
 FINGERPRINT_LABEL = "selfheal.dev/fingerprint"
+SIGNATURE_LABEL = "selfheal.dev/signature"
+# What a ticket keeps of the evidence: what its issue shows, and a little more. The judgement ledger
+# holds the spec until the ticket exists, so it stays a few kilobytes.
+TICKET_TEMPLATES = 15
+TICKET_EXAMPLES = 3
+TICKET_TEXT = 1000
+# A status write refused because the ticket changed (409) is read, recomputed and sent again this often.
+CONFLICT_ATTEMPTS = 8
 
 
 def ticket_spec(
@@ -51,6 +58,8 @@ def ticket_spec(
         pod_template_hash=j.evidence.canary_hash,
         revision=ro.revision,
         fingerprint=j.fingerprint,
+        signature=j.signature.signature,
+        failure=[redact(line)[:MAX_FAILURE_LINE] for line in j.signature.lines()[:MAX_FAILURE_LINES]],
         images=ro.images[:50],
         step=current_step_description(ro)[:63],
         trigger=trigger,
@@ -59,16 +68,16 @@ def ticket_spec(
             templates=[
                 TemplateRecord(
                     id=t.id,
-                    template=t.template[:MAX_TEMPLATE_LENGTH],
+                    template=t.template[:TICKET_TEXT],
                     severity=t.severity,
                     status=t.status,
                     canary_count=t.canary_count,
                     stable_count=t.stable_count,
                     canary_rate=t.canary_rate,
                     stable_rate=t.stable_rate,
-                    examples=[e[:MAX_TEMPLATE_LENGTH] for e in t.examples[:MAX_TEMPLATE_EXAMPLES]],
+                    examples=[e[:TICKET_TEXT] for e in t.examples[:TICKET_EXAMPLES]],
                 )
-                for t in templates[:MAX_TEMPLATES]
+                for t in templates[:TICKET_TEMPLATES]
             ],
             failed_metrics=[FailedMetricRecord.from_failed_metric(m) for m in metrics],
             pods=[PodRecord.from_pod(p) for p in j.evidence.pods[:MAX_PODS]],
@@ -78,13 +87,16 @@ def ticket_spec(
 
 
 def ticket_body(spec: TicketSpec, ro: Rollout) -> dict[str, Any]:
+    labels = {ROLLOUT_LABEL: ro.name[:63], FINGERPRINT_LABEL: spec.fingerprint[:63]}
+    if spec.signature:
+        labels[SIGNATURE_LABEL] = spec.signature[:63]
     return {
         "apiVersion": API_VERSION,
         "kind": TICKET_KIND,
         "metadata": {
             "name": ticket_name(ro.name, spec.pod_template_hash),
             "namespace": ro.namespace,
-            "labels": {ROLLOUT_LABEL: ro.name[:63], FINGERPRINT_LABEL: spec.fingerprint[:63]},
+            "labels": labels,
             "ownerReferences": [
                 {
                     "apiVersion": f"{ARGO_GROUP}/{ARGO_VERSION}",
@@ -100,7 +112,7 @@ def ticket_body(spec: TicketSpec, ro: Rollout) -> dict[str, Any]:
     }
 
 
-def occurrence_patch(status: dict[str, Any] | None, key: str, now: datetime) -> dict[str, Any] | None:
+def occurrence_patch(status: Mapping[str, Any] | None, key: str, now: datetime) -> dict[str, Any] | None:
     """The status change for one more sighting of the failure; None when ``key`` was already counted."""
     status = status or {}
     keys = list(status.get("occurrenceKeys") or [])
@@ -116,26 +128,54 @@ def occurrence_patch(status: dict[str, Any] | None, key: str, now: datetime) -> 
     }
 
 
-async def record(
+def resource_version(obj: Mapping[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion") or "")
+
+
+async def update_status(
     kube: KubePort,
-    j: Judgement,
-    ro: Rollout,
+    namespace: str,
+    name: str,
+    change: Callable[[dict[str, Any]], dict[str, Any] | None],
     *,
-    policy: str,
-    trigger: str,
-    key: str,
-    now: datetime,
-    redact: Callable[[str], str] = lambda text: text,
-) -> tuple[str, bool, bool]:
-    """Create the ticket or count the repeat: ``(name, created, counted)``. Idempotent per ``key``."""
-    spec = ticket_spec(j, ro, policy, trigger, redact)
-    obj, created = await kube.create_ticket(ro.namespace, ticket_body(spec, ro))
+    read: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any] | None, bool]:
+    """Change a ticket's status from what was read: the patch ``change`` computes from the object is sent
+    with the object's resourceVersion, so a write in between is refused (409), read again and the change
+    computed again. Starts from ``read`` when given. ``(object, written)``; the object is None when the
+    ticket is gone."""
+    obj = read
+    for _ in range(CONFLICT_ATTEMPTS):
+        if obj is None:
+            obj = await kube.get_ticket(namespace, name)
+            if obj is None:
+                return None, False
+        patch = change(obj)
+        if patch is None:
+            return obj, False
+        try:
+            written = await kube.patch_ticket_status(
+                namespace, name, {"status": patch}, resource_version=resource_version(obj)
+            )
+        except Conflict:
+            obj = None
+            continue
+        return written, True
+    raise TransientError(f"ticket {namespace}/{name} kept changing while its status was written", delay=1.0)
+
+
+def first_key(obj: Mapping[str, Any] | None) -> str:
+    keys = ((obj or {}).get("status") or {}).get("occurrenceKeys") or []
+    return str(keys[0]) if keys else ""
+
+
+async def record(kube: KubePort, spec: TicketSpec, ro: Rollout, *, key: str, now: datetime) -> tuple[str, bool, bool]:
+    """Create the ticket or count the repeat: ``(name, opened, counted)``. Idempotent per ``key``: the
+    same sighting recorded twice (a restart in between) counts once; ``opened`` when ``key`` is the
+    ticket's first occurrence. Two recorders at once both count (resourceVersion, 409, again)."""
+    obj, _ = await kube.create_ticket(ro.namespace, ticket_body(spec, ro))
     name = obj["metadata"]["name"]
-    patch = occurrence_patch(None if created else obj.get("status"), key, now)
-    if patch is not None:
-        await kube.patch_ticket_status(ro.namespace, name, {"status": patch})
-    return name, created, patch is not None
-
-
-def canary_has_logs(j: Judgement) -> bool:
-    return any(log.text for pod in j.evidence.side(Side.CANARY) for log in pod.logs)
+    written, counted = await update_status(
+        kube, ro.namespace, name, lambda o: occurrence_patch(o.get("status"), key, now), read=obj
+    )
+    return name, first_key(written) == key, counted
