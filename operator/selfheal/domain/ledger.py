@@ -76,15 +76,15 @@ class SituationRecord(BaseModel):
             stable=s.stable,
             step=s.step,
             steps=s.steps,
-            pauses=[list(p) for p in s.pauses],
+            pauses=[_trimmed(p) for p in s.pauses],
             paused=s.paused,
             aborted=s.aborted,
             promote_full=s.promote_full,
-            step_run=list(s.step_run),
+            step_run=_trimmed(s.step_run),
         )
 
     def situation(self) -> Situation:
-        run = [*self.step_run, "", ""][:2]
+        run = _padded(self.step_run)
         return Situation(
             uid=self.uid,
             template=self.template,
@@ -92,12 +92,25 @@ class SituationRecord(BaseModel):
             stable=self.stable,
             step=self.step,
             steps=self.steps,
-            pauses=tuple((p[0], p[1]) for p in self.pauses if len(p) == 2),
+            pauses=tuple(_padded(p) for p in self.pauses if p),
             paused=self.paused,
             aborted=self.aborted,
             promote_full=self.promote_full,
             step_run=(run[0], run[1]),
         )
+
+
+def _trimmed(pair: tuple[str, str]) -> list[str]:
+    """A pair as stored: trailing empty parts left out (the apiserver keeps no empty strings in a list)."""
+    items = list(pair)
+    while items and not items[-1]:
+        items.pop()
+    return items
+
+
+def _padded(items: list[str]) -> tuple[str, str]:
+    first, second = [*items, "", ""][:2]
+    return first, second
 
 
 class JudgementRecord(BaseModel):
