@@ -12,9 +12,10 @@ A failure is named by its *primary signature*, the single most decisive finding 
 Never from the trigger, the failed metric's name, which templates made the sample's top, how many pods were
 looked at, the namespace, the Rollout or the image tag: the same failing build caught by the log watch or
 by an AnalysisRun, on its next revision, in another Rollout or with more pods has the same name. The
-*fingerprint* adds every crash the canary shows to the workload and the primary signature; the
-*signature* (the primary alone, with the workload) keys the GitHub issue, so a sample that shows one more
-crash still finds the issue of its failure.
+*fingerprint* names the failure (the workload and the primary signature; the other crashes a sample shows
+are listed beside it, never part of it); the *signature* (the same two, hashed apart) is the marker the
+GitHub issue search matches, so an issue whose fingerprint was computed differently (an earlier version,
+another sample) is still found by its failure.
 """
 
 from __future__ import annotations
@@ -183,8 +184,10 @@ class FailureSignature:
 
     @property
     def fingerprint(self) -> str:
-        """sha256 of the workload, the primary signature and every crash (32 hex): the failure, exactly."""
-        return _digest(["workload", *self.workload, "primary", self.primary, "crashes", *sorted(self.crashes)])
+        """sha256 of the workload and the primary signature, under a name of its own (32 hex): the failure.
+        The other crashes are listed beside it but leave it alone: which of them a sample shows depends on
+        the moment and on the pods looked at."""
+        return _digest(["failure", *self.workload, "primary", self.primary])
 
     def lines(self) -> list[str]:
         """The primary signature first, then the other crashes: the ticket and the issue show these."""

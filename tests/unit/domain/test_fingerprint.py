@@ -203,3 +203,11 @@ def test_the_corpus_failures_of_one_software_have_names_of_their_own() -> None:
             name = failure_signature(ev, diff).signature
             assert name not in seen, f"{app}: {scenario} and {seen.get(name)} share a name"
             seen[name] = scenario
+
+
+def test_a_sample_showing_one_more_crash_names_the_same_failure() -> None:
+    base = FailureSignature(("ghcr.io/acme/web",), "panic: boom at main.getColor", ("panic: boom at main.getColor",))
+    more = FailureSignature(("ghcr.io/acme/web",), base.primary, (*base.crashes, "fatal error: concurrent map writes"))
+    assert (more.fingerprint, more.signature) == (base.fingerprint, base.signature)
+    assert more.lines() == [base.primary, "fatal error: concurrent map writes"]
+    assert FailureSignature(("ghcr.io/acme/api",), base.primary).fingerprint != base.fingerprint
