@@ -109,7 +109,13 @@ async def sweep(
     """Catch up on failed runs whose event was missed or whose analysis failed for a passing reason,
     and on pauses still waiting for a verdict."""
     all_policies = list(policies)
-    for ro, body in governed(policy, rollouts, all_policies):
+    mine = list(governed(policy, rollouts, all_policies))
+    # The judgement ledger forgets the Rollouts the policy no longer governs (deleted, selected elsewhere).
+    try:
+        await rt.ledger.prune(policy.namespace, policy.name, {ro.name for ro, _ in mine})
+    except SelfHealError as e:  # tried again at the next sweep
+        log.warning("judgement ledger of policy %s/%s not pruned yet: %s", policy.namespace, policy.name, e)
+    for ro, body in mine:
         try:
             for run_obj in runs.get((ro.namespace, ro.uid), []):
                 await on_analysis_run(rt, AnalysisRun.from_obj(run_obj), body, all_policies)
