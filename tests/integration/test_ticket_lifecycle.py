@@ -480,6 +480,30 @@ def test_crash_right_after_creating_the_issue(
     assert gh.comment_bodies(1, repo) == []
 
 
+def test_crash_right_after_handing_the_issue_to_the_agent(
+    control_plane: ControlPlane, kubeconfig: str, gh: GitHubStandIn, namespace: str, repo: str
+) -> None:
+    cp, ns = control_plane, namespace
+    ro = setup_world(cp, gh, ns, repo)
+    name = create_ticket(cp, ns, ro, FAILING, "3", fingerprint())
+    running: list[OperatorProcess] = []
+    # SIGKILL once GitHub assigned the coding agent, before the operator hears back and records it
+    gh.after_answer("POST", r"/repos/[^/]+/[^/]+/issues/1/assignees", lambda: running[0].kill())
+    with operator_process(kubeconfig, ns) as proc:
+        running.append(proc)
+        assert proc.proc is not None
+        proc.proc.wait(timeout=40)
+        assert proc.proc.returncode == -9
+    assert len(gh.agent_assignments) == 1
+
+    with operator_process(kubeconfig, ns):
+        wait_status(cp, ns, name, lambda s: (s.get("issue") or {}).get("agentAssigned"), "hand-over recorded")
+        passes_over(cp, gh, repo)
+    assert len(gh.issues(repo)) == 1 and issue_creations(gh, repo) == 1
+    assert len(gh.agent_assignments) == 1, "the agent is asked once"
+    assert gh.comment_bodies(1, repo) == []
+
+
 def test_fix_merged_then_the_next_revision_fails_the_same_way(
     control_plane: ControlPlane, kubeconfig: str, gh: GitHubStandIn, namespace: str, repo: str
 ) -> None:
