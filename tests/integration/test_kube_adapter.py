@@ -695,13 +695,15 @@ async def test_two_recorders_at_once_lose_no_occurrence(control_plane: ControlPl
                 written += done
             return written
 
-        counts = await asyncio.gather(recorder(one, "a"), recorder(other, "b"), recorder(one, "c"))
+        # Two writers: each refusal of one is a write of the other, so neither can be refused more than six
+        # times in a row, within the eight attempts a write gets.
+        counts = await asyncio.gather(recorder(one, "a"), recorder(other, "b"))
         # the same sightings again (a restart in between): nothing more is counted
         again = await asyncio.gather(recorder(other, "a"), recorder(one, "b"))
     status = (await one_ticket(control_plane, namespace, name))["status"]
-    assert counts == [6, 6, 6] and again == [0, 0]
-    assert status["occurrences"] == 18
-    assert sorted(status["occurrenceKeys"]) == sorted(f"{p}-{i}" for p in "abc" for i in range(6))
+    assert counts == [6, 6] and again == [0, 0]
+    assert status["occurrences"] == 12
+    assert sorted(status["occurrenceKeys"]) == sorted(f"{p}-{i}" for p in "ab" for i in range(6))
 
 
 async def one_ticket(control_plane: ControlPlane, namespace: str, name: str) -> dict[str, Any]:
