@@ -702,7 +702,7 @@ async def test_two_recorders_at_once_lose_no_occurrence(control_plane: ControlPl
         again = await asyncio.gather(recorder(other, "a"), recorder(one, "b"))
     status = (await one_ticket(control_plane, namespace, name))["status"]
     assert counts == [6, 6] and again == [0, 0]
-    assert status["occurrences"] == 12
+    assert status["occurrences"] == 12, status
     assert sorted(status["occurrenceKeys"]) == sorted(f"{p}-{i}" for p in "ab" for i in range(6))
 
 
