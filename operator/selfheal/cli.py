@@ -7,13 +7,19 @@ import os
 import sys
 import textwrap
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from selfheal import __version__
+
+if TYPE_CHECKING:
+    from selfheal.services.leadership import LeaseSettings
 
 LOG_FORMATS = ("plain", "full", "json")
 # The bearer token the verdict endpoint asks for (unset or empty: none), from the environment so that it
 # can come from a Secret without showing in the command line.
 VERDICT_TOKEN_ENV = "SELFHEAL_VERDICT_TOKEN"
+SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 # What each `selfheal demo --scenario` rolls out, and what selfheal is expected to do.
 DEMO_SCENARIOS = {
     "panic": "the new image panics on some requests and its panic-rate analysis fails: selfheal aborts the "
@@ -44,9 +50,7 @@ def _run(args: argparse.Namespace) -> int:
     run_operator(
         namespaces=args.namespaces,
         all_namespaces=args.all_namespaces,
-        standalone=args.standalone,
-        peering=args.peering,
-        priority=args.priority,
+        lease=_lease(args) if args.leader_election else None,
         liveness=args.liveness,
         log_level=args.log_level,
         log_format=args.log_format,
@@ -55,6 +59,36 @@ def _run(args: argparse.Namespace) -> int:
         verdict_token=os.environ.get(VERDICT_TOKEN_ENV, "").strip(),
     )
     return 0
+
+
+def _lease(args: argparse.Namespace) -> LeaseSettings:
+    from selfheal.services.leadership import LeaseSettings
+
+    duration = args.lease_duration
+    return LeaseSettings(
+        namespace=args.lease_namespace or _own_namespace(),
+        name=args.lease_name,
+        duration_seconds=duration,
+        renew_deadline_seconds=duration * 2 / 3,
+        retry_seconds=duration * 2 / 15,
+    )
+
+
+def _own_namespace() -> str:
+    found = os.environ.get("POD_NAMESPACE")
+    if found:
+        return found
+    try:
+        return Path(SERVICE_ACCOUNT_NAMESPACE).read_text().strip() or "default"
+    except OSError:
+        return "default"
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
+    return number
 
 
 def _port(value: str) -> int:
@@ -108,19 +142,26 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace")
     mode = run.add_mutually_exclusive_group()
     mode.add_argument(
-        "--standalone", action="store_true", help="run without peering (a single replica; no coordination with others)"
+        "--standalone", action="store_true", help="a single replica, no coordination with others (the default)"
     )
     mode.add_argument(
-        "--peering",
+        "--leader-election",
+        action="store_true",
+        help="several replicas: only the one holding the Lease (coordination.k8s.io/v1) runs; the others stand by",
+    )
+    run.add_argument("--lease-name", default="selfheal", help="the Lease's name (default: selfheal)")
+    run.add_argument(
+        "--lease-namespace",
         default=None,
-        help="the Kopf peering object used to coordinate replicas (default: Kopf's own choice: "
-        "its default peering when the peering CRDs exist, standalone otherwise)",
+        help="the Lease's namespace (default: $POD_NAMESPACE, else the ServiceAccount's namespace, else default)",
     )
     run.add_argument(
-        "--priority",
-        type=int,
-        default=None,
-        help="peering priority of this replica; the highest works, the others stand by (default: random)",
+        "--lease-duration",
+        type=_positive_int,
+        default=15,
+        metavar="SECONDS",
+        help="how long a Lease that is not renewed keeps its holder: the hand-over time after a replica dies "
+        "(default: 15; renewed every 2/15 of it, given up after 2/3 of it without a renewal)",
     )
     run.add_argument(
         "--liveness", default=None, metavar="URL", help="serve a liveness probe, e.g. http://0.0.0.0:8080/healthz"

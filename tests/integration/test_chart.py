@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,16 +32,15 @@ from selfheal.testing.operator import chart_cluster_rules, helm_binary, render_c
 from selfheal.testing.rest import ApiError
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "selfheal"  # the chart as the repository has it
-# Seconds two peering replicas are watched after both registered: Kopf pauses at once on an equal priority.
-PEERING_WINDOW = 3.0
+# The Lease duration the replicas of the leader-election test run with (the chart's default is 15 s).
+TEST_LEASE_SECONDS = 3
 RBAC = "/apis/rbac.authorization.k8s.io/v1"
 CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 OUR_CRDS = ("selfhealingpolicies.selfheal.dev", "remediationtickets.selfheal.dev")
 ROLLOUTS = "/apis/argoproj.io/v1alpha1/namespaces/{ns}/rollouts"
 TICKETS = "/apis/selfheal.dev/v1alpha1/namespaces/{ns}/remediationtickets"
 LIVENESS_PORT = 8080
-PEERING_API = "/apis/kopf.dev/v1"
-PEERING_CRDS = ("clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev")
+LEASES = "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases"
 
 
 # --- helm ------------------------------------------------------------------------------------------
@@ -440,7 +440,7 @@ def test_watch_namespaces_binds_roles_per_namespace(
 
 
 @pytest.mark.parametrize("scope", ["cluster-wide", "namespaced"])
-def test_two_replicas_peer_instead_of_standalone(
+def test_two_replicas_elect_a_leader_through_a_lease(
     control_plane: ControlPlane, namespace: str, release_factory, scope: str
 ) -> None:
     cp = control_plane
@@ -454,32 +454,19 @@ def test_two_replicas_peer_instead_of_standalone(
     deployment = release.deployment()
     assert deployment is not None and deployment["spec"]["replicas"] == 2
     args = parsed_args(deployment)
-    assert args.standalone is False, "two replicas must not both run standalone"
-    assert args.peering == "selfheal"
+    assert args.standalone is False and args.leader_election is True, "two replicas must not both run standalone"
+    assert (args.lease_namespace, args.lease_name, args.lease_duration) == (namespace, release.fullname, 15)
 
     user, groups = release.sa_user()
-    if scope == "cluster-wide":
-        # Kopf keeps its keep-alives in the ClusterKopfPeering named after --peering.
-        for verb in ("get", "list", "watch", "patch"):
-            assert subject_access(cp, user, groups, verb, "clusterkopfpeerings", group="kopf.dev"), verb
-        peering_path = f"{PEERING_API}/clusterkopfpeerings/{args.peering}"
-    else:
-        # Namespaced operators use a KopfPeering in each watched namespace.
-        for verb in ("get", "list", "watch", "patch"):
-            assert subject_access(
-                cp, user, groups, verb, "kopfpeerings", group="kopf.dev", namespace=f"{namespace}-a"
-            ), verb
-        peering_path = f"{PEERING_API}/namespaces/{namespace}-a/kopfpeerings/{args.peering}"
-    # Peering is mandatory once --peering is in effect: without its CRDs Kopf pauses every watch-stream
-    # ("peering CRD is missing"), without the object no replica sees the others. The chart ships both.
-    for crd in PEERING_CRDS:
-        assert cp.admin.get_or_none(f"{CRDS}/{crd}") is not None, crd
-    assert cp.admin.get_or_none(peering_path) is not None
+    # The Lease lives in the release's namespace, and only there may the replicas write Leases.
+    for verb in ("get", "create", "update"):
+        assert subject_access(cp, user, groups, verb, "leases", group="coordination.k8s.io", namespace=namespace)
+    assert not subject_access(cp, user, groups, "delete", "leases", group="coordination.k8s.io", namespace=namespace)
+    assert not subject_access(cp, user, groups, "update", "leases", group="coordination.k8s.io", namespace="default")
 
     release.uninstall()
     assert release.deployment() is None
-    for crd in PEERING_CRDS:  # other Kopf operators may share them: kept (helm.sh/resource-policy: keep)
-        assert cp.admin.get_or_none(f"{CRDS}/{crd}") is not None, crd
+    assert cp.admin.get_or_none(f"{RBAC}/namespaces/{namespace}/roles/{release.fullname}-leader-election") is None
 
 
 def test_metrics_are_served_and_annotated_for_prometheus() -> None:
@@ -504,23 +491,20 @@ def test_metrics_can_be_disabled() -> None:
     assert "annotations" not in deployment["spec"]["template"]["metadata"]
 
 
-def test_one_replica_renders_no_peering_objects() -> None:
-    assert not [
-        d for d in render_chart() if d["apiVersion"].startswith("kopf.dev") or d["kind"] == "CustomResourceDefinition"
-    ]
-    assert not [
-        d
-        for d in render_chart("replicaCount=2", "peering.create=false")
-        if d["apiVersion"].startswith("kopf.dev") or d["kind"] == "CustomResourceDefinition"
-    ]
+def test_one_replica_renders_no_leader_election() -> None:
+    assert not [d for d in render_chart() if d["kind"] in ("Role", "RoleBinding") and "leader" in d["metadata"]["name"]]
+    assert not [d for d in render_chart() if d["apiVersion"].startswith("kopf.dev")]
+    assert parsed_args(next(d for d in render_chart() if d["kind"] == "Deployment")).leader_election is False
 
 
-def _peers(cp: ControlPlane, path: str) -> dict[str, Any]:
-    return (cp.admin.get_or_none(path) or {}).get("status") or {}
+def _holder(cp: ControlPlane, namespace: str, name: str) -> str:
+    found = cp.admin.get_or_none(f"{LEASES.format(ns=namespace)}/{name}") or {}
+    return str((found.get("spec") or {}).get("holderIdentity") or "")
 
 
 def test_two_replicas_elect_exactly_one_active(control_plane: ControlPlane, namespace: str, release_factory) -> None:
-    """Two replicas with the chart's exact args and RBAC: one works, the other stands by."""
+    """Two replicas with the chart's args and RBAC: one runs, the other stands by without starting Kopf;
+    killed (SIGKILL), the active one is replaced within the Lease duration; stopped cleanly, at once."""
     cp = control_plane
     watched = f"{namespace}-a"
     cp.ensure_namespace(watched)
@@ -530,10 +514,7 @@ def test_two_replicas_elect_exactly_one_active(control_plane: ControlPlane, name
     assert deployment is not None
     args = container_of(deployment)["args"]
     kubeconfig = cp.service_account(namespace, release.fullname)  # a token of the release's own ServiceAccount
-    peering_path = f"{PEERING_API}/namespaces/{watched}/kopfpeerings/{parsed_args(deployment).peering}"
 
-    replicas: list[subprocess.Popen[bytes]] = []
-    logs: list[Path] = []
     env = {
         **os.environ,
         "KUBECONFIG": kubeconfig,
@@ -543,37 +524,77 @@ def test_two_replicas_elect_exactly_one_active(control_plane: ControlPlane, name
         ),
     }
     env.pop("KUBERNETES_SERVICE_HOST", None)
-    try:
-        for i in range(2):
-            replica_args = [
-                f"--liveness=http://127.0.0.1:{free_port()}/healthz"
-                if a.startswith("--liveness")
-                else f"--metrics-port={free_port()}"
-                if a.startswith("--metrics-port")
-                else f"--verdict-port={free_port()}"
-                if a.startswith("--verdict-port")
-                else a
-                for a in args
-            ]
-            log = Path(tempfile.mkstemp(prefix=f"selfheal-replica{i}-", suffix=".log")[1])
-            logs.append(log)
-            with open(log, "ab") as out:
-                replicas.append(
-                    subprocess.Popen(
-                        [sys.executable, "-m", "selfheal.cli", *replica_args],
-                        stdout=out,
-                        stderr=subprocess.STDOUT,
-                        env=env,
-                        start_new_session=True,
-                    )
+    replicas: list[subprocess.Popen[bytes]] = []
+    logs: list[Path] = []
+    livenesses: list[str] = []
+
+    def start(i: int) -> None:
+        port = free_port()
+        livenesses.append(f"http://127.0.0.1:{port}/healthz")
+        replica_args = [
+            f"--liveness={livenesses[-1]}"
+            if a.startswith("--liveness")
+            else f"--metrics-port={free_port()}"
+            if a.startswith("--metrics-port")
+            else f"--lease-duration={TEST_LEASE_SECONDS}"
+            if a.startswith("--lease-duration")
+            else f"--verdict-port={free_port()}"
+            if a.startswith("--verdict-port")
+            else a
+            for a in args
+        ]
+        log = Path(tempfile.mkstemp(prefix=f"selfheal-replica{i}-", suffix=".log")[1])
+        logs.append(log)
+        with open(log, "ab") as out:
+            replicas.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "selfheal.cli", *replica_args],
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    start_new_session=True,
                 )
-        cp.admin.wait_for(lambda: len(_peers(cp, peering_path)) == 2, timeout=30, message="both replicas peering")
-        time.sleep(PEERING_WINDOW)  # nothing may happen: neither replica pauses on seeing the other
-        for proc, log in zip(replicas, logs, strict=True):
-            assert proc.poll() is None, log.read_text()[-3000:]
-        priorities = [peer["priority"] for peer in _peers(cp, peering_path).values()]
-        assert len(set(priorities)) == 2, f"replicas share a priority, so Kopf pauses both: {priorities}"
-        assert not any("Pausing all operators" in log.read_text() for log in logs)
+            )
+
+    def leader() -> int | None:
+        holder = _holder(cp, namespace, release.fullname)
+        found = [i for i, log in enumerate(logs) if holder and holder in log.read_text()]
+        return found[0] if len(found) == 1 else None
+
+    def kopf_started(i: int) -> bool:
+        text = logs[i].read_text()
+        return "Activity 'selfheal-startup'" in text or "Initial authentication" in text
+
+    try:
+        start(0)
+        cp.admin.wait_for(lambda: leader() == 0, timeout=30, message="the first replica leads")
+        start(1)
+        cp.admin.wait_for(lambda: "standing by" in logs[1].read_text(), timeout=30, message="the second stands by")
+        time.sleep(TEST_LEASE_SECONDS * 2)  # two Lease durations: the standby must not take over a renewed Lease
+        assert leader() == 0 and replicas[1].poll() is None
+        assert not kopf_started(1), "the standby started Kopf: its handlers and tasks would run too"
+        with urllib.request.urlopen(livenesses[1], timeout=5) as answer:  # alive while it stands by
+            assert answer.status == 200
+
+        # The active replica dies: the standby takes over once the Lease expires.
+        killed = time.monotonic()
+        os.killpg(replicas[0].pid, signal.SIGKILL)
+        replicas[0].wait(timeout=10)
+        cp.admin.wait_for(lambda: leader() == 1, timeout=TEST_LEASE_SECONDS * 5, message="the standby takes over")
+        handover = time.monotonic() - killed
+        print(f"hand-over after SIGKILL: {handover:.1f}s (lease {TEST_LEASE_SECONDS}s)")
+        assert TEST_LEASE_SECONDS * 0.9 <= handover <= TEST_LEASE_SECONDS * 3
+        cp.admin.wait_for(lambda: kopf_started(1), timeout=30, message="the new leader starts Kopf")
+
+        # A replacement stands by; the leader stopped cleanly gives the Lease up and it takes over at once.
+        start(2)
+        cp.admin.wait_for(lambda: "standing by" in logs[2].read_text(), timeout=30, message="the third stands by")
+        stopped = time.monotonic()
+        os.killpg(replicas[1].pid, signal.SIGTERM)
+        cp.admin.wait_for(lambda: leader() == 2, timeout=TEST_LEASE_SECONDS * 5, message="a clean hand-over")
+        print(f"hand-over after SIGTERM: {time.monotonic() - stopped:.1f}s")
+        assert replicas[1].wait(timeout=30) == 0
+        assert "leadership released" in logs[1].read_text()
     finally:
         for proc in replicas:
             if proc.poll() is None:
@@ -610,8 +631,7 @@ EXPECTED_GRANTS = {
     *{("selfheal.dev", "selfhealingpolicies/status", v) for v in ("get", "patch")},
     *{("selfheal.dev", "remediationtickets", v) for v in ("get", "list", "watch", "create", "patch")},
     *{("selfheal.dev", "remediationtickets/status", v) for v in ("get", "patch")},
-    # Kopf: peering between replicas, CRD and namespace observation.
-    *{("kopf.dev", r, v) for r in ("kopfpeerings", "clusterkopfpeerings") for v in ("get", "list", "watch", "patch")},
+    # Kopf: CRD and namespace observation.
     *{("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("list", "watch")},
     *{("", "namespaces", v) for v in ("list", "watch")},
 }

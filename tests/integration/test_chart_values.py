@@ -63,7 +63,7 @@ BAD_VALUES = [
     ("metrics.serviceMonitor.enable=true", ["/metrics/serviceMonitor", "'enable' not allowed"]),
     ("metrics.serviceMonitor.interval=soon", ["/metrics/serviceMonitor/interval"]),
     ("metrics.service.type=NodePort", ["/metrics/service", "'type' not allowed"]),
-    ("peering.nmae=x", ["/peering", "'nmae' not allowed"]),
+    ("leaderElection.leaseDuration=5", ["/leaderElection", "'leaseDuration' not allowed"]),
     ("serviceAccount.nmae=x", ["/serviceAccount", "'nmae' not allowed"]),
     ("rbac.creat=false", ["/rbac", "'creat' not allowed"]),
     ("rbac.secretNamespaces=team-a", ["/rbac/secretNamespaces", "want array"]),
@@ -210,7 +210,8 @@ def test_good_values_are_rendered_where_they_belong(tmp_path: Path) -> None:
     assert container["resources"] == GOOD["resources"]
     assert {"name": "SELFHEAL_TICKET_POLL_SECONDS", "value": "60"} in container["env"]
     assert "--log-level=debug" in container["args"] and "--log-format=plain" in container["args"]
-    assert "--metrics-port=9102" in container["args"] and "--peering=selfheal" in container["args"]
+    assert "--metrics-port=9102" in container["args"] and "--leader-election" in container["args"]
+    assert "--lease-name=healer" in container["args"] and "--lease-namespace=selfheal-system" in container["args"]
     assert pod["metadata"]["annotations"]["example.com/owner"] == "platform"
     assert pod["metadata"]["annotations"]["prometheus.io/port"] == "9102"
     # The pod's own labels never override the selector: the Deployment would not find its pods.
@@ -232,8 +233,8 @@ def test_good_values_are_rendered_where_they_belong(tmp_path: Path) -> None:
     assert monitor["spec"]["endpoints"] == [
         {"port": "metrics", "path": "/metrics", "interval": "15s", "scrapeTimeout": "5s"}
     ]
-    # Every object of the release carries the overridden name (the peering object and CRDs are Kopf's).
-    names = {name for kind, name in docs if kind not in ("KopfPeering", "CustomResourceDefinition")}
+    # Every object of the release carries the overridden name.
+    names = {name for kind, name in docs}
     assert names and all(name == "healer" or name.startswith("healer-") for name in names), names
 
 

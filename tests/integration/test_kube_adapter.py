@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import json
@@ -17,6 +18,7 @@ from selfheal.domain.argo import ABORT_STATUS_PATCH, PAUSE_SPEC_PATCH, Rollout, 
 from selfheal.domain.evidence import Side
 from selfheal.domain.policy import AnalysisSpec, LogBounds
 from selfheal.errors import ConfigError, Conflict, PermanentError, RateLimitedError, TransientError
+from selfheal.services import tickets
 from selfheal.services.gather import gather_evidence
 from selfheal.services.judge import prepare
 from selfheal.testing.controlplane import ControlPlane, free_port
@@ -673,6 +675,42 @@ def ticket_body(name: str, rollout: str) -> dict[str, Any]:
             },
         },
     }
+
+
+async def test_two_recorders_at_once_lose_no_occurrence(control_plane: ControlPlane, namespace: str) -> None:
+    """Two operators (two connections) count sightings of one ticket at the same moment: each write carries
+    the resourceVersion it read, a 409 is read again, so every sighting counts exactly once."""
+    name = f"web-{NEW}"
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    async with adapter(control_plane.kubeconfig) as one, adapter(control_plane.kubeconfig) as other:
+        await one.create_ticket(namespace, ticket_body(name, "web"))
+
+        async def recorder(kube: KubeAdapter, prefix: str) -> int:
+            written = 0
+            for i in range(6):
+                key = f"{prefix}-{i}"
+                _, done = await tickets.update_status(
+                    kube, namespace, name, lambda o, key=key: tickets.occurrence_patch(o.get("status"), key, now)
+                )
+                written += done
+            return written
+
+        # Two writers: each refusal of one is a write of the other, so neither can be refused more than six
+        # times in a row, within the eight attempts a write gets.
+        counts = await asyncio.gather(recorder(one, "a"), recorder(other, "b"))
+        # the same sightings again (a restart in between): nothing more is counted
+        again = await asyncio.gather(recorder(other, "a"), recorder(one, "b"))
+    status = (await one_ticket(control_plane, namespace, name))["status"]
+    assert counts == [6, 6] and again == [0, 0]
+    assert status["occurrences"] == 12, status
+    assert sorted(status["occurrenceKeys"]) == sorted(f"{p}-{i}" for p in "ab" for i in range(6))
+
+
+async def one_ticket(control_plane: ControlPlane, namespace: str, name: str) -> dict[str, Any]:
+    async with adapter(control_plane.kubeconfig) as kube:
+        found = await kube.get_ticket(namespace, name)
+    assert found is not None
+    return found
 
 
 async def test_tickets_and_policies(control_plane: ControlPlane, namespace: str, kube: KubeAdapter) -> None:

@@ -27,7 +27,7 @@ from selfheal.domain.ticket import (
     ticket_name,
     to_wire,
 )
-from selfheal.services.remediation import FAULT_INJECTION_ENV, REFUSED_RETRY_ENV, record_failure
+from selfheal.services.remediation import record_failure
 from selfheal.services.runtime import Runtime
 from selfheal.testing.controlplane import ControlPlane
 from selfheal.testing.github_server import GitHubStandIn
@@ -361,10 +361,13 @@ def test_full_loop_issue_agent_pr_merge_verified(
         row = columns(cp, ns, name)
         assert (row["PHASE"], row["ISSUE"], row["PR"]) == ("FixProposed", "1", str(pr))
 
-        # Unchanged polls are conditional requests: they cost no rate limit.
+        # The issue's list of affected Rollouts shows the new phase (one edit, and its next read is a full one);
+        # from then on, unchanged polls are conditional requests: they cost no rate limit.
+        cp.admin.wait_for(lambda: "FixProposed" in gh.issue(1, repo)["body"], timeout=30, message="the list edited")
+        passes_over(cp, gh, repo)
         used = gh.used
         passes_over(cp, gh, repo)
-        assert gh.used == used
+        assert gh.used == used, "\n".join(f"{r.method} {r.path} {r.status}" for r in gh.requests[-14:])
 
         gh.mark_ready(pr, repo)
         wait_status(cp, ns, name, lambda s: s["pullRequests"][0]["state"] == "open", "PR ready")
@@ -403,7 +406,9 @@ def test_full_loop_issue_agent_pr_merge_verified(
         comments = gh.comment_bodies(1, repo)
         assert len(comments) == 1 and "Verified by selfheal" in comments[0] and "`5`" in comments[0]
         assert gh.issue(1, repo)["state"] == "closed"
-        assert gh.count("PATCH", f"/repos/{repo}/issues/1") == 1  # closed by us after the verification
+        # closed once, by us, after the verification (the other edits keep the list of affected Rollouts current)
+        assert [e["event"] for e in gh.timeline_events(1, repo)].count("closed") == 1
+        assert "Resolved" in gh.issue(1, repo)["body"]
         phases = {"TicketIssueOpened", "TicketFixProposed", "TicketFixMerged", "TicketVerifying", "TicketResolved"}
         cp.admin.wait_for(
             lambda: phases <= set(rollout_event_reasons(cp, ns)),
@@ -454,10 +459,14 @@ def test_crash_right_after_creating_the_issue(
     cp, ns = control_plane, namespace
     ro = setup_world(cp, gh, ns, repo)
     name = create_ticket(cp, ns, ro, FAILING, "3", fingerprint())
-    with operator_process(kubeconfig, ns, **{FAULT_INJECTION_ENV: "issue-created"}) as proc:
+    running: list[OperatorProcess] = []
+    # SIGKILL once GitHub created the issue, before the operator hears back and records it
+    gh.after_answer("POST", f"/repos/{repo}/issues", lambda: running[0].kill())
+    with operator_process(kubeconfig, ns) as proc:
+        running.append(proc)
         assert proc.proc is not None
-        proc.proc.wait(timeout=40)  # the fault injection exits the process right after the create call returns
-        assert "fault injection: exiting after issue-created" in proc.output()
+        proc.proc.wait(timeout=40)
+        assert proc.proc.returncode == -9
     assert len(gh.issues(repo)) == 1
     assert not (status(cp, ns, name).get("issue") or {}).get("number")
 
@@ -468,6 +477,30 @@ def test_crash_right_after_creating_the_issue(
     assert st["issue"]["number"] == 1 and st["phase"] == "IssueOpened"
     assert condition(st, "IssueOpened")[:2] == ("True", "IssueCreated")
     assert len(gh.issues(repo)) == 1 and issue_creations(gh, repo) == 1
+    assert gh.comment_bodies(1, repo) == []
+
+
+def test_crash_right_after_handing_the_issue_to_the_agent(
+    control_plane: ControlPlane, kubeconfig: str, gh: GitHubStandIn, namespace: str, repo: str
+) -> None:
+    cp, ns = control_plane, namespace
+    ro = setup_world(cp, gh, ns, repo)
+    name = create_ticket(cp, ns, ro, FAILING, "3", fingerprint())
+    running: list[OperatorProcess] = []
+    # SIGKILL once GitHub assigned the coding agent, before the operator hears back and records it
+    gh.after_answer("POST", f"/repos/{repo}/issues/1/assignees", lambda: running[0].kill())
+    with operator_process(kubeconfig, ns) as proc:
+        running.append(proc)
+        assert proc.proc is not None
+        proc.proc.wait(timeout=40)
+        assert proc.proc.returncode == -9
+    assert [a for a in gh.agent_assignments if a[0] == repo] != []
+
+    with operator_process(kubeconfig, ns):
+        wait_status(cp, ns, name, lambda s: (s.get("issue") or {}).get("agentAssigned"), "hand-over recorded")
+        passes_over(cp, gh, repo)
+    assert len(gh.issues(repo)) == 1 and issue_creations(gh, repo) == 1
+    assert len([a for a in gh.agent_assignments if a[0] == repo]) == 1, "the agent is asked once"
     assert gh.comment_bodies(1, repo) == []
 
 
@@ -525,7 +558,7 @@ def test_github_outage_rate_limit_and_bad_token(
     cp, ns = control_plane, namespace
     ro = setup_world(cp, gh, ns, repo, agent={"type": "none"})
     path = f"/repos/{repo}/"
-    with operator_process(kubeconfig, ns, **{REFUSED_RETRY_ENV: "3"}):
+    with operator_process(kubeconfig, ns, **{"SELFHEAL_GITHUB_REFUSED_RETRY_SECONDS": "3"}):
         # The policy's own access check comes first, so the faults below all meet the ticket.
         cp.admin.wait_for(
             lambda: (cp.admin.get(f"{POLICIES.format(ns=ns)}/web").get("status") or {}).get("phase") == "Ready",
@@ -585,7 +618,7 @@ def test_refusals_are_named_and_heal(
     name = create_ticket(cp, ns, ro, FAILING, "3", fingerprint())
     gh.strict_labels, gh.copilot_enabled = True, False  # labels must exist; Copilot not enabled for the token
     try:
-        with operator_process(kubeconfig, ns, **{REFUSED_RETRY_ENV: "2"}):
+        with operator_process(kubeconfig, ns, **{"SELFHEAL_GITHUB_REFUSED_RETRY_SECONDS": "2"}):
             st = wait_phase(cp, ns, name, "Failed")
             assert condition(st, "IssueOpened")[:2] == ("False", "RepositoryNotFound")
             gh.add_repo(repo)

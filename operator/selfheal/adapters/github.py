@@ -12,7 +12,8 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from selfheal.domain.issue import parse_fingerprint, pr_references_issue
+from selfheal.domain.issue import pr_references_issue
+from selfheal.domain.shared_issue import parse_fingerprint, parse_signature
 from selfheal.errors import PermanentError, RateLimitedError, TransientError
 
 API_VERSION = "2022-11-28"
@@ -108,6 +109,10 @@ class Issue(_Model):
     @property
     def fingerprint(self) -> str | None:
         return parse_fingerprint(self.body)
+
+    @property
+    def signature(self) -> str | None:
+        return parse_signature(self.body)
 
 
 class Comment(_Model):
@@ -457,21 +462,30 @@ class GitHubClient:
 
     # -- issues ----------------------------------------------------------------------------------
 
-    async def find_issue_by_fingerprint(
-        self, fingerprint: str, labels: list[str] | None = None, *, max_pages: int = 20
+    async def find_issue(
+        self, signature: str, *, fingerprint: str = "", labels: list[str] | None = None, max_pages: int = 20
     ) -> Issue | None:
-        """The newest issue (open or closed) whose body carries the marker for ``fingerprint``.
+        """The newest issue (open or closed) of the failure: its body's marker carries ``signature`` (the
+        primary signature: a near match, another sample of the same failure), preferring one whose
+        fingerprint marker is ``fingerprint`` too. Without a signature, the fingerprint marker decides.
 
-        Lists issues filtered by label rather than searching: the search index lags behind writes."""
+        Lists issues filtered by label rather than searching: the search index lags behind writes, the
+        listing shows an issue created a moment ago (by this operator before a restart, or by a ticket of
+        another Rollout)."""
         params: dict[str, Any] = {"state": "all", "sort": "created", "direction": "desc", "per_page": PER_PAGE}
         if labels:
             params["labels"] = ",".join(labels)
+        near: Issue | None = None
         async for _, items in self._pages(f"{self._repo_path}/issues", params, max_pages=max_pages):
             for raw in items:
                 issue = Issue.model_validate(raw)
-                if not issue.is_pull_request and issue.fingerprint == fingerprint:
+                if issue.is_pull_request:
+                    continue
+                if fingerprint and issue.fingerprint == fingerprint:
                     return issue
-        return None
+                if near is None and signature and issue.signature == signature:
+                    near = issue
+        return near
 
     async def create_issue(
         self, title: str, body: str, labels: list[str] | None = None, assignees: list[str] | None = None

@@ -571,8 +571,11 @@ class KubeAdapter:
             answer.status, answer.message, verb="create", resource=resource, target=target, headers=answer.headers
         )
 
-    async def patch_ticket_status(self, namespace: str, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        """JSON merge patch (``{"status": {...}}``) on the ticket's ``/status`` subresource."""
+    async def patch_ticket_status(
+        self, namespace: str, name: str, body: Mapping[str, Any], *, resource_version: str | None = None
+    ) -> dict[str, Any]:
+        """JSON merge patch (``{"status": {...}}``) on the ticket's ``/status`` subresource; with
+        ``resource_version`` it applies only to that version of the ticket (`Conflict` otherwise)."""
         return await self._json(
             self.custom.patch_namespaced_custom_object_status,
             GROUP,
@@ -580,7 +583,7 @@ class KubeAdapter:
             namespace,
             TICKET_PLURAL,
             name,
-            dict(body),
+            with_precondition(body, resource_version),
             verb="patch",
             resource=f"{TICKET_PLURAL}/status",
             target=f"{namespace}/{name}",
@@ -600,6 +603,36 @@ class KubeAdapter:
         if rollout is None:
             return items
         return [t for t in items if (t.get("spec") or {}).get("rollout") == rollout]
+
+    async def get_policy(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self._json(
+            self.custom.get_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            POLICY_PLURAL,
+            name,
+            verb="get",
+            resource=f"{POLICY_PLURAL}.{GROUP}",
+            target=f"{namespace}/{name}",
+            missing_ok=True,
+        )
+
+    async def patch_policy_status(self, namespace: str, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """JSON merge patch (``{"status": {...}}``) on the policy's ``/status`` subresource."""
+        return await self._json(
+            self.custom.patch_namespaced_custom_object_status,
+            GROUP,
+            VERSION,
+            namespace,
+            POLICY_PLURAL,
+            name,
+            dict(body),
+            verb="patch",
+            resource=f"{POLICY_PLURAL}/status",
+            target=f"{namespace}/{name}",
+            content_type=MERGE_PATCH,
+        )
 
     async def list_policies(self, namespace: str) -> list[dict[str, Any]]:
         return await self._list(

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from selfheal.domain.shared_issue import Affected, fingerprint_marker, first_line, render_affected
 from selfheal.domain.words import clip, headline
 
 # -- the context an issue is rendered from ----------------------------------------------------------
@@ -63,6 +64,11 @@ class IssueContext(BaseModel):
     failed_metrics: list[IssueMetric] = Field(default_factory=list)
     pod_states: list[IssuePodState] = Field(default_factory=list)
     fingerprint: str
+    # The primary signature's hash (what the issue search matches), the failure in words (primary first),
+    # and the ticket (``namespace/name``) writing the issue.
+    signature: str = ""
+    failure: list[str] = Field(default_factory=list)
+    ticket: str = ""
     occurrences: int = 1
     first_seen: datetime | None = None
     last_seen: datetime | None = None
@@ -85,28 +91,6 @@ MAX_LINE = 400
 MAX_PROSE = 6000
 # GitHub refuses issue and comment bodies longer than 65536 characters.
 BODY_MAX = 65_000
-
-# -- fingerprint marker -----------------------------------------------------------------------------
-
-_HEX = re.compile(r"[0-9a-f]{6,128}")
-_MARKER = re.compile(r"<!-- selfheal:fingerprint=([0-9a-f]{6,128}) -->")
-
-
-def fingerprint_marker(fingerprint: str) -> str:
-    """The hidden HTML comment that identifies an issue by its fingerprint (lowercase hex)."""
-    if not _HEX.fullmatch(fingerprint):
-        raise ValueError(f"fingerprint must be 6 to 128 lowercase hex digits, got {fingerprint!r}")
-    return f"<!-- selfheal:fingerprint={fingerprint} -->"
-
-
-def parse_fingerprint(body: str | None) -> str | None:
-    """The fingerprint of the first marker in ``body``; selfheal writes its marker on the first line,
-    so a marker copied into log examples further down can never take precedence."""
-    if not body:
-        return None
-    match = _MARKER.search(body)
-    return match.group(1) if match else None
-
 
 # -- markdown helpers -------------------------------------------------------------------------------
 
@@ -307,20 +291,33 @@ def render_issue(ctx: IssueContext) -> RenderedIssue:
     return RenderedIssue(title=render_title(ctx), body=body)
 
 
+def affected_row(ctx: IssueContext, phase: str = "") -> Affected:
+    """The line of the issue's affected list that names ``ctx``'s Rollout and ticket."""
+    return Affected(
+        ticket=ctx.ticket,
+        rollout=f"{ctx.namespace}/{ctx.rollout}",
+        revision=ctx.revision,
+        pod_hash=ctx.pod_template_hash,
+        phase=phase,
+    )
+
+
 def _render_body(ctx: IssueContext, max_templates: int, max_examples: int) -> str:
     what = f"The canary of rollout `{ctx.namespace}/{ctx.rollout}`"
     body: list[str] = [
-        fingerprint_marker(ctx.fingerprint),
+        first_line(ctx.fingerprint, ctx.signature, ctx.ticket) if ctx.ticket else fingerprint_marker(ctx.fingerprint),
         "",
         f"**{prose(what)} failed; selfheal flagged it.** This issue is written for a coding agent: "
         "find the root cause in this repository, fix it, and open a pull request that references this "
         "issue with a closing keyword (for example `Fixes #<this issue number>`).",
         "",
-        "## What failed",
-        "",
-        _facts(ctx),
-        "",
     ]
+    if ctx.ticket:
+        body += [render_affected([affected_row(ctx, "IssueOpened")]), ""]
+    body += ["## What failed", "", _facts(ctx), ""]
+    if ctx.failure:
+        body += ["The failure, as selfheal names it (the same name on every revision and Rollout it affects):", ""]
+        body += [f"- {inline_code(_clip(line, MAX_LINE))}" for line in ctx.failure[:5]] + [""]
     if ctx.summary:
         body += ["## Summary", "", prose(_clip(ctx.summary, MAX_PROSE)), ""]
     body += _templates_section(ctx, max_templates, max_examples)
@@ -383,13 +380,18 @@ def render_occurrence_comment(ctx: IssueContext, now: datetime) -> str:
     return "\n".join(lines)
 
 
-def render_verified_comment(ctx: IssueContext, revision: str, pod_template_hash: str) -> str:
-    """The comment posted before closing: the fixed revision passed its canary."""
-    return (
-        f"Verified by selfheal: revision {inline_code(revision)} (pod-template-hash {inline_code(pod_template_hash)}) "
-        f"of {inline_code(ctx.namespace + '/' + ctx.rollout)} passed canary analysis without the error signatures "
-        "reported here. Closing this issue."
+def render_verified_comment(rows: list[Affected], *, closing: bool = True) -> str:
+    """The comment posted once every Rollout the issue lists verified the fix (then the issue is closed)."""
+    verified = (
+        ", ".join(f"{inline_code(r.rollout)} revision {inline_code(r.verified_revision or '?')}" for r in rows)
+        or "the fixed revision"
     )
+    where = "every Rollout this failure affected" if len(rows) > 1 else "the Rollout"
+    text = (
+        f"Verified by selfheal: the fix holds on {where}: {verified} passed canary analysis without the error "
+        "signatures reported here."
+    )
+    return text + (" Closing this issue." if closing else "")
 
 
 def render_regressed_comment(

@@ -40,7 +40,7 @@ VERIFYING_PHASES = frozenset({TicketPhase.FIX_MERGED, TicketPhase.VERIFYING})
 MIN_SHA_PREFIX = 7
 
 _HEX_RUN = re.compile(r"[0-9a-fA-F]{7,40}")
-_OCCURRENCE_MARKER = re.compile(r"<!-- selfheal:occurrence ticket=([a-z0-9.-]+) n=(\d+) -->")
+_OCCURRENCE_MARKER = re.compile(r"<!-- selfheal:occurrence ticket=([a-z0-9./-]+) n=(\d+) -->")
 
 
 # --- phase ------------------------------------------------------------------------------------------
@@ -121,6 +121,9 @@ def issue_context(
             IssuePodState(name=p.name, side=p.side.value, restarts=p.restarts, reasons=list(p.reasons)) for p in ev.pods
         ],
         fingerprint=spec.fingerprint,
+        signature=spec.signature,
+        failure=[redact(line) for line in spec.failure],
+        ticket=f"{ticket.metadata.namespace}/{ticket.metadata.name}",
         occurrences=status.occurrences,
         first_seen=status.first_seen,
         last_seen=status.last_seen,
@@ -134,11 +137,6 @@ def reusable_issue(state: str, closed_at: datetime | None, dedup_window_hours: i
     if state == "open":
         return True
     return closed_at is not None and now - closed_at <= timedelta(hours=dedup_window_hours)
-
-
-def ticket_marker(ticket: str) -> str:
-    """Hidden marker of the ticket that created an issue (recognised when it finds its own issue again)."""
-    return f"<!-- selfheal:ticket={ticket} -->"
 
 
 def occurrence_marker(ticket: str, occurrences: int) -> str:
@@ -441,16 +439,16 @@ def regressed_conditions(
 
 def is_regression(
     phase: TicketPhase | None,
-    ticket_fingerprint: str,
+    ticket_signature: str,
     failing_hash: str,
     verification: VerificationStatus | None,
     pod_hash: str,
-    fingerprint: str,
+    signature: str,
     rs_created: datetime | None,
     since: datetime | None,
 ) -> bool:
-    """Whether a failure of ``pod_hash`` with ``fingerprint`` is this ticket's fix failing."""
-    if phase not in VERIFYING_PHASES or fingerprint != ticket_fingerprint or pod_hash == failing_hash:
+    """Whether a failure of ``pod_hash`` named ``signature`` is this ticket's fix failing the same way."""
+    if phase not in VERIFYING_PHASES or signature != ticket_signature or pod_hash == failing_hash:
         return False
     if verification is not None and verification.state == VerificationState.VERIFYING:
         return verification.pod_template_hash == pod_hash

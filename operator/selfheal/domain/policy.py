@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from selfheal import API_VERSION
+from selfheal.domain.ledger import CanaryRecord
 from selfheal.domain.redaction import compile_pattern
 from selfheal.domain.ticket import (
     SPEC_MODEL_CONFIG,
@@ -505,6 +506,8 @@ class PolicyStatus(BaseModel):
     analyses: AnalysesCount | None = None
     tokens: TokensCount | None = None
     last_analysis_time: datetime | None = None
+    # The judgement ledger: per governed Rollout with a live canary, what was judged and done about it.
+    canaries: dict[str, CanaryRecord] = Field(default_factory=dict)
 
 
 class SelfHealingPolicy(BaseModel):

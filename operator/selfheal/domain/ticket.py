@@ -39,6 +39,8 @@ MAX_SUMMARY_LENGTH = 2000
 MAX_TEXT_LENGTH = 8000
 MAX_PULL_REQUESTS = 50
 MAX_NAME_LENGTH = 253
+MAX_FAILURE_LINES = 10
+MAX_FAILURE_LINE = 500
 
 # Field-name translation shared by every model of our two resources: snake_case in Python,
 # camelCase on the wire. Names whose wire spelling is not plain camelCase carry an explicit alias.
@@ -425,7 +427,13 @@ class TicketSpec(BaseModel):
     policy: str = Field(min_length=1, max_length=253)
     pod_template_hash: str = Field(min_length=1, max_length=63)
     revision: str = Field("", max_length=63)
+    # The failure exactly (its workload, primary signature and every crash) and its primary signature
+    # alone (with the workload), which keys its GitHub issue; ``failure`` says it in words, primary first.
     fingerprint: str = Field(min_length=1, max_length=128, pattern=r"^[0-9a-f]+$")
+    signature: str = Field("", max_length=128, pattern=r"^[0-9a-f]*$")
+    failure: list[Annotated[str, Field(max_length=MAX_FAILURE_LINE)]] = Field(
+        default_factory=list, max_length=MAX_FAILURE_LINES
+    )
     images: list[Annotated[str, Field(max_length=1024)]] = Field(default_factory=list, max_length=MAX_IMAGES)
     step: str = Field("", max_length=63)
     trigger: str = Field("", max_length=63)

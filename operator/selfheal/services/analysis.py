@@ -1,4 +1,4 @@
-"""One analysis of one canary: gather evidence, judge it, act on the Rollout, explain, and record a ticket."""
+"""One analysis of one canary: gather evidence, judge it, and hand the judgement over to be carried out."""
 
 from __future__ import annotations
 
@@ -8,44 +8,24 @@ import time
 from dataclasses import dataclass
 from enum import StrEnum
 
-from selfheal.domain.argo import (
-    ABORT_STATUS_PATCH,
-    ARGO_GROUP,
-    ARGO_VERSION,
-    PAUSE_SPEC_PATCH,
-    AnalysisRun,
-    Rollout,
-    canary_hash,
-    is_aborted,
-    is_canary_in_progress,
-    is_inconclusive_pause,
-    is_paused_at_indefinite_step,
-    promote_patches,
-)
-from selfheal.domain.decision import Action
+from selfheal.domain import ledger
+from selfheal.domain.argo import AnalysisRun, Rollout, current_step_index, is_canary_in_progress
 from selfheal.domain.evidence import Evidence, Side
-from selfheal.domain.situation import CHANGED, Situation, refusal_to_proceed, refusal_to_stop
+from selfheal.domain.ledger import CanaryRecord
+from selfheal.domain.situation import Situation
+from selfheal.domain.ticket import ticket_name
 from selfheal.domain.verdict import VerdictKind
-from selfheal.domain.words import (
-    EventText,
-    action_failed_event,
-    budget_event,
-    decision_log,
-    last_action,
-    ticket_opened_event,
-    verdict_event,
-)
-from selfheal.errors import Conflict, SelfHealError
-from selfheal.services import events, remediation, tickets
+from selfheal.domain.words import EventText, budget_event, decision_log, last_action, ticket_opened_event, verdict_event
+from selfheal.services import execution, remediation, tickets
 from selfheal.services.analyzers import analyzer_for
+from selfheal.services.execution import SKIPPED_CHANGED
 from selfheal.services.gather import gather_evidence
 from selfheal.services.judge import Judgement, judge, prepare, redactor_for
+from selfheal.services.locks import ticket_key
 from selfheal.services.policies import PolicyRef
 from selfheal.services.runtime import Runtime
 
 log = logging.getLogger(__name__)
-
-ROLLOUT_API_VERSION = f"{ARGO_GROUP}/{ARGO_VERSION}"
 
 
 class Trigger(StrEnum):
@@ -55,11 +35,6 @@ class Trigger(StrEnum):
     LOG_WATCH = "logWatch"
     # Argo's own analysis asked, through its web metric provider (services/inline.py).
     INLINE = "inline"
-
-
-# An abort refused because the Rollout changed (409) is checked and sent again this many times.
-ABORT_ATTEMPTS = 3
-SKIPPED_CHANGED = f"skipped: {CHANGED}"
 
 
 @dataclass
@@ -82,10 +57,12 @@ async def analyze(
     *,
     analysis_run: AnalysisRun | None = None,
     occurrence_key: str = "",
+    situation: str = "",
 ) -> Outcome | None:
     """Analyze the Rollout's current canary once; None when skipped (another analysis of the same canary
-    is running, or the budget is spent). Safe to call on every event: repeats neither repeat actions nor
-    count twice."""
+    is running, the situation was judged already, or the budget is spent). Safe to call on every event:
+    a judged situation is judged again only while its verdict is unsure, and repeats neither repeat
+    actions nor count twice, across restarts too (the judgement ledger)."""
     judged = Situation.of(ro)
     key = (ro.namespace, ro.name, judged.canary)
     if not judged.canary or key in rt.in_flight:
@@ -93,8 +70,13 @@ async def analyze(
     rt.in_flight.add(key)
     started = time.monotonic()
     try:
-        occurrence_key = occurrence_key or cycle_key(rt, ro, judged.canary)
-        outcome = await _analyze(rt, policy, ro, judged, trigger, analysis_run, occurrence_key)
+        canary = await execution.resume(rt, policy, ro)
+        occurrence_key = occurrence_key or cycle_key(canary, ro, judged.canary)
+        situation = situation or situation_of(ro, trigger, analysis_run, occurrence_key)
+        interval = policy.spec.triggers.log_watch.interval_seconds * rt.config.log_watch_scale
+        if canary is not None and not ledger.is_due(canary, situation, interval, rt.clock()):
+            return None
+        outcome = await _analyze(rt, policy, ro, judged, trigger, analysis_run, occurrence_key, situation)
     finally:
         rt.in_flight.discard(key)
     if outcome is not None:
@@ -102,23 +84,34 @@ async def analyze(
     return outcome
 
 
-def cycle_key(rt: Runtime, ro: Rollout, pod_hash: str) -> str:
+def cycle_key(canary: CanaryRecord | None, ro: Rollout, pod_hash: str) -> str:
     """What one attempt at rolling out a revision is called, so each attempt counts once as an occurrence.
 
     The AnalysisRun of the attempt names it (a retry gets a new one: ``.1``, ``.2``...), whichever
-    trigger noticed the failure; without one, the attempt number does (an attempt ends with an abort,
-    the next starts with a retry).
+    trigger noticed the failure; without one, the attempt number the ledger keeps does (an attempt ends
+    with an abort, the next starts with a retry).
     """
-    canary, blue_green = ro.status.canary, ro.status.blue_green
+    status, blue_green = ro.status.canary, ro.status.blue_green
     for run in (
-        canary.current_background_analysis_run_status,
-        canary.current_step_analysis_run_status,
+        status.current_background_analysis_run_status,
+        status.current_step_analysis_run_status,
         blue_green.pre_promotion_analysis_run_status,
         blue_green.post_promotion_analysis_run_status,
     ):
         if run is not None and run.name and run.status not in ("", "Successful"):
             return run.name
-    return f"{pod_hash}:attempt-{rt.attempt(ro.namespace, ro.name, pod_hash)}"
+    attempt = canary.attempt if canary is not None and canary.pod_template_hash == pod_hash else 0
+    return f"{pod_hash}:attempt-{attempt}"
+
+
+def situation_of(ro: Rollout, trigger: Trigger, analysis_run: AnalysisRun | None, cycle: str) -> str:
+    """The name of the situation a trigger asks to judge: a failed run, a pause at a step, or a log-watch
+    finding of one attempt. Each is judged once (again only while unsure)."""
+    if analysis_run is not None and analysis_run.name:
+        return f"run/{analysis_run.name}"
+    if trigger == Trigger.LOG_WATCH:
+        return f"{trigger.value}/{cycle}"
+    return f"{trigger.value}/step-{current_step_index(ro)}"
 
 
 async def _analyze(
@@ -129,8 +122,9 @@ async def _analyze(
     trigger: Trigger,
     analysis_run: AnalysisRun | None,
     occurrence_key: str,
+    situation: str,
 ) -> Outcome | None:
-    """Gather, judge, act on the judged situation, explain, and record a ticket for an aborted failure."""
+    """Gather and judge, then record the judgement and carry it out (`execution`)."""
     spec = policy.spec
     now = rt.clock()
     usage = rt.usage_of(policy.namespace, policy.name)
@@ -153,22 +147,27 @@ async def _analyze(
     usage.count_tokens(j.tokens, now)
     _count_analysis(rt, policy, ro.namespace, trigger, j)
 
-    taken, fresh = await _act(rt, ro, judged, j)
-    if taken in (Action.ABORT.value, Action.PAUSE.value) and j.verdict.verdict == VerdictKind.UNHEALTHY:
-        rt.metrics.canaries_stopped.inc(namespace=ro.namespace)
-    await explain(rt, ro, j, trigger, taken)
-
-    ticket = None
-    same_revision = refusal_to_stop(judged, fresh) is None
-    aborted = taken == Action.ABORT.value or (same_revision and is_aborted(fresh)) or trigger == Trigger.ANALYSIS_FAILED
-    if j.verdict.verdict == VerdictKind.UNHEALTHY and aborted:
-        ticket = await open_ticket(rt, policy, ro, j, trigger, occurrence_key, taken)
-    return Outcome(judgement=j, action_taken=taken, ticket=ticket)
+    canary = await execution.record(
+        rt,
+        policy,
+        ro,
+        judged,
+        j,
+        trigger=trigger.value,
+        situation=situation,
+        occurrence_key=occurrence_key,
+        analysis_failed=trigger == Trigger.ANALYSIS_FAILED,
+    )
+    canary = await execution.carry_out(rt, policy, ro, canary)
+    last = canary.last
+    assert last is not None
+    return Outcome(judgement=j, action_taken=last.result, ticket=last.ticket or None)
 
 
 async def look_at_logs(rt: Runtime, policy: PolicyRef, ro: Rollout) -> Outcome | None:
     """The periodic look while a canary progresses: cheap statistics first; the full analysis (LLM,
-    action) only when the statistics find the canary unhealthy. The evidence is kept as a snapshot."""
+    action) only when the statistics find the canary unhealthy, once per attempt (again only while the
+    verdict is unsure). The evidence is kept as a snapshot."""
     if not is_canary_in_progress(ro):
         return None
     now = rt.clock()
@@ -178,15 +177,7 @@ async def look_at_logs(rt: Runtime, policy: PolicyRef, ro: Rollout) -> Outcome |
     _, _, statistical, _ = await asyncio.to_thread(prepare, evidence, policy.spec.analysis)
     if statistical.verdict != VerdictKind.UNHEALTHY:
         return None
-    pod_hash = canary_hash(ro) or ""
-    key = (ro.namespace, ro.name, pod_hash, Trigger.LOG_WATCH.value, cycle_key(rt, ro, pod_hash))
-    interval = policy.spec.triggers.log_watch.interval_seconds * rt.config.log_watch_scale
-    if not rt.due(key, interval, now):
-        return None  # this attempt was already judged; the finding is not news
-    outcome = await analyze(rt, policy, ro, Trigger.LOG_WATCH)
-    if outcome is not None:
-        rt.judged[key] = (outcome.judgement.verdict.verdict, now)
-    return outcome
+    return await analyze(rt, policy, ro, Trigger.LOG_WATCH)
 
 
 def _count_analysis(rt: Runtime, policy: PolicyRef, namespace: str, trigger: Trigger, j: Judgement) -> None:
@@ -219,105 +210,15 @@ def _with_snapshot(rt: Runtime, evidence: Evidence) -> Evidence:
     )
 
 
-async def _act(rt: Runtime, ro: Rollout, judged: Situation, j: Judgement) -> tuple[str, Rollout]:
-    """Apply the decision with the patches `kubectl argo rollouts` sends, at most once per revision
-    (promote: once per step), to the situation that was judged only; returns what was done and the
-    Rollout as last read.
-
-    Each patch carries the resourceVersion of a fresh read found to be still the judged situation,
-    so a change in between is refused by the apiserver (409) instead of overwritten.
-    """
-    action = j.decision.action
-    if action == Action.NONE:
-        return "none", ro
-    if j.decision.dry_run:
-        return f"dry-run:{action.value}", ro
-    detail = (
-        judged.step_label()
-        if action == Action.PROMOTE
-        else f"attempt-{rt.attempt(ro.namespace, ro.name, judged.canary)}"
-    )
-    once = (ro.namespace, ro.name, judged.canary, action.value, detail)
-    if once in rt.acted:
-        return "skipped: already done", ro
-    fresh = await rt.kube.get_rollout(ro.namespace, ro.name)
-    try:
-        if action == Action.ABORT:
-            taken, fresh = await _abort(rt, ro, judged, fresh)
-        elif action == Action.PAUSE:
-            taken = await _pause(rt, ro, judged, fresh, stopping=j.verdict.verdict == VerdictKind.UNHEALTHY)
-        else:
-            taken = await _promote(rt, ro, judged, fresh)
-    except Conflict:
-        return f"{SKIPPED_CHANGED} (the apiserver refused the patch)", fresh or ro
-    except SelfHealError as e:
-        await post_event(rt, ro, action_failed_event(action.value, ro.revision, str(e)))
-        raise
-    if taken == action.value:
-        rt.acted.add(once)
-        rt.metrics.actions.inc(namespace=ro.namespace, action=action.value)
-    return taken, fresh or ro
+# --- for the verdict endpoint (services/inline.py): Argo acts on the answer, selfheal explains and tickets it
 
 
-async def _abort(rt: Runtime, ro: Rollout, judged: Situation, fresh: Rollout | None) -> tuple[str, Rollout | None]:
-    """Abort the judged revision, wherever it stands now; a 409 is read again and retried a few times."""
-    for _ in range(ABORT_ATTEMPTS):
-        why = refusal_to_stop(judged, fresh)
-        if why is not None or fresh is None:
-            return f"skipped: {why}", fresh
-        if is_aborted(fresh):
-            return "skipped: already aborted", fresh
-        try:
-            await rt.kube.patch_rollout_status(
-                ro.namespace, ro.name, ABORT_STATUS_PATCH, resource_version=fresh.resource_version
-            )
-        except Conflict:
-            fresh = await rt.kube.get_rollout(ro.namespace, ro.name)
-            continue
-        return Action.ABORT.value, fresh
-    raise Conflict(f"abort of {ro.namespace}/{ro.name}: the Rollout kept changing")
-
-
-async def _pause(rt: Runtime, ro: Rollout, judged: Situation, fresh: Rollout | None, *, stopping: bool) -> str:
-    """Pause (``spec.paused``): for an unhealthy verdict, the judged revision wherever it stands; for
-    any other, only the situation that was judged."""
-    why = refusal_to_stop(judged, fresh)
-    if why is not None or fresh is None:
-        return f"skipped: {why}"
-    if fresh.paused or is_aborted(fresh):
-        return "skipped: already " + ("paused" if fresh.paused else "aborted")
-    why = None if stopping else refusal_to_proceed(judged, fresh)
-    if why is not None:
-        return f"skipped: {why}"
-    await rt.kube.patch_rollout(ro.namespace, ro.name, PAUSE_SPEC_PATCH, resource_version=fresh.resource_version)
-    return Action.PAUSE.value
-
-
-async def _promote(rt: Runtime, ro: Rollout, judged: Situation, fresh: Rollout | None) -> str:
-    """Promote the pause that was judged, exactly as `kubectl argo rollouts promote` would.
-
-    The status patch goes first with the checked resourceVersion; a spec patch (never needed: a
-    Rollout paused by hand is not promoted) would carry the version the first one produced, so a
-    change between the two is refused too.
-    """
-    why = refusal_to_proceed(judged, fresh)
-    if why is not None or fresh is None:
-        return f"skipped: {why}"
-    if not (is_paused_at_indefinite_step(fresh) or is_inconclusive_pause(fresh)):
-        return "skipped: not paused at a step selfheal may promote"
-    status_patch, spec_patch = promote_patches(fresh)
-    version = fresh.resource_version
-    if status_patch:
-        updated = await rt.kube.patch_rollout_status(ro.namespace, ro.name, status_patch, resource_version=version)
-        version = str((updated.get("metadata") or {}).get("resourceVersion") or "")
-    if spec_patch:
-        await rt.kube.patch_rollout(ro.namespace, ro.name, spec_patch, resource_version=version)
-    return Action.PROMOTE.value
+async def post_event(rt: Runtime, ro: Rollout, event: EventText) -> None:
+    await execution.rollout_event(rt, ro.uid, ro.namespace, ro.name, event)
 
 
 async def explain(rt: Runtime, ro: Rollout, j: Judgement, trigger: Trigger, taken: str) -> None:
-    """Every decision is an Event on the Rollout (`kubectl describe rollout` answers "why") and a line of
-    the operator's log."""
+    """The verdict's Event on the Rollout and its line in the operator's log."""
     v = j.verdict
     message, fields = decision_log(
         namespace=ro.namespace,
@@ -345,46 +246,25 @@ async def explain(rt: Runtime, ro: Rollout, j: Judgement, trigger: Trigger, take
     await post_event(rt, ro, event)
 
 
-async def post_event(rt: Runtime, ro: Rollout, event: EventText) -> None:
-    await events.post(rt, events.about(ROLLOUT_API_VERSION, "Rollout", ro.namespace, ro.name, ro.uid), event)
-
-
 async def open_ticket(
     rt: Runtime, policy: PolicyRef, ro: Rollout, j: Judgement, trigger: Trigger, occurrence_key: str, taken: str
 ) -> str:
-    async with rt.lock(f"ticket:{ro.namespace}/{ro.name}/{j.evidence.canary_hash}"):
-        regressed = await _record_regression(rt, ro, j)
-        if regressed:
-            return regressed
-        name, created, counted = await tickets.record(
-            rt.kube,
-            j,
-            ro,
-            policy=policy.name,
-            trigger=trigger.value,
-            key=occurrence_key,
-            now=rt.clock(),
-            redact=redactor_for(policy.spec.analysis).redact,
-            action=last_action(taken),
+    """The ticket of a failing verdict, counted once per ``occurrence_key``; a merged fix failing the same
+    way reopens the fix's ticket."""
+    spec = tickets.ticket_spec(j, ro, policy.name, trigger.value, redactor_for(policy.spec.analysis).redact)
+    regressed = await remediation.record_failure(
+        rt, ro.namespace, ro.name, spec.pod_template_hash, spec.revision, spec.signature or spec.fingerprint, rt.clock()
+    )
+    if regressed:
+        return regressed
+    async with rt.lock(ticket_key(ro.namespace, ticket_name(ro.name, spec.pod_template_hash))):
+        name, opened, counted = await tickets.record(
+            rt.kube, spec, ro, key=occurrence_key, now=rt.clock(), action=last_action(taken)
         )
-    if created:
+    if opened:
         rt.metrics.tickets_opened.inc(namespace=ro.namespace)
-        await post_event(rt, ro, ticket_opened_event(name, ro.revision, j.fingerprint, tickets.headline_of(j)))
-        log.info(
-            "opened RemediationTicket %s/%s for revision %s of %s",
-            ro.namespace,
-            name,
-            ro.revision,
-            ro.name,
-            extra={"namespace": ro.namespace, "ticket": name, "rollout": ro.name, "revision": ro.revision},
-        )
+        await post_event(rt, ro, ticket_opened_event(name, ro.revision, j.fingerprint, spec.headline))
+        log.info("opened RemediationTicket %s/%s for revision %s of %s", ro.namespace, name, ro.revision, ro.name)
     elif counted:
         log.info("ticket %s/%s: one more occurrence (%s)", ro.namespace, name, occurrence_key)
     return name
-
-
-async def _record_regression(rt: Runtime, ro: Rollout, j: Judgement) -> str | None:
-    """A fixed-and-merged failure seen again on the revision meant to verify it reopens its ticket."""
-    return await remediation.record_failure(
-        rt, ro.namespace, ro.name, j.evidence.canary_hash, ro.revision, j.fingerprint, rt.clock()
-    )

@@ -222,8 +222,9 @@ class InlineVerdicts:
     async def _ticket(self, policy: PolicyRef, ro: Rollout, j: Judgement, canary: str) -> str:
         """The ticket of a failing verdict, counted once per attempt."""
         try:
+            record = await self.rt.ledger.get(ro.namespace, policy.name, ro.name)
             return await open_ticket(
-                self.rt, policy, ro, j, Trigger.INLINE, cycle_key(self.rt, ro, canary), WEB_METRIC_FAILED
+                self.rt, policy, ro, j, Trigger.INLINE, cycle_key(record, ro, canary), WEB_METRIC_FAILED
             )
         except SelfHealError as e:  # the failed-run trigger records it when this could not
             log.warning("ticket for %s/%s not recorded by the verdict endpoint: %s", ro.namespace, ro.name, e)

@@ -9,7 +9,7 @@ from typing import Protocol
 
 from selfheal.domain.decision import Decision, decide
 from selfheal.domain.evidence import Evidence, Side
-from selfheal.domain.fingerprint import failure_signature, fingerprint
+from selfheal.domain.fingerprint import FailureSignature, failure_signature
 from selfheal.domain.heuristic import statistical_verdict
 from selfheal.domain.logdiff import LogDiff, diff_logs
 from selfheal.domain.policy import AnalysisSpec, DecisionSpec, LLMProvider
@@ -35,7 +35,7 @@ class Judgement:
     decision: Decision
     redactions: dict[str, int]
     fingerprint: str
-    signature: list[str]
+    signature: FailureSignature
     bundle: PromptBundle | None = None
     llm: Verdict | None = None
     llm_error: str | None = None
@@ -131,7 +131,7 @@ def conclude(
         statistical=statistical,
         decision=final,
         redactions=dict(redactor.counts),
-        fingerprint=fingerprint(evidence.namespace, evidence.rollout, signature),
+        fingerprint=signature.fingerprint,
         signature=signature,
         bundle=bundle,
         llm=consultation.llm,

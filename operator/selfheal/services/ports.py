@@ -66,9 +66,15 @@ class KubePort(Protocol):
 
     async def create_ticket(self, namespace: str, body: Mapping[str, Any]) -> tuple[dict[str, Any], bool]: ...
 
-    async def patch_ticket_status(self, namespace: str, name: str, body: Mapping[str, Any]) -> dict[str, Any]: ...
+    async def patch_ticket_status(
+        self, namespace: str, name: str, body: Mapping[str, Any], *, resource_version: str | None = None
+    ) -> dict[str, Any]: ...
 
     async def list_tickets(self, namespace: str, rollout: str | None = None) -> list[dict[str, Any]]: ...
+
+    async def get_policy(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+
+    async def patch_policy_status(self, namespace: str, name: str, body: Mapping[str, Any]) -> dict[str, Any]: ...
 
 
 class GitHubPort(Protocol):
@@ -78,8 +84,8 @@ class GitHubPort(Protocol):
 
     async def check_access(self) -> Repository: ...
 
-    async def find_issue_by_fingerprint(
-        self, fingerprint: str, labels: list[str] | None = None, *, max_pages: int = 20
+    async def find_issue(
+        self, signature: str, *, fingerprint: str = "", labels: list[str] | None = None, max_pages: int = 20
     ) -> Issue | None: ...
 
     async def create_issue(

@@ -1,10 +1,10 @@
-"""What the operator builds once at startup and shares: clients, clock, caches, in-flight guards."""
+"""What the operator builds once at startup and shares: clients, clock, caches, in-flight guards, the ledger."""
 
 from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -16,7 +16,8 @@ from selfheal.adapters.kube import KubeAdapter, connect
 from selfheal.adapters.metrics import MetricsServer, OperatorMetrics, start_metrics_server, stop_metrics_server
 from selfheal.config import CONFIG, OperatorConfig
 from selfheal.domain.evidence import Evidence, Side
-from selfheal.domain.verdict import VerdictKind
+from selfheal.services.ledger import Ledger
+from selfheal.services.locks import KeyedLocks
 from selfheal.services.notify import Announcements
 from selfheal.services.ports import GitHubConnector, GitHubPort, KubePort
 
@@ -81,8 +82,6 @@ class Runtime:
     metrics_server: MetricsServer | None = None
     # Canaries being analyzed right now: (namespace, rollout, pod hash).
     in_flight: set[tuple[str, ...]] = field(default_factory=set)
-    # Actions already taken: (namespace, rollout, pod hash, action, step) -- at most once each.
-    acted: set[tuple[str, ...]] = field(default_factory=set)
     # Clients built on first use and reused: keyed by (kind, endpoint, credential digest, ...).
     clients: dict[tuple[str, ...], Any] = field(default_factory=dict)
     # The last GitHub access check per (api URL, repository): the client asked and its answer.
@@ -94,40 +93,20 @@ class Runtime:
     # The latest evidence per (namespace, rollout, canary hash), kept while the canary lives: a
     # basic canary's pods are gone right after an abort, its logs with them.
     snapshots: OrderedDict[tuple[str, str, str], Evidence] = field(default_factory=OrderedDict)
-    # The last verdict of each judged situation, and when: a pause (namespace, rollout, hash, step,
-    # trigger) or a log-watch finding (namespace, rollout, hash, attempt) -> (verdict, time). A situation
-    # is judged again only while its verdict is inconclusive.
-    judged: dict[tuple[str, ...], tuple[Any, datetime]] = field(default_factory=dict)
-
-    # Attempts at each revision: (namespace, rollout, hash) -> [attempt number, aborted now?].
-    attempts: dict[tuple[str, str, str], list[Any]] = field(default_factory=dict)
-
-    def attempt(self, namespace: str, rollout: str, pod_hash: str) -> int:
-        return self.attempts.get((namespace, rollout, pod_hash), [0, False])[0]
-
-    def observe_abort(self, namespace: str, rollout: str, pod_hash: str, aborted: bool) -> None:
-        """Count attempts: a revision that was aborted and is not any more was retried."""
-        state = self.attempts.setdefault((namespace, rollout, pod_hash), [0, False])
-        if state[1] and not aborted:
-            state[0] += 1
-        state[1] = aborted
-
-    def due(self, key: tuple[str, ...], interval: float, now: datetime) -> bool:
-        """Whether the situation ``key`` needs a (new) judgement."""
-        seen = self.judged.get(key)
-        if seen is None:
-            return True
-        verdict, at = seen
-        return verdict == VerdictKind.INCONCLUSIVE and (now - at).total_seconds() >= interval
-
     # Failed AnalysisRuns already analyzed: (namespace, name, uid).
     handled_runs: set[tuple[str, str, str]] = field(default_factory=set)
-    locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    # One lock per key (a ticket, an issue), pruned as soon as nobody holds or awaits it.
+    locks: KeyedLocks = field(default_factory=KeyedLocks)
     # Ticket phases being announced, and each policy's last notification failure.
     announcements: Announcements = field(default_factory=Announcements)
+    # What was judged and done about each live canary, kept in the governing policy's status.
+    ledger: Ledger = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.ledger = Ledger(self.kube)
 
     def lock(self, key: str) -> asyncio.Lock:
-        return self.locks.setdefault(key, asyncio.Lock())
+        return self.locks(key)
 
     def usage_of(self, namespace: str, policy: str) -> Usage:
         return self.usage.setdefault((namespace, policy), Usage())
@@ -143,15 +122,8 @@ class Runtime:
     def forget_revisions(self, namespace: str, rollout: str, keep: set[str]) -> None:
         """Drop what is remembered about a Rollout's revisions other than ``keep`` (all when empty):
         memory stays bounded by the live canaries, however long the operator runs."""
-
-        def stale(key: tuple[Any, ...]) -> bool:
-            return key[0] == namespace and key[1] == rollout and key[2] not in keep
-
-        stores: tuple[MutableMapping[Any, Any], ...] = (self.judged, self.attempts, self.snapshots)
-        for store in stores:
-            for key in [k for k in store if stale(k)]:
-                del store[key]
-        self.acted -= {k for k in self.acted if stale(k)}
+        for key in [k for k in self.snapshots if k[0] == namespace and k[1] == rollout and k[2] not in keep]:
+            del self.snapshots[key]
         if len(self.handled_runs) > MAX_HANDLED_RUNS:  # failed runs are checked against tickets anyway
             self.handled_runs.clear()
 

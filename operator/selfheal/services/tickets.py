@@ -1,8 +1,8 @@
-"""RemediationTickets from judgements: one per (rollout, failing pod-template hash); repeats are counted."""
+"""RemediationTickets from judgements: one per (rollout, failing pod-template hash); repeats are counted once each."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +13,8 @@ from selfheal.domain.issue import MAX_TEMPLATES as ISSUE_TEMPLATES
 from selfheal.domain.ticket import (
     API_VERSION,
     MAX_FAILED_METRICS,
+    MAX_FAILURE_LINE,
+    MAX_FAILURE_LINES,
     MAX_PODS,
     TICKET_KIND,
     FailedMetricRecord,
@@ -26,12 +28,16 @@ from selfheal.domain.ticket import (
 )
 from selfheal.domain.timestamps import rfc3339
 from selfheal.domain.words import HEADLINE_MAX, SHORT_FINGERPRINT, clip, headline
+from selfheal.errors import Conflict, TransientError
 from selfheal.services.judge import Judgement
 from selfheal.services.ports import KubePort
 
 MAX_OCCURRENCE_KEYS = 20
 ROLLOUT_LABEL = "selfheal.dev/rollout"
 FINGERPRINT_LABEL = "selfheal.dev/fingerprint"
+SIGNATURE_LABEL = "selfheal.dev/signature"
+# A status write refused because the ticket changed (409) is read, recomputed and sent again this often.
+CONFLICT_ATTEMPTS = 8
 
 
 def headline_of(j: Judgement) -> str:
@@ -64,6 +70,8 @@ def ticket_spec(
         pod_template_hash=j.evidence.canary_hash,
         revision=ro.revision,
         fingerprint=j.fingerprint,
+        signature=j.signature.signature,
+        failure=[redact(line)[:MAX_FAILURE_LINE] for line in j.signature.lines()[:MAX_FAILURE_LINES]],
         images=ro.images[:50],
         step=current_step_description(ro)[:63],
         trigger=trigger,
@@ -93,13 +101,16 @@ def ticket_spec(
 
 
 def ticket_body(spec: TicketSpec, ro: Rollout) -> dict[str, Any]:
+    labels = {ROLLOUT_LABEL: ro.name[:63], FINGERPRINT_LABEL: spec.fingerprint[:63]}
+    if spec.signature:
+        labels[SIGNATURE_LABEL] = spec.signature[:63]
     return {
         "apiVersion": API_VERSION,
         "kind": TICKET_KIND,
         "metadata": {
             "name": ticket_name(ro.name, spec.pod_template_hash),
             "namespace": ro.namespace,
-            "labels": {ROLLOUT_LABEL: ro.name[:63], FINGERPRINT_LABEL: spec.fingerprint[:63]},
+            "labels": labels,
             "ownerReferences": [
                 {
                     "apiVersion": f"{ARGO_GROUP}/{ARGO_VERSION}",
@@ -116,7 +127,7 @@ def ticket_body(spec: TicketSpec, ro: Rollout) -> dict[str, Any]:
 
 
 def occurrence_patch(
-    status: dict[str, Any] | None, key: str, now: datetime, action: str = "", revision: str = ""
+    status: Mapping[str, Any] | None, key: str, now: datetime, action: str = "", revision: str = ""
 ) -> dict[str, Any] | None:
     """The status change for one more sighting of the failure, with the action taken on the Rollout;
     None when ``key`` was already counted."""
@@ -136,26 +147,77 @@ def occurrence_patch(
     }
 
 
-async def record(
+def resource_version(obj: Mapping[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion") or "")
+
+
+async def update_status(
     kube: KubePort,
-    j: Judgement,
-    ro: Rollout,
+    namespace: str,
+    name: str,
+    change: Callable[[dict[str, Any]], dict[str, Any] | None],
     *,
-    policy: str,
-    trigger: str,
-    key: str,
-    now: datetime,
-    redact: Callable[[str], str] = lambda text: text,
-    action: str = "",
+    read: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any] | None, bool]:
+    """Change a ticket's status from what was read: the patch ``change`` computes from the object is sent
+    with the object's resourceVersion, so a write in between is refused (409), read again and the change
+    computed again. Starts from ``read`` when given. ``(object, written)``; the object is None when the
+    ticket is gone."""
+    obj = read
+    for _ in range(CONFLICT_ATTEMPTS):
+        if obj is None:
+            obj = await kube.get_ticket(namespace, name)
+            if obj is None:
+                return None, False
+        patch = change(obj)
+        if patch is None:
+            return obj, False
+        try:
+            written = await kube.patch_ticket_status(
+                namespace, name, {"status": patch}, resource_version=resource_version(obj)
+            )
+        except Conflict:
+            obj = None
+            continue
+        return written, True
+    raise TransientError(f"ticket {namespace}/{name} kept changing while its status was written", delay=1.0)
+
+
+def first_key(obj: Mapping[str, Any] | None) -> str:
+    keys = ((obj or {}).get("status") or {}).get("occurrenceKeys") or []
+    return str(keys[0]) if keys else ""
+
+
+async def record(
+    kube: KubePort, spec: TicketSpec, ro: Rollout, *, key: str, now: datetime, action: str = ""
 ) -> tuple[str, bool, bool]:
-    """Create the ticket or count the repeat: ``(name, created, counted)``. Idempotent per ``key``."""
-    spec = ticket_spec(j, ro, policy, trigger, redact)
-    obj, created = await kube.create_ticket(ro.namespace, ticket_body(spec, ro))
+    """Create the ticket or count the repeat: ``(name, opened, counted)``. Idempotent per ``key``: the
+    same sighting recorded twice (a restart in between) counts once; ``opened`` when ``key`` is the
+    ticket's first occurrence. Two recorders at once both count (resourceVersion, 409, again)."""
+    obj, _ = await kube.create_ticket(ro.namespace, ticket_body(spec, ro))
     name = obj["metadata"]["name"]
-    patch = occurrence_patch(None if created else obj.get("status"), key, now, action, ro.revision)
-    if patch is not None:
-        await kube.patch_ticket_status(ro.namespace, name, {"status": patch})
-    return name, created, patch is not None
+    written, counted = await update_status(
+        kube,
+        ro.namespace,
+        name,
+        lambda o: occurrence_patch(o.get("status"), key, now, action, ro.revision),
+        read=obj,
+    )
+    return name, first_key(written) == key, counted
+
+
+async def note_action(kube: KubePort, namespace: str, name: str, action: str, revision: str, now: datetime) -> None:
+    """Show on the ticket what was done to the Rollout (its Last Action column), once the action is taken."""
+    if not action:
+        return
+
+    def change(obj: dict[str, Any]) -> dict[str, Any] | None:
+        last = (obj.get("status") or {}).get("lastAction") or {}
+        if last.get("type") == action and last.get("revision") == revision:
+            return None
+        return {"lastAction": {"type": action, "revision": revision, "at": rfc3339(now)}}
+
+    await update_status(kube, namespace, name, change)
 
 
 def canary_has_logs(j: Judgement) -> bool:

@@ -12,15 +12,13 @@ from selfheal.domain.argo import (
     AnalysisRun,
     Rollout,
     canary_hash,
-    current_step_index,
-    is_aborted,
     is_inconclusive_pause,
     is_paused_at_indefinite_step,
     stable_hash,
 )
 from selfheal.domain.ticket import ticket_name
-from selfheal.domain.verdict import VerdictKind
 from selfheal.errors import SelfHealError
+from selfheal.services import execution
 from selfheal.services.analysis import Outcome, Trigger, analyze, look_at_logs
 from selfheal.services.policies import PolicyRef, choose_policy, policies_for
 from selfheal.services.runtime import Runtime
@@ -38,6 +36,7 @@ async def on_rollout(rt: Runtime, ro: Rollout, policies: Iterable[PolicyRef]) ->
     Each pause is judged once; an inconclusive judgement (too little evidence yet), or one made without
     the analyzer, is judged again after the policy's log-watch interval, so a pause reached early gets
     its verdict when there is data. A judgement the Rollout outran before it could act is not kept.
+    What was judged and done is kept in the judgement ledger (`execution`), across restarts.
     """
     rt.forget_revisions(
         ro.namespace, ro.name, {h for h in (canary_hash(ro), stable_hash(ro), ro.status.current_pod_hash) if h}
@@ -45,7 +44,7 @@ async def on_rollout(rt: Runtime, ro: Rollout, policies: Iterable[PolicyRef]) ->
     policy = governing_policy(ro, policies)
     if policy is None:
         return None
-    rt.observe_abort(ro.namespace, ro.name, canary_hash(ro) or "", is_aborted(ro))
+    await execution.catch_up(rt, policy, ro)
     triggers = policy.spec.triggers
     if triggers.indefinite_pause and is_paused_at_indefinite_step(ro):
         trigger = Trigger.INDEFINITE_PAUSE
@@ -53,16 +52,7 @@ async def on_rollout(rt: Runtime, ro: Rollout, policies: Iterable[PolicyRef]) ->
         trigger = Trigger.ANALYSIS_INCONCLUSIVE
     else:
         return None
-    key = (ro.namespace, ro.name, canary_hash(ro) or "", str(current_step_index(ro)), trigger.value)
-    now = rt.clock()
-    if not rt.due(key, policy.spec.triggers.log_watch.interval_seconds * rt.config.log_watch_scale, now):
-        return None
-    outcome = await analyze(rt, policy, ro, trigger)
-    if outcome is not None and not outcome.superseded:  # a pause that changed meanwhile is judged again
-        # Judged without the analyzer it was meant to have: asked again after the interval, like an unsure one.
-        unheard = outcome.judgement.llm_error is not None
-        rt.judged[key] = (VerdictKind.INCONCLUSIVE if unheard else outcome.judgement.verdict.verdict, now)
-    return outcome
+    return await analyze(rt, policy, ro, trigger)
 
 
 async def on_analysis_run(
@@ -119,7 +109,13 @@ async def sweep(
     """Catch up on failed runs whose event was missed or whose analysis failed for a passing reason,
     and on pauses still waiting for a verdict."""
     all_policies = list(policies)
-    for ro, body in governed(policy, rollouts, all_policies):
+    mine = list(governed(policy, rollouts, all_policies))
+    # The judgement ledger forgets the Rollouts the policy no longer governs (deleted, selected elsewhere).
+    try:
+        await rt.ledger.prune(policy.namespace, policy.name, {ro.name for ro, _ in mine})
+    except SelfHealError as e:  # tried again at the next sweep
+        log.warning("judgement ledger of policy %s/%s not pruned yet: %s", policy.namespace, policy.name, e)
+    for ro, body in mine:
         try:
             for run_obj in runs.get((ro.namespace, ro.uid), []):
                 await on_analysis_run(rt, AnalysisRun.from_obj(run_obj), body, all_policies)

@@ -79,6 +79,7 @@ class FakeKube:
         self.events: dict[str, list[EventRecord]] = {}
         self.secrets: dict[tuple[str, str], dict[str, str]] = {}
         self.tickets: dict[tuple[str, str], dict[str, Any]] = {}
+        self.policies: dict[tuple[str, str], dict[str, Any]] = {}
         self.posted: list[PostedEvent] = []
         self.patches: list[SentPatch] = []
         self.calls: Counter[str] = Counter()
@@ -249,18 +250,36 @@ class FakeKube:
             "namespace": namespace,
             "uid": f"ticket-uid-{next(self._uids)}",
             "generation": 1,
+            "resourceVersion": "1",
             "creationTimestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
         self.tickets[(namespace, name)] = obj
         return copy.deepcopy(obj), True
 
-    async def patch_ticket_status(self, namespace: str, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    def put_ticket(self, obj: Mapping[str, Any]) -> None:
+        """Store a ticket as a human or another writer would (a new version), status included."""
+        stored = copy.deepcopy(dict(obj))
+        meta = stored.setdefault("metadata", {})
+        previous = self.tickets.get((meta["namespace"], meta["name"]))
+        meta["resourceVersion"] = str(int(((previous or {}).get("metadata") or {}).get("resourceVersion") or 0) + 1)
+        self.tickets[(meta["namespace"], meta["name"])] = stored
+
+    async def patch_ticket_status(
+        self, namespace: str, name: str, body: Mapping[str, Any], *, resource_version: str | None = None
+    ) -> dict[str, Any]:
+        """A merge patch on the status, refused (`Conflict`) when ``resource_version`` is not the stored one."""
         self._called("patch_ticket_status")
         if (namespace, name) not in self.tickets:
             raise PermanentError(f"remediationtickets.selfheal.dev {namespace}/{name} not found")
+        current = self.tickets[(namespace, name)]
+        stored = str((current.get("metadata") or {}).get("resourceVersion") or "0")
+        if resource_version is not None and resource_version != stored:
+            raise Conflict(f"remediationtickets {namespace}/{name} changed: version {resource_version} is not {stored}")
         self.patches.append(SentPatch("ticket/status", namespace, name, copy.deepcopy(dict(body))))
-        self.tickets[(namespace, name)] = merge_patch(self.tickets[(namespace, name)], body)
-        return copy.deepcopy(self.tickets[(namespace, name)])
+        patched = merge_patch(current, {"status": body.get("status")})
+        patched.setdefault("metadata", {})["resourceVersion"] = str(int(stored) + 1)
+        self.tickets[(namespace, name)] = patched
+        return copy.deepcopy(patched)
 
     async def list_tickets(self, namespace: str, rollout: str | None = None) -> list[dict[str, Any]]:
         self._called("list_tickets")
@@ -269,6 +288,21 @@ class FakeKube:
             for (ns, _), obj in sorted(self.tickets.items())
             if ns == namespace and (rollout is None or (obj.get("spec") or {}).get("rollout") == rollout)
         ]
+
+    # -- SelfHealingPolicies -----------------------------------------------------------------------
+
+    async def get_policy(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self._called("get_policy")
+        obj = self.policies.get((namespace, name))
+        return copy.deepcopy(obj) if obj is not None else None
+
+    async def patch_policy_status(self, namespace: str, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """A merge patch on the policy's status; a policy nobody stored yet is kept as its status alone."""
+        self._called("patch_policy_status")
+        self.patches.append(SentPatch("policy/status", namespace, name, copy.deepcopy(dict(body))))
+        current = self.policies.get((namespace, name)) or {"metadata": {"name": name, "namespace": namespace}}
+        self.policies[(namespace, name)] = merge_patch(current, {"status": body.get("status")})
+        return copy.deepcopy(self.policies[(namespace, name)])
 
 
 class FakeGitHub:
@@ -301,15 +335,20 @@ class FakeGitHub:
             raise self.access_error
         return Repository(full_name=self.repository)
 
-    async def find_issue_by_fingerprint(
-        self, fingerprint: str, labels: list[str] | None = None, *, max_pages: int = 20
+    async def find_issue(
+        self, signature: str, *, fingerprint: str = "", labels: list[str] | None = None, max_pages: int = 20
     ) -> Issue | None:
-        self.calls["find_issue_by_fingerprint"] += 1
+        self.calls["find_issue"] += 1
+        near = None
         for number in sorted(self.issues, reverse=True):
             issue = self.issues[number]
-            if issue.fingerprint == fingerprint and set(labels or []) <= set(issue.label_names):
+            if not set(labels or []) <= set(issue.label_names):
+                continue
+            if fingerprint and issue.fingerprint == fingerprint:
                 return issue
-        return None
+            if near is None and signature and issue.signature == signature:
+                near = issue
+        return near
 
     async def create_issue(
         self, title: str, body: str, labels: list[str] | None = None, assignees: list[str] | None = None

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -182,6 +184,8 @@ class GitHubStandIn(LoopbackServer):
         self.page_link_base: str | None = None
         self._drop = 0
         self._token_valid = True
+        # Called once each after a matching request was answered and before the reply leaves.
+        self._after: list[tuple[str, re.Pattern[str], Callable[[], None]]] = []
         # log
         self.requests: list[LoggedRequest] = []
         self.last_request_headers: dict[str, str] = {}
@@ -220,6 +224,13 @@ class GitHubStandIn(LoopbackServer):
         """Close the connection of the next ``n`` requests without answering."""
         with self._lock:
             self._drop += n
+
+    def after_answer(self, method: str, path: str, then: Callable[[], None]) -> None:
+        """Call ``then`` once, after the next ``method`` request whose path matches the regex ``path`` was
+        carried out and before its reply leaves: killing the client there reproduces a crash between a
+        write and recording its result."""
+        with self._lock:
+            self._after.append((method.upper(), re.compile(path), then))
 
     def bad_token(self, bad: bool = True) -> None:
         """Every request now answers 401 Bad credentials (as for a revoked token)."""
@@ -785,6 +796,12 @@ class GitHubStandIn(LoopbackServer):
         await self._pause()
         status, body, headers = self._answer(request, path, raw)
         self.requests.append(LoggedRequest(request.method, path, status, time.monotonic()))
+        with self._lock:
+            hook = next((h for h in self._after if h[0] == request.method and h[1].fullmatch(path)), None)
+            if hook is not None:
+                self._after.remove(hook)
+        if hook is not None:
+            await asyncio.to_thread(hook[2])
         if status == 304:
             return web.Response(status=304, headers=headers)
         text = json.dumps(body)

@@ -83,6 +83,8 @@ class OperatorProcess:
 
     def start(self) -> OperatorProcess:
         scope = [f"--namespace={ns}" for ns in self.namespaces] or ["--all-namespaces"]
+        # One replica runs standalone; replicas that elect a leader say so in ``extra_args``.
+        mode = [] if "--leader-election" in self.extra_args else ["--standalone"]
         # The operator runs the very copy of selfheal the caller imported (installed or a checkout's).
         python_path = os.pathsep.join(p for p in (str(package_root()), os.environ.get("PYTHONPATH", "")) if p)
         env = {
@@ -100,7 +102,7 @@ class OperatorProcess:
                     "-m",
                     "selfheal.cli",
                     "run",
-                    "--standalone",
+                    *mode,
                     "--log-level=debug",
                     *scope,
                     *self.extra_args,

@@ -13,12 +13,13 @@ from selfheal.adapters.github import (
     NotFound,
     ValidationFailed,
 )
-from selfheal.domain.issue import fingerprint_marker
+from selfheal.domain.shared_issue import fingerprint_marker, first_line
 from selfheal.errors import PermanentError, RateLimitedError, TransientError
 from selfheal.testing.github_server import GitHubStandIn
 
 REPO = "acme/shop"
 FP = "a1b2c3d4e5f60718"
+SIG = "5e5e5e5e5e5e5e5e"
 
 
 @pytest.fixture
@@ -57,7 +58,7 @@ async def test_find_by_fingerprint_walks_three_pages(gh, client):
         gh.add_issue(REPO, f"other {i}", body_for(f"{i:08x}ff"), ["selfheal"])
     gh.requests.clear()
 
-    found = await client.find_issue_by_fingerprint(FP, ["selfheal"])
+    found = await client.find_issue("", fingerprint=FP, labels=["selfheal"])
 
     assert found is not None and found.number == created.number
     assert found.fingerprint == FP
@@ -69,12 +70,23 @@ async def test_find_by_fingerprint_ignores_spoofed_markers_pulls_and_other_label
     gh.add_issue(REPO, "spoof", body_for("0000000000", extra=fingerprint_marker(FP)), ["selfheal"])
     gh.add_issue(REPO, "unlabelled", body_for(FP), ["bug"])
     gh.open_pull(REPO, "a pull", body_for(FP))
-    assert await client.find_issue_by_fingerprint(FP, ["selfheal"]) is None
+    assert await client.find_issue("", fingerprint=FP, labels=["selfheal"]) is None
+
+
+async def test_find_matches_the_signature_and_prefers_the_exact_fingerprint(gh, client):
+    near = gh.add_issue(REPO, "near", f"{first_line('ab' * 8, SIG, 'shop/web-1')}\n\nx", ["selfheal"])
+    assert (await client.find_issue(SIG, fingerprint=FP, labels=["selfheal"])).number == near
+    exact = gh.add_issue(REPO, "exact", f"{first_line(FP, SIG, 'eu/web-1')}\n\nx", ["selfheal"])
+    newer = gh.add_issue(REPO, "newer near", f"{first_line('cd' * 8, SIG, 'us/web-1')}\n\nx", ["selfheal"])
+    assert newer > exact
+    assert (await client.find_issue(SIG, fingerprint=FP, labels=["selfheal"])).number == exact
+    assert (await client.find_issue(SIG, labels=["selfheal"])).number == newer
+    assert await client.find_issue("ef" * 8, fingerprint="01" * 8, labels=["selfheal"]) is None
 
 
 async def test_find_by_fingerprint_sees_closed_issues(gh, client):
     number = gh.add_issue(REPO, "old", body_for(FP), ["selfheal"], state="closed")
-    found = await client.find_issue_by_fingerprint(FP, ["selfheal"])
+    found = await client.find_issue("", fingerprint=FP, labels=["selfheal"])
     assert found is not None and found.number == number and found.state == "closed"
 
 
@@ -228,7 +240,7 @@ async def test_wrong_token_is_bad_credentials(gh):
 async def test_revoked_token_is_bad_credentials(gh, client):
     gh.bad_token()
     with pytest.raises(BadCredentials):
-        await client.find_issue_by_fingerprint(FP, ["selfheal"])
+        await client.find_issue(SIG, fingerprint=FP, labels=["selfheal"])
     assert len(gh.requests) == 1
 
 

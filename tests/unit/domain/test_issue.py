@@ -15,8 +15,6 @@ from selfheal.domain.issue import (
     IssuePodState,
     IssueTemplate,
     code_block,
-    fingerprint_marker,
-    parse_fingerprint,
     pr_references_issue,
     render_issue,
     render_occurrence_comment,
@@ -24,6 +22,7 @@ from selfheal.domain.issue import (
     render_stalled_comment,
     render_verified_comment,
 )
+from selfheal.domain.shared_issue import Affected, affected, fingerprint_marker, parse_fingerprint, parse_signature
 
 FP = "9f86d081884c7d65"
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
@@ -206,6 +205,17 @@ def test_marker_rejects_non_hex(bad):
         fingerprint_marker(bad)
 
 
+def test_an_issue_written_by_a_ticket_carries_both_markers_and_lists_its_rollout_above_the_logs():
+    sig = "0123456789abcdef"
+    body = render_issue(context(signature=sig, ticket="shop/checkout-6f8d9c7b5", failure=["KeyError: 'sku' at x"])).body
+    first = body.split("\n", 1)[0]
+    assert fingerprint_marker(FP) in first and parse_signature(body) == sig
+    assert "<!-- selfheal:ticket=shop/checkout-6f8d9c7b5 -->" in first
+    assert affected(body) == [Affected("shop/checkout-6f8d9c7b5", "shop/checkout", "7", "6f8d9c7b5", "IssueOpened")]
+    assert body.index("selfheal:affected") < body.index("## Error signatures")
+    assert "`KeyError: 'sku' at x`" in body
+
+
 # -- fences -----------------------------------------------------------------------------------------
 
 
@@ -236,8 +246,12 @@ def test_comments():
     ctx = context()
     occurrence = render_occurrence_comment(ctx, NOW)
     assert "2026-11-26 10:00:00" in occurrence and "Occurrences: 2" in occurrence and "| 42 | 0 |" in occurrence
-    verified = render_verified_comment(ctx, "9", "77aa")
-    assert "`9`" in verified and "`77aa`" in verified and "passed canary analysis" in verified
+    one = [Affected("shop/checkout-6f8d9c7b5", "shop/checkout", "7", "6f8d9c7b5", "Resolved", "9")]
+    verified = render_verified_comment(one)
+    assert "`shop/checkout` revision `9`" in verified and "passed canary analysis" in verified
+    assert verified.endswith("Closing this issue.") and "Closing" not in render_verified_comment(one, closing=False)
+    two = [*one, Affected("eu/checkout-6f8d9c7b5", "eu/checkout", "3", "6f8d9c7b5", "Resolved", "4")]
+    assert "every Rollout this failure affected" in render_verified_comment(two)
     regressed = render_regressed_comment(ctx, "9", "77aa", NOW)
     assert "Regressed" in regressed and "`77aa`" in regressed and "panic" in regressed
     assert render_stalled_comment("alice @acme/oncall", waited_hours=6).startswith("@alice @acme/oncall: ")
@@ -282,7 +296,7 @@ def test_pr_references_issue_without_repository_accepts_any_repo():
     assert pr_references_issue(None, 12) is False
 
 
-def test_domain_issue_imports_only_stdlib_and_pydantic():
+def test_domain_issue_imports_only_stdlib_pydantic_and_the_pure_core():
     import selfheal.domain.issue as module
 
     source = Path(module.__file__).read_text()

@@ -33,7 +33,7 @@ async def test_a_next_page_on_another_host_is_not_followed_with_the_token(gh_pai
     home.page_link_base = away.api_url
     async with GitHubClient(home.api_url, TOKEN, "acme/shop") as client:
         with pytest.raises(GitHubError, match="next page is on"):
-            await client.find_issue_by_fingerprint("0" * 64)
+            await client.find_issue("0" * 32)
     assert away.requests == []  # the token never reached the other host
 
 

@@ -55,6 +55,12 @@ class FaultyCluster:
     async def get_ticket(self, namespace: str, name: str) -> None:
         return None
 
+    async def get_policy(self, namespace: str, name: str) -> None:
+        return None
+
+    async def patch_policy_status(self, namespace: str, name: str, body: Any) -> dict[str, Any]:
+        return {}
+
 
 @pytest.fixture
 def policy() -> PolicyRef:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from selfheal.domain import ledger
 from selfheal.domain.argo import Rollout
 from selfheal.services import analysis, triggers
 from selfheal.services.analysis import Trigger
@@ -95,7 +96,7 @@ async def test_a_revision_is_aborted_at_most_once_even_after_a_retry(world: Worl
     world.update_rollout(lambda obj: obj["status"].pop("abort"))
     outcome = await analysis.analyze(world.runtime, policy(), world.kube.rollout(NS, ROLLOUT), Trigger.INDEFINITE_PAUSE)
 
-    assert outcome is not None and outcome.action_taken == "skipped: already done"
+    assert outcome is None  # the pause of this revision was judged already: neither judged nor acted on again
     assert world.kube.rollout_patches() == [ABORT]
 
 
@@ -184,10 +185,10 @@ async def test_the_hourly_budget_stops_further_analyses_and_says_so(world: World
 def test_the_cycle_key_is_the_failing_run_or_else_the_attempt(world: World) -> None:
     world.canary("canary-panic")
     ro = world.kube.rollout(NS, ROLLOUT)
-    assert analysis.cycle_key(world.runtime, ro, CANARY) == f"{CANARY}:attempt-0"
-    world.runtime.observe_abort(NS, ROLLOUT, CANARY, True)
-    world.runtime.observe_abort(NS, ROLLOUT, CANARY, False)  # aborted, then retried
-    assert analysis.cycle_key(world.runtime, ro, CANARY) == f"{CANARY}:attempt-1"
+    assert analysis.cycle_key(None, ro, CANARY) == f"{CANARY}:attempt-0"
+    retried = ledger.for_revision(ledger.for_revision(None, CANARY, aborted=True), CANARY, aborted=False)
+    assert analysis.cycle_key(retried, ro, CANARY) == f"{CANARY}:attempt-1"
+    assert analysis.cycle_key(retried, ro, "other00") == "other00:attempt-0"
 
     running: dict[str, Any] = {"name": "web-new5c4-2.1", "status": "Running"}
     with_run = Rollout.from_obj(
@@ -196,7 +197,7 @@ def test_the_cycle_key_is_the_failing_run_or_else_the_attempt(world: World) -> N
             "status": {**ro_status(world), "canary": {"currentBackgroundAnalysisRunStatus": running}},
         }
     )
-    assert analysis.cycle_key(world.runtime, with_run, CANARY) == "web-new5c4-2.1"
+    assert analysis.cycle_key(retried, with_run, CANARY) == "web-new5c4-2.1"
 
 
 def ro_status(world: World) -> dict[str, Any]:

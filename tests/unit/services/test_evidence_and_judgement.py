@@ -118,12 +118,14 @@ async def test_a_ticket_counts_each_occurrence_key_once(world: World) -> None:
     s = policy().spec
     j = await judge(evidence, s.analysis, s.decision, None)
     ro = world.kube.rollout(NS, ROLLOUT)
+    spec = tickets.ticket_spec(j, ro, "web-policy", "test")
 
     def record(key: str) -> Awaitable[tuple[str, bool, bool]]:
-        return tickets.record(world.kube, j, ro, policy="web-policy", trigger="test", key=key, now=T0)
+        return tickets.record(world.kube, spec, ro, key=key, now=T0)
 
     assert await record("web-new5c4-2") == (f"{ROLLOUT}-{CANARY}", True, True)
-    assert await record("web-new5c4-2") == (f"{ROLLOUT}-{CANARY}", False, False)
+    # the same sighting again (a restart in between): not counted, and still the one that opened the ticket
+    assert await record("web-new5c4-2") == (f"{ROLLOUT}-{CANARY}", True, False)
     assert await record("web-new5c4-2.1") == (f"{ROLLOUT}-{CANARY}", False, True)
     status = world.kube.tickets[(NS, f"{ROLLOUT}-{CANARY}")]["status"]
     assert status["occurrences"] == 2 and status["occurrenceKeys"] == ["web-new5c4-2", "web-new5c4-2.1"]
@@ -135,10 +137,11 @@ async def test_a_ticket_whose_first_status_write_was_lost_starts_counting_at_one
     s = policy().spec
     j = await judge(evidence, s.analysis, s.decision, None)
     ro = world.kube.rollout(NS, ROLLOUT)
+    spec = tickets.ticket_spec(j, ro, "p", "t")
     world.kube.fail["patch_ticket_status"] = TransientError("apiserver timed out")
     with pytest.raises(TransientError):
-        await tickets.record(world.kube, j, ro, policy="p", trigger="t", key="k1", now=T0)
+        await tickets.record(world.kube, spec, ro, key="k1", now=T0)
     assert "status" not in world.kube.tickets[(NS, f"{ROLLOUT}-{CANARY}")]
-    name, created, counted = await tickets.record(world.kube, j, ro, policy="p", trigger="t", key="k1", now=T0)
-    assert (created, counted) == (False, True)
+    name, opened, counted = await tickets.record(world.kube, spec, ro, key="k1", now=T0)
+    assert (opened, counted) == (True, True)
     assert world.kube.tickets[(NS, name)]["status"]["occurrences"] == 1

@@ -75,12 +75,15 @@ async def test_a_new_revision_drops_what_was_remembered_about_the_old_ones(world
     world.canary("canary-panic")
     rt = world.runtime
     await triggers.on_rollout(rt, world.kube.rollout(NS, ROLLOUT), [policy()])
-    assert any(key[2] == CANARY for key in rt.judged) and any(key[2] == CANARY for key in rt.acted)
+    record = await rt.ledger.get(NS, "web-policy", ROLLOUT)
+    assert record is not None and record.pod_template_hash == CANARY and record.judged and record.acted
     assert (NS, ROLLOUT, CANARY) in rt.snapshots
 
     world.update_rollout(lambda obj: obj["status"].update(currentPodHash="next9f1", stableRS=STABLE, abort=False))
     await triggers.on_rollout(rt, world.kube.rollout(NS, ROLLOUT), [policy()])
-    assert not any(CANARY in key for store in (rt.judged, rt.acted, rt.snapshots, rt.attempts) for key in store)
+    stored = world.kube.policies[(NS, "web-policy")]["status"]["canaries"]
+    assert CANARY not in str(stored), "the old revision's record outlived its canary"
+    assert not any(CANARY in key for key in rt.snapshots)
 
 
 async def test_a_deleted_rollout_leaves_nothing_behind(world: World) -> None:
@@ -88,7 +91,8 @@ async def test_a_deleted_rollout_leaves_nothing_behind(world: World) -> None:
     rt = world.runtime
     await triggers.on_rollout(rt, world.kube.rollout(NS, ROLLOUT), [policy()])
     rt.forget_revisions(NS, ROLLOUT, set())
-    assert not rt.judged and not rt.acted and not rt.snapshots and not rt.attempts
+    assert await rt.ledger.prune(NS, "web-policy", set()) == [ROLLOUT]
+    assert not rt.snapshots and not world.kube.policies[(NS, "web-policy")]["status"].get("canaries")
 
 
 async def test_the_canary_logs_seen_before_an_abort_are_used_once_its_pods_are_gone(world: World) -> None:

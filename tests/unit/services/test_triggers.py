@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from selfheal.domain.argo import AnalysisRun
+from selfheal.domain.ledger import CanaryRecord
 from selfheal.services import triggers
 from tests.unit.services.world import CANARY, NS, ROLLOUT, UID, World, policy
 
@@ -138,6 +139,16 @@ async def test_the_sweep_catches_up_on_a_failed_run_whose_event_was_missed(world
 
     await triggers.sweep(world.runtime, policy(), index, {(NS, UID): [failed_run()]}, [policy()])
     assert world.kube.tickets[(NS, TICKET)]["status"]["occurrences"] == 1
+
+
+async def test_the_sweep_drops_the_judgements_of_rollouts_the_policy_no_longer_governs(world: World) -> None:
+    aborted_by_argo(world)
+    body = world.kube.rollouts[(NS, ROLLOUT)]
+    index = [{"name": ROLLOUT, "labels": {"app": "web"}, "body": body}]
+    await world.runtime.ledger.put(NS, "web-policy", "deleted-one", CanaryRecord(pod_template_hash="abc1234"))
+    await triggers.sweep(world.runtime, policy(), index, {(NS, UID): [failed_run()]}, [policy()])
+    canaries = world.kube.policies[(NS, "web-policy")]["status"]["canaries"]
+    assert "deleted-one" not in canaries and ROLLOUT in canaries
 
 
 async def test_the_log_watch_looks_once_per_interval_and_judges_each_attempt_once(world: World) -> None:
