@@ -162,9 +162,18 @@ class _Answer:
 class KubeAdapter:
     """Everything selfheal reads from and writes to the apiserver, over one kubernetes-asyncio ApiClient."""
 
-    def __init__(self, api_client: client.ApiClient, *, request_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        api_client: client.ApiClient,
+        *,
+        request_timeout: float = 30.0,
+        known_tickets: Callable[[str, str], list[str] | None] | None = None,
+    ) -> None:
+        """``known_tickets(namespace, rollout)``: the names of a Rollout's tickets as the operator's watch
+        knows them (None when it does not), so that finding them costs no list of the namespace."""
         self.api_client = api_client
         self.request_timeout = request_timeout
+        self.known_tickets = known_tickets
         self.core = client.CoreV1Api(api_client)
         self.apps = client.AppsV1Api(api_client)
         self.custom = client.CustomObjectsApi(api_client)
@@ -332,10 +341,11 @@ class KubeAdapter:
         return AnalysisRun.from_obj(obj) if obj is not None else None
 
     async def list_analysis_runs(
-        self, namespace: str, rollout_uid: str, *, label_selector: str | None = None
+        self, namespace: str, rollout_uid: str, *, pod_hash: str | None = None
     ) -> list[AnalysisRun]:
-        """The AnalysisRuns whose controller ownerReference is the Rollout (how Argo itself finds them)."""
-        kwargs = {"label_selector": label_selector} if label_selector else {}
+        """The AnalysisRuns whose controller ownerReference is the Rollout (how Argo itself finds them), of
+        one revision when ``pod_hash`` is given (selected by Argo's pod-template-hash label), oldest first."""
+        kwargs = {"label_selector": f"{POD_HASH_LABEL}={pod_hash}"} if pod_hash else {}
         items = await self._list(
             self.custom.list_namespaced_custom_object,
             ARGO_GROUP,
@@ -588,6 +598,12 @@ class KubeAdapter:
         )
 
     async def list_tickets(self, namespace: str, rollout: str | None = None) -> list[dict[str, Any]]:
+        """The namespace's tickets, or those of one Rollout: read one by one when the operator's watch knows
+        their names (``known_tickets``), else listed."""
+        names = self.known_tickets(namespace, rollout) if rollout and self.known_tickets else None
+        if names is not None:
+            found = [await self.get_ticket(namespace, name) for name in names]
+            return [t for t in found if t is not None and (t.get("spec") or {}).get("rollout") == rollout]
         items = await self._list(
             self.custom.list_namespaced_custom_object,
             GROUP,
@@ -600,6 +616,36 @@ class KubeAdapter:
         if rollout is None:
             return items
         return [t for t in items if (t.get("spec") or {}).get("rollout") == rollout]
+
+    async def get_policy(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self._json(
+            self.custom.get_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            POLICY_PLURAL,
+            name,
+            verb="get",
+            resource=f"{POLICY_PLURAL}.{GROUP}",
+            target=f"{namespace}/{name}",
+            missing_ok=True,
+        )
+
+    async def patch_policy_status(self, namespace: str, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """JSON merge patch (``{"status": {...}}``) on the policy's ``/status`` subresource."""
+        return await self._json(
+            self.custom.patch_namespaced_custom_object_status,
+            GROUP,
+            VERSION,
+            namespace,
+            POLICY_PLURAL,
+            name,
+            dict(body),
+            verb="patch",
+            resource=f"{POLICY_PLURAL}/status",
+            target=f"{namespace}/{name}",
+            content_type=MERGE_PATCH,
+        )
 
     async def list_policies(self, namespace: str) -> list[dict[str, Any]]:
         return await self._list(

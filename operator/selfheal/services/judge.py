@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from selfheal.domain.decision import Decision, decide
 from selfheal.domain.evidence import Evidence, Side
@@ -17,6 +18,10 @@ from selfheal.domain.prompt import PromptBundle, build_messages, verdict_from_ll
 from selfheal.domain.redaction import Redactor
 from selfheal.domain.verdict import Analyzer, Verdict
 from selfheal.errors import AnalyzerUnavailable
+
+T = TypeVar("T")
+# Runs a pure function with its arguments off the event loop: a thread, or the operator's worker processes.
+CpuRunner = Callable[..., Awaitable[Any]]
 
 
 class AnalyzerClient(Protocol):
@@ -56,11 +61,17 @@ def redactor_for(analysis: AnalysisSpec) -> Redactor:
     return Redactor([(p.name, p.regex) for p in analysis.redaction.patterns], builtins=analysis.redaction.builtins)
 
 
-def prepare(evidence: Evidence, analysis: AnalysisSpec) -> tuple[Redactor, LogDiff, Verdict, PromptBundle]:
-    """The pure part: the diff, the statistical verdict and the prompt (built whether or not it is sent)."""
+def assess(evidence: Evidence, analysis: AnalysisSpec) -> tuple[Redactor, LogDiff, Verdict]:
+    """The pure part without the prompt: the redacted diff of the logs and the statistical verdict. CPU
+    work: the operator runs it in its worker processes."""
     redactor = redactor_for(analysis)
     diff = diff_logs(evidence.log_text(Side.CANARY), evidence.log_text(Side.STABLE), redactor=redactor)
-    statistical = statistical_verdict(evidence, diff, latency=analysis.latency)
+    return redactor, diff, statistical_verdict(evidence, diff, latency=analysis.latency)
+
+
+def prepare(evidence: Evidence, analysis: AnalysisSpec) -> tuple[Redactor, LogDiff, Verdict, PromptBundle]:
+    """The pure part: the diff, the statistical verdict and the prompt (built whether or not it is sent)."""
+    redactor, diff, statistical = assess(evidence, analysis)
     bundle = build_messages(
         evidence,
         diff,
@@ -71,6 +82,11 @@ def prepare(evidence: Evidence, analysis: AnalysisSpec) -> tuple[Redactor, LogDi
     return redactor, diff, statistical, bundle
 
 
+async def in_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run CPU work off the event loop, in a thread (where the operator's worker processes are not used)."""
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
 async def judge(
     evidence: Evidence,
     analysis: AnalysisSpec,
@@ -79,16 +95,23 @@ async def judge(
     *,
     analyzer_error: str | None = None,
     token_budget_left: int | None = None,
+    cpu: CpuRunner = in_thread,
+    prompt: bool | None = None,
 ) -> Judgement:
     """Judge one canary. ``analyzer`` is None when the policy names none or it could not be built
-    (``analyzer_error`` then says why); the policy's fallback applies and is recorded."""
-    # Templating and diffing a few megabytes of logs is CPU work: off the event loop.
-    redactor, diff, statistical, bundle = await asyncio.to_thread(prepare, evidence, analysis)
+    (``analyzer_error`` then says why); the policy's fallback applies and is recorded. ``cpu`` runs the
+    CPU-bound part off the event loop; the prompt is built when an analyzer will read it (or ``prompt``)."""
     configured = analysis.llm.provider != LLMProvider.NONE
+    # Templating and diffing a few megabytes of logs is CPU work: off the event loop.
+    bundle: PromptBundle | None = None
+    if configured if prompt is None else prompt:
+        redactor, diff, statistical, bundle = await cpu(prepare, evidence, analysis)
+    else:
+        redactor, diff, statistical = await cpu(assess, evidence, analysis)
     llm: Verdict | None = None
     error = analyzer_error
     prompt_tokens = completion_tokens = 0
-    if configured and analyzer is not None and error is None:
+    if configured and analyzer is not None and bundle is not None and error is None:
         if token_budget_left is not None and bundle.estimated_tokens > token_budget_left:
             error = f"token budget exhausted ({token_budget_left} tokens left today)"
         else:

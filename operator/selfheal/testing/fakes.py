@@ -55,7 +55,8 @@ class PostedEvent:
 
 @dataclass(frozen=True)
 class SentPatch:
-    """A merge patch the services sent: ``target`` is ``rollout``, ``rollout/status`` or ``ticket/status``."""
+    """A merge patch the services sent: ``target`` is ``rollout``, ``rollout/status``, ``ticket/status`` or
+    ``policy/status``."""
 
     target: str
     namespace: str
@@ -79,6 +80,7 @@ class FakeKube:
         self.events: dict[str, list[EventRecord]] = {}
         self.secrets: dict[tuple[str, str], dict[str, str]] = {}
         self.tickets: dict[tuple[str, str], dict[str, Any]] = {}
+        self.policies: dict[tuple[str, str], dict[str, Any]] = {}
         self.posted: list[PostedEvent] = []
         self.patches: list[SentPatch] = []
         self.calls: Counter[str] = Counter()
@@ -152,11 +154,11 @@ class FakeKube:
         return self._patch_rollout("rollout", namespace, name, body, resource_version)
 
     async def list_analysis_runs(
-        self, namespace: str, rollout_uid: str, *, label_selector: str | None = None
+        self, namespace: str, rollout_uid: str, *, pod_hash: str | None = None
     ) -> list[AnalysisRun]:
         self._called("list_analysis_runs")
         runs = [AnalysisRun.from_obj(obj) for obj in self.analysis_runs.get(namespace, [])]
-        owned = [run for run in runs if run.is_owned_by(rollout_uid)]
+        owned = [run for run in runs if run.is_owned_by(rollout_uid) and (not pod_hash or run.pod_hash == pod_hash)]
         return sorted(owned, key=lambda r: (r.creation_timestamp or datetime.min.replace(tzinfo=UTC), r.name))
 
     # -- ReplicaSets, pods, logs, events -----------------------------------------------------------
@@ -269,6 +271,21 @@ class FakeKube:
             for (ns, _), obj in sorted(self.tickets.items())
             if ns == namespace and (rollout is None or (obj.get("spec") or {}).get("rollout") == rollout)
         ]
+
+    # -- SelfHealingPolicies -----------------------------------------------------------------------
+
+    async def get_policy(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self._called("get_policy")
+        obj = self.policies.get((namespace, name))
+        return copy.deepcopy(obj) if obj is not None else None
+
+    async def patch_policy_status(self, namespace: str, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        self._called("patch_policy_status")
+        if (namespace, name) not in self.policies:
+            raise PermanentError(f"selfhealingpolicies.selfheal.dev {namespace}/{name} not found")
+        self.patches.append(SentPatch("policy/status", namespace, name, copy.deepcopy(dict(body))))
+        self.policies[(namespace, name)] = merge_patch(self.policies[(namespace, name)], body)
+        return copy.deepcopy(self.policies[(namespace, name)])
 
 
 class FakeGitHub:
