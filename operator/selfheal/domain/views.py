@@ -68,7 +68,8 @@ class RolloutView:
 
 @dataclass(frozen=True, slots=True)
 class TicketView:
-    """One RemediationTicket: its Rollout and policy, its phase, and whether it is finished (nothing left to follow)."""
+    """One RemediationTicket: its Rollout and policy, its phase, whether it is finished (nothing left to follow)
+    and the version of the object (a finished ticket is looked at again only when that changes)."""
 
     namespace: str
     name: str
@@ -76,18 +77,22 @@ class TicketView:
     policy: str
     phase: str
     finished: bool
+    version: str = ""
 
     @classmethod
-    def of(cls, namespace: str, name: str, spec: Mapping[str, Any], status: Mapping[str, Any]) -> TicketView:
+    def of(
+        cls, namespace: str, name: str, spec: Mapping[str, Any], status: Mapping[str, Any], version: str = ""
+    ) -> TicketView:
         phase = str(status.get("phase") or TicketPhase.OPEN)
         rollout, policy = str(spec.get("rollout") or ""), str(spec.get("policy") or "")
-        return cls(namespace, name, rollout, policy, phase, ticket_is_finished(phase, status))
+        return cls(namespace, name, rollout, policy, phase, ticket_is_finished(phase, status), version)
 
 
 def ticket_is_finished(phase: str, status: Mapping[str, Any]) -> bool:
-    """Resolved with the outcome reported on the issue (or without an issue to report to), or Closed: no
-    reconcile is due any more until the ticket changes (a regression or a new occurrence written on it)."""
-    if phase == TicketPhase.CLOSED:
+    """Resolved with the outcome reported on the issue (or without an issue to report to), Closed, or Failed
+    (GitHub refused for good): no reconcile is due any more until the ticket changes (a regression or a new
+    occurrence written on it, an edit) or its policy does."""
+    if phase in (TicketPhase.CLOSED, TicketPhase.FAILED):
         return True
     if phase != TicketPhase.RESOLVED:
         return False

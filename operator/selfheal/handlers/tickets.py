@@ -14,9 +14,11 @@ PLURAL = "remediationtickets"
 
 @kopf.index(GROUP, VERSION, PLURAL, id="tickets")
 def tickets_index(
-    namespace: str | None, name: str, spec: kopf.Spec, status: kopf.Status, **_: Any
+    namespace: str | None, name: str, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, **_: Any
 ) -> dict[tuple[str | None, str], TicketView]:
-    return {(namespace, name): TicketView.of(namespace or "", name, spec, status)}
+    """Every ticket, compact: what the rounds need to know whether a reconcile is due."""
+    version = str(meta.get("resourceVersion") or "")
+    return {(namespace, name): TicketView.of(namespace or "", name, spec, status, version)}
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL, id="ticket-phase-gauge")

@@ -36,6 +36,8 @@ class Planner:
         self.generations: dict[tuple[str, str], int] = {}
         # When each ticket is due next; a ticket not in it is due now (unless finished).
         self.ticket_due: dict[tuple[str, str], datetime] = {}
+        # Finished tickets, with their version and their policy's generation when they were first seen so.
+        self.finished: dict[tuple[str, str], tuple[str, int | None]] = {}
 
     async def rounds(self) -> None:
         """Plan once a second, once Kopf has listed everything (an index half filled would mislead)."""
@@ -105,21 +107,28 @@ class Planner:
     # -- tickets --------------------------------------------------------------------------------------
 
     def _tickets(self, now: datetime) -> None:
-        """Queue each ticket whose reconcile is due; a finished one (resolved and reported, or closed) is not
-        followed any more until it changes."""
+        """Queue each ticket whose reconcile is due. A finished one (resolved and reported, closed, failed) is
+        not followed any more: it is reconciled again only when it changes or its policy's spec does."""
         present = set()
         for ticket in self.rt.indexes.all_tickets():
             key = (ticket.namespace, ticket.name)
             present.add(key)
             if ticket.finished:
                 self.ticket_due.pop(key, None)
+                seen = self.finished.setdefault(key, (ticket.version, self.generations.get((key[0], ticket.policy))))
+                if seen == (ticket.version, self.generations.get((key[0], ticket.policy))):
+                    continue
+            elif self.ticket_due.get(key, now) > now:
                 continue
-            if self.ticket_due.get(key, now) > now or self.rt.scheduler.busy(("ticket", *key)):
+            self.finished.pop(key, None)
+            if self.rt.scheduler.busy(("ticket", *key)):
                 continue
             job = functools.partial(self._reconcile_ticket, ticket.namespace, ticket.name, ticket.policy)
             self.rt.scheduler.submit(("ticket", *key), Priority.TICKET, job)
         for gone in set(self.ticket_due) - present:
             del self.ticket_due[gone]
+        for gone in set(self.finished) - present:
+            del self.finished[gone]
 
     async def _reconcile_ticket(self, namespace: str, name: str, policy_name: str) -> None:
         """One reconcile; the next one after the poll interval, or the delay GitHub or the apiserver asked for."""
