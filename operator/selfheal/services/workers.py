@@ -8,6 +8,7 @@ import logging
 import math
 import multiprocessing
 import os
+import signal
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -44,6 +45,13 @@ def _ready() -> int:
     return os.getpid()
 
 
+def _worker_started() -> None:
+    """A worker leaves signals to the operator: a SIGTERM or Ctrl-C sent to the whole process group must not
+    kill it under a running job; the operator stops its pool itself."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 class CpuPool:
     """Runs pure functions in ``size`` worker processes (threads cannot run Python code in parallel); with
     ``size`` 0 it runs them in a thread, which keeps the event loop free but uses one core.
@@ -56,12 +64,16 @@ class CpuPool:
     def __init__(self, size: int) -> None:
         self.size = max(0, size)
         self._pool: ProcessPoolExecutor | None = None
+        self._closed = False
 
     def start(self) -> None:
+        self._closed = False
         if self.size and self._pool is None:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(PRELOAD)
-            self._pool = ProcessPoolExecutor(self.size, mp_context=context, max_tasks_per_child=JOBS_PER_WORKER)
+            self._pool = ProcessPoolExecutor(
+                self.size, mp_context=context, initializer=_worker_started, max_tasks_per_child=JOBS_PER_WORKER
+            )
 
     async def warm_up(self) -> list[int]:
         """Start every worker now rather than on the first analysis; their process ids."""
@@ -77,18 +89,23 @@ class CpuPool:
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         call = functools.partial(fn, *args, **kwargs)
-        if self._pool is None:
+        pool = self._pool
+        if pool is None:
             return await asyncio.to_thread(call)
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._pool, call)
+            return await loop.run_in_executor(pool, call)
         except BrokenProcessPool as e:
-            log.warning("a log-analysis worker process died; starting the pool again")
-            self.close()
-            self.start()
+            if self._closed:  # stopping: the pool is not built again
+                raise TransientError("the operator is stopping", delay=BROKEN_POOL_DELAY) from e
+            if pool is self._pool:  # the first of its jobs to learn it builds the pool again
+                log.warning("a log-analysis worker process died; starting the pool again")
+                self.close()
+                self.start()
             raise TransientError("the worker process analysing the logs died", delay=BROKEN_POOL_DELAY) from e
 
     def close(self) -> None:
+        self._closed = True
         if self._pool is not None:
             pool, self._pool = self._pool, None
             pool.shutdown(wait=False, cancel_futures=True)
