@@ -19,7 +19,7 @@ def _read(body: kopf.Body, logger: kopf.Logger) -> AnalysisRun | None:
 
 
 @kopf.index(ARGO_GROUP, ARGO_VERSION, "analysisruns", id="unsuccessful_runs")
-def runs_index(
+async def runs_index(
     namespace: str | None, body: kopf.Body, logger: kopf.Logger, **_: Any
 ) -> dict[tuple[str | None, str], AnalysisRun] | None:
     """Failed, Error and Inconclusive runs of Rollouts, by Rollout: a successful run costs no memory here."""
@@ -32,7 +32,7 @@ def runs_index(
 
 
 @kopf.on.event(ARGO_GROUP, ARGO_VERSION, "analysisruns", id="analysisrun-triggers")
-def analysis_run_changed(type: str, body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+async def analysis_run_changed(type: str, body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     memo.runtime.indexes.complete.set()  # Kopf calls no handler before every watched kind is listed
     if type == "DELETED" or (body.get("status") or {}).get("phase") not in (AR_FAILED, AR_ERROR):
         return

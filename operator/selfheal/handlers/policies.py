@@ -15,7 +15,7 @@ PLURAL = "selfhealingpolicies"
 
 
 @kopf.index(GROUP, VERSION, PLURAL, id="policies")
-def policies_index(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -> dict[str, service.PolicyRef]:
+async def policies_index(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -> dict[str, service.PolicyRef]:
     """The valid policies, by namespace: what matches Rollouts and decides for them."""
     if namespace is None:  # policies are namespaced; Kopf types the argument for every resource
         return {}
@@ -26,7 +26,7 @@ def policies_index(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) 
 
 
 @kopf.index(GROUP, VERSION, PLURAL, id="policy_names")
-def policy_names_index(namespace: str | None, name: str, meta: kopf.Meta, **_: Any) -> dict[str, PolicySeen]:
+async def policy_names_index(namespace: str | None, name: str, meta: kopf.Meta, **_: Any) -> dict[str, PolicySeen]:
     """Every policy, valid or not, with its spec's generation: each gets a status, at once after a change."""
     if namespace is None:
         return {}
@@ -34,5 +34,5 @@ def policy_names_index(namespace: str | None, name: str, meta: kopf.Meta, **_: A
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL, id="policy-seen")
-def policy_seen(memo: kopf.Memo, **_: Any) -> None:
+async def policy_seen(memo: kopf.Memo, **_: Any) -> None:
     memo.runtime.indexes.complete.set()  # Kopf calls no handler before every watched kind is listed

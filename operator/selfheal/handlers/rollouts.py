@@ -12,7 +12,7 @@ from selfheal.services import triggers
 
 
 @kopf.index(ARGO_GROUP, ARGO_VERSION, "rollouts", id="rollouts")
-def rollouts_index(
+async def rollouts_index(
     namespace: str | None, name: str, body: kopf.Body, logger: kopf.Logger, **_: Any
 ) -> dict[tuple[str | None, str], RolloutView] | None:
     try:
@@ -22,8 +22,11 @@ def rollouts_index(
         return None
 
 
+# Coroutines, not plain functions: Kopf runs plain functions in threads, and the job queue belongs to the loop.
 @kopf.on.event(ARGO_GROUP, ARGO_VERSION, "rollouts", id="rollout-triggers")
-def rollout_changed(type: str, body: kopf.Body, namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
+async def rollout_changed(
+    type: str, body: kopf.Body, namespace: str | None, name: str, memo: kopf.Memo, **_: Any
+) -> None:
     runtime = memo.runtime
     namespace = namespace or ""  # Rollouts are namespaced; Kopf types the argument for every resource
     runtime.indexes.complete.set()  # Kopf calls no handler before every watched kind is listed

@@ -13,7 +13,7 @@ PLURAL = "remediationtickets"
 
 
 @kopf.index(GROUP, VERSION, PLURAL, id="tickets")
-def tickets_index(
+async def tickets_index(
     namespace: str | None, name: str, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, **_: Any
 ) -> dict[tuple[str | None, str], TicketView]:
     """Every ticket, compact: what the rounds need to know whether a reconcile is due."""
@@ -22,7 +22,7 @@ def tickets_index(
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL, id="ticket-phase-gauge")
-def count_ticket(type: str, namespace: str | None, name: str, status: kopf.Status, memo: Any, **_: Any) -> None:
+async def count_ticket(type: str, namespace: str | None, name: str, status: kopf.Status, memo: Any, **_: Any) -> None:
     """Every watch event of a ticket (the initial listing included) keeps the tickets-by-phase gauge exact."""
     memo.runtime.indexes.complete.set()  # Kopf calls no handler before every watched kind is listed
     phase = None if type == "DELETED" else status.get("phase") or "Open"

@@ -122,10 +122,10 @@ async def test_catch_up_goes_on_after_a_fault_in_one_rollout(caplog: pytest.LogC
         {"kind": "Rollout", "metadata": {"name": "x"}, "spec": {"strategy": {"canary": {"steps": "pause"}}}},
     ],
 )
-def test_a_rollout_that_cannot_be_read_is_left_out_of_the_index_with_a_warning(
+async def test_a_rollout_that_cannot_be_read_is_left_out_of_the_index_with_a_warning(
     body: dict[str, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
     logger = logging.getLogger("test-index")
     with caplog.at_level(logging.WARNING, logger="test-index"):
-        assert rollouts_index(namespace=NS, name="x", body=body, logger=logger) is None
+        assert await rollouts_index(namespace=NS, name="x", body=body, logger=logger) is None
     assert "cannot be read" in caplog.text
