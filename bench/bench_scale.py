@@ -116,8 +116,9 @@ class Sampler(threading.Thread):
             self.samples.append(sample(self.pid))
             requests = self.kubelet.requests
             for path in requests[self._seen : len(requests)]:
-                pod = path.split("?")[0].split("/")[3] if path.count("/") >= 4 else ""
-                self.first_read.setdefault(pod, time.monotonic())
+                parts = path.split("?")[0].strip("/").split("/")  # containerLogs/<namespace>/<pod>/<container>
+                if len(parts) == 4:
+                    self.first_read.setdefault(f"{parts[1]}/{parts[2]}", time.monotonic())
             self._seen = len(requests)
             self._halt.wait(self.every)
 
@@ -358,7 +359,7 @@ def run_scenario(
             message="matchedCount",
         )
         res.first_status_s = time.monotonic() - t0
-        canaries = {f"r{i:04d}-{CANARY}-0" for i in range(governed)}
+        canaries = {f"{ns}/r{i:04d}-{CANARY}-0" for i in range(governed)}
         deadline = t0 + args.settle
         while time.monotonic() < deadline or (res.pass_s is None and time.monotonic() < t0 + args.pass_cap):
             if res.pass_s is None and canaries <= set(sampler.first_read):
@@ -416,7 +417,7 @@ def run_scenario(
             end = time.monotonic() + args.burst_cap
             while time.monotonic() < end and not set(chosen) <= set(watch.aborted):
                 time.sleep(0.1)
-            window = sampler.window(burst)
+            window = [*sampler.window(burst - sampler.every), sample(operator.proc.pid)]
             res.latencies = [watch.aborted[n] - triggered[n] for n in chosen if n in watch.aborted]
             if len(res.latencies) < failing:
                 missed = sorted(set(chosen) - set(watch.aborted))
@@ -497,10 +498,10 @@ def report(results: list[Result]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenarios", default=DEFAULT_SCENARIOS, help="GOVERNEDxFAILING pairs, comma-separated")
-    parser.add_argument("--settle", type=float, default=20.0, help="seconds of idle operation before the trigger")
-    parser.add_argument("--pass-cap", type=float, default=90.0, help="how long to wait for a full log-watch pass")
+    parser.add_argument("--settle", type=float, default=10.0, help="seconds of idle operation before the trigger")
+    parser.add_argument("--pass-cap", type=float, default=75.0, help="how long to wait for a full log-watch pass")
     parser.add_argument("--burst-cap", type=float, default=120.0, help="how long to wait for every abort")
-    parser.add_argument("--soak", type=float, default=120.0, help="seconds of RSS trend with the most Rollouts")
+    parser.add_argument("--soak", type=float, default=90.0, help="seconds of RSS trend with the most Rollouts")
     parser.add_argument("--tick", type=float, default=10.0, help="SELFHEAL_POLICY_TICK_SECONDS")
     parser.add_argument("--writers", type=int, default=8, help="threads writing the objects")
     parser.add_argument("--log-level", default="info", help="the operator's log level")

@@ -244,8 +244,18 @@ class KubeAdapter:
         )
 
     async def _list(
-        self, call: Callable[..., Awaitable[Any]], *args: Any, resource: str, target: str, **kwargs: Any
+        self,
+        call: Callable[..., Awaitable[Any]],
+        *args: Any,
+        resource: str,
+        target: str,
+        cached: bool = False,
+        **kwargs: Any,
     ) -> list[dict[str, Any]]:
+        """Every page of a list. ``cached``: served from the apiserver's watch cache (``resourceVersion=0``),
+        a few milliseconds old, instead of a read of every object of the namespace from etcd."""
+        if cached:
+            kwargs["resource_version"] = "0"
         items: list[dict[str, Any]] = []
         token = None
         for _ in range(MAX_PAGES):
@@ -345,7 +355,7 @@ class KubeAdapter:
     ) -> list[AnalysisRun]:
         """The AnalysisRuns whose controller ownerReference is the Rollout (how Argo itself finds them), of
         one revision when ``pod_hash`` is given (selected by Argo's pod-template-hash label), oldest first."""
-        kwargs = {"label_selector": f"{POD_HASH_LABEL}={pod_hash}"} if pod_hash else {}
+        kwargs: dict[str, Any] = {"label_selector": f"{POD_HASH_LABEL}={pod_hash}"} if pod_hash else {}
         items = await self._list(
             self.custom.list_namespaced_custom_object,
             ARGO_GROUP,
@@ -381,12 +391,13 @@ class KubeAdapter:
         if pod_hash:
             labels[POD_HASH_LABEL] = pod_hash
         selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
-        kwargs = {"label_selector": selector} if selector else {}
+        kwargs: dict[str, Any] = {"label_selector": selector} if selector else {}
         return await self._list(
             self.core.list_namespaced_pod,
             namespace,
             resource="pods",
             target=f"in namespace {namespace} ({selector or 'all'})",
+            cached=True,
             **kwargs,
         )
 
@@ -433,6 +444,7 @@ class KubeAdapter:
                 resource="events",
                 target=f"about {namespace}/{name}",
                 field_selector=f"involvedObject.name={name}",
+                cached=True,
             )
             items.sort(key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "", reverse=True)
             return [

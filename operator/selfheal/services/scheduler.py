@@ -7,7 +7,7 @@ import heapq
 import itertools
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 
 from selfheal.domain.schedule import Priority
@@ -30,6 +30,9 @@ class _Entry:
 class Scheduler:
     """Runs submitted work ``workers`` at a time, the lowest (priority, rank) first, once :attr:`active` is set.
 
+    Routine work never takes every worker: ``caps`` bounds how many jobs of a priority run at once (by default
+    log-watch looks take at most half the workers), so a decision somebody waits for starts at once.
+
     A key (one canary, one ticket, one policy) is never queued twice nor run twice at once: submitting
     a queued key again keeps one entry, with the better priority and the newest work (the latest
     observation of the object); submitting a running key queues it once more for when the run ends.
@@ -38,8 +41,10 @@ class Scheduler:
     job while it is clear (jobs already running finish), and queued jobs wait for it.
     """
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, caps: Mapping[Priority, int] | None = None) -> None:
         self.size = max(1, workers)
+        self.caps = dict(caps) if caps is not None else {Priority.LOG_WATCH: max(1, self.size // 2)}
+        self._running_by: Counter[int] = Counter()
         self.active = asyncio.Event()
         self._heap: list[_Entry] = []
         self._queued: dict[Hashable, _Entry] = {}
@@ -125,11 +130,19 @@ class Scheduler:
         self._wake.set()
 
     def _pop(self) -> _Entry | None:
+        """The most urgent entry, unless its priority already runs as many jobs as its cap allows (everything
+        behind it is as routine: the worker waits for a job to end or a more urgent one to come)."""
         while self._heap:
-            entry = heapq.heappop(self._heap)
-            if entry.live:
-                del self._queued[entry.key]
-                return entry
+            entry = self._heap[0]
+            if not entry.live:
+                heapq.heappop(self._heap)
+                continue
+            cap = self.caps.get(Priority(entry.priority))
+            if cap is not None and self._running_by[entry.priority] >= cap:
+                return None
+            heapq.heappop(self._heap)
+            del self._queued[entry.key]
+            return entry
         return None
 
     async def _work(self) -> None:
@@ -143,6 +156,7 @@ class Scheduler:
                 await self._wake.wait()
                 continue
             self._running.add(entry.key)
+            self._running_by[entry.priority] += 1
             self._busy.add(me)
             try:
                 await entry.work()
@@ -151,6 +165,8 @@ class Scheduler:
             finally:
                 self._busy.discard(me)
                 self._running.discard(entry.key)
+                self._running_by[entry.priority] -= 1
+                self._wake.set()  # a worker held back by a cap may take the next job now
                 again = self._again.pop(entry.key, None)
                 if again is not None and not self._stopping:
                     self._push(again)

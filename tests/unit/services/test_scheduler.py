@@ -83,9 +83,27 @@ async def test_no_more_than_the_worker_count_run_at_once() -> None:
         running -= 1
 
     for i in range(20):
-        s.submit(i, Priority.LOG_WATCH, work)
+        s.submit(i, Priority.TICKET, work)
     await run_queued(s)
     assert peak == 3
+
+
+async def test_log_watch_looks_leave_half_the_workers_to_a_decision_somebody_waits_for() -> None:
+    s, done = Scheduler(4), []
+    gate = asyncio.Event()
+    s.start()
+    s.active.set()
+    for i in range(10):
+        s.submit(("look", i), Priority.LOG_WATCH, recorder(done, f"look-{i}", gate))
+    await asyncio.sleep(0.05)
+    assert s.running == 2, "looks take at most half the workers"
+    s.submit("pause", Priority.TRIGGERED, recorder(done, "pause"))
+    await asyncio.sleep(0.05)
+    assert done == ["pause"], "the decision did not wait for a look to end"
+    gate.set()
+    await asyncio.wait_for(s.join(), 5)
+    await s.stop(1)
+    assert len(done) == 11
 
 
 async def test_nothing_runs_until_the_scheduler_is_active() -> None:
