@@ -310,7 +310,7 @@ class Result:
     peak_workers: int = 0
     burst_cpu: float = 0.0
     idle_cpu_per_min: float = 0.0
-    soak: tuple[float, float, float] | None = None  # seconds, first and last RSS trend (MiB), MiB per hour
+    soak: tuple[float, float, float, float] | None = None  # seconds, first and last RSS (MiB), MiB per hour
     stop_s: float = 0.0
     clean_log: bool = True
 
@@ -440,7 +440,7 @@ def run_scenario(
             n = max(1, len(soaked) // 10)
             first = statistics.fmean(s.rss for s in soaked[:n]) / 2**20
             last = statistics.fmean(s.rss for s in soaked[-n:]) / 2**20
-            res.soak = (args.soak, first, last, slope_mib_per_hour(soaked))  # type: ignore[assignment]
+            res.soak = (args.soak, first, last, slope_mib_per_hour(soaked))
     finally:
         sampler.stop()
         stopping = time.monotonic()
@@ -483,7 +483,7 @@ def report(results: list[Result]) -> None:
         )
     for r in results:
         if r.soak:
-            seconds, first, last, slope = r.soak  # type: ignore[misc]
+            seconds, first, last, slope = r.soak
             print(
                 f"\nRSS over {seconds:.0f} s with {r.governed} governed (log watch on): {first:.1f} MiB at the start, "
                 f"{last:.1f} MiB at the end, trend {slope:+.1f} MiB/hour"
