@@ -174,11 +174,15 @@ class Runtime:
         return self.metrics_server
 
     async def start(self, *rounds: Coroutine[Any, Any, None]) -> None:
-        """Start the worker processes and the job workers, and run ``rounds`` (the periodic planning) beside them."""
+        """Start the job workers and the worker processes (warmed up in the background: start-up does not wait
+        for them), and run ``rounds`` (the periodic planning) beside them."""
         self.cpu.start()
-        await self.cpu.warm_up()
         self.scheduler.start()
         self.background += [asyncio.create_task(r, name="selfheal-rounds") for r in rounds]
+        self.background.append(asyncio.create_task(self._warm_up(), name="selfheal-cpu-warm-up"))
+
+    async def _warm_up(self) -> None:
+        await self.cpu.warm_up()
 
     async def stop(self) -> None:
         """Stop planning and taking jobs; running jobs get ``shutdown_grace_seconds`` to finish."""

@@ -65,9 +65,14 @@ class CpuPool:
         self.size = max(0, size)
         self._pool: ProcessPoolExecutor | None = None
         self._closed = False
+        # Set once every worker is up: until then the work runs in a thread (starting the workers takes
+        # seconds on a busy node, and nothing waits for them).
+        self._warm = False
+        self._warming: asyncio.Task[list[int]] | None = None
 
     def start(self) -> None:
         self._closed = False
+        self._warm = False
         if self.size and self._pool is None:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(PRELOAD)
@@ -77,10 +82,16 @@ class CpuPool:
 
     async def warm_up(self) -> list[int]:
         """Start every worker now rather than on the first analysis; their process ids."""
-        if self._pool is None:
+        pool = self._pool
+        if pool is None:
             return []
         loop = asyncio.get_running_loop()
-        return list(await asyncio.gather(*(loop.run_in_executor(self._pool, _ready) for _ in range(self.size))))
+        try:
+            pids = list(await asyncio.gather(*(loop.run_in_executor(pool, _ready) for _ in range(self.size))))
+        except BrokenProcessPool:  # the next job builds it again
+            return []
+        self._warm = pool is self._pool
+        return pids
 
     def pids(self) -> list[int]:
         """The worker processes running now (for the memory figures)."""
@@ -90,7 +101,7 @@ class CpuPool:
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         call = functools.partial(fn, *args, **kwargs)
         pool = self._pool
-        if pool is None:
+        if pool is None or not self._warm:
             return await asyncio.to_thread(call)
         loop = asyncio.get_running_loop()
         try:
@@ -102,6 +113,7 @@ class CpuPool:
                 log.warning("a log-analysis worker process died; starting the pool again")
                 self.close()
                 self.start()
+                self._warming = asyncio.get_running_loop().create_task(self.warm_up())
             raise TransientError("the worker process analysing the logs died", delay=BROKEN_POOL_DELAY) from e
 
     def close(self) -> None:

@@ -47,9 +47,23 @@ async def test_a_worker_that_dies_loses_its_job_only() -> None:
     pool = CpuPool(1)
     pool.start()
     try:
+        await pool.warm_up()
         with pytest.raises(TransientError):
             await pool.run(_die)
+        assert await pool.run(_pid) == os.getpid()  # meanwhile in a thread: nothing waits for the new pool
+        await pool.warm_up()
         assert await pool.run(_pid) != os.getpid()  # the pool was built again
+    finally:
+        pool.close()
+
+
+async def test_until_the_workers_are_up_the_work_runs_in_a_thread() -> None:
+    pool = CpuPool(1)
+    pool.start()
+    try:
+        assert await pool.run(_pid) == os.getpid()
+        await pool.warm_up()
+        assert await pool.run(_pid) != os.getpid()
     finally:
         pool.close()
 
