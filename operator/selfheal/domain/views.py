@@ -89,10 +89,11 @@ class TicketView:
 
 
 def ticket_is_finished(phase: str, status: Mapping[str, Any]) -> bool:
-    """Resolved with the outcome reported on the issue (or without an issue to report to), Closed, or Failed
-    (GitHub refused for good): no reconcile is due any more until the ticket changes (a regression or a new
-    occurrence written on it, an edit) or its policy does."""
-    if phase in (TicketPhase.CLOSED, TicketPhase.FAILED):
+    """Resolved with the outcome reported on the issue (or without an issue to report to), or Closed: no
+    reconcile is due any more until the ticket changes (a regression or a new occurrence written on it, an
+    edit) or its policy does. A Failed ticket (GitHub refused) is not finished: it is tried again after
+    ``SELFHEAL_GITHUB_REFUSED_RETRY_SECONDS`` (the delay its reconcile returns), not at every poll."""
+    if phase == TicketPhase.CLOSED:
         return True
     if phase != TicketPhase.RESOLVED:
         return False

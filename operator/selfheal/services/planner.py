@@ -107,8 +107,8 @@ class Planner:
     # -- tickets --------------------------------------------------------------------------------------
 
     def _tickets(self, now: datetime) -> None:
-        """Queue each ticket whose reconcile is due. A finished one (resolved and reported, closed, failed) is
-        not followed any more: it is reconciled again only when it changes or its policy's spec does."""
+        """Queue each ticket whose reconcile is due. A finished one (resolved and reported, or closed) is not
+        followed any more: it is reconciled again only when it changes or its policy's spec does."""
         present = set()
         for ticket in self.rt.indexes.all_tickets():
             key = (ticket.namespace, ticket.name)

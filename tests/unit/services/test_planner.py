@@ -78,7 +78,6 @@ def test_finished_tickets_are_not_polled_until_they_change() -> None:
     open_ticket = ticket("open", "IssueOpened")
     finished = [
         ticket("closed", "Closed"),
-        ticket("failed", "Failed"),
         ticket("reported", "Resolved", issue={"number": 7}, verification={"reported": True}),
     ]
     rt = runtime(policy(logWatch={"enabled": False}), tickets=(open_ticket, *finished))
@@ -96,21 +95,21 @@ def test_finished_tickets_are_not_polled_until_they_change() -> None:
     rt.indexes.tickets[(NS, "closed")] = [ticket("closed", "Closed", version="2")]
     planner.plan(later)
     assert rt.scheduler.busy(("ticket", NS, "closed"))
-    assert not rt.scheduler.busy(("ticket", NS, "failed"))
+    assert not rt.scheduler.busy(("ticket", NS, "reported"))
 
-    # The failed ticket's policy changed (a new repository or token reference): tried again.
+    # The resolved ticket's policy changed (a new repository or token reference): looked at again.
     rt.indexes.policy_names = {NS: [PolicySeen(NS, "pay", 2)]}
     planner.plan(later)
-    assert rt.scheduler.busy(("ticket", NS, "failed"))
+    assert rt.scheduler.busy(("ticket", NS, "reported"))
 
 
 def test_which_tickets_are_finished() -> None:
     assert ticket_is_finished("Closed", {})
-    assert ticket_is_finished("Failed", {})
+    assert not ticket_is_finished("Failed", {})  # tried again after the refused-retry delay
     assert ticket_is_finished("Resolved", {})  # no issue to report the outcome on
     assert not ticket_is_finished("Resolved", {"issue": {"number": 3}})  # the outcome is still to be reported
     assert ticket_is_finished("Resolved", {"issue": {"number": 3}, "verification": {"reported": True}})
-    for phase in ("Open", "IssueOpened", "FixProposed", "FixMerged", "Verifying", "Regressed"):
+    for phase in ("Open", "IssueOpened", "FixProposed", "FixMerged", "Verifying", "Regressed", "Failed"):
         assert not ticket_is_finished(phase, {"issue": {"number": 3}, "verification": {"reported": True}})
 
 
