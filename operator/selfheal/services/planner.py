@@ -100,9 +100,9 @@ class Planner:
                 submit(key, Priority.TRIGGERED, job)
                 continue
             rank = triggers.look_due(self.rt, view, policy, now)
-            if rank is not None:
+            if rank is not None and not self.rt.scheduler.busy(key):
                 look = functools.partial(triggers.look, self.rt, view.namespace, view.name)
-                submit(key, Priority.LOG_WATCH, look, rank=rank)
+                submit(triggers.look_key(view.namespace, view.name), Priority.LOG_WATCH, look, rank=rank)
 
     # -- tickets --------------------------------------------------------------------------------------
 

@@ -27,8 +27,15 @@ def governing_policy(labels: Mapping[str, str], policies: Iterable[PolicyRef]) -
 
 
 def canary_key(namespace: str, name: str) -> tuple[str, str, str]:
-    """The scheduler's key for all work on one Rollout's canary: it is never queued twice."""
+    """The scheduler's key for the triggered work on one Rollout's canary: it is never queued twice."""
     return ("canary", namespace, name)
+
+
+def look_key(namespace: str, name: str) -> tuple[str, str, str]:
+    """The scheduler's key for the log-watch look at one canary. Apart from :func:`canary_key`, so that a
+    decision never waits for a look to end (Argo may scale the canary down meanwhile); a look is not queued
+    while triggered work on the canary is, and an analysis already running on it makes the other skip."""
+    return ("look", namespace, name)
 
 
 def pause_trigger(view: RolloutView, policy: PolicyRef) -> Trigger | None:

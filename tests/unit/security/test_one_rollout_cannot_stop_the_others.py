@@ -102,7 +102,7 @@ async def test_log_watch_goes_on_after_a_fault_in_one_rollout(caplog: pytest.Log
         await one_round(runtime(cluster, policy(logWatch={"enabled": True})))
     assert any(name.startswith("alpha") for name in cluster.asked)
     assert any(name.startswith("beta") for name in cluster.asked)  # looked at in the same round
-    assert "job ('canary', 'shop', 'alpha') failed unexpectedly" in caplog.text
+    assert "job ('look', 'shop', 'alpha') failed unexpectedly" in caplog.text
     assert "ZeroDivisionError" in caplog.text
 
 

@@ -55,7 +55,7 @@ def test_a_pause_waiting_for_a_verdict_is_queued_before_any_log_watch_look() -> 
     Planner(rt).plan(T0)
     assert rt.scheduler.depth()[Priority.TRIGGERED] == 1
     assert rt.scheduler.depth()[Priority.LOG_WATCH] == 1
-    assert rt.scheduler.busy(("canary", NS, "paused")) and rt.scheduler.busy(("canary", NS, "moving"))
+    assert rt.scheduler.busy(("canary", NS, "paused")) and rt.scheduler.busy(("look", NS, "moving"))
 
 
 def test_a_policy_status_is_queued_each_tick_and_at_once_when_its_spec_changes() -> None:
