@@ -193,7 +193,7 @@ class Runtime:
                 await task
         self.background.clear()
         await self.scheduler.stop(self.config.shutdown_grace_seconds)
-        self.cpu.close()
+        await self.cpu.aclose()
 
     async def aclose(self) -> None:
         await self.stop()

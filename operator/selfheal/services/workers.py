@@ -121,3 +121,11 @@ class CpuPool:
         if self._pool is not None:
             pool, self._pool = self._pool, None
             pool.shutdown(wait=False, cancel_futures=True)
+
+    async def aclose(self) -> None:
+        """Close the pool and wait (off the loop) until its worker processes have exited: none outlives the
+        operator."""
+        pool = self._pool
+        self.close()
+        if pool is not None:
+            await asyncio.to_thread(pool.shutdown, True)
