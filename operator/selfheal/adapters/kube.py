@@ -162,9 +162,18 @@ class _Answer:
 class KubeAdapter:
     """Everything selfheal reads from and writes to the apiserver, over one kubernetes-asyncio ApiClient."""
 
-    def __init__(self, api_client: client.ApiClient, *, request_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        api_client: client.ApiClient,
+        *,
+        request_timeout: float = 30.0,
+        known_tickets: Callable[[str, str], list[str] | None] | None = None,
+    ) -> None:
+        """``known_tickets(namespace, rollout)``: the names of a Rollout's tickets as the operator's watch
+        knows them (None when it does not), so that finding them costs no list of the namespace."""
         self.api_client = api_client
         self.request_timeout = request_timeout
+        self.known_tickets = known_tickets
         self.core = client.CoreV1Api(api_client)
         self.apps = client.AppsV1Api(api_client)
         self.custom = client.CustomObjectsApi(api_client)
@@ -235,8 +244,18 @@ class KubeAdapter:
         )
 
     async def _list(
-        self, call: Callable[..., Awaitable[Any]], *args: Any, resource: str, target: str, **kwargs: Any
+        self,
+        call: Callable[..., Awaitable[Any]],
+        *args: Any,
+        resource: str,
+        target: str,
+        cached: bool = False,
+        **kwargs: Any,
     ) -> list[dict[str, Any]]:
+        """Every page of a list. ``cached``: served from the apiserver's watch cache (``resourceVersion=0``),
+        a few milliseconds old, instead of a read of every object of the namespace from etcd."""
+        if cached:
+            kwargs["resource_version"] = "0"
         items: list[dict[str, Any]] = []
         token = None
         for _ in range(MAX_PAGES):
@@ -332,10 +351,11 @@ class KubeAdapter:
         return AnalysisRun.from_obj(obj) if obj is not None else None
 
     async def list_analysis_runs(
-        self, namespace: str, rollout_uid: str, *, label_selector: str | None = None
+        self, namespace: str, rollout_uid: str, *, pod_hash: str | None = None
     ) -> list[AnalysisRun]:
-        """The AnalysisRuns whose controller ownerReference is the Rollout (how Argo itself finds them)."""
-        kwargs = {"label_selector": label_selector} if label_selector else {}
+        """The AnalysisRuns whose controller ownerReference is the Rollout (how Argo itself finds them), of
+        one revision when ``pod_hash`` is given (selected by Argo's pod-template-hash label), oldest first."""
+        kwargs: dict[str, Any] = {"label_selector": f"{POD_HASH_LABEL}={pod_hash}"} if pod_hash else {}
         items = await self._list(
             self.custom.list_namespaced_custom_object,
             ARGO_GROUP,
@@ -371,12 +391,13 @@ class KubeAdapter:
         if pod_hash:
             labels[POD_HASH_LABEL] = pod_hash
         selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
-        kwargs = {"label_selector": selector} if selector else {}
+        kwargs: dict[str, Any] = {"label_selector": selector} if selector else {}
         return await self._list(
             self.core.list_namespaced_pod,
             namespace,
             resource="pods",
             target=f"in namespace {namespace} ({selector or 'all'})",
+            cached=True,
             **kwargs,
         )
 
@@ -423,6 +444,7 @@ class KubeAdapter:
                 resource="events",
                 target=f"about {namespace}/{name}",
                 field_selector=f"involvedObject.name={name}",
+                cached=True,
             )
             items.sort(key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "", reverse=True)
             return [
@@ -591,6 +613,12 @@ class KubeAdapter:
         )
 
     async def list_tickets(self, namespace: str, rollout: str | None = None) -> list[dict[str, Any]]:
+        """The namespace's tickets, or those of one Rollout: read one by one when the operator's watch knows
+        their names (``known_tickets``), else listed."""
+        names = self.known_tickets(namespace, rollout) if rollout and self.known_tickets else None
+        if names is not None:
+            found = [await self.get_ticket(namespace, name) for name in names]
+            return [t for t in found if t is not None and (t.get("spec") or {}).get("rollout") == rollout]
         items = await self._list(
             self.custom.list_namespaced_custom_object,
             GROUP,

@@ -1,4 +1,4 @@
-"""Kopf glue for Argo AnalysisRuns: the run index, and a failed or errored run triggers an analysis."""
+"""Kopf glue for Argo AnalysisRuns: the index of unsuccessful runs, and a failed or errored run queues a verdict."""
 
 from __future__ import annotations
 
@@ -6,31 +6,36 @@ from typing import Any
 
 import kopf
 
-from selfheal.domain.argo import AR_ERROR, AR_FAILED, ARGO_GROUP, ARGO_VERSION, AnalysisRun
-from selfheal.errors import SelfHealError, TransientError
+from selfheal.domain.argo import AR_ERROR, AR_FAILED, AR_UNSUCCESSFUL_PHASES, ARGO_GROUP, ARGO_VERSION, AnalysisRun
 from selfheal.services import triggers
 
 
-@kopf.index(ARGO_GROUP, ARGO_VERSION, "analysisruns", id="failed_runs")
-def failed_runs_index(namespace: str | None, body: kopf.Body, **_: Any) -> dict[tuple[str | None, str], Any] | None:
-    run = AnalysisRun.from_obj(body)
-    if run.owner is None or run.owner.kind != "Rollout" or run.phase not in (AR_FAILED, AR_ERROR):
-        return None
-    return {(namespace, run.owner.uid): dict(body)}
-
-
-# Kopf hands indices over as keyword arguments that its callback protocols do not declare.
-@kopf.on.event(ARGO_GROUP, ARGO_VERSION, "analysisruns", id="analysisrun-triggers")  # type: ignore[arg-type]
-async def analysis_run_changed(
-    type: str, body: kopf.Body, namespace: str, memo: kopf.Memo, policies: kopf.Index, logger: kopf.Logger, **_: Any
-) -> None:
-    run = AnalysisRun.from_obj(body)
-    if type == "DELETED" or run.owner is None or run.owner.kind != "Rollout" or run.phase not in (AR_FAILED, AR_ERROR):
-        return
+def _read(body: kopf.Body, logger: kopf.Logger) -> AnalysisRun | None:
     try:
-        rollout = await memo.runtime.kube.get_rollout_obj(namespace, run.owner.name)
-        await triggers.on_analysis_run(memo.runtime, run, rollout, policies.get(namespace, []))
-    except TransientError as e:
-        logger.warning("analysis deferred to the policy's next sweep: %s", e)
-    except SelfHealError as e:
-        logger.error("analysis failed: %s", e)
+        return AnalysisRun.from_obj(body)
+    except Exception as e:  # any odd input: one unreadable run must not stop the others
+        logger.warning("AnalysisRun cannot be read; ignored: %r", e)
+        return None
+
+
+@kopf.index(ARGO_GROUP, ARGO_VERSION, "analysisruns", id="unsuccessful_runs")
+async def runs_index(
+    namespace: str | None, body: kopf.Body, logger: kopf.Logger, **_: Any
+) -> dict[tuple[str | None, str], AnalysisRun] | None:
+    """Failed, Error and Inconclusive runs of Rollouts, by Rollout: a successful run costs no memory here."""
+    if (body.get("status") or {}).get("phase") not in AR_UNSUCCESSFUL_PHASES:
+        return None
+    run = _read(body, logger)
+    if run is None or run.owner is None or run.owner.kind != "Rollout":
+        return None
+    return {(namespace, run.owner.uid): run}
+
+
+@kopf.on.event(ARGO_GROUP, ARGO_VERSION, "analysisruns", id="analysisrun-triggers")
+async def analysis_run_changed(type: str, body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+    memo.runtime.indexes.complete.set()  # Kopf calls no handler before every watched kind is listed
+    if type == "DELETED" or (body.get("status") or {}).get("phase") not in (AR_FAILED, AR_ERROR):
+        return
+    run = _read(body, logger)
+    if run is not None:
+        triggers.run_seen(memo.runtime, run)

@@ -1,4 +1,4 @@
-"""Kopf glue for SelfHealingPolicy: the policy index, its status, and its periodic work."""
+"""Kopf glue for SelfHealingPolicy: the indexes of policies; their status is written by the operator's rounds."""
 
 from __future__ import annotations
 
@@ -7,16 +7,16 @@ from typing import Any
 import kopf
 
 from selfheal import GROUP, VERSION
-from selfheal.config import CONFIG
-from selfheal.errors import ConfigError, SelfHealError, TransientError
+from selfheal.errors import ConfigError
 from selfheal.services import policies as service
-from selfheal.services import triggers
+from selfheal.services.indexes import PolicySeen
 
 PLURAL = "selfhealingpolicies"
 
 
 @kopf.index(GROUP, VERSION, PLURAL, id="policies")
-def policies_index(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -> dict[str, service.PolicyRef]:
+async def policies_index(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -> dict[str, service.PolicyRef]:
+    """The valid policies, by namespace: what matches Rollouts and decides for them."""
     if namespace is None:  # policies are namespaced; Kopf types the argument for every resource
         return {}
     try:
@@ -25,55 +25,14 @@ def policies_index(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) 
         return {}  # an invalid policy governs nothing; its status says why
 
 
-# Kopf hands indices over as keyword arguments that its callback protocols do not declare.
-@kopf.on.create(GROUP, VERSION, PLURAL, id="policy-created")
-@kopf.on.update(GROUP, VERSION, PLURAL, id="policy-updated", field="spec")  # type: ignore[arg-type]
-async def policy_changed(
-    namespace: str,
-    name: str,
-    spec: kopf.Spec,
-    status: kopf.Status,
-    meta: kopf.Meta,
-    patch: kopf.Patch,
-    memo: kopf.Memo,
-    policies: kopf.Index,
-    rollouts: kopf.Index,
-    **_: Any,
-) -> None:
-    patch.status.update(
-        await service.reconcile(
-            memo.runtime, namespace, name, spec, status, meta, rollouts.get(namespace, []), policies.get(namespace, [])
-        )
-    )
+@kopf.index(GROUP, VERSION, PLURAL, id="policy_names")
+async def policy_names_index(namespace: str | None, name: str, meta: kopf.Meta, **_: Any) -> dict[str, PolicySeen]:
+    """Every policy, valid or not, with its spec's generation: each gets a status, at once after a change."""
+    if namespace is None:
+        return {}
+    return {namespace: PolicySeen(namespace, name, int(meta.get("generation") or 0))}
 
 
-# Kopf hands indices over as keyword arguments that its callback protocols do not declare.
-@kopf.timer(GROUP, VERSION, PLURAL, id="policy-tick", interval=CONFIG.policy_tick_seconds, initial_delay=1)  # type: ignore[arg-type]
-async def policy_tick(
-    namespace: str,
-    name: str,
-    spec: kopf.Spec,
-    status: kopf.Status,
-    meta: kopf.Meta,
-    patch: kopf.Patch,
-    memo: kopf.Memo,
-    policies: kopf.Index,
-    rollouts: kopf.Index,
-    failed_runs: kopf.Index,
-    logger: kopf.Logger,
-    **_: Any,
-) -> None:
-    runtime = memo.runtime
-    governed: list[dict[str, Any]] = list(rollouts.get(namespace, []))
-    rivals: list[service.PolicyRef] = list(policies.get(namespace, []))
-    service.load_usage(runtime.usage_of(namespace, name), status)  # the budget survives restarts
-    ref = next((p for p in rivals if p.name == name), None)
-    if ref is not None:
-        try:
-            await triggers.sweep(runtime, ref, governed, failed_runs, rivals)
-            await triggers.watch_logs(runtime, ref, governed, rivals)
-        except TransientError as e:
-            logger.warning("periodic analysis deferred: %s", e)
-        except SelfHealError as e:
-            logger.error("periodic analysis failed: %s", e)
-    patch.status.update(await service.reconcile(runtime, namespace, name, spec, status, meta, governed, rivals))
+@kopf.on.event(GROUP, VERSION, PLURAL, id="policy-seen")
+async def policy_seen(memo: kopf.Memo, **_: Any) -> None:
+    memo.runtime.indexes.complete.set()  # Kopf calls no handler before every watched kind is listed

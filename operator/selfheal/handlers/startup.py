@@ -1,5 +1,5 @@
-"""Operator start-up, readiness and clean-up: Kopf settings, the runtime built once into the memo, the metrics
-endpoint, and the probe that makes /healthz answer "ready" only once they exist."""
+"""Operator start-up, readiness and clean-up: Kopf settings, the runtime built once into the memo with the indexes
+bound and its work started, the metrics endpoint, and the probe that makes /healthz answer "ready" once they exist."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import kopf
 from selfheal import GROUP
 from selfheal.errors import ConfigError
 from selfheal.handlers import verdicts
+from selfheal.services.planner import Planner
 from selfheal.services.runtime import build_runtime
 
 # Kopf's own line for each handler that succeeded ("Handler 'rollout-triggers' succeeded.") names no Rollout,
@@ -46,8 +47,19 @@ def quiet_chatter() -> None:
 
 # Kopf hands indices over as keyword arguments that its callback protocols do not declare.
 @kopf.on.startup(id="selfheal-startup")  # type: ignore[arg-type]
-async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, policies: kopf.Index, **_: Any) -> None:
-    # Kopf's bookkeeping on our own objects lives in annotations under our prefix.
+async def configure(
+    settings: kopf.OperatorSettings,
+    memo: kopf.Memo,
+    rollouts: kopf.Index,
+    unsuccessful_runs: kopf.Index,
+    policies: kopf.Index,
+    policy_names: kopf.Index,
+    tickets: kopf.Index,
+    **_: Any,
+) -> None:
+    # Kopf's bookkeeping on our own objects lives in annotations under our prefix. No handler of ours
+    # needs a finalizer (periodic work is the runtime's, not Kopf timers), so Kopf adds none, and removes
+    # this one wherever an earlier version left it: uninstalling never leaves an object stuck.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=GROUP, key="last-handled", ignored_fields=list(_NOT_DIFFED)
@@ -58,14 +70,22 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, policies: 
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 60
-    memo.runtime = await build_runtime()
+    runtime = await build_runtime()
+    runtime.indexes.bind(
+        rollouts=rollouts, runs=unsuccessful_runs, policies=policies, policy_names=policy_names, tickets=tickets
+    )
+    memo.runtime = runtime
     port = memo.get("metrics_port") or 0  # `selfheal run --metrics-port`, handed over by the runner
     if port:
         try:
-            await memo.runtime.serve_metrics(port)
+            await runtime.serve_metrics(port)
         except ConfigError as e:
             raise kopf.PermanentError(str(e)) from e
     await verdicts.start(memo, policies)  # `selfheal run --verdict-port`
+    await runtime.start(Planner(runtime).rounds())
+    # The one seam with replica coordination: jobs run only while this is set. Start-up runs once the
+    # process may act (standalone, or delayed until it is the active replica).
+    runtime.scheduler.active.set()
 
 
 @kopf.on.probe(id="runtime")
@@ -79,6 +99,7 @@ def runtime_ready(memo: Any, **_: Any) -> str:
 
 @kopf.on.cleanup(id="selfheal-cleanup")
 async def close(memo: kopf.Memo, **_: Any) -> None:
+    """Stop planning, let running jobs finish within the grace period, then close the clients."""
     await verdicts.stop(memo)
     runtime = getattr(memo, "runtime", None)
     if runtime is not None:

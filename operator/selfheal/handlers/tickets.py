@@ -1,5 +1,5 @@
-"""Kopf glue for RemediationTicket: reconcile each ticket on creation and then every poll interval; count and
-announce them."""
+"""Kopf glue for RemediationTicket: the ticket index the operator's rounds reconcile from, the phase gauge, and
+the announcement of each phase a ticket enters."""
 
 from __future__ import annotations
 
@@ -8,34 +8,25 @@ from typing import Any
 import kopf
 
 from selfheal import GROUP, VERSION
-from selfheal.config import CONFIG
-from selfheal.errors import TransientError
+from selfheal.domain.views import TicketView
 from selfheal.services import notify
-from selfheal.services import remediation as service
 
 PLURAL = "remediationtickets"
 
 
-# Kopf hands indices over as keyword arguments that its callback protocols do not declare.
-@kopf.on.create(GROUP, VERSION, PLURAL, id="ticket-created")
-@kopf.timer(GROUP, VERSION, PLURAL, id="ticket-reconcile", interval=CONFIG.ticket_poll_seconds)  # type: ignore[arg-type]
-async def reconcile_ticket(
-    namespace: str, name: str, spec: kopf.Spec, memo: kopf.Memo, policies: kopf.Index, **_: Any
-) -> None:
-    policy = next((p for p in policies.get(namespace, []) if p.name == spec.get("policy")), None)
-    try:
-        retry = await service.reconcile_ticket(memo.runtime, namespace, name, policy)
-    except TransientError as e:  # RateLimitedError too: wait what GitHub or the apiserver asked for
-        raise kopf.TemporaryError(str(e), delay=e.delay) from e
-    if retry is not None:
-        raise kopf.TemporaryError(
-            f"GitHub refused; trying again in {retry:.0f}s (see the ticket's conditions)", delay=retry
-        )
+@kopf.index(GROUP, VERSION, PLURAL, id="tickets")
+async def tickets_index(
+    namespace: str | None, name: str, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, **_: Any
+) -> dict[tuple[str | None, str], TicketView]:
+    """Every ticket, compact: what the rounds need to know whether a reconcile is due."""
+    version = str(meta.get("resourceVersion") or "")
+    return {(namespace, name): TicketView.of(namespace or "", name, spec, status, version)}
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL, id="ticket-phase-gauge")
-def count_ticket(type: str, namespace: str | None, name: str, status: kopf.Status, memo: Any, **_: Any) -> None:
+async def count_ticket(type: str, namespace: str | None, name: str, status: kopf.Status, memo: Any, **_: Any) -> None:
     """Every watch event of a ticket (the initial listing included) keeps the tickets-by-phase gauge exact."""
+    memo.runtime.indexes.complete.set()  # Kopf calls no handler before every watched kind is listed
     phase = None if type == "DELETED" else status.get("phase") or "Open"
     memo.runtime.metrics.tickets.track(namespace or "", name, phase)
 

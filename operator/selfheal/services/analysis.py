@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from selfheal.services import execution, remediation, tickets
 from selfheal.services.analyzers import analyzer_for
 from selfheal.services.execution import SKIPPED_CHANGED
 from selfheal.services.gather import gather_evidence
-from selfheal.services.judge import Judgement, judge, prepare, redactor_for
+from selfheal.services.judge import Judgement, assess, judge, redactor_for
 from selfheal.services.locks import ticket_key
 from selfheal.services.policies import PolicyRef
 from selfheal.services.runtime import Runtime
@@ -133,7 +132,13 @@ async def _analyze(
         await post_event(rt, ro, budget_event(policy.name, spec.budget.analyses_per_hour, trigger.value, ro.revision))
         return None
     evidence = await gather_evidence(
-        rt.kube, ro, spec.analysis.logs, trigger=trigger.value, now=now, analysis_run=analysis_run
+        rt.kube,
+        ro,
+        spec.analysis.logs,
+        trigger=trigger.value,
+        now=now,
+        analysis_run=analysis_run,
+        runs=rt.indexes.watched_runs(ro.namespace, ro.uid),
     )
     evidence = _with_snapshot(rt, evidence)
     analyzer, analyzer_error = await analyzer_for(
@@ -141,7 +146,13 @@ async def _analyze(
     )
     tokens_left = max(0, spec.budget.tokens_per_day - usage.tokens_today)
     j = await judge(
-        evidence, spec.analysis, spec.decision, analyzer, analyzer_error=analyzer_error, token_budget_left=tokens_left
+        evidence,
+        spec.analysis,
+        spec.decision,
+        analyzer,
+        analyzer_error=analyzer_error,
+        token_budget_left=tokens_left,
+        cpu=rt.cpu.run,
     )
     usage.count_analysis(now)
     usage.count_tokens(j.tokens, now)
@@ -171,10 +182,17 @@ async def look_at_logs(rt: Runtime, policy: PolicyRef, ro: Rollout) -> Outcome |
     if not is_canary_in_progress(ro):
         return None
     now = rt.clock()
-    evidence = await gather_evidence(rt.kube, ro, policy.spec.analysis.logs, trigger=Trigger.LOG_WATCH.value, now=now)
+    evidence = await gather_evidence(
+        rt.kube,
+        ro,
+        policy.spec.analysis.logs,
+        trigger=Trigger.LOG_WATCH.value,
+        now=now,
+        runs=rt.indexes.watched_runs(ro.namespace, ro.uid),
+    )
     if any(log.text for pod in evidence.side(Side.CANARY) for log in pod.logs):
         rt.keep_snapshot(evidence)
-    _, _, statistical, _ = await asyncio.to_thread(prepare, evidence, policy.spec.analysis)
+    _, _, statistical = await rt.cpu.run(assess, evidence, policy.spec.analysis)
     if statistical.verdict != VerdictKind.UNHEALTHY:
         return None
     return await analyze(rt, policy, ro, Trigger.LOG_WATCH)

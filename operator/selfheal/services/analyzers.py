@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from selfheal.adapters.llm import LLMClient
 from selfheal.domain.policy import LLMProvider, LLMSpec
 from selfheal.errors import ConfigError
 from selfheal.services.judge import secret_digest
@@ -45,6 +44,9 @@ async def analyzer_for(
     client = clients.get(cache_key)
     if client is None:
         if llm.provider == LLMProvider.OPENAI:
+            # Imported when a policy first names an LLM: the SDK is a good part of the operator's memory.
+            from selfheal.adapters.llm import LLMClient
+
             client = LLMClient(
                 llm.base_url or None,
                 key,

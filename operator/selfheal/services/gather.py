@@ -169,11 +169,16 @@ async def _pod_evidence(
 
 
 async def _failed_metrics(
-    kube: KubePort, ro: Rollout, pod_hash: str, analysis_run: AnalysisRun | None
+    kube: KubePort, ro: Rollout, pod_hash: str, analysis_run: AnalysisRun | None, runs: Sequence[AnalysisRun] | None
 ) -> tuple[list[FailedMetric], str]:
+    """The failed metrics of the run given, else of the last unsuccessful runs of the revision: from the
+    watch when it knows them (no request), else listed by the revision's label (a few, not the namespace)."""
     if analysis_run is not None:
         return analysis_run.failed_metrics(), analysis_run.message
-    runs = await kube.list_analysis_runs(ro.namespace, ro.uid)
+    if not pod_hash:
+        return [], ""
+    if runs is None:
+        runs = await kube.list_analysis_runs(ro.namespace, ro.uid, pod_hash=pod_hash)
     failed = [run for run in runs if run.pod_hash == pod_hash and run.unsuccessful][-MAX_FAILED_RUNS:]
     metrics = [metric for run in reversed(failed) for metric in run.failed_metrics()]
     return metrics, failed[-1].message if failed else ""
@@ -196,8 +201,12 @@ async def gather_evidence(
     trigger: str,
     now: datetime,
     analysis_run: AnalysisRun | None = None,
+    runs: Sequence[AnalysisRun] | None = None,
 ) -> Evidence:
-    """Collect the evidence about the Rollout's canary, reading at most pods_per_side x containers x 2 logs."""
+    """Collect the evidence about the Rollout's canary, reading at most pods_per_side x containers x 2 logs.
+
+    ``runs``: the Rollout's unsuccessful AnalysisRuns as the operator's watch knows them (None: listed).
+    """
     namespace = ro.namespace
     new_hash = canary_hash(ro) or ro.status.current_pod_hash
     old_hash = stable_hash(ro)
@@ -223,7 +232,7 @@ async def gather_evidence(
     names = {p.name for p in pods} | {ro.name}
     events, (metrics, analysis_message) = await asyncio.gather(
         _events(kube, namespace, names),
-        _failed_metrics(kube, ro, new_hash, analysis_run),
+        _failed_metrics(kube, ro, new_hash, analysis_run, runs),
     )
     return Evidence(
         namespace=namespace,

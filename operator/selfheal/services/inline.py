@@ -125,7 +125,7 @@ class InlineVerdicts:
         ro = await self.rt.kube.get_rollout(request.namespace, request.rollout)
         if ro is None:
             raise Refused(404, f"Rollout {request.namespace}/{request.rollout} not found")
-        policy = governing_policy(ro, self.policies(ro.namespace))
+        policy = governing_policy(ro.labels, self.policies(ro.namespace))
         if policy is None:
             labels = ", ".join(f"{k}={v}" for k, v in sorted(ro.labels.items())) or "none"
             message = (

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from selfheal.domain.decision import Decision, decide
 from selfheal.domain.evidence import Evidence, Side
@@ -17,6 +18,10 @@ from selfheal.domain.prompt import PromptBundle, build_messages, verdict_from_ll
 from selfheal.domain.redaction import Redactor
 from selfheal.domain.verdict import Analyzer, Verdict
 from selfheal.errors import AnalyzerUnavailable
+
+T = TypeVar("T")
+# Runs a pure function with its arguments off the event loop: a thread, or the operator's worker processes.
+CpuRunner = Callable[..., Awaitable[Any]]
 
 
 class AnalyzerClient(Protocol):
@@ -60,11 +65,17 @@ def redactor_for(analysis: AnalysisSpec) -> Redactor:
 Prepared = tuple[Redactor, LogDiff, Verdict, PromptBundle]
 
 
-def prepare(evidence: Evidence, analysis: AnalysisSpec) -> Prepared:
-    """The pure part: the diff, the statistical verdict and the prompt (built whether or not it is sent)."""
+def assess(evidence: Evidence, analysis: AnalysisSpec) -> tuple[Redactor, LogDiff, Verdict]:
+    """The pure part without the prompt: the redacted diff of the logs and the statistical verdict. CPU
+    work: the operator runs it in its worker processes."""
     redactor = redactor_for(analysis)
     diff = diff_logs(evidence.log_text(Side.CANARY), evidence.log_text(Side.STABLE), redactor=redactor)
-    statistical = statistical_verdict(evidence, diff, latency=analysis.latency)
+    return redactor, diff, statistical_verdict(evidence, diff, latency=analysis.latency)
+
+
+def prepare(evidence: Evidence, analysis: AnalysisSpec) -> Prepared:
+    """The pure part: the diff, the statistical verdict and the prompt (built whether or not it is sent)."""
+    redactor, diff, statistical = assess(evidence, analysis)
     bundle = build_messages(
         evidence,
         diff,
@@ -115,7 +126,7 @@ async def consult(
 
 def conclude(
     evidence: Evidence,
-    prepared: Prepared,
+    prepared: tuple[Redactor, LogDiff, Verdict, PromptBundle | None],
     analysis: AnalysisSpec,
     decision: DecisionSpec,
     consultation: Consultation,
@@ -141,6 +152,11 @@ def conclude(
     )
 
 
+async def in_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run CPU work off the event loop, in a thread (where the operator's worker processes are not used)."""
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
 async def judge(
     evidence: Evidence,
     analysis: AnalysisSpec,
@@ -149,15 +165,26 @@ async def judge(
     *,
     analyzer_error: str | None = None,
     token_budget_left: int | None = None,
+    cpu: CpuRunner = in_thread,
+    prompt: bool | None = None,
 ) -> Judgement:
     """Judge one canary. ``analyzer`` is None when the policy names none or it could not be built
-    (``analyzer_error`` then says why); the policy's fallback applies and is recorded."""
+    (``analyzer_error`` then says why); the policy's fallback applies and is recorded. ``cpu`` runs the
+    CPU-bound part off the event loop; the prompt is built when an analyzer will read it (or ``prompt``)."""
+    configured = analysis.llm.provider != LLMProvider.NONE
     # Templating and diffing a few megabytes of logs is CPU work: off the event loop.
-    prepared = await asyncio.to_thread(prepare, evidence, analysis)
+    prepared: tuple[Redactor, LogDiff, Verdict, PromptBundle | None]
+    if configured if prompt is None else prompt:
+        prepared = await cpu(prepare, evidence, analysis)
+    else:
+        prepared = (*await cpu(assess, evidence, analysis), None)
     redactor, _, _, bundle = prepared
-    consultation = await consult(
-        analysis, analyzer, bundle, redactor, analyzer_error=analyzer_error, token_budget_left=token_budget_left
-    )
+    if bundle is None:
+        consultation = Consultation(error=analyzer_error or "no prompt was built") if configured else Consultation()
+    else:
+        consultation = await consult(
+            analysis, analyzer, bundle, redactor, analyzer_error=analyzer_error, token_budget_left=token_budget_left
+        )
     return conclude(evidence, prepared, analysis, decision, consultation)
 
 

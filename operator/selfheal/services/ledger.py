@@ -37,6 +37,16 @@ class Ledger:
             self._maps[key] = found
         return found
 
+    def cached(self, namespace: str, policy: str, rollout: str) -> CanaryRecord | None:
+        """The record as this process last read or wrote it, without a request; None when not known."""
+        raw = self._maps.get((namespace, policy), {}).get(rollout)
+        if raw is None:
+            return None
+        try:
+            return CanaryRecord.model_validate(raw)
+        except ValidationError:
+            return None
+
     async def get(self, namespace: str, policy: str, rollout: str) -> CanaryRecord | None:
         """The record of the Rollout's canary; None when there is none (or it cannot be read: it is then
         started again, which at worst judges a situation twice, never acts on one it did not judge)."""

@@ -176,7 +176,7 @@ async def _run(args: argparse.Namespace, out: Any) -> int:
             temperature=llm.temperature,
         )
     try:
-        j = await judge(evidence, spec.analysis, spec.decision, client)
+        j = await judge(evidence, spec.analysis, spec.decision, client, prompt=True)
     finally:
         if client is not None:
             await client.aclose()

@@ -1,4 +1,4 @@
-"""Policy readiness and matching: which Rollouts a policy governs and whether it can work."""
+"""Policy readiness, matching and status: which Rollouts a policy governs, whether it can work, what it spent."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from selfheal import API_VERSION
 from selfheal.domain.policy import LLMProvider, PolicySpec, selector_matches
 from selfheal.domain.ticket import ConditionType, Reason, get_condition, set_condition, to_wire
 from selfheal.domain.timestamps import parse_time, rfc3339
+from selfheal.domain.views import RolloutView
 from selfheal.domain.words import readiness_event
 from selfheal.errors import ConfigError
 from selfheal.services import events, github, notify
@@ -60,22 +61,21 @@ def policies_for(rollout_labels: Mapping[str, str], policies: Iterable[PolicyRef
 
 
 def matching(
-    policy: PolicyRef, rollouts: Iterable[Mapping[str, Any]], policies: Iterable[PolicyRef]
+    policy: PolicyRef, rollouts: Iterable[RolloutView], policies: Iterable[PolicyRef]
 ) -> tuple[list[str], list[dict[str, Any]]]:
     """The Rollouts this policy selects, and the conflicts among them (with the winner)."""
     others = list(policies)
     matched: list[str] = []
     conflicts: list[dict[str, Any]] = []
     for ro in rollouts:
-        labels = ro.get("labels") or {}
-        if not selector_matches(policy.spec.selector, labels):
+        if not selector_matches(policy.spec.selector, ro.labels):
             continue
-        matched.append(ro["name"])
-        rivals = policies_for(labels, others)
+        matched.append(ro.name)
+        rivals = policies_for(ro.labels, others)
         if len(rivals) > 1:
             winner = choose_policy(rivals)
             conflicts.append(
-                {"rollout": ro["name"], "policies": [p.name for p in rivals], "chosen": winner.name if winner else ""}
+                {"rollout": ro.name, "policies": [p.name for p in rivals], "chosen": winner.name if winner else ""}
             )
     return sorted(matched), sorted(conflicts, key=lambda c: c["rollout"])
 
@@ -187,7 +187,7 @@ async def reconcile(
     spec: Mapping[str, Any],
     status: Mapping[str, Any],
     meta: Mapping[str, Any],
-    rollouts: Iterable[Mapping[str, Any]],
+    rollouts: Iterable[RolloutView],
     policies: Iterable[PolicyRef],
 ) -> dict[str, Any]:
     """The whole status of one policy: readiness, matches, conflicts and spend."""
@@ -235,3 +235,26 @@ async def _tell_readiness(
     await events.post(
         runtime, events.about(API_VERSION, "SelfHealingPolicy", namespace, name, meta.get("uid", "")), event
     )
+
+
+async def refresh(runtime: Any, namespace: str, name: str) -> dict[str, Any] | None:
+    """Bring one policy's status up to date from the indexes; written only when it changed. The status
+    written, or None (no change, or the policy is gone)."""
+    obj = await runtime.kube.get_policy(namespace, name)
+    if obj is None:
+        return None
+    status = obj.get("status") or {}
+    new = await reconcile(
+        runtime,
+        namespace,
+        name,
+        obj.get("spec") or {},
+        status,
+        obj.get("metadata") or {},
+        runtime.indexes.namespace_rollouts(namespace),
+        runtime.indexes.namespace_policies(namespace),
+    )
+    if all(status.get(key) == value for key, value in new.items()):
+        return None
+    await runtime.kube.patch_policy_status(namespace, name, {"status": new})
+    return new

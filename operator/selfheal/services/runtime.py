@@ -1,10 +1,13 @@
-"""What the operator builds once at startup and shares: clients, clock, caches, in-flight guards, the ledger."""
+"""What the operator builds once at startup and shares: clients, clock, caches, in-flight guards, the ledger,
+the job queue, the worker processes and the indexes."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -16,10 +19,15 @@ from selfheal.adapters.kube import KubeAdapter, connect
 from selfheal.adapters.metrics import MetricsServer, OperatorMetrics, start_metrics_server, stop_metrics_server
 from selfheal.config import CONFIG, OperatorConfig
 from selfheal.domain.evidence import Evidence, Side
+from selfheal.services.indexes import Indexes
 from selfheal.services.ledger import Ledger
 from selfheal.services.locks import KeyedLocks
 from selfheal.services.notify import Announcements
 from selfheal.services.ports import GitHubConnector, GitHubPort, KubePort
+from selfheal.services.scheduler import Scheduler
+from selfheal.services.workers import CpuPool, available_cores
+
+log = logging.getLogger(__name__)
 
 MAX_SNAPSHOTS = 256
 MAX_HANDLED_RUNS = 10_000
@@ -80,6 +88,13 @@ class Runtime:
     # What the operator counts, served at /metrics when `selfheal run --metrics-port` asks for it.
     metrics: OperatorMetrics = field(default_factory=lambda: OperatorMetrics.create(__version__))
     metrics_server: MetricsServer | None = None
+    # What the watches know (Kopf's indexes, bound at start-up).
+    indexes: Indexes = field(default_factory=Indexes)
+    # The operator's own work, a bounded number of jobs at a time, most urgent first.
+    scheduler: Scheduler = field(default_factory=lambda: Scheduler(CONFIG.concurrency))
+    # Where the CPU-bound log work runs (a thread unless start-up sized a process pool).
+    cpu: CpuPool = field(default_factory=lambda: CpuPool(0))
+    background: list[asyncio.Task[None]] = field(default_factory=list)
     # Canaries being analyzed right now: (namespace, rollout, pod hash).
     in_flight: set[tuple[str, ...]] = field(default_factory=set)
     # Clients built on first use and reused: keyed by (kind, endpoint, credential digest, ...).
@@ -133,7 +148,30 @@ class Runtime:
             self.metrics_server = await start_metrics_server(self.metrics.registry, host, port)
         return self.metrics_server
 
+    async def start(self, *rounds: Coroutine[Any, Any, None]) -> None:
+        """Start the job workers and the worker processes (warmed up in the background: start-up does not wait
+        for them), and run ``rounds`` (the periodic planning) beside them."""
+        self.cpu.start()
+        self.scheduler.start()
+        self.background += [asyncio.create_task(r, name="selfheal-rounds") for r in rounds]
+        self.background.append(asyncio.create_task(self._warm_up(), name="selfheal-cpu-warm-up"))
+
+    async def _warm_up(self) -> None:
+        await self.cpu.warm_up()
+
+    async def stop(self) -> None:
+        """Stop planning and taking jobs; running jobs get ``shutdown_grace_seconds`` to finish."""
+        for task in self.background:
+            task.cancel()
+        for task in self.background:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.background.clear()
+        await self.scheduler.stop(self.config.shutdown_grace_seconds)
+        await self.cpu.aclose()
+
     async def aclose(self) -> None:
+        await self.stop()
         await self.announcements.aclose()
         if self.metrics_server is not None:
             server, self.metrics_server = self.metrics_server, None
@@ -150,4 +188,13 @@ async def build_runtime() -> Runtime:
     api_client = await connect()
     metrics = OperatorMetrics.create(__version__)
     github = partial(connect_github, observe=metrics.github_request_seconds.observe)
-    return Runtime(api_client=api_client, kube=KubeAdapter(api_client), metrics=metrics, github=github)
+    cpu_workers = CONFIG.cpu_workers if CONFIG.cpu_workers is not None else available_cores()
+    indexes = Indexes()
+    return Runtime(
+        api_client=api_client,
+        kube=KubeAdapter(api_client, known_tickets=indexes.ticket_names),
+        indexes=indexes,
+        metrics=metrics,
+        github=github,
+        cpu=CpuPool(cpu_workers),
+    )

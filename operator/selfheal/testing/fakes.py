@@ -55,7 +55,8 @@ class PostedEvent:
 
 @dataclass(frozen=True)
 class SentPatch:
-    """A merge patch the services sent: ``target`` is ``rollout``, ``rollout/status`` or ``ticket/status``."""
+    """A merge patch the services sent: ``target`` is ``rollout``, ``rollout/status``, ``ticket/status`` or
+    ``policy/status``."""
 
     target: str
     namespace: str
@@ -153,11 +154,11 @@ class FakeKube:
         return self._patch_rollout("rollout", namespace, name, body, resource_version)
 
     async def list_analysis_runs(
-        self, namespace: str, rollout_uid: str, *, label_selector: str | None = None
+        self, namespace: str, rollout_uid: str, *, pod_hash: str | None = None
     ) -> list[AnalysisRun]:
         self._called("list_analysis_runs")
         runs = [AnalysisRun.from_obj(obj) for obj in self.analysis_runs.get(namespace, [])]
-        owned = [run for run in runs if run.is_owned_by(rollout_uid)]
+        owned = [run for run in runs if run.is_owned_by(rollout_uid) and (not pod_hash or run.pod_hash == pod_hash)]
         return sorted(owned, key=lambda r: (r.creation_timestamp or datetime.min.replace(tzinfo=UTC), r.name))
 
     # -- ReplicaSets, pods, logs, events -----------------------------------------------------------

@@ -134,17 +134,13 @@ async def test_a_second_analysis_of_a_canary_in_flight_is_skipped(world: World) 
 
 
 async def test_two_concurrent_triggers_promote_a_healthy_canary_once(world: World) -> None:
-    """The Rollout event and the policy's sweep see the same pause at the same moment."""
+    """The Rollout event and the policy's catch-up round see the same pause at the same moment."""
     world.canary("canary-random-colors")
+    world.runtime.indexes.policies = {NS: [policy()]}
     world.kube.log_gate = asyncio.Event()
     ro = world.kube.rollout(NS, ROLLOUT)
-    body = world.kube.rollouts[(NS, ROLLOUT)]
     event = asyncio.create_task(triggers.on_rollout(world.runtime, ro, [policy()]))
-    sweep = asyncio.create_task(
-        triggers.sweep(
-            world.runtime, policy(), [{"name": ROLLOUT, "labels": {"app": "web"}, "body": body}], {}, [policy()]
-        )
-    )
+    sweep = asyncio.create_task(triggers.catch_up(world.runtime, NS, ROLLOUT))
     await asyncio.wait_for(world.kube.reading.wait(), 5)
     world.kube.log_gate.set()
     await asyncio.wait_for(asyncio.gather(event, sweep), 10)

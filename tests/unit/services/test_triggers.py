@@ -7,7 +7,9 @@ from typing import Any
 
 from selfheal.domain.argo import AnalysisRun
 from selfheal.domain.ledger import CanaryRecord
+from selfheal.domain.views import RolloutView
 from selfheal.services import triggers
+from selfheal.services.planner import Planner
 from tests.unit.services.world import CANARY, NS, ROLLOUT, UID, World, policy
 
 TICKET = f"{ROLLOUT}-{CANARY}"
@@ -130,23 +132,28 @@ async def test_a_rollout_no_policy_selects_is_left_alone(world: World) -> None:
     assert world.kube.calls["list_pods"] == 0
 
 
-async def test_the_sweep_catches_up_on_a_failed_run_whose_event_was_missed(world: World) -> None:
+async def test_the_catch_up_finds_a_failed_run_whose_event_was_missed(world: World) -> None:
     aborted_by_argo(world)
-    body = world.kube.rollouts[(NS, ROLLOUT)]
-    index = [{"name": ROLLOUT, "labels": {"app": "web"}, "body": body}]
-    await triggers.sweep(world.runtime, policy(), index, {(NS, UID): [failed_run()]}, [policy()])
-    assert world.kube.tickets[(NS, TICKET)]["status"]["occurrenceKeys"] == ["web-new5c4-2"]
+    world.runtime.indexes.policies = {NS: [policy()]}
+    world.runtime.indexes.runs = {(NS, UID): [AnalysisRun.from_obj(failed_run())]}
+    view = RolloutView.of(world.kube.rollout(NS, ROLLOUT))
+    assert triggers.catch_up_due(world.runtime, view, policy(), world.clock())
 
-    await triggers.sweep(world.runtime, policy(), index, {(NS, UID): [failed_run()]}, [policy()])
+    await triggers.catch_up(world.runtime, NS, ROLLOUT)
+    assert world.kube.tickets[(NS, TICKET)]["status"]["occurrenceKeys"] == ["web-new5c4-2"]
+    assert not triggers.catch_up_due(world.runtime, view, policy(), world.clock())
+
+    await triggers.catch_up(world.runtime, NS, ROLLOUT)
     assert world.kube.tickets[(NS, TICKET)]["status"]["occurrences"] == 1
 
 
-async def test_the_sweep_drops_the_judgements_of_rollouts_the_policy_no_longer_governs(world: World) -> None:
+async def test_the_policy_round_drops_the_judgements_of_rollouts_the_policy_no_longer_governs(world: World) -> None:
     aborted_by_argo(world)
-    body = world.kube.rollouts[(NS, ROLLOUT)]
-    index = [{"name": ROLLOUT, "labels": {"app": "web"}, "body": body}]
+    world.runtime.indexes.policies = {NS: [policy()]}
+    world.runtime.indexes.rollouts = {(NS, ROLLOUT): [RolloutView.of(world.kube.rollout(NS, ROLLOUT))]}
     await world.runtime.ledger.put(NS, "web-policy", "deleted-one", CanaryRecord(pod_template_hash="abc1234"))
-    await triggers.sweep(world.runtime, policy(), index, {(NS, UID): [failed_run()]}, [policy()])
+    await world.runtime.ledger.put(NS, "web-policy", ROLLOUT, CanaryRecord(pod_template_hash=CANARY))
+    await Planner(world.runtime)._refresh_policy(NS, "web-policy")
     canaries = world.kube.policies[(NS, "web-policy")]["status"]["canaries"]
     assert "deleted-one" not in canaries and ROLLOUT in canaries
 
@@ -154,16 +161,18 @@ async def test_the_sweep_drops_the_judgements_of_rollouts_the_policy_no_longer_g
 async def test_the_log_watch_looks_once_per_interval_and_judges_each_attempt_once(world: World) -> None:
     world.canary("canary-http-500", step=2, status={"pauseConditions": None, "controllerPause": False})
     watched = policy(triggers={"logWatch": {"enabled": True, "intervalSeconds": 60}})
-    index = [{"name": ROLLOUT, "labels": {"app": "web"}, "body": world.kube.rollouts[(NS, ROLLOUT)]}]
+    world.runtime.indexes.policies = {NS: [watched]}
+    view = RolloutView.of(world.kube.rollout(NS, ROLLOUT))
 
-    (outcome,) = await triggers.watch_logs(world.runtime, watched, index, [watched])
+    assert triggers.look_due(world.runtime, view, watched, world.clock()) is not None
+    outcome = await triggers.look(world.runtime, NS, ROLLOUT)
+    assert outcome is not None
     assert outcome.judgement.verdict.verdict == "unhealthy" and outcome.action_taken == "abort"
-    looks = world.kube.calls["list_pods"]
-    assert await triggers.watch_logs(world.runtime, watched, index, [watched]) == []
-    assert world.kube.calls["list_pods"] == looks, "looked again before the interval"
+    assert triggers.look_due(world.runtime, view, watched, world.clock()) is None, "due again before the interval"
 
     world.clock.advance(60 * world.runtime.config.log_watch_scale + 1)
-    index[0]["body"] = world.kube.rollouts[(NS, ROLLOUT)]  # now aborted: nothing in progress to watch
-    assert await triggers.watch_logs(world.runtime, watched, index, [watched]) == []
+    aborted = RolloutView.of(world.kube.rollout(NS, ROLLOUT))  # nothing in progress to watch any more
+    assert triggers.look_due(world.runtime, aborted, watched, world.clock()) is None
+    assert await triggers.look(world.runtime, NS, ROLLOUT) is None
     assert world.kube.rollout_patches()[-1].body == {"status": {"abort": True}}
     assert len(world.kube.rollout_patches()) == 1
