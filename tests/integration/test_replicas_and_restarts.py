@@ -105,7 +105,7 @@ def test_the_active_replica_killed_mid_way_hands_over_and_nothing_is_done_twice(
         assert ticket["status"]["occurrences"] == 1
         assert [e["reason"] for e in selfheal_events(cp, ns) if e["reason"] == "CanaryUnhealthy"] == ["CanaryUnhealthy"]
         assert len(selfheal_events(cp, ns, "RemediationTicketOpened")) == 1
-        assert "Action: abort." in selfheal_events(cp, ns, "CanaryUnhealthy")[0]["message"]
+        assert "selfheal aborted it" in selfheal_events(cp, ns, "CanaryUnhealthy")[0]["message"]
         assert argo_cli.get_rollout(cp.admin, ns, APP)["status"]["abort"] is True
         assert not selfheal_events(cp, ns, "SelfHealActionFailed")
         # what was judged is readable on the policy

@@ -94,7 +94,8 @@ def test_a_panicking_preview_is_aborted_before_it_is_active_and_its_fix_is_promo
         assert ro["status"]["abort"] is True and ro["status"]["message"].startswith("RolloutAborted")
         assert active_and_preview(cp, ns)[0] == blue
         [unhealthy] = selfheal_events(cp, ns, "CanaryUnhealthy")
-        assert "trigger indefinitePause" in unhealthy["message"] and "index out of range" in unhealthy["message"]
+        assert "at a pause that waits for a promotion" in unhealthy["message"]
+        assert "index out of range" in unhealthy["message"]
         name = ticket_name(APP, panic)
         t = wait_ticket_phase(cp, ns, name, "IssueOpened")
         assert t["spec"]["step"] == "blueGreen: preview" and t["spec"]["podTemplateHash"] == panic
@@ -119,7 +120,7 @@ def test_a_panicking_preview_is_aborted_before_it_is_active_and_its_fix_is_promo
         green = ro["status"]["stableRS"]
         assert active_and_preview(cp, ns)[0] == green
         [healthy] = selfheal_events(cp, ns, "CanaryHealthy")
-        assert "trigger indefinitePause" in healthy["message"] and "promote" in healthy["message"]
+        assert "at a pause that waits for a promotion" in healthy["message"] and "promote" in healthy["message"]
         t = wait_ticket_phase(cp, ns, name, "Resolved")
         assert t["status"]["verification"]["state"] == "Passed"
         assert t["status"]["verification"]["podTemplateHash"] == green

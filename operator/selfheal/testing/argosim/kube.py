@@ -27,6 +27,11 @@ NODE_RULES = [
 ]
 
 
+# How long a pod a ReplicaSet scales down stays terminating (its logs readable), as a container that exits
+# promptly on SIGTERM would; Kubernetes allows up to the pod's terminationGracePeriodSeconds (30 s by default).
+TERMINATION_GRACE_SECONDS = 3
+
+
 def _rand_suffix(rng: random.Random, n: int = 5) -> str:
     return "".join(rng.choice(_NAME_CHARS) for _ in range(n))
 
@@ -62,8 +67,10 @@ class NodeSimulator:
                 continue
             by_owner: dict[str, list[dict]] = {}
             for pod in pods:
-                if pod["metadata"].get("deletionTimestamp"):
-                    self._delete_pod(pod)
+                leaving = pod["metadata"].get("deletionTimestamp")
+                if leaving:  # terminating: its logs stay readable until its grace period is over
+                    if (parse_ts(leaving) or now) <= now:
+                        self._delete_pod(pod)
                     continue
                 by_owner.setdefault(controller_uid(pod) or "", []).append(pod)
             for rs in replicasets:
@@ -85,7 +92,7 @@ class NodeSimulator:
         desired = int(rs["spec"].get("replicas") or 0)
         pods = sorted(pods, key=lambda p: p["metadata"].get("creationTimestamp", ""))
         while len(pods) > desired:
-            self._delete_pod(pods.pop())
+            self._delete_pod(pods.pop(), grace=TERMINATION_GRACE_SECONDS)
         while len(pods) < desired:
             pods.append(self._create_pod(rs))
         ready = available = 0
@@ -138,17 +145,21 @@ class NodeSimulator:
         }
         return self.client.create(f"/api/v1/namespaces/{meta['namespace']}/pods", body)
 
-    def _delete_pod(self, pod: dict) -> None:
+    def _delete_pod(self, pod: dict, grace: int = 0) -> None:
+        """Delete the pod: at once (``grace`` 0, the kubelet confirming a terminated pod), or gracefully, as a
+        scale-down does: the apiserver marks it terminating until ``grace`` seconds from now."""
         meta = pod["metadata"]
         try:
             self.client.request(
                 "DELETE",
                 f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}",
-                {"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0},
+                {"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": grace},
             )
         except ApiError as e:
             if e.status != 404:
                 raise
+        if grace:
+            return
         self._sent.pop(meta["uid"], None)
         self.workloads.forget(meta["namespace"], meta["name"])
 
