@@ -3,9 +3,13 @@ agent asked once, repeats commented once, and nothing sent when the policy says 
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
+from selfheal.adapters.github import PullRequest
 from selfheal.domain.argo import AnalysisRun
 from selfheal.services import remediation, triggers
 from selfheal.services.policies import PolicyRef
@@ -122,3 +126,33 @@ async def test_a_ticket_of_a_deleted_policy_waits_and_says_so(world: World) -> N
     assert await remediation.reconcile_ticket(world.runtime, NS, TICKET, None) is None
     assert world.github.issues == {}
     assert condition(world, "IssueOpened")["reason"] == "PolicyNotFound"
+
+
+async def test_each_github_step_is_one_line_of_the_operator_log(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    await failing_canary(world)
+    with caplog.at_level(logging.INFO, logger="selfheal"):
+        await remediation.reconcile_ticket(world.runtime, NS, TICKET, with_github())
+        number = issue_status(world)["number"]
+        world.github.link_pull(number, PullRequest(number=7, body=f"Fixes #{number}", html_url="https://x/7"))
+        world.clock.advance(120)
+        await remediation.reconcile_ticket(world.runtime, NS, TICKET, with_github())
+        merged = PullRequest(
+            number=7,
+            body=f"Fixes #{number}",
+            state="closed",
+            merged=True,
+            merged_at=world.clock(),
+            html_url="https://x/7",
+        )
+        merged = merged.model_copy(update={"merge_commit_sha": "abc123"})
+        world.github.pulls[number] = [merged]
+        world.clock.advance(120)
+        await remediation.reconcile_ticket(world.runtime, NS, TICKET, with_github())
+        await remediation.reconcile_ticket(world.runtime, NS, TICKET, with_github())  # nothing new: no line
+
+    steps = [getattr(r, "step", None) for r in caplog.records if getattr(r, "ticket", None) == TICKET]
+    steps = [s for s in steps if s]
+    assert steps == ["issue-created", "agent-asked", "pull-request-seen", "pull-request-merged"], steps
+    line = next(r for r in caplog.records if getattr(r, "step", None) == "issue-created")
+    assert line.getMessage() == f"ticket {NS}/{TICKET}: issue created: issue #{number} in acme/shop"
+    assert line.namespace == NS and line.issue == number  # structured keys for the json log format
