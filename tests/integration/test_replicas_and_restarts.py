@@ -96,6 +96,11 @@ def test_the_active_replica_killed_mid_way_hands_over_and_nothing_is_done_twice(
                 handover = time.monotonic() - killed[0]
                 print(f"hand-over after SIGKILL: {handover:.1f}s (lease {LEASE_SECONDS}s)")
                 cp.admin.wait_for(lambda: issue_number(cp, ns, name) == 1, timeout=60, message="the issue recorded")
+                cp.admin.wait_for(
+                    lambda: selfheal_events(cp, ns, "CanaryUnhealthy"),
+                    timeout=60,
+                    message="the verdict explained by the new leader, which resumes the judgement",
+                )
                 time.sleep(LEASE_SECONDS)  # a few more passes of the new leader: nothing more may happen
 
         assert handover <= LEASE_SECONDS * 3
