@@ -18,6 +18,7 @@ from selfheal.domain.inline import VERDICT_PATH
 
 ARGO_GROUP = "argoproj.io"
 ARGO_VERSION = "v1alpha1"
+ROLLOUT_API_VERSION = f"{ARGO_GROUP}/{ARGO_VERSION}"
 ROLLOUT_PLURAL = "rollouts"
 ANALYSIS_RUN_PLURAL = "analysisruns"
 

@@ -96,6 +96,10 @@ class Evidence(BaseModel):
     def side(self, side: Side) -> list[PodEvidence]:
         return [p for p in self.pods if p.side == side]
 
+    def has_canary_logs(self) -> bool:
+        """Whether any canary pod's log could be read (a basic canary's pods are gone right after an abort)."""
+        return any(log.text for pod in self.side(Side.CANARY) for log in pod.logs)
+
     def log_text(self, side: Side) -> str:
         return "\n".join(log.text for pod in self.side(side) for log in pod.logs if log.text)
 

@@ -190,7 +190,7 @@ async def look_at_logs(rt: Runtime, policy: PolicyRef, ro: Rollout) -> Outcome |
         now=now,
         runs=rt.indexes.watched_runs(ro.namespace, ro.uid),
     )
-    if any(log.text for pod in evidence.side(Side.CANARY) for log in pod.logs):
+    if evidence.has_canary_logs():
         rt.keep_snapshot(evidence)
     _, _, statistical = await rt.cpu.run(assess, evidence, policy.spec.analysis)
     if statistical.verdict != VerdictKind.UNHEALTHY:
@@ -215,7 +215,7 @@ def _count_analysis(rt: Runtime, policy: PolicyRef, namespace: str, trigger: Tri
 
 def _with_snapshot(rt: Runtime, evidence: Evidence) -> Evidence:
     """When the canary pods are gone (scaled down by an abort), use the canary side of the latest snapshot."""
-    has_canary_logs = any(log.text for pod in evidence.side(Side.CANARY) for log in pod.logs)
+    has_canary_logs = evidence.has_canary_logs()
     snapshot = rt.snapshots.get((evidence.namespace, evidence.rollout, evidence.canary_hash))
     if has_canary_logs:
         rt.keep_snapshot(evidence)

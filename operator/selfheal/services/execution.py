@@ -18,6 +18,7 @@ from selfheal.domain import ledger
 from selfheal.domain.argo import (
     ABORT_STATUS_PATCH,
     PAUSE_SPEC_PATCH,
+    ROLLOUT_API_VERSION,
     Rollout,
     canary_hash,
     is_aborted,
@@ -38,14 +39,15 @@ from selfheal.domain.words import (
     ticket_opened_event,
     verdict_event,
 )
-from selfheal.errors import Conflict, SelfHealError, TransientError
-from selfheal.services import remediation, tickets
+from selfheal.errors import Conflict, SelfHealError
+from selfheal.services import events, remediation, tickets
 from selfheal.services.judge import Judgement, redactor_for
 from selfheal.services.locks import ticket_key
 from selfheal.services.policies import PolicyRef
 from selfheal.services.runtime import Runtime
 
 log = logging.getLogger(__name__)
+
 
 # An abort refused because the Rollout changed (409) is checked and sent again this many times.
 ABORT_ATTEMPTS = 3
@@ -403,18 +405,4 @@ async def _headline(rt: Runtime, ro: Rollout, last: JudgementRecord) -> str:
 async def rollout_event(rt: Runtime, uid: str, namespace: str, name: str, event: EventText) -> bool:
     """An Event on the Rollout; its name derives from its content, so posting it again changes nothing.
     False when the apiserver could not take it now (it is worth posting again later)."""
-    involved = {
-        "apiVersion": "argoproj.io/v1alpha1",
-        "kind": "Rollout",
-        "metadata": {"name": name, "namespace": namespace, "uid": uid},
-    }
-    try:
-        await rt.kube.create_event(
-            involved, reason=event.reason, message=event.message, type=event.type, now=rt.clock()
-        )
-    except TransientError as e:
-        log.warning("could not post Event %s on %s/%s yet: %s", event.reason, namespace, name, e)
-        return False
-    except SelfHealError as e:  # an Event is an explanation; one refused for good must not stop the work
-        log.warning("could not post Event %s on %s/%s: %s", event.reason, namespace, name, e)
-    return True
+    return await events.post(rt, events.about(ROLLOUT_API_VERSION, "Rollout", namespace, name, uid), event)

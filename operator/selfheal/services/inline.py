@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from selfheal.domain.argo import AR_COMPLETED_PHASES, Rollout, canary_hash, current_step_description, stable_hash
-from selfheal.domain.evidence import Evidence, Side
+from selfheal.domain.evidence import Evidence
 from selfheal.domain.inline import VerdictAnswer, VerdictRequest, answer_of, inline_kind, window_expired
 from selfheal.domain.policy import AnalysisSpec, LLMProvider, UnavailableAction
 from selfheal.domain.verdict import VerdictKind
@@ -154,7 +154,7 @@ class InlineVerdicts:
         """Fresh evidence and its statistics (the CPU work in a worker thread)."""
         evidence = await gather_evidence(self.rt.kube, ro, analysis.logs, trigger=Trigger.INLINE, now=now)
         prepared = await asyncio.to_thread(prepare, evidence, analysis)
-        if any(log.text for pod in evidence.side(Side.CANARY) for log in pod.logs):
+        if evidence.has_canary_logs():
             self.rt.keep_snapshot(evidence)
         return evidence, prepared
 

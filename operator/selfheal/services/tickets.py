@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Any
 
 from selfheal.domain.argo import ARGO_GROUP, ARGO_VERSION, Rollout, current_step_description
-from selfheal.domain.evidence import Side
 from selfheal.domain.issue import MAX_EXAMPLES, MAX_LINE
 from selfheal.domain.issue import MAX_TEMPLATES as ISSUE_TEMPLATES
 from selfheal.domain.ticket import (
@@ -218,7 +217,3 @@ async def note_action(kube: KubePort, namespace: str, name: str, action: str, re
         return {"lastAction": {"type": action, "revision": revision, "at": rfc3339(now)}}
 
     await update_status(kube, namespace, name, change)
-
-
-def canary_has_logs(j: Judgement) -> bool:
-    return any(log.text for pod in j.evidence.side(Side.CANARY) for log in pod.logs)

@@ -8,17 +8,17 @@ from datetime import datetime
 from typing import Any
 
 from selfheal.domain import lifecycle
-from selfheal.domain.argo import ARGO_GROUP, ARGO_VERSION
+from selfheal.domain.argo import ROLLOUT_API_VERSION
 from selfheal.domain.ticket import IssueStatus, RemediationTicket, TicketPhase, to_wire
 from selfheal.domain.timestamps import parse_time
 from selfheal.domain.words import EventText, phase_event
 from selfheal.errors import Conflict, SelfHealError, TransientError
+from selfheal.services import events
 from selfheal.services.runtime import Runtime
 from selfheal.services.tickets import CONFLICT_ATTEMPTS, resource_version
 
 log = logging.getLogger(__name__)
 
-ROLLOUT_API_VERSION = f"{ARGO_GROUP}/{ARGO_VERSION}"
 # Status fields a reconcile pass writes; occurrences, firstSeen, lastSeen and lastAction belong to the pipeline.
 OWNED = frozenset(
     {"observed_generation", "phase", "conditions", "issue", "pull_request", "pull_requests", "verification"}
@@ -97,15 +97,16 @@ class TicketPass:
         """An Event on the ticket's Rollout (where users look), naming the ticket. Its name derives from its
         content, so the same Event posted again (after a restart) is the same object."""
         ref = self.rollout_ref()
-        try:
-            if not ref["metadata"]["uid"]:
+        if not ref["metadata"]["uid"]:
+            try:
                 rollout = await self.kube.get_rollout(self.namespace, self.ticket.spec.rollout)
-                if rollout is None:
-                    return
-                ref["metadata"]["uid"] = rollout.uid
-            await self.kube.create_event(ref, reason=event.reason, message=event.message, type=event.type, now=now)
-        except SelfHealError as e:  # an Event explains; losing one must not stop the work
-            log.warning("could not post Event %s about ticket %s/%s: %s", event.reason, self.namespace, self.name, e)
+            except SelfHealError as e:  # an Event explains; losing one must not stop the work
+                log.warning("could not post Event %s about ticket %s: %s", event.reason, self.ref, e)
+                return
+            if rollout is None:
+                return
+            ref["metadata"]["uid"] = rollout.uid
+        await events.post(self.runtime, ref, event, now)
 
     async def commit(self, now: datetime) -> None:
         """Write the owned status fields when they changed. A phase change is told first (an Event on the
